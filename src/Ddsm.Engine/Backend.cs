@@ -1,0 +1,199 @@
+namespace Ddsm.Engine;
+
+/// <summary>
+/// Device memory owned by one backend. Holds <see cref="Length"/> float32 elements.
+/// The CPU backend wraps a pooled managed array; the CUDA backend a device pointer.
+/// </summary>
+public abstract class DeviceBuffer
+{
+    public abstract Backend Backend { get; }
+    /// <summary>Number of float32 elements usable.</summary>
+    public abstract long Length { get; }
+}
+
+/// <summary>
+/// The backend contract: memory (allocate, free, copy in, copy out) plus one call per kernel family.
+/// It is deliberately small and shape-explicit: every call gets raw buffers and a descriptor, never a
+/// Tensor, so that a backend knows nothing about autograd, scopes or diffusion.
+///
+/// Conventions every implementation follows (the CPU backend is the oracle for the others):
+/// <list type="bullet">
+/// <item>Layouts are contiguous row-major; images are NCHW.</item>
+/// <item>Forward kernels overwrite their outputs.</item>
+/// <item><b>Backward kernels accumulate</b> (+=) into every gradient buffer they are given; a null
+/// gradient buffer means "not needed". The autograd layer zero-fills gradients when it creates them,
+/// which is what lets gradients accumulate across several backward passes (the sandwich rule).</item>
+/// <item>Slimming: a weight is passed whole (its max shape in the descriptor) and the kernel uses the
+/// prefix given by the active counts, without copies; its gradient lands in the same prefix.</item>
+/// </list>
+/// </summary>
+public abstract class Backend : IDisposable
+{
+    public abstract string Name { get; }
+
+    // ---- memory ---------------------------------------------------------------------------
+    /// <summary>Uninitialised memory for <paramref name="count"/> floats (pooled where possible).</summary>
+    public abstract DeviceBuffer Allocate(long count);
+    public abstract void Free(DeviceBuffer buffer);
+    public abstract void CopyIn(DeviceBuffer dst, long dstOffset, ReadOnlySpan<float> src);
+    public abstract void CopyOut(DeviceBuffer src, long srcOffset, Span<float> dst);
+    /// <summary>dst[dstOff + i] = src[srcOff + i] (device to device, same backend).</summary>
+    public abstract void Copy(DeviceBuffer src, long srcOffset, DeviceBuffer dst, long dstOffset, long count);
+    /// <summary>Waits for all queued work (no-op on CPU). Profiling calls it to time ops honestly.</summary>
+    public virtual void Synchronize() { }
+
+    // ---- element-wise (n elements from offset 0 unless stated) ------------------------------
+    public abstract void Fill(DeviceBuffer x, long offset, long count, float value);
+    /// <summary>y = alpha·x + beta·y.</summary>
+    public abstract void Axpby(DeviceBuffer x, DeviceBuffer y, long n, float alpha, float beta);
+    /// <summary>Element-wise z = a op b (all n long).</summary>
+    public abstract void Binary(BinaryOp op, DeviceBuffer a, DeviceBuffer b, DeviceBuffer z, long n);
+    /// <summary>Backward of <see cref="Binary"/>: da += ∂z/∂a·dz, db += ∂z/∂b·dz (either may be null).</summary>
+    public abstract void BinaryBackward(BinaryOp op, DeviceBuffer a, DeviceBuffer b, DeviceBuffer dz,
+        DeviceBuffer? da, DeviceBuffer? db, long n);
+    /// <summary>y = f(x) element-wise.</summary>
+    public abstract void Unary(UnaryOp op, DeviceBuffer x, DeviceBuffer y, long n);
+    /// <summary>dx += f'(x)·dy.</summary>
+    public abstract void UnaryBackward(UnaryOp op, DeviceBuffer x, DeviceBuffer dy, DeviceBuffer dx, long n);
+    /// <summary>
+    /// Broadcast over a (outer, mid, inner) view of a: z[o,m,i] = a[o,m,i] op b[bo,m], with bo = o when
+    /// b has one row per outer index (<paramref name="bPerOuter"/>) and 0 otherwise.
+    /// Used for "h + emb[:, :, None, None]" and per-channel scales.
+    /// </summary>
+    public abstract void Broadcast(BinaryOp op, DeviceBuffer a, DeviceBuffer b, DeviceBuffer z,
+        int outer, int mid, int inner, bool bPerOuter);
+    /// <summary>Backward of <see cref="Broadcast"/>; db is reduced over inner (and outer when shared).</summary>
+    public abstract void BroadcastBackward(BinaryOp op, DeviceBuffer a, DeviceBuffer b, DeviceBuffer dz,
+        DeviceBuffer? da, DeviceBuffer? db, int outer, int mid, int inner, bool bPerOuter);
+    /// <summary>
+    /// Strided block copy: for r in [0,rows): dst[dstOff + r·dstStride + j] (+)= src[srcOff + r·srcStride + j],
+    /// j in [0,len). Concatenation and slicing on channels are this.
+    /// </summary>
+    public abstract void CopyBlocks(DeviceBuffer src, long srcOffset, long srcStride,
+        DeviceBuffer dst, long dstOffset, long dstStride, int rows, long len, bool accumulate);
+
+    // ---- reductions ------------------------------------------------------------------------
+    /// <summary>out[0] = Σ x (deterministic order).</summary>
+    public abstract void Sum(DeviceBuffer x, long n, DeviceBuffer result);
+    /// <summary>out[0] = Σ x².</summary>
+    public abstract void SumSquares(DeviceBuffer x, long n, DeviceBuffer result);
+    /// <summary>out[0] = Σ (a−b)² (the un-normalised MSE).</summary>
+    public abstract void SquaredError(DeviceBuffer a, DeviceBuffer b, long n, DeviceBuffer result);
+    /// <summary>da += g[0]·factor·(a−b), db −= g[0]·factor·(a−b); g[0] is read on the device (graph-safe).</summary>
+    public abstract void SquaredErrorBackward(DeviceBuffer a, DeviceBuffer b, DeviceBuffer gradOut, float factor,
+        DeviceBuffer? da, DeviceBuffer? db, long n);
+    /// <summary>da[i] += g[0]·factor for all i: the backward of sum/mean.</summary>
+    public abstract void AddScalarBroadcast(DeviceBuffer g, float factor, DeviceBuffer da, long n);
+
+    // ---- matrix multiply ----------------------------------------------------------------------
+    /// <summary>
+    /// Batched row-major GEMM: C_b = alpha·op(A_b)·op(B_b) + beta·C_b for b in [0,batch),
+    /// op(A) is M×K, op(B) is K×N. Offsets and strides in elements.
+    /// </summary>
+    public abstract void Gemm(in GemmDesc d, DeviceBuffer a, DeviceBuffer b, DeviceBuffer c);
+
+    // ---- convolution (slimmable) ------------------------------------------------------------
+    /// <summary>y (N,Cout,Ho,Wo) = conv(x (N,Cin,H,W), w[:Cout,:Cin]) + bias[:Cout].</summary>
+    public abstract void Conv2dForward(in ConvDesc d, DeviceBuffer x, DeviceBuffer w, DeviceBuffer? bias, DeviceBuffer y);
+    /// <summary>dx (N,Cin,H,W) += convᵀ(dy, w[:Cout,:Cin]).</summary>
+    public abstract void Conv2dBackwardData(in ConvDesc d, DeviceBuffer dy, DeviceBuffer w, DeviceBuffer dx);
+    /// <summary>dw[:Cout,:Cin] += Σ x ⋆ dy; dbias[:Cout] += Σ dy (dbias may be null).</summary>
+    public abstract void Conv2dBackwardWeight(in ConvDesc d, DeviceBuffer x, DeviceBuffer dy, DeviceBuffer dw, DeviceBuffer? dbias);
+
+    // ---- normalisation (slimmable, fused) ---------------------------------------------------
+    /// <summary>
+    /// y = act((xhat·γ[:C] + β[:C])·(1+scale) + shift), xhat normalised per (n, group) over C/G channels × S.
+    /// scale/shift are (N, C) or null; act is identity or SiLU. mean/rstd (N, G) are written for backward.
+    /// </summary>
+    public abstract void GroupNormForward(in GroupNormDesc d, DeviceBuffer x, DeviceBuffer gamma, DeviceBuffer beta,
+        DeviceBuffer? scale, DeviceBuffer? shift, DeviceBuffer y, DeviceBuffer mean, DeviceBuffer rstd);
+    /// <summary>Accumulates dx, dγ[:C], dβ[:C], dscale, dshift (any may be null except dx).</summary>
+    public abstract void GroupNormBackward(in GroupNormDesc d, DeviceBuffer x, DeviceBuffer gamma, DeviceBuffer beta,
+        DeviceBuffer? scale, DeviceBuffer? shift, DeviceBuffer mean, DeviceBuffer rstd, DeviceBuffer dy,
+        DeviceBuffer? dx, DeviceBuffer? dgamma, DeviceBuffer? dbeta, DeviceBuffer? dscale, DeviceBuffer? dshift);
+
+    // ---- attention --------------------------------------------------------------------------
+    /// <summary>
+    /// Multi-head self-attention over T tokens. qkv is (N, 3·C, T) in ADM's "legacy" head-major order:
+    /// channels [h·3d, h·3d+d) are q of head h, the next d are k, the next d are v (so a channel prefix
+    /// keeps whole heads: the slimmable cut). out is (N, C, T); lse (N·heads, T) is the row
+    /// log-sum-exp kept for backward. Scale 1/√d.
+    /// </summary>
+    public abstract void AttentionForward(in AttentionDesc d, DeviceBuffer qkv, DeviceBuffer output, DeviceBuffer lse);
+    /// <summary>dqkv += ∂out/∂qkv · dout.</summary>
+    public abstract void AttentionBackward(in AttentionDesc d, DeviceBuffer qkv, DeviceBuffer output, DeviceBuffer lse,
+        DeviceBuffer dout, DeviceBuffer dqkv);
+
+    // ---- resampling ---------------------------------------------------------------------------
+    /// <summary>y (N,C,2H,2W) = nearest-neighbour ×2 of x (N,C,H,W).</summary>
+    public abstract void Upsample2x(DeviceBuffer x, DeviceBuffer y, int nc, int h, int w);
+    public abstract void Upsample2xBackward(DeviceBuffer dy, DeviceBuffer dx, int nc, int h, int w);
+    /// <summary>y (N,C,H/2,W/2) = 2×2 average pool of x (N,C,H,W).</summary>
+    public abstract void AvgPool2x(DeviceBuffer x, DeviceBuffer y, int nc, int h, int w);
+    public abstract void AvgPool2xBackward(DeviceBuffer dy, DeviceBuffer dx, int nc, int h, int w);
+
+    // ---- misc -------------------------------------------------------------------------------
+    /// <summary>
+    /// out (N, dim): [cos(t·f_0..f_{h-1}), sin(t·f_0..)] with f_j = exp(−ln(maxPeriod)·j/h), h = dim/2
+    /// (ADM's timestep_embedding; an odd dim gets a zero last column).
+    /// </summary>
+    public abstract void TimestepEmbedding(DeviceBuffer t, DeviceBuffer output, int n, int dim, float maxPeriod);
+    /// <summary>
+    /// Inverted dropout with a counter-based hash RNG so every backend draws the same mask:
+    /// keep[i] = hash(seed, i) ≥ p·2³², y = keep ? x/(1−p) : 0. mask (n) receives 0 or 1/(1−p).
+    /// </summary>
+    public abstract void Dropout(DeviceBuffer x, DeviceBuffer y, DeviceBuffer mask, long n, float p, ulong seed);
+
+    // ---- optimiser --------------------------------------------------------------------------
+    /// <summary>
+    /// One Adam(W) step over n elements: g = grad·gradScale; m = β1 m + (1−β1) g; v = β2 v + (1−β2) g²;
+    /// p −= lr·(m/bc1 / (√(v/bc2) + eps) + wd·p).
+    /// </summary>
+    public abstract void AdamStep(DeviceBuffer param, DeviceBuffer grad, DeviceBuffer m, DeviceBuffer v, long n,
+        in AdamHyper h);
+
+    public virtual void Dispose() { GC.SuppressFinalize(this); }
+    public override string ToString() => Name;
+}
+
+public enum BinaryOp { Add, Sub, Mul }
+
+public enum UnaryOp { Identity, SiLU, Square, Neg, Exp, Sqrt }
+
+public readonly record struct GemmDesc(
+    bool TransA, bool TransB, int M, int N, int K,
+    float Alpha, float Beta,
+    long OffsetA, int Lda, long OffsetB, int Ldb, long OffsetC, int Ldc,
+    int Batch = 1, long StrideA = 0, long StrideB = 0, long StrideC = 0)
+{
+    public long Flops => 2L * M * N * K * Batch;
+}
+
+/// <summary>
+/// A slimmable 2-D convolution. Cin/Cout are the active counts; CinMax/CoutMax the weight's stored
+/// shape (CoutMax, CinMax, K, K). Square kernel, equal stride and padding on both axes.
+/// </summary>
+public readonly record struct ConvDesc(
+    int N, int Cin, int H, int W, int Cout, int K, int Stride, int Pad, int CinMax, int CoutMax)
+{
+    public int Ho => (H + 2 * Pad - K) / Stride + 1;
+    public int Wo => (W + 2 * Pad - K) / Stride + 1;
+    public long ForwardFlops => 2L * N * Cout * Ho * Wo * Cin * K * K;
+}
+
+/// <summary>GroupNorm over C active channels (γ/β stored for CMax) in G groups, S = H·W.</summary>
+public readonly record struct GroupNormDesc(int N, int C, int S, int G, int CMax, float Eps, bool SiLU)
+{
+    public int ChannelsPerGroup => C / G;
+}
+
+/// <summary>Self-attention: N batch, Heads active heads of HeadDim channels, T tokens.</summary>
+public readonly record struct AttentionDesc(int N, int Heads, int HeadDim, int T)
+{
+    public int C => Heads * HeadDim;
+    public long ForwardFlops => 4L * N * Heads * T * (long)T * HeadDim;
+}
+
+public readonly record struct AdamHyper(
+    float Lr, float Beta1, float Beta2, float Eps, float WeightDecay,
+    float BiasCorrection1, float BiasCorrection2, float GradScale);

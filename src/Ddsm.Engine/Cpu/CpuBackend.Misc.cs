@@ -1,0 +1,126 @@
+namespace Ddsm.Engine.Cpu;
+
+// Resampling, timestep embedding, dropout and the Adam update: simple memory-bound loops.
+public sealed partial class CpuBackend
+{
+    public override void Upsample2x(DeviceBuffer x, DeviceBuffer y, int nc, int h, int w)
+    {
+        var xa = A(x); var ya = A(y);
+        int w2 = 2 * w;
+        Parallel.For(0, nc, Par, p =>
+        {
+            for (int i = 0; i < h; i++)
+            {
+                int src = (p * h + i) * w, d0 = (p * 2 * h + 2 * i) * w2;
+                for (int j = 0; j < w; j++)
+                {
+                    float v = xa[src + j];
+                    ya[d0 + 2 * j] = v; ya[d0 + 2 * j + 1] = v;
+                }
+                Array.Copy(ya, d0, ya, d0 + w2, w2);
+            }
+        });
+    }
+
+    public override void Upsample2xBackward(DeviceBuffer dy, DeviceBuffer dx, int nc, int h, int w)
+    {
+        var ga = A(dy); var da = A(dx);
+        int w2 = 2 * w;
+        Parallel.For(0, nc, Par, p =>
+        {
+            for (int i = 0; i < h; i++)
+            {
+                int r0 = (p * 2 * h + 2 * i) * w2, r1 = r0 + w2, d = (p * h + i) * w;
+                for (int j = 0; j < w; j++)
+                    da[d + j] += ga[r0 + 2 * j] + ga[r0 + 2 * j + 1] + ga[r1 + 2 * j] + ga[r1 + 2 * j + 1];
+            }
+        });
+    }
+
+    public override void AvgPool2x(DeviceBuffer x, DeviceBuffer y, int nc, int h, int w)
+    {
+        var xa = A(x); var ya = A(y);
+        int ho = h / 2, wo = w / 2;
+        Parallel.For(0, nc, Par, p =>
+        {
+            for (int i = 0; i < ho; i++)
+            {
+                int r0 = (p * h + 2 * i) * w, r1 = r0 + w, d = (p * ho + i) * wo;
+                for (int j = 0; j < wo; j++)
+                    ya[d + j] = 0.25f * (xa[r0 + 2 * j] + xa[r0 + 2 * j + 1] + xa[r1 + 2 * j] + xa[r1 + 2 * j + 1]);
+            }
+        });
+    }
+
+    public override void AvgPool2xBackward(DeviceBuffer dy, DeviceBuffer dx, int nc, int h, int w)
+    {
+        var ga = A(dy); var da = A(dx);
+        int ho = h / 2, wo = w / 2;
+        Parallel.For(0, nc, Par, p =>
+        {
+            for (int i = 0; i < ho; i++)
+            {
+                int r0 = (p * h + 2 * i) * w, r1 = r0 + w, s = (p * ho + i) * wo;
+                for (int j = 0; j < wo; j++)
+                {
+                    float g = 0.25f * ga[s + j];
+                    da[r0 + 2 * j] += g; da[r0 + 2 * j + 1] += g; da[r1 + 2 * j] += g; da[r1 + 2 * j + 1] += g;
+                }
+            }
+        });
+    }
+
+    public override void TimestepEmbedding(DeviceBuffer t, DeviceBuffer output, int n, int dim, float maxPeriod)
+    {
+        var ta = A(t); var oa = A(output);
+        int half = dim / 2;
+        for (int b = 0; b < n; b++)
+        {
+            int row = b * dim;
+            for (int j = 0; j < half; j++)
+            {
+                // Computed in double then rounded, so every backend can match to float rounding.
+                double f = Math.Exp(-Math.Log(maxPeriod) * j / half);
+                double a = ta[b] * f;
+                oa[row + j] = (float)Math.Cos(a);
+                oa[row + half + j] = (float)Math.Sin(a);
+            }
+            if ((dim & 1) == 1) oa[row + dim - 1] = 0f;
+        }
+    }
+
+    public override void Dropout(DeviceBuffer x, DeviceBuffer y, DeviceBuffer mask, long n, float p, ulong seed)
+    {
+        var xa = A(x); var ya = A(y); var ma = A(mask);
+        uint threshold = (uint)Math.Min(uint.MaxValue, (double)p * 4294967296.0);
+        float keepScale = 1f / (1f - p);
+        Chunked(n, (lo, len) =>
+        {
+            for (int i = lo; i < lo + len; i++)
+            {
+                float m = Rng.Hash(seed, (ulong)i) >= threshold ? keepScale : 0f;
+                ma[i] = m;
+                ya[i] = xa[i] * m;
+            }
+        }, 1 << 14);
+    }
+
+    public override void AdamStep(DeviceBuffer param, DeviceBuffer grad, DeviceBuffer m, DeviceBuffer v, long n, in AdamHyper h)
+    {
+        var pa = A(param); var ga = A(grad); var ma = A(m); var va = A(v);
+        var hp = h;
+        Chunked(n, (lo, len) =>
+        {
+            float b1 = hp.Beta1, b2 = hp.Beta2, lr = hp.Lr, eps = hp.Eps, wd = hp.WeightDecay;
+            float ibc1 = 1f / hp.BiasCorrection1, ibc2 = 1f / hp.BiasCorrection2, gs = hp.GradScale;
+            for (int i = lo; i < lo + len; i++)
+            {
+                float g = ga[i] * gs;
+                float mi = b1 * ma[i] + (1f - b1) * g;
+                float vi = b2 * va[i] + (1f - b2) * g * g;
+                ma[i] = mi; va[i] = vi;
+                pa[i] -= lr * (mi * ibc1 / (MathF.Sqrt(vi * ibc2) + eps) + wd * pa[i]);
+            }
+        }, 1 << 14);
+    }
+}

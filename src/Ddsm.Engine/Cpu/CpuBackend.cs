@@ -1,0 +1,361 @@
+using System.Numerics.Tensors;
+
+namespace Ddsm.Engine.Cpu;
+
+/// <summary>A pooled managed array. Only the first <see cref="Length"/> elements are meaningful.</summary>
+public sealed class CpuBuffer(CpuBackend backend, float[] array, long length) : DeviceBuffer
+{
+    public override Backend Backend => backend;
+    public override long Length => length;
+    public float[] Array { get; } = array;
+    public Span<float> Span => Array.AsSpan(0, (int)length);
+}
+
+/// <summary>
+/// The C# backend: the reference every other backend is tested against, and fast in its own right
+/// (SIMD GEMM under the convolutions, System.Numerics.Tensors for element-wise work, Parallel.For
+/// across images). The class is split by kernel family over CpuBackend.*.cs files.
+/// </summary>
+public sealed partial class CpuBackend : Backend
+{
+    /// <summary>The process-wide CPU backend (stateless apart from the pool, so one is enough).</summary>
+    public static CpuBackend Instance { get; } = new();
+
+    private readonly Dictionary<long, Stack<float[]>> _pool = new();
+    private readonly object _poolGate = new();
+    private long _pooledFloats;
+    /// <summary>Pool cap: beyond this, freed arrays go to the GC instead of the pool.</summary>
+    public long PoolLimitFloats { get; set; } = 1L << 30; // 4 GiB
+
+    public override string Name => "cpu";
+
+    /// <summary>Threads used by kernels (defaults to the machine's cores).</summary>
+    public int Threads { get; set; } = Environment.ProcessorCount;
+    internal ParallelOptions Par => new() { MaxDegreeOfParallelism = Threads };
+
+    // ---- memory --------------------------------------------------------------------------------
+    public override DeviceBuffer Allocate(long count)
+    {
+        if (count < 0 || count > Array.MaxLength)
+            throw new ArgumentOutOfRangeException(nameof(count), $"cpu: cannot allocate {count} floats");
+        float[]? a = null;
+        lock (_poolGate)
+        {
+            if (_pool.TryGetValue(count, out var st) && st.Count > 0)
+            {
+                a = st.Pop();
+                _pooledFloats -= count;
+            }
+        }
+        a ??= GC.AllocateUninitializedArray<float>((int)count);
+        return new CpuBuffer(this, a, count);
+    }
+
+    public override void Free(DeviceBuffer buffer)
+    {
+        var b = Cast(buffer);
+        lock (_poolGate)
+        {
+            if (_pooledFloats + b.Length > PoolLimitFloats) return;
+            if (!_pool.TryGetValue(b.Length, out var st)) _pool[b.Length] = st = new Stack<float[]>();
+            st.Push(b.Array);
+            _pooledFloats += b.Length;
+        }
+    }
+
+    /// <summary>Drops every pooled array (memory back to the GC).</summary>
+    public void TrimPool()
+    {
+        lock (_poolGate) { _pool.Clear(); _pooledFloats = 0; }
+    }
+
+    public override void CopyIn(DeviceBuffer dst, long dstOffset, ReadOnlySpan<float> src)
+        => src.CopyTo(Cast(dst).Array.AsSpan((int)dstOffset, src.Length));
+
+    public override void CopyOut(DeviceBuffer src, long srcOffset, Span<float> dst)
+        => Cast(src).Array.AsSpan((int)srcOffset, dst.Length).CopyTo(dst);
+
+    public override void Copy(DeviceBuffer src, long srcOffset, DeviceBuffer dst, long dstOffset, long count)
+        => Cast(src).Array.AsSpan((int)srcOffset, (int)count).CopyTo(Cast(dst).Array.AsSpan((int)dstOffset, (int)count));
+
+    internal static CpuBuffer Cast(DeviceBuffer b) =>
+        b as CpuBuffer ?? throw new ArgumentException($"cpu backend got a buffer of backend '{b.Backend.Name}'");
+
+    internal static Span<float> S(DeviceBuffer b, long n) => Cast(b).Array.AsSpan(0, (int)n);
+    internal static Span<float> S(DeviceBuffer b, long offset, long n) => Cast(b).Array.AsSpan((int)offset, (int)n);
+    internal static float[] A(DeviceBuffer b) => Cast(b).Array;
+
+    /// <summary>Runs body over [0,n) in contiguous chunks, in parallel only when the work is large.</summary>
+    internal void Chunked(long n, Action<int, int> body, long grain = 1 << 16)
+    {
+        int chunks = (int)Math.Min(Threads * 4L, Math.Max(1, n / grain));
+        if (chunks <= 1) { body(0, (int)n); return; }
+        long per = (n + chunks - 1) / chunks;
+        Parallel.For(0, chunks, Par, c =>
+        {
+            long lo = c * per, hi = Math.Min(n, lo + per);
+            if (lo < hi) body((int)lo, (int)(hi - lo));
+        });
+    }
+
+    // ---- element-wise --------------------------------------------------------------------------
+    public override void Fill(DeviceBuffer x, long offset, long count, float value) => S(x, offset, count).Fill(value);
+
+    public override void Axpby(DeviceBuffer x, DeviceBuffer y, long n, float alpha, float beta)
+    {
+        var xa = A(x); var ya = A(y);
+        Chunked(n, (lo, len) =>
+        {
+            var xs = xa.AsSpan(lo, len); var ys = ya.AsSpan(lo, len);
+            if (beta == 0f) TensorPrimitives.Multiply(xs, alpha, ys);
+            else if (beta == 1f && alpha == 1f) TensorPrimitives.Add(xs, ys, ys);
+            else if (beta == 1f) TensorPrimitives.MultiplyAdd(xs, alpha, ys, ys);
+            else
+            {
+                TensorPrimitives.Multiply(ys, beta, ys);
+                TensorPrimitives.MultiplyAdd(xs, alpha, ys, ys);
+            }
+        });
+    }
+
+    public override void Binary(BinaryOp op, DeviceBuffer a, DeviceBuffer b, DeviceBuffer z, long n)
+    {
+        var aa = A(a); var ba = A(b); var za = A(z);
+        Chunked(n, (lo, len) =>
+        {
+            var xs = aa.AsSpan(lo, len); var ys = ba.AsSpan(lo, len); var zs = za.AsSpan(lo, len);
+            switch (op)
+            {
+                case BinaryOp.Add: TensorPrimitives.Add(xs, ys, zs); break;
+                case BinaryOp.Sub: TensorPrimitives.Subtract(xs, ys, zs); break;
+                case BinaryOp.Mul: TensorPrimitives.Multiply(xs, ys, zs); break;
+                default: throw new ArgumentOutOfRangeException(nameof(op));
+            }
+        });
+    }
+
+    public override void BinaryBackward(BinaryOp op, DeviceBuffer a, DeviceBuffer b, DeviceBuffer dz,
+        DeviceBuffer? da, DeviceBuffer? db, long n)
+    {
+        var aa = A(a); var ba = A(b); var dza = A(dz);
+        var daa = da is null ? null : A(da); var dba = db is null ? null : A(db);
+        Chunked(n, (lo, len) =>
+        {
+            var g = dza.AsSpan(lo, len);
+            switch (op)
+            {
+                case BinaryOp.Add:
+                    if (daa is not null) TensorPrimitives.Add(daa.AsSpan(lo, len), g, daa.AsSpan(lo, len));
+                    if (dba is not null) TensorPrimitives.Add(dba.AsSpan(lo, len), g, dba.AsSpan(lo, len));
+                    break;
+                case BinaryOp.Sub:
+                    if (daa is not null) TensorPrimitives.Add(daa.AsSpan(lo, len), g, daa.AsSpan(lo, len));
+                    if (dba is not null) TensorPrimitives.Subtract(dba.AsSpan(lo, len), g, dba.AsSpan(lo, len));
+                    break;
+                case BinaryOp.Mul:
+                    if (daa is not null) TensorPrimitives.MultiplyAdd(g, ba.AsSpan(lo, len), daa.AsSpan(lo, len), daa.AsSpan(lo, len));
+                    if (dba is not null) TensorPrimitives.MultiplyAdd(g, aa.AsSpan(lo, len), dba.AsSpan(lo, len), dba.AsSpan(lo, len));
+                    break;
+                default: throw new ArgumentOutOfRangeException(nameof(op));
+            }
+        });
+    }
+
+    public override void Unary(UnaryOp op, DeviceBuffer x, DeviceBuffer y, long n)
+    {
+        var xa = A(x); var ya = A(y);
+        Chunked(n, (lo, len) =>
+        {
+            var xs = xa.AsSpan(lo, len); var ys = ya.AsSpan(lo, len);
+            switch (op)
+            {
+                case UnaryOp.Identity: xs.CopyTo(ys); break;
+                case UnaryOp.SiLU:
+                    // silu(x) = x·σ(x) = x / (1 + e^{−x})
+                    TensorPrimitives.Negate(xs, ys);
+                    TensorPrimitives.Exp(ys, ys);
+                    TensorPrimitives.Add(ys, 1f, ys);
+                    TensorPrimitives.Divide(xs, ys, ys);
+                    break;
+                case UnaryOp.Square: TensorPrimitives.Multiply(xs, xs, ys); break;
+                case UnaryOp.Neg: TensorPrimitives.Negate(xs, ys); break;
+                case UnaryOp.Exp: TensorPrimitives.Exp(xs, ys); break;
+                case UnaryOp.Sqrt: TensorPrimitives.Sqrt(xs, ys); break;
+                default: throw new ArgumentOutOfRangeException(nameof(op));
+            }
+        });
+    }
+
+    public override void UnaryBackward(UnaryOp op, DeviceBuffer x, DeviceBuffer dy, DeviceBuffer dx, long n)
+    {
+        var xa = A(x); var ga = A(dy); var da = A(dx);
+        Chunked(n, (lo, len) =>
+        {
+            for (int i = lo; i < lo + len; i++)
+            {
+                float v = xa[i], g = ga[i];
+                da[i] += op switch
+                {
+                    UnaryOp.Identity => g,
+                    UnaryOp.SiLU => SiLUGrad(v) * g,
+                    UnaryOp.Square => 2f * v * g,
+                    UnaryOp.Neg => -g,
+                    UnaryOp.Exp => MathF.Exp(v) * g,
+                    UnaryOp.Sqrt => 0.5f / MathF.Sqrt(v) * g,
+                    _ => throw new ArgumentOutOfRangeException(nameof(op)),
+                };
+            }
+        }, 1 << 14);
+    }
+
+    /// <summary>d/dx x·σ(x) = σ(x)·(1 + x·(1 − σ(x))).</summary>
+    internal static float SiLUGrad(float x)
+    {
+        float s = 1f / (1f + MathF.Exp(-x));
+        return s * (1f + x * (1f - s));
+    }
+
+    internal static float SiLU(float x) => x / (1f + MathF.Exp(-x));
+
+    public override void Broadcast(BinaryOp op, DeviceBuffer a, DeviceBuffer b, DeviceBuffer z,
+        int outer, int mid, int inner, bool bPerOuter)
+    {
+        var aa = A(a); var ba = A(b); var za = A(z);
+        Parallel.For(0, outer, Par, o =>
+        {
+            for (int m = 0; m < mid; m++)
+            {
+                float bv = ba[(bPerOuter ? o * mid : 0) + m];
+                int off = (o * mid + m) * inner;
+                var xs = aa.AsSpan(off, inner); var zs = za.AsSpan(off, inner);
+                switch (op)
+                {
+                    case BinaryOp.Add: TensorPrimitives.Add(xs, bv, zs); break;
+                    case BinaryOp.Sub: TensorPrimitives.Subtract(xs, bv, zs); break;
+                    case BinaryOp.Mul: TensorPrimitives.Multiply(xs, bv, zs); break;
+                    default: throw new ArgumentOutOfRangeException(nameof(op));
+                }
+            }
+        });
+    }
+
+    public override void BroadcastBackward(BinaryOp op, DeviceBuffer a, DeviceBuffer b, DeviceBuffer dz,
+        DeviceBuffer? da, DeviceBuffer? db, int outer, int mid, int inner, bool bPerOuter)
+    {
+        var aa = A(a); var ba = A(b); var ga = A(dz);
+        var daa = da is null ? null : A(da);
+        // db is reduced over inner per (o, m) into a scratch, then over outer serially when shared,
+        // so the summation order (and so the result) does not depend on thread scheduling.
+        var part = db is null ? null : new double[outer * mid];
+        Parallel.For(0, outer, Par, o =>
+        {
+            for (int m = 0; m < mid; m++)
+            {
+                int off = (o * mid + m) * inner;
+                float bv = ba[(bPerOuter ? o * mid : 0) + m];
+                var g = ga.AsSpan(off, inner);
+                if (daa is not null)
+                {
+                    var d = daa.AsSpan(off, inner);
+                    switch (op)
+                    {
+                        case BinaryOp.Add: case BinaryOp.Sub: TensorPrimitives.Add(d, g, d); break;
+                        case BinaryOp.Mul: TensorPrimitives.MultiplyAdd(g, bv, d, d); break;
+                    }
+                }
+                if (part is not null)
+                {
+                    double s = op switch
+                    {
+                        BinaryOp.Add => TensorPrimitives.Sum(g),
+                        BinaryOp.Sub => -TensorPrimitives.Sum(g),
+                        BinaryOp.Mul => TensorPrimitives.Dot(g, aa.AsSpan(off, inner)),
+                        _ => throw new ArgumentOutOfRangeException(nameof(op)),
+                    };
+                    part[o * mid + m] = s;
+                }
+            }
+        });
+        if (part is null) return;
+        var dba = A(db!);
+        for (int o = 0; o < outer; o++)
+            for (int m = 0; m < mid; m++)
+                dba[(bPerOuter ? o * mid : 0) + m] += (float)part[o * mid + m];
+    }
+
+    public override void CopyBlocks(DeviceBuffer src, long srcOffset, long srcStride,
+        DeviceBuffer dst, long dstOffset, long dstStride, int rows, long len, bool accumulate)
+    {
+        var sa = A(src); var da = A(dst);
+        Parallel.For(0, rows, Par, r =>
+        {
+            var s = sa.AsSpan((int)(srcOffset + r * srcStride), (int)len);
+            var d = da.AsSpan((int)(dstOffset + r * dstStride), (int)len);
+            if (accumulate) TensorPrimitives.Add(d, s, d);
+            else s.CopyTo(d);
+        });
+    }
+
+    // ---- reductions (double accumulation, fixed chunking: deterministic) -----------------------
+    private double ChunkSum(long n, Func<int, int, double> part)
+    {
+        const int chunk = 1 << 15;
+        int chunks = (int)((n + chunk - 1) / chunk);
+        var parts = new double[Math.Max(chunks, 1)];
+        Parallel.For(0, chunks, Par, c =>
+        {
+            int lo = c * chunk;
+            parts[c] = part(lo, (int)Math.Min(chunk, n - lo));
+        });
+        double s = 0;
+        foreach (var p in parts) s += p;
+        return s;
+    }
+
+    public override void Sum(DeviceBuffer x, long n, DeviceBuffer result)
+    {
+        var xa = A(x);
+        A(result)[0] = (float)ChunkSum(n, (lo, len) => TensorPrimitives.Sum<float>(xa.AsSpan(lo, len)));
+    }
+
+    public override void SumSquares(DeviceBuffer x, long n, DeviceBuffer result)
+    {
+        var xa = A(x);
+        A(result)[0] = (float)ChunkSum(n, (lo, len) => TensorPrimitives.SumOfSquares<float>(xa.AsSpan(lo, len)));
+    }
+
+    public override void SquaredError(DeviceBuffer a, DeviceBuffer b, long n, DeviceBuffer result)
+    {
+        var aa = A(a); var ba = A(b);
+        A(result)[0] = (float)ChunkSum(n, (lo, len) =>
+        {
+            double s = 0;
+            for (int i = lo; i < lo + len; i++) { double d = aa[i] - ba[i]; s += d * d; }
+            return s;
+        });
+    }
+
+    public override void SquaredErrorBackward(DeviceBuffer a, DeviceBuffer b, DeviceBuffer gradOut, float factor,
+        DeviceBuffer? da, DeviceBuffer? db, long n)
+    {
+        var aa = A(a); var ba = A(b);
+        float k = A(gradOut)[0] * factor;
+        var daa = da is null ? null : A(da); var dba = db is null ? null : A(db);
+        Chunked(n, (lo, len) =>
+        {
+            for (int i = lo; i < lo + len; i++)
+            {
+                float d = k * (aa[i] - ba[i]);
+                if (daa is not null) daa[i] += d;
+                if (dba is not null) dba[i] -= d;
+            }
+        });
+    }
+
+    public override void AddScalarBroadcast(DeviceBuffer g, float factor, DeviceBuffer da, long n)
+    {
+        float k = A(g)[0] * factor;
+        var d = A(da);
+        Chunked(n, (lo, len) => TensorPrimitives.Add(d.AsSpan(lo, len), k, d.AsSpan(lo, len)));
+    }
+}

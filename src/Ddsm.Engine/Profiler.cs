@@ -1,0 +1,111 @@
+using System.Diagnostics;
+using System.Text;
+
+namespace Ddsm.Engine;
+
+/// <summary>
+/// Op-level profiler and FLOP counter.
+/// <para>Profiling (off by default): per op name, calls, total wall ms and GFLOP/s. When on, each op
+/// synchronises its backend before and after so an asynchronous device is timed honestly; that
+/// costs throughput, so it is for finding where a step spends its time, not for benchmarks.</para>
+/// <para>FLOP counting (always on, one add per op): <see cref="FlopCounter"/> sums the forward FLOPs
+/// that ops report, so an analytic model count can be checked against a real forward.</para>
+/// </summary>
+public static class Profiler
+{
+    private static readonly object Gate = new();
+    private static readonly Dictionary<string, OpStat> Stats = new();
+    public static bool Enabled { get; set; }
+
+    public sealed class OpStat
+    {
+        public long Calls;
+        public long Ticks;
+        public long Flops;
+        public double Ms => Ticks * 1000.0 / Stopwatch.Frequency;
+        public double GFlops => Ticks == 0 ? 0 : Flops / (Ticks / (double)Stopwatch.Frequency) / 1e9;
+    }
+
+    /// <summary>Times one op call (when enabled) and counts its FLOPs (always).</summary>
+    public static OpTimer Op(string name, long flops, Backend backend)
+    {
+        FlopCounter.Add(name, flops);
+        if (!Enabled) return default;
+        backend.Synchronize();
+        return new OpTimer(name, flops, backend, Stopwatch.GetTimestamp());
+    }
+
+    public readonly struct OpTimer(string? name, long flops, Backend? backend, long start) : IDisposable
+    {
+        public void Dispose()
+        {
+            if (name is null) return;
+            backend!.Synchronize();
+            long dt = Stopwatch.GetTimestamp() - start;
+            lock (Gate)
+            {
+                if (!Stats.TryGetValue(name, out var s)) Stats[name] = s = new OpStat();
+                s.Calls++;
+                s.Ticks += dt;
+                s.Flops += flops;
+            }
+        }
+    }
+
+    public static void Reset()
+    {
+        lock (Gate) Stats.Clear();
+    }
+
+    public static IReadOnlyDictionary<string, OpStat> Snapshot()
+    {
+        lock (Gate) return Stats.ToDictionary(kv => kv.Key, kv => new OpStat { Calls = kv.Value.Calls, Ticks = kv.Value.Ticks, Flops = kv.Value.Flops });
+    }
+
+    /// <summary>A fixed-width table, slowest op first, with each op's share of the total.</summary>
+    public static string Report()
+    {
+        var snap = Snapshot().OrderByDescending(kv => kv.Value.Ticks).ToList();
+        double total = snap.Sum(kv => kv.Value.Ms);
+        var sb = new StringBuilder();
+        sb.AppendLine($"{"op",-28} {"calls",8} {"total ms",11} {"%",6} {"ms/call",9} {"GFLOP/s",9}");
+        foreach (var (name, s) in snap)
+            sb.AppendLine($"{name,-28} {s.Calls,8} {s.Ms,11:F2} {100 * s.Ms / Math.Max(total, 1e-12),6:F1} {s.Ms / s.Calls,9:F3} {(s.Flops > 0 ? s.GFlops.ToString("F1") : "-"),9}");
+        sb.AppendLine($"{"total",-28} {"",8} {total,11:F2}");
+        return sb.ToString();
+    }
+}
+
+/// <summary>
+/// Counts forward FLOPs reported by ops on this thread while it is alive (nestable).
+/// Backward ops (names ending in ".bwd") are counted separately.
+/// </summary>
+public sealed class FlopCounter : IDisposable
+{
+    [ThreadStatic] private static FlopCounter? _current;
+    private readonly FlopCounter? _parent;
+    public long Forward { get; private set; }
+    public long Backward { get; private set; }
+    public Dictionary<string, long> ByOp { get; } = new();
+
+    public FlopCounter()
+    {
+        _parent = _current;
+        _current = this;
+    }
+
+    internal static void Add(string op, long flops)
+    {
+        for (var c = _current; c is not null; c = c._parent)
+        {
+            if (op.EndsWith(".bwd", StringComparison.Ordinal)) c.Backward += flops;
+            else c.Forward += flops;
+            c.ByOp[op] = c.ByOp.GetValueOrDefault(op) + flops;
+        }
+    }
+
+    public void Dispose()
+    {
+        if (_current == this) _current = _parent;
+    }
+}
