@@ -1,0 +1,94 @@
+using Ddsm.Engine;
+
+namespace Ddsm.Diffusion;
+
+public enum SamplerKind { Ddpm, Ddim, EdmHeun, DpmSolver2M }
+
+/// <summary>Options shared by the samplers (each reads what applies to it).</summary>
+public sealed record SamplerOptions(int Steps = 50, double Eta = 0.0, bool ClipDenoised = true, double Rho = 7.0);
+
+/// <summary>
+/// A sampler turns x_T ~ N(0, I) into a sample by calling the denoiser at the width the step
+/// strategy gives for each call's own timestep. All randomness comes from the given Rng, so a fixed
+/// seed gives identical images; widths change nothing but the network call.
+/// </summary>
+public abstract class Sampler
+{
+    public abstract SamplerKind Kind { get; }
+
+    public static Sampler Create(SamplerKind kind) => kind switch
+    {
+        SamplerKind.Ddpm => new DdpmSampler(),
+        SamplerKind.Ddim => new DdimSampler(),
+        SamplerKind.EdmHeun => new EdmHeunSampler(),
+        SamplerKind.DpmSolver2M => new DpmSolver2MSampler(),
+        _ => throw new ArgumentOutOfRangeException(nameof(kind)),
+    };
+
+    public static SamplerKind Parse(string name) => name.ToLowerInvariant() switch
+    {
+        "ddpm" => SamplerKind.Ddpm,
+        "ddim" => SamplerKind.Ddim,
+        "edm" or "heun" or "edm-heun" => SamplerKind.EdmHeun,
+        "dpm++" or "dpmpp" or "dpm-solver++" or "dpmsolver++" or "dpm++2m" => SamplerKind.DpmSolver2M,
+        _ => throw new ArgumentException($"unknown sampler '{name}' (ddpm, ddim, edm, dpm++)"),
+    };
+
+    /// <summary>
+    /// Runs the sampler in place on <paramref name="x"/> (x_T on entry, the sample on return).
+    /// Must be called under <see cref="Tape.NoGrad"/> or makes its own.
+    /// </summary>
+    public void Sample(IDenoiser model, NoiseSchedule schedule, StepStrategy strategy, Tensor x, Rng rng,
+        SamplerOptions options, Action<int, int>? progress = null)
+    {
+        if (strategy.T != schedule.T)
+            throw new ArgumentException($"sampler: strategy has {strategy.T} timesteps, schedule {schedule.T}");
+        using (Tape.NoGrad()) Run(model, schedule, strategy, x, rng, options, progress);
+    }
+
+    protected abstract void Run(IDenoiser model, NoiseSchedule schedule, StepStrategy strategy, Tensor x, Rng rng,
+        SamplerOptions options, Action<int, int>? progress);
+
+    /// <summary>Model evaluations per sample for a given step count.</summary>
+    public abstract int Evaluations(int T, SamplerOptions options);
+
+    /// <summary>Evenly spaced integer timesteps from T−1 down to 0 (S of them, distinct).</summary>
+    public static int[] SpacedTimesteps(int T, int steps)
+    {
+        if (steps < 1 || steps > T) throw new ArgumentException($"sampler: steps {steps} must be in [1, {T}]");
+        if (steps == 1) return [T - 1];
+        var s = new int[steps];
+        for (int i = 0; i < steps; i++) s[i] = (int)Math.Round((T - 1) * (1.0 - (double)i / (steps - 1)));
+        return s;
+    }
+
+    // ---- small in-place helpers on tensors (no autograd) ----------------------------------------
+    /// <summary>y = a·y + b·x.</summary>
+    protected static void Lin(Tensor y, double a, Tensor x, double b)
+        => y.Backend.Axpby(x.Buffer, y.Buffer, y.Length, (float)b, (float)a);
+
+    /// <summary>y += std·z with z ~ N(0, I) drawn from rng.</summary>
+    protected static void AddNoise(Tensor y, double std, Rng rng)
+    {
+        var z = new float[y.Length];
+        rng.FillNormal(z);
+        using var zt = Tensor.FromArray(y.Backend, z, y.Shape);
+        Lin(y, 1, zt, std);
+    }
+
+    /// <summary>x̂_0 = (x_t − √(1−ᾱ)·ε)/√ᾱ, optionally clipped to [−1, 1]; a new tensor.</summary>
+    protected static Tensor PredictX0(Tensor xt, Tensor eps, double alphaBar, bool clip)
+    {
+        var x0 = xt.Clone();
+        Lin(x0, 1 / Math.Sqrt(alphaBar), eps, -Math.Sqrt((1 - alphaBar) / alphaBar));
+        if (clip) Clamp(x0);
+        return x0;
+    }
+
+    protected static void Clamp(Tensor t)
+    {
+        var a = t.ToArray();
+        for (int i = 0; i < a.Length; i++) a[i] = Math.Clamp(a[i], -1f, 1f);
+        t.CopyFrom(a);
+    }
+}
