@@ -76,6 +76,34 @@ public abstract class AttentionOpTests : BackendFixture
     }
 
     [Test]
+    public void LongestSequenceForwardAndDirectionalGradient()
+    {
+        // T = 1024 (a 32×32 map), one head of 8 channels. Forward vs the reference; backward as a
+        // directional derivative: Σ dqkv·v against (L(x+hv) − L(x−hv))/2h with L = Σ g·ref(x) in double
+        // (two reference evaluations instead of one per sampled element).
+        const int n = 1, heads = 1, d = 8, t = 1024;
+        var r = new Rng(34);
+        var x = new float[n * 3 * heads * d * t]; r.FillNormal(x);
+        var g = new float[n * heads * d * t]; r.FillNormal(g);
+        var dir = new double[x.Length];
+        for (int i = 0; i < dir.Length; i++) dir[i] = r.NextNormal();
+        using var scope = new TensorScope();
+        var qkv = Tensor.FromArray(B, x, n, 3 * heads * d, t);
+        qkv.RequiresGrad = true;
+        var y = F.Attention(qkv, d);
+        var xd = x.Select(v => (double)v).ToArray();
+        OpCheck.AssertClose("attention T=1024 forward", y.ToArray(), Reference(xd, n, heads, d, t), 1e-5 * TolScale, 1e-4 * TolScale);
+        Tape.Backward(F.Sum(F.Mul(y, Tensor.FromArray(B, g, y.Shape))));
+        var grad = qkv.Grad!.ToArray();
+        double analytic = 0;
+        for (int i = 0; i < grad.Length; i++) analytic += grad[i] * dir[i];
+        const double h = 1e-5;
+        double L(double sign) => OpCheck.Dot(g, Reference(xd.Select((v, i) => v + sign * h * dir[i]).ToArray(), n, heads, d, t));
+        double fd = (L(1) - L(-1)) / (2 * h);
+        OpCheck.AssertClose("attention T=1024 directional gradient", [(float)analytic], [fd], 1e-3 * TolScale, 1e-3 * TolScale);
+    }
+
+    [Test]
     public void SlimmedQkvPrefixGivesTheFirstHeadsExactly()
     {
         // A model with 4 heads slimmed to 2: the slim qkv projection is the channel prefix of the
