@@ -1,11 +1,147 @@
+using System.Buffers;
+using System.Numerics.Tensors;
+
 namespace Ddsm.Engine.Cpu;
 
+/// <summary>
+/// Slimmable convolution as im2col + GEMM, one image at a time. The weight (CoutMax, CinMax, K, K) is
+/// read in place as a (Cout × Cin·K·K) matrix with row stride CinMax·K·K: the active prefix is the
+/// first Cin·K·K floats of each of the first Cout rows, so slimming costs no copy.
+/// Images go to threads when there are enough of them (each thread owns a reusable column buffer);
+/// a small batch instead splits each GEMM across threads.
+/// </summary>
 public sealed partial class CpuBackend
 {
+    [ThreadStatic] private static float[]? _colBuffer;
+
+    private static float[] ColBuffer(long count)
+    {
+        if (_colBuffer is null || _colBuffer.Length < count)
+            _colBuffer = GC.AllocateUninitializedArray<float>((int)Math.Max(count, 1024));
+        return _colBuffer;
+    }
+
+    /// <summary>1×1, stride 1, no padding: the image (Cin, H·W) already is the column matrix.</summary>
+    private static bool IsPointwise(in ConvDesc d) => d.K == 1 && d.Stride == 1 && d.Pad == 0;
+
+    /// <summary>Runs body(image, gemmThreads) over the batch: images across threads, or threads inside each GEMM.</summary>
+    private void ForEachImage(int n, Action<int, int> body)
+    {
+        if (n >= Threads && Threads > 1) Parallel.For(0, n, Par, i => body(i, 1));
+        else for (int i = 0; i < n; i++) body(i, Threads);
+    }
+
     public override void Conv2dForward(in ConvDesc d, DeviceBuffer x, DeviceBuffer w, DeviceBuffer? bias, DeviceBuffer y)
-        => throw new NotImplementedException("conv2d forward (cpu)");
+    {
+        var dd = d;
+        var xa = A(x); var wa = A(w); var ya = A(y); var ba = bias is null ? null : A(bias);
+        int kk = d.Cin * d.K * d.K, ldw = d.CinMax * d.K * d.K, hw = d.Ho * d.Wo;
+        long xImg = (long)d.Cin * d.H * d.W, yImg = (long)d.Cout * hw;
+        bool pointwise = IsPointwise(d);
+        ForEachImage(d.N, (n, threads) =>
+        {
+            float[] col; long colOff;
+            if (pointwise) { col = xa; colOff = n * xImg; }
+            else
+            {
+                col = ColBuffer((long)kk * hw); colOff = 0;
+                Im2Col.Forward(dd, xa.AsSpan((int)(n * xImg), (int)xImg), col);
+            }
+            // y_n (Cout, Ho·Wo) = W[:Cout, :Cin·K·K] · col (Cin·K·K, Ho·Wo)
+            Sgemm.RunParallel(false, false, dd.Cout, hw, kk, 1f, wa, 0, ldw, col, colOff, hw, 0f, ya, n * yImg, hw, threads);
+            if (ba is not null)
+                for (int co = 0; co < dd.Cout; co++)
+                {
+                    var row = ya.AsSpan((int)(n * yImg + (long)co * hw), hw);
+                    TensorPrimitives.Add(row, ba[co], row);
+                }
+        });
+    }
+
     public override void Conv2dBackwardData(in ConvDesc d, DeviceBuffer dy, DeviceBuffer w, DeviceBuffer dx)
-        => throw new NotImplementedException("conv2d backward data (cpu)");
+    {
+        var dd = d;
+        var ga = A(dy); var wa = A(w); var dxa = A(dx);
+        int kk = d.Cin * d.K * d.K, ldw = d.CinMax * d.K * d.K, hw = d.Ho * d.Wo;
+        long xImg = (long)d.Cin * d.H * d.W, yImg = (long)d.Cout * hw;
+        bool pointwise = IsPointwise(d);
+        ForEachImage(d.N, (n, threads) =>
+        {
+            // colGrad (Cin·K·K, Ho·Wo) = W[:Cout, :Cin·K·K]ᵀ · dy_n (Cout, Ho·Wo)
+            if (pointwise)
+            {
+                // The column matrix is dx_n itself, so accumulate straight into it (beta = 1).
+                Sgemm.RunParallel(true, false, kk, hw, dd.Cout, 1f, wa, 0, ldw, ga, n * yImg, hw, 1f, dxa, n * xImg, hw, threads);
+                return;
+            }
+            var col = ColBuffer((long)kk * hw);
+            Sgemm.RunParallel(true, false, kk, hw, dd.Cout, 1f, wa, 0, ldw, ga, n * yImg, hw, 0f, col, 0, hw, threads);
+            Im2Col.BackwardAdd(dd, col.AsSpan(0, kk * hw), dxa.AsSpan((int)(n * xImg), (int)xImg));
+        });
+    }
+
     public override void Conv2dBackwardWeight(in ConvDesc d, DeviceBuffer x, DeviceBuffer dy, DeviceBuffer dw, DeviceBuffer? dbias)
-        => throw new NotImplementedException("conv2d backward weight (cpu)");
+    {
+        var dd = d;
+        var xa = A(x); var ga = A(dy); var dwa = A(dw);
+        int kk = d.Cin * d.K * d.K, ldw = d.CinMax * d.K * d.K, hw = d.Ho * d.Wo;
+        long xImg = (long)d.Cin * d.H * d.W, yImg = (long)d.Cout * hw;
+        bool pointwise = IsPointwise(d);
+
+        // dW_part (Cout, Cin·K·K) (+)= dy_n (Cout, Ho·Wo) · col_nᵀ (Ho·Wo, Cin·K·K)
+        void Accumulate(int n, float[] dst, long dstOff, int ldDst, float beta, int threads)
+        {
+            float[] col; long colOff;
+            if (pointwise) { col = xa; colOff = n * xImg; }
+            else
+            {
+                col = ColBuffer((long)kk * hw); colOff = 0;
+                Im2Col.Forward(dd, xa.AsSpan((int)(n * xImg), (int)xImg), col);
+            }
+            Sgemm.RunParallel(false, true, dd.Cout, kk, hw, 1f, ga, n * yImg, hw, col, colOff, hw, beta, dst, dstOff, ldDst, threads);
+        }
+
+        // Images are cut into a fixed number of contiguous chunks, each summed into its own partial,
+        // and the partials are added in chunk order: the result does not depend on thread scheduling.
+        int chunks = Math.Min(d.N, Threads);
+        if (chunks <= 1)
+        {
+            for (int n = 0; n < d.N; n++) Accumulate(n, dwa, 0, ldw, 1f, Threads);
+        }
+        else
+        {
+            int partLen = d.Cout * kk;
+            var parts = new float[chunks][];
+            for (int t = 0; t < chunks; t++) parts[t] = ArrayPool<float>.Shared.Rent(partLen);
+            try
+            {
+                Parallel.For(0, chunks, Par, t =>
+                {
+                    int lo = (int)((long)dd.N * t / chunks), hi = (int)((long)dd.N * (t + 1) / chunks);
+                    for (int n = lo; n < hi; n++) Accumulate(n, parts[t], 0, kk, n == lo ? 0f : 1f, 1);
+                });
+                Parallel.For(0, dd.Cout, Par, co =>
+                {
+                    var dst = dwa.AsSpan(co * ldw, kk);
+                    for (int t = 0; t < chunks; t++) TensorPrimitives.Add(dst, parts[t].AsSpan(co * kk, kk), dst);
+                });
+            }
+            finally
+            {
+                foreach (var p in parts) ArrayPool<float>.Shared.Return(p);
+            }
+        }
+
+        if (dbias is not null)
+        {
+            var dba = A(dbias);
+            // dbias[co] += Σ_n Σ_hw dy[n, co]: images summed in order, so deterministic too.
+            Parallel.For(0, dd.Cout, Par, co =>
+            {
+                double s = 0;
+                for (int n = 0; n < dd.N; n++) s += TensorPrimitives.Sum(ga.AsSpan((int)(n * yImg + (long)co * hw), hw));
+                dba[co] += (float)s;
+            });
+        }
+    }
 }

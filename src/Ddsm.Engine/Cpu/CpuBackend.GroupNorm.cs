@@ -1,12 +1,148 @@
+using System.Numerics;
+using System.Numerics.Tensors;
+
 namespace Ddsm.Engine.Cpu;
 
+// GroupNorm with ADM's fused scale-shift norm and SiLU, in one pass over x per (sample, group):
+//   xhat = (x − μ_ng)·rstd_ng,  z = xhat·γ_c + β_c,  u = z·(1 + scale_nc) + shift_nc,  y = act(u).
+// The group of (n, g) is one contiguous block of C/G channel rows of S floats, so each task owns its
+// block of x, y, dx, dscale, dshift outright: no atomics. Statistics are two-pass in double lanes.
+// dγ/dβ sum over samples, so each task writes per-(n, c) partials that are reduced afterwards in a
+// fixed order: results are bit-identical whatever the thread schedule.
 public sealed partial class CpuBackend
 {
+    /// <summary>Per-worker scratch shared by the normalisation and attention kernels.</summary>
+    private readonly ScratchPool _scratch = new();
+
     public override void GroupNormForward(in GroupNormDesc d, DeviceBuffer x, DeviceBuffer gamma, DeviceBuffer beta,
         DeviceBuffer? scale, DeviceBuffer? shift, DeviceBuffer y, DeviceBuffer mean, DeviceBuffer rstd)
-        => throw new NotImplementedException("groupnorm forward (cpu)");
+    {
+        var xa = A(x); var ga = A(gamma); var ba = A(beta); var ya = A(y); var ma = A(mean); var ra = A(rstd);
+        var sca = scale is null ? null : A(scale); var sha = shift is null ? null : A(shift);
+        var g = d;
+        int cpg = d.C / d.G, s = d.S, groupLen = cpg * s;
+        Parallel.For(0, d.N * d.G, Par, () => g.SiLU ? _scratch.Rent(s) : [], (ng, _, tmp) =>
+        {
+            int n = ng / g.G, c0 = ng % g.G * cpg;
+            int off = (n * g.C + c0) * s;
+            var xs = xa.AsSpan(off, groupLen);
+            double mu = DoubleSums.Sum(xs) / groupLen;
+            double r = 1.0 / Math.Sqrt(DoubleSums.SumSquaredDeviations(xs, mu) / groupLen + g.Eps);
+            ma[ng] = (float)mu; ra[ng] = (float)r;
+            for (int j = 0; j < cpg; j++)
+            {
+                int c = c0 + j, nc = n * g.C + c;
+                // y = a·x + b per channel: the whole affine chain folded into two scalars.
+                double s1 = 1.0 + (sca is null ? 0.0 : sca[nc]);
+                double a = r * ga[c] * s1;
+                double b = (ba[c] - mu * r * ga[c]) * s1 + (sha is null ? 0.0 : sha[nc]);
+                var yr = ya.AsSpan(off + j * s, s);
+                Affine(xa.AsSpan(off + j * s, s), (float)a, (float)b, yr);
+                if (g.SiLU)
+                {
+                    var t = tmp.AsSpan(0, s);
+                    TensorPrimitives.Sigmoid(yr, t);
+                    TensorPrimitives.Multiply(yr, t, yr);
+                }
+            }
+            return tmp;
+        }, tmp => { if (tmp.Length > 0) _scratch.Return(tmp); });
+    }
+
     public override void GroupNormBackward(in GroupNormDesc d, DeviceBuffer x, DeviceBuffer gamma, DeviceBuffer beta,
         DeviceBuffer? scale, DeviceBuffer? shift, DeviceBuffer mean, DeviceBuffer rstd, DeviceBuffer dy,
         DeviceBuffer? dx, DeviceBuffer? dgamma, DeviceBuffer? dbeta, DeviceBuffer? dscale, DeviceBuffer? dshift)
-        => throw new NotImplementedException("groupnorm backward (cpu)");
+    {
+        var xa = A(x); var ga = A(gamma); var ba = A(beta); var ma = A(mean); var ra = A(rstd); var gya = A(dy);
+        var sca = scale is null ? null : A(scale); var sha = shift is null ? null : A(shift);
+        var dxa = dx is null ? null : A(dx);
+        var dsca = dscale is null ? null : A(dscale); var dsha = dshift is null ? null : A(dshift);
+        var g = d;
+        int cpg = d.C / d.G, s = d.S, groupLen = cpg * s;
+        // du = ∂L/∂u differs from dy only through the activation or scale/shift path; without them
+        // dy is used in place.
+        bool needDu = d.SiLU;
+        // (N, C) per-sample partials of Σ_s dz and Σ_s dz·xhat, for dβ and dγ.
+        var partB = dbeta is null ? null : new double[d.N * d.C];
+        var partG = dgamma is null ? null : new double[d.N * d.C];
+        // Scratch: xhat (group), du (group, when needed), two rows of temporaries.
+        long scratchLen = groupLen * (needDu ? 2L : 1L) + 2L * s;
+        Parallel.For(0, d.N * d.G, Par, () => _scratch.Rent(scratchLen), (ng, _, buf) =>
+        {
+            int n = ng / g.G, c0 = ng % g.G * cpg;
+            int off = (n * g.C + c0) * s;
+            double mu = ma[ng], r = ra[ng];
+            var xh = buf.AsSpan(0, groupLen);
+            var duAll = needDu ? buf.AsSpan(groupLen, groupLen) : gya.AsSpan(off, groupLen);
+            int tOff = groupLen * (needDu ? 2 : 1);
+            var t1 = buf.AsSpan(tOff, s); var t2 = buf.AsSpan(tOff + s, s);
+            Affine(xa.AsSpan(off, groupLen), (float)r, (float)(-mu * r), xh);
+            double m1 = 0, m2 = 0; // Σ_c k_c·Σ_s du, Σ_c k_c·Σ_s du·xhat with k_c = γ_c(1+scale)
+            for (int j = 0; j < cpg; j++)
+            {
+                int c = c0 + j, nc = n * g.C + c;
+                double s1 = 1.0 + (sca is null ? 0.0 : sca[nc]);
+                var xhr = xh.Slice(j * s, s);
+                var du = duAll.Slice(j * s, s);
+                if (needDu)
+                {
+                    // Recompute u, then du = dy·silu'(u) with silu'(u) = σ(u)·(1 + u·(1 − σ(u))).
+                    float zs = (float)(ga[c] * s1), zb = (float)(ba[c] * s1 + (sha is null ? 0.0 : sha[nc]));
+                    Affine(xhr, zs, zb, t1);   // u
+                    TensorPrimitives.Sigmoid(t1, t2);                // σ
+                    TensorPrimitives.Multiply(t1, t2, du);           // u·σ
+                    TensorPrimitives.Subtract(t1, du, du);           // u·(1−σ)
+                    TensorPrimitives.Add(du, 1f, du);
+                    TensorPrimitives.Multiply(du, t2, du);           // silu'(u)
+                    TensorPrimitives.Multiply(du, gya.AsSpan(off + j * s, s), du);
+                }
+                double sumDu = DoubleSums.Sum(du), sumDuXh = DoubleSums.Dot(du, xhr);
+                if (dsha is not null) dsha[nc] += (float)sumDu;
+                // ∂u/∂scale = z = xhat·γ + β.
+                if (dsca is not null) dsca[nc] += (float)(ga[c] * sumDuXh + ba[c] * sumDu);
+                if (partB is not null) partB[nc] = s1 * sumDu;
+                if (partG is not null) partG[nc] = s1 * sumDuXh;
+                double k = ga[c] * s1;
+                m1 += k * sumDu; m2 += k * sumDuXh;
+            }
+            if (dxa is not null)
+            {
+                // dx = rstd·(k_c·du − mean(dxhat) − xhat·mean(dxhat·xhat)), means over the group.
+                m1 /= groupLen; m2 /= groupLen;
+                for (int j = 0; j < cpg; j++)
+                {
+                    int c = c0 + j, nc = n * g.C + c;
+                    double k = ga[c] * (1.0 + (sca is null ? 0.0 : sca[nc]));
+                    Affine(duAll.Slice(j * s, s), (float)(r * k), (float)(-r * m1), t1);
+                    TensorPrimitives.MultiplyAdd(xh.Slice(j * s, s), (float)(-r * m2), t1, t1);
+                    var dxr = dxa.AsSpan(off + j * s, s);
+                    TensorPrimitives.Add(dxr, t1, dxr);
+                }
+            }
+            return buf;
+        }, buf => _scratch.Return(buf));
+
+        // Fixed-order reduction over samples: deterministic dγ, dβ on the active prefix only.
+        if (partG is not null) ReduceOverSamples(partG, A(dgamma!), d.N, d.C);
+        if (partB is not null) ReduceOverSamples(partB, A(dbeta!), d.N, d.C);
+    }
+
+    /// <summary>dst = a·x + b in one SIMD pass (TensorPrimitives has no span·scalar + scalar form).</summary>
+    private static void Affine(ReadOnlySpan<float> x, float a, float b, Span<float> dst)
+    {
+        var av = new Vector<float>(a); var bv = new Vector<float>(b);
+        int w = Vector<float>.Count, i = 0;
+        for (; i <= x.Length - w; i += w) (new Vector<float>(x.Slice(i)) * av + bv).CopyTo(dst.Slice(i));
+        for (; i < x.Length; i++) dst[i] = x[i] * a + b;
+    }
+
+    private static void ReduceOverSamples(double[] part, float[] dst, int n, int c)
+    {
+        for (int ch = 0; ch < c; ch++)
+        {
+            double acc = 0;
+            for (int i = 0; i < n; i++) acc += part[i * c + ch];
+            dst[ch] += (float)acc;
+        }
+    }
 }

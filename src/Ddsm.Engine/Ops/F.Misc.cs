@@ -1,0 +1,54 @@
+namespace Ddsm.Engine;
+
+// Timestep embedding and dropout: the two UNet ops that are neither convolutions nor norms.
+public static partial class F
+{
+    /// <summary>
+    /// ADM's sinusoidal timestep embedding: t (N) float timesteps → (N, dim) =
+    /// [cos(t·f_0 … t·f_{h−1}), sin(t·f_0 … t·f_{h−1})] with f_j = maxPeriod^(−j/h), h = dim/2; an odd
+    /// dim gets a zero last column. Records no gradient: timesteps are data, never trained.
+    /// </summary>
+    public static Tensor TimestepEmbedding(Tensor t, int dim, float maxPeriod = 10000f)
+    {
+        const string name = "timestep_embedding";
+        Check.Rank(name, t, 1, "timesteps");
+        Check.That(dim >= 1, name, $"dim must be ≥ 1, got {dim}");
+        Check.That(float.IsFinite(maxPeriod) && maxPeriod > 0f, name, $"maxPeriod must be finite and > 0, got {maxPeriod}");
+        int n = t.Shape[0];
+        var be = t.Backend;
+        var y = Tensor.Empty(be, n, dim);
+        // One multiply plus one cos or sin per element, counted as 2.
+        using (Profiler.Op(name, 2L * n * dim, be)) be.TimestepEmbedding(t.Buffer, y.Buffer, n, dim, maxPeriod);
+        return y;
+    }
+
+    /// <summary>
+    /// Inverted dropout: each element is kept with probability 1−p and scaled by 1/(1−p), so E[y] = x.
+    /// The mask comes from a counter hash of (<paramref name="seed"/>, element index), identical on
+    /// every backend; callers pass a fresh seed per call (e.g. from their step's Rng) and the same
+    /// seed to reproduce a mask. The mask lives in the current scope until backward, where dx += mask·dy.
+    /// <para>When <paramref name="training"/> is false or p is 0 the result is a <b>view</b> of x
+    /// (<see cref="Tensor.Reshape"/> to the same shape): no copy, no kernel, shared refcounted storage,
+    /// so the caller owns and may dispose it exactly like any other op result without harming x, and
+    /// gradients still flow through it to x.</para>
+    /// </summary>
+    public static Tensor Dropout(Tensor x, float p, ulong seed, bool training)
+    {
+        const string name = "dropout";
+        // Written so that NaN fails too.
+        Check.That(p >= 0f && p < 1f, name, $"p must be in [0, 1), got {p} for {ShapeUtil.Str(x.Shape)}");
+        if (!training || p == 0f) return x.Reshape(x.Shape);
+
+        var be = x.Backend;
+        var y = Tensor.Empty(be, x.Shape);
+        var mask = Tensor.Empty(be, x.Shape); // 0 or 1/(1−p) per element
+        using (Profiler.Op(name, x.Length, be)) be.Dropout(x.Buffer, y.Buffer, mask.Buffer, x.Length, p, seed);
+        if (Tape.Needs(x))
+            // dx += dy·mask is the "a" half of Mul's backward with b = mask (the a operand is unused then).
+            Tape.Record(name, y, [x], g => be.BinaryBackward(BinaryOp.Mul, mask.Buffer, mask.Buffer, g.Buffer,
+                x.EnsureGrad().Buffer, null, x.Length));
+        else
+            mask.Dispose(); // nothing will read it; free it now rather than at scope end
+        return y;
+    }
+}
