@@ -21,7 +21,7 @@ public sealed partial class CpuBackend
         var sca = scale is null ? null : A(scale); var sha = shift is null ? null : A(shift);
         var g = d;
         int cpg = d.C / d.G, s = d.S, groupLen = cpg * s;
-        Parallel.For(0, d.N * d.G, Par, () => g.SiLU ? _scratch.Rent(s) : [], (ng, _, tmp) =>
+        Parallel.For(0, d.N * d.G, Par, ng =>
         {
             int n = ng / g.G, c0 = ng % g.G * cpg;
             int off = (n * g.C + c0) * s;
@@ -38,15 +38,9 @@ public sealed partial class CpuBackend
                 double b = (ba[c] - mu * r * ga[c]) * s1 + (sha is null ? 0.0 : sha[nc]);
                 var yr = ya.AsSpan(off + j * s, s);
                 Affine(xa.AsSpan(off + j * s, s), (float)a, (float)b, yr);
-                if (g.SiLU)
-                {
-                    var t = tmp.AsSpan(0, s);
-                    TensorPrimitives.Sigmoid(yr, t);
-                    TensorPrimitives.Multiply(yr, t, yr);
-                }
+                if (g.SiLU) VecMath.SiLUInPlace(yr);
             }
-            return tmp;
-        }, tmp => { if (tmp.Length > 0) _scratch.Return(tmp); });
+        });
     }
 
     public override void GroupNormBackward(in GroupNormDesc d, DeviceBuffer x, DeviceBuffer gamma, DeviceBuffer beta,
@@ -65,8 +59,8 @@ public sealed partial class CpuBackend
         // (N, C) per-sample partials of Σ_s dz and Σ_s dz·xhat, for dβ and dγ.
         var partB = dbeta is null ? null : new double[d.N * d.C];
         var partG = dgamma is null ? null : new double[d.N * d.C];
-        // Scratch: xhat (group), du (group, when needed), two rows of temporaries.
-        long scratchLen = groupLen * (needDu ? 2L : 1L) + 2L * s;
+        // Scratch: xhat (group), du (group, when needed), one row of temporaries.
+        long scratchLen = groupLen * (needDu ? 2L : 1L) + s;
         Parallel.For(0, d.N * d.G, Par, () => _scratch.Rent(scratchLen), (ng, _, buf) =>
         {
             int n = ng / g.G, c0 = ng % g.G * cpg;
@@ -75,7 +69,7 @@ public sealed partial class CpuBackend
             var xh = buf.AsSpan(0, groupLen);
             var duAll = needDu ? buf.AsSpan(groupLen, groupLen) : gya.AsSpan(off, groupLen);
             int tOff = groupLen * (needDu ? 2 : 1);
-            var t1 = buf.AsSpan(tOff, s); var t2 = buf.AsSpan(tOff + s, s);
+            var t1 = buf.AsSpan(tOff, s);
             Affine(xa.AsSpan(off, groupLen), (float)r, (float)(-mu * r), xh);
             double m1 = 0, m2 = 0; // Σ_c k_c·Σ_s du, Σ_c k_c·Σ_s du·xhat with k_c = γ_c(1+scale)
             for (int j = 0; j < cpg; j++)
@@ -88,13 +82,8 @@ public sealed partial class CpuBackend
                 {
                     // Recompute u, then du = dy·silu'(u) with silu'(u) = σ(u)·(1 + u·(1 − σ(u))).
                     float zs = (float)(ga[c] * s1), zb = (float)(ba[c] * s1 + (sha is null ? 0.0 : sha[nc]));
-                    Affine(xhr, zs, zb, t1);   // u
-                    TensorPrimitives.Sigmoid(t1, t2);                // σ
-                    TensorPrimitives.Multiply(t1, t2, du);           // u·σ
-                    TensorPrimitives.Subtract(t1, du, du);           // u·(1−σ)
-                    TensorPrimitives.Add(du, 1f, du);
-                    TensorPrimitives.Multiply(du, t2, du);           // silu'(u)
-                    TensorPrimitives.Multiply(du, gya.AsSpan(off + j * s, s), du);
+                    Affine(xhr, zs, zb, t1); // u
+                    VecMath.SiLUBackward(t1, gya.AsSpan(off + j * s, s), du);
                 }
                 double sumDu = DoubleSums.Sum(du), sumDuXh = DoubleSums.Dot(du, xhr);
                 if (dsha is not null) dsha[nc] += (float)sumDu;
