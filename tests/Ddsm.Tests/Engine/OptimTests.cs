@@ -291,6 +291,34 @@ public abstract class OptimTests : BackendFixture
         DisposeAll(ps);
     }
 
+    [Test]
+    public void AdamKernelDoesNotDependOnPosition()
+    {
+        // Elements [k] and [96 + k] hold the same inputs; with 111 elements the later copies of 7–15 pairs
+        // fall in the CPU kernel's scalar tail (8- or 16-wide SIMD), the first in its SIMD body: results
+        // must be bit-identical.
+        const int n = 111, shift = 96;
+        var rng = new Rng(61);
+        float[] Rand(float lo, float hi)
+        {
+            var a = new float[n];
+            rng.FillUniform(a, lo, hi);
+            for (int k = 0; k < n - shift; k++) a[shift + k] = a[k];
+            return a;
+        }
+        var pd = Rand(-2, 2); var gd = Rand(-1, 1); var md = Rand(-0.1f, 0.1f); var vd = Rand(0, 0.05f);
+        using var scope = new TensorScope();
+        var p = Tensor.FromArray(B, pd, n); var g = Tensor.FromArray(B, gd, n);
+        var m = Tensor.FromArray(B, md, n); var v = Tensor.FromArray(B, vd, n);
+        B.AdamStep(p.Buffer, g.Buffer, m.Buffer, v.Buffer, n, new AdamHyper(0.01f, 0.9f, 0.999f, 1e-8f, 0.1f, 0.271f, 0.00399f, 0.7f));
+        foreach (var (what, t, before) in new[] { ("p", p, pd), ("m", m, md), ("v", v, vd) })
+        {
+            var a = t.ToArray();
+            Assert.That(a, Is.Not.EqualTo(before), what + " changed");
+            for (int k = 0; k < n - shift; k++) Assert.That(a[shift + k], Is.EqualTo(a[k]), $"{what}[{k}] vs [{shift + k}]");
+        }
+    }
+
     // ---- EMA ---------------------------------------------------------------------------------------
 
     [Test]
