@@ -1,10 +1,18 @@
+using System.CommandLine;
+
 namespace Ddsm.Cli;
 
 public static class Program
 {
     public static int Main(string[] args)
     {
-        Console.Error.WriteLine("ddsm: the command line is being built; no verbs are available yet.");
-        return 2;
+        var root = new RootCommand("ddsm — step-aware diffusion: slimmable UNet training, width-per-step sampling, strategy search")
+        {
+            TrainCommand.Create(),
+            SampleCommand.Create(),
+            DataCommand.Create(),
+            QuickstartCommand.Create(),
+        };
+        return root.Parse(args).Invoke();
     }
 }

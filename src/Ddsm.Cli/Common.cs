@@ -1,0 +1,63 @@
+using System.CommandLine;
+using Ddsm.Data;
+using Ddsm.Engine;
+using Ddsm.Engine.Cpu;
+using Ddsm.IO;
+using Spectre.Console;
+
+namespace Ddsm.Cli;
+
+/// <summary>Options and helpers shared by the verbs.</summary>
+internal static class Common
+{
+    public static Option<string> Device() => new("--device") { Description = "cpu or cuda", DefaultValueFactory = _ => "cpu" };
+    public static Option<ulong> Seed() => new("--seed") { Description = "random seed (fixed seeds give identical results)", DefaultValueFactory = _ => 0UL };
+    public static Option<string> CacheDir() => new("--cache") { Description = "data cache directory", DefaultValueFactory = _ => DefaultCache };
+
+    public static string DefaultCache =>
+        Environment.GetEnvironmentVariable("DDSM_CACHE") ?? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache", "ddsm");
+
+    public static Backend CreateBackend(string device) => device.ToLowerInvariant() switch
+    {
+        "cpu" => CpuBackend.Instance,
+        "cuda" => CreateCuda(),
+        _ => throw new ArgumentException($"unknown device '{device}' (cpu, cuda)"),
+    };
+
+    private static Backend CreateCuda()
+    {
+        var t = Type.GetType("Ddsm.Engine.Cuda.CudaBackend, Ddsm.Engine");
+        var m = t?.GetMethod("Create", Type.EmptyTypes);
+        if (m is null) throw new ArgumentException("this build has no CUDA backend");
+        try { return (Backend)m.Invoke(null, null)!; }
+        catch (System.Reflection.TargetInvocationException e) when (e.InnerException is not null) { throw e.InnerException; }
+    }
+
+    /// <summary>Loads a data set by spec and brings it to the model's resolution.</summary>
+    public static ImageDataset LoadData(string spec, string cacheDir, int size, int channels)
+    {
+        var ds = Datasets.Open(spec, cacheDir);
+        if (ds.Channels != channels)
+            throw new ArgumentException($"data '{spec}' has {ds.Channels} channel(s); the model wants {channels}");
+        return ds.Height == size && ds.Width == size ? ds : ds.ToResolution(size);
+    }
+
+    /// <summary>Runs a verb body and turns expected failures into one clear line and exit code 1.</summary>
+    public static int Guard(Func<int> body)
+    {
+        try { return body(); }
+        catch (Exception e) when (e is ArgumentException or DataFormatException or FileNotFoundException or DirectoryNotFoundException
+                                   or IOException or InvalidOperationException or FormatException or NotSupportedException
+                                   or UnauthorizedAccessException || e.GetType().Name is "CudaException" or "TrainingDivergedException")
+        {
+            AnsiConsole.MarkupLineInterpolated($"[red]error:[/] {e.Message}");
+            return 1;
+        }
+    }
+
+    public static bool Interactive => AnsiConsole.Profile.Capabilities.Interactive && !Console.IsOutputRedirected;
+
+    public static string Duration(double seconds) =>
+        seconds < 0 || double.IsNaN(seconds) || double.IsInfinity(seconds) ? "?" :
+        seconds >= 3600 ? $"{seconds / 3600:F1} h" : seconds >= 60 ? $"{seconds / 60:F1} min" : $"{seconds:F1} s";
+}

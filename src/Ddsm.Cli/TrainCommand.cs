@@ -1,0 +1,114 @@
+using System.CommandLine;
+using System.Diagnostics;
+using Ddsm.Engine;
+using Ddsm.Model;
+using Ddsm.Training;
+using Spectre.Console;
+
+namespace Ddsm.Cli;
+
+/// <summary><c>ddsm train</c>: sandwich-rule training of the slimmable UNet with checkpoints and resume.</summary>
+internal static class TrainCommand
+{
+    public static Command Create()
+    {
+        var preset = new Option<string>("--preset") { Description = "model preset: " + string.Join(", ", UNetConfig.PresetNames), DefaultValueFactory = _ => "fmnist32" };
+        var channels = new Option<int?>("--channels") { Description = "override the preset's model channels" };
+        var widths = new Option<string?>("--widths") { Description = "allowed widths, e.g. 0.25,0.5,0.75,1" };
+        var dropout = new Option<float?>("--dropout") { Description = "override the preset's dropout" };
+        var data = new Option<string>("--data") { Description = "fmnist-embedded | fashion-mnist | mnist | idx:IMAGES,LABELS | cifar10:DIR | png:DIR | cache:FILE", DefaultValueFactory = _ => "fmnist-embedded" };
+        var steps = new Option<long>("--steps") { Description = "total training steps", DefaultValueFactory = _ => 1000 };
+        var batch = new Option<int>("--batch") { Description = "images per step", DefaultValueFactory = _ => 32 };
+        var lr = new Option<float>("--lr") { Description = "Adam learning rate", DefaultValueFactory = _ => 2e-4f };
+        var warmup = new Option<int>("--warmup") { Description = "linear lr warm-up steps", DefaultValueFactory = _ => 200 };
+        var n = new Option<int>("--sandwich-n") { Description = "widths per step (max, min, n−2 random)", DefaultValueFactory = _ => 4 };
+        var ema = new Option<float>("--ema") { Description = "EMA decay", DefaultValueFactory = _ => 0.9999f };
+        var distill = new Option<bool>("--distill") { Description = "in-place distillation from the largest width" };
+        var flip = new Option<bool>("--flip") { Description = "random horizontal flips" };
+        var outDir = new Option<string>("--out") { Description = "run directory (checkpoints, metrics.jsonl, samples)", DefaultValueFactory = _ => "runs/train" };
+        var ckEvery = new Option<int>("--checkpoint-every") { Description = "steps between checkpoints", DefaultValueFactory = _ => 250 };
+        var keep = new Option<int>("--keep") { Description = "checkpoints to keep", DefaultValueFactory = _ => 3 };
+        var sampleEvery = new Option<int>("--sample-every") { Description = "steps between sample grids (0 = never)", DefaultValueFactory = _ => 0 };
+        var resume = new Option<bool>("--resume") { Description = "continue from the newest checkpoint in --out" };
+        var profile = new Option<bool>("--profile") { Description = "print the per-op profile at the end" };
+        var device = Common.Device(); var seed = Common.Seed(); var cache = Common.CacheDir();
+        var cmd = new Command("train", "train the slimmable UNet with the sandwich rule")
+        {
+            preset, channels, widths, dropout, data, steps, batch, lr, warmup, n, ema, distill, flip, outDir, ckEvery, keep, sampleEvery, resume, profile, device, seed, cache,
+        };
+        cmd.SetAction(p => Common.Guard(() =>
+        {
+            var cfg = UNetConfig.Preset(p.GetValue(preset)!);
+            if (p.GetValue(channels) is int c) cfg = cfg with { ModelChannels = c };
+            if (p.GetValue(widths) is string ws) cfg = cfg with { Widths = ParseWidths(ws) };
+            if (p.GetValue(dropout) is float d) cfg = cfg with { Dropout = d };
+            var opts = new TrainOptions
+            {
+                BatchSize = p.GetValue(batch), SandwichN = p.GetValue(n), Lr = p.GetValue(lr), WarmupSteps = p.GetValue(warmup),
+                EmaDecay = p.GetValue(ema), InplaceDistill = p.GetValue(distill), HorizontalFlip = p.GetValue(flip),
+            };
+            var run = new RunOptions(p.GetValue(outDir)!, p.GetValue(steps), p.GetValue(ckEvery), p.GetValue(keep),
+                p.GetValue(sampleEvery), Resume: p.GetValue(resume));
+            return Train(cfg, opts, run, p.GetValue(data)!, p.GetValue(cache)!, p.GetValue(device)!, p.GetValue(seed), p.GetValue(profile));
+        }));
+        return cmd;
+    }
+
+    public static double[] ParseWidths(string s) =>
+        s.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+         .Select(v => double.TryParse(v, System.Globalization.CultureInfo.InvariantCulture, out var x) ? x
+             : throw new ArgumentException($"--widths: '{v}' is not a number")).Order().ToArray();
+
+    public static int Train(UNetConfig cfg, TrainOptions opts, RunOptions run, string dataSpec, string cache, string device, ulong seed, bool profile)
+    {
+        cfg.Validate();
+        var be = Common.CreateBackend(device);
+        var ds = Common.LoadData(dataSpec, cache, cfg.ImageSize, cfg.ImageChannels);
+        using var model = new SlimUNet(be, cfg, seed);
+        using var trainer = new SandwichTrainer(model, ds, opts, seed + 1);
+        var loop = new TrainRun(trainer, run);
+        var resumed = loop.TryResume();
+        AnsiConsole.MarkupLineInterpolated($"model [bold]{cfg.Name}[/]: {model.ParameterCount:N0} parameters, widths {string.Join(", ", cfg.Widths)}; data {ds.Name}: {ds.Count:N0} images; device {be.Name}");
+        if (resumed is not null) AnsiConsole.MarkupLineInterpolated($"resumed from {resumed} at step {trainer.Step}");
+        if (trainer.Step >= run.Steps) { AnsiConsole.WriteLine($"already at step {trainer.Step} ≥ {run.Steps}; nothing to do"); return 0; }
+        Profiler.Enabled = profile;
+
+        using var cts = new CancellationTokenSource();
+        ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; cts.Cancel(); };
+        Console.CancelKeyPress += onCancel;
+        try
+        {
+            var sw = Stopwatch.StartNew();
+            long start = trainer.Step;
+            var last = new Dictionary<double, double>();
+            string Status(StepResult r)
+            {
+                foreach (var (w, l) in r.Losses) last[w] = last.TryGetValue(w, out var o) ? 0.9 * o + 0.1 * l : l;
+                double rate = (r.Step - start) / sw.Elapsed.TotalSeconds;
+                var losses = string.Join("  ", last.OrderBy(kv => kv.Key).Select(kv => $"w{kv.Key:0.###}={kv.Value:F4}"));
+                return $"step {r.Step}/{run.Steps}  {losses}  {rate:F2} steps/s  ETA {Common.Duration((run.Steps - r.Step) / rate)}";
+            }
+            if (Common.Interactive)
+            {
+                AnsiConsole.Progress().Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
+                    .Start(ctx =>
+                    {
+                        var task = ctx.AddTask("training", maxValue: run.Steps);
+                        task.Value = trainer.Step;
+                        loop.Run(r => { task.Value = r.Step; task.Description = Markup.Escape(Status(r)); },
+                            note => AnsiConsole.MarkupLineInterpolated($"[grey]{note}[/]"), cts.Token);
+                    });
+            }
+            else
+            {
+                long every = Math.Max(1, run.Steps / 50);
+                loop.Run(r => { if (r.Step % every == 0 || r.Step == run.Steps) Console.WriteLine(Status(r)); },
+                    note => Console.WriteLine(note), cts.Token);
+            }
+            AnsiConsole.MarkupLineInterpolated($"done: step {trainer.Step} in {Common.Duration(sw.Elapsed.TotalSeconds)}; metrics {loop.MetricsPath}");
+            if (profile) AnsiConsole.WriteLine(Profiler.Report());
+            return cts.IsCancellationRequested ? 130 : 0;
+        }
+        finally { Console.CancelKeyPress -= onCancel; }
+    }
+}

@@ -1,0 +1,126 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace Ddsm.Model;
+
+/// <summary>
+/// The slimmable ADM UNet's hyper-parameters. Widths are fractions of the full width; every layer
+/// runs round(C·w) channels, which must divide into <see cref="Groups"/> GroupNorm groups (and into
+/// heads of <see cref="HeadChannels"/> where there is attention) for every allowed width.
+/// </summary>
+public sealed record UNetConfig
+{
+    public string Name { get; init; } = "custom";
+    public int ImageChannels { get; init; } = 1;
+    public int ImageSize { get; init; } = 32;
+    public int ModelChannels { get; init; } = 64;
+    public int[] ChannelMult { get; init; } = [1, 2, 2];
+    public int NumResBlocks { get; init; } = 2;
+    /// <summary>Resolutions (in pixels) whose blocks get self-attention.</summary>
+    public int[] AttentionResolutions { get; init; } = [16];
+    public int HeadChannels { get; init; } = 32;
+    public float Dropout { get; init; } = 0.1f;
+    public bool ScaleShiftNorm { get; init; } = true;
+    public int Groups { get; init; } = 16;
+    /// <summary>Class-conditional when > 0 (a null class is added for classifier-free guidance).</summary>
+    public int NumClasses { get; init; }
+    /// <summary>Allowed width fractions, ascending (DDSM: k/8 for k = 2..8).</summary>
+    public double[] Widths { get; init; } = [0.25, 0.5, 0.75, 1.0];
+
+    public int TimeEmbedChannels => 4 * ModelChannels;
+    public double MinWidth => Widths.Min();
+    public double MaxWidth => Widths.Max();
+
+    /// <summary>Small enough to train on a 2-core CPU: Fashion-MNIST/MNIST padded to 32×32.</summary>
+    public static UNetConfig Fmnist32 => new()
+    {
+        Name = "fmnist32", ImageChannels = 1, ImageSize = 32, ModelChannels = 64, ChannelMult = [1, 2, 2],
+        NumResBlocks = 2, AttentionResolutions = [16], HeadChannels = 32, Dropout = 0.1f,
+        // 64·k/8 divides into 16 groups only for even k.
+        Widths = [2 / 8.0, 4 / 8.0, 6 / 8.0, 8 / 8.0],
+    };
+
+    /// <summary>The DDSM release's CIFAR-10 supernet size (ADM/DDPM layout, ch 128, mult 1,2,2,2).</summary>
+    public static UNetConfig Cifar10 => new()
+    {
+        Name = "cifar10", ImageChannels = 3, ImageSize = 32, ModelChannels = 128, ChannelMult = [1, 2, 2, 2],
+        NumResBlocks = 2, AttentionResolutions = [16], HeadChannels = 32, Dropout = 0.1f, ScaleShiftNorm = false,
+        Widths = Enumerable.Range(2, 7).Select(k => k / 8.0).ToArray(),
+    };
+
+    public static UNetConfig Celeba64 => new()
+    {
+        Name = "celeba64", ImageChannels = 3, ImageSize = 64, ModelChannels = 128, ChannelMult = [1, 2, 2, 2],
+        NumResBlocks = 3, AttentionResolutions = [16, 8], HeadChannels = 32, Dropout = 0.1f,
+        Widths = Enumerable.Range(2, 7).Select(k => k / 8.0).ToArray(),
+    };
+
+    /// <summary>A few-thousand-parameter model for tests and smoke runs.</summary>
+    public static UNetConfig Tiny => new()
+    {
+        Name = "tiny", ImageChannels = 1, ImageSize = 8, ModelChannels = 32, ChannelMult = [1, 2],
+        NumResBlocks = 1, AttentionResolutions = [4], HeadChannels = 16, Dropout = 0f, Widths = [0.5, 1.0],
+    };
+
+    public static IReadOnlyList<string> PresetNames => ["fmnist32", "cifar10", "celeba64", "tiny"];
+
+    public static UNetConfig Preset(string name) => name switch
+    {
+        "fmnist32" => Fmnist32,
+        "cifar10" => Cifar10,
+        "celeba64" => Celeba64,
+        "tiny" => Tiny,
+        _ => throw new ArgumentException($"unknown preset '{name}' ({string.Join(", ", PresetNames)})"),
+    };
+
+    /// <summary>Active channels of a layer whose full width is <paramref name="cMax"/>.</summary>
+    public int Channels(int cMax, double width) => (int)Math.Round(cMax * width);
+
+    /// <summary>Throws ArgumentException naming every allowed width that cannot be built.</summary>
+    public void Validate()
+    {
+        var errors = new List<string>();
+        if (ImageChannels <= 0 || ImageSize <= 0 || ModelChannels <= 0 || NumResBlocks <= 0 || ChannelMult.Length == 0)
+            errors.Add("image channels, size, model channels, res blocks and channel mult must be positive");
+        if (ImageSize % (1 << (ChannelMult.Length - 1)) != 0)
+            errors.Add($"image size {ImageSize} is not divisible by 2^{ChannelMult.Length - 1} (levels)");
+        if (Widths.Length == 0) errors.Add("no allowed widths");
+        foreach (var w in Widths)
+        {
+            if (!(w > 0 && w <= 1)) { errors.Add($"width {w} outside (0, 1]"); continue; }
+            var mults = ChannelMult.Append(1);
+            foreach (var m in mults.Distinct())
+            {
+                int c = Channels(ModelChannels * m, w);
+                if (Math.Abs(c - ModelChannels * m * w) > 1e-9) errors.Add($"width {w}: {ModelChannels * m}·{w} is not a whole channel count");
+                else if (c % Groups != 0) errors.Add($"width {w}: {c} channels do not divide into {Groups} groups");
+            }
+            for (int level = 0; level < ChannelMult.Length; level++)
+            {
+                int res = ImageSize >> level;
+                if (!AttentionResolutions.Contains(res)) continue;
+                int c = Channels(ModelChannels * ChannelMult[level], w);
+                if (c % HeadChannels != 0) errors.Add($"width {w}: {c} attention channels at {res}×{res} do not divide into heads of {HeadChannels}");
+            }
+        }
+        if (errors.Count > 0) throw new ArgumentException($"UNet config '{Name}': " + string.Join("; ", errors.Distinct()));
+    }
+
+    /// <summary>The allowed width nearest to <paramref name="width"/>, or an error listing them.</summary>
+    public double CheckWidth(double width)
+    {
+        foreach (var w in Widths) if (Math.Abs(w - width) < 1e-9) return w;
+        throw new ArgumentException($"width {width} is not one of the allowed widths {string.Join(", ", Widths)} of '{Name}'");
+    }
+
+    private static readonly JsonSerializerOptions Json = new() { WriteIndented = false, DefaultIgnoreCondition = JsonIgnoreCondition.Never };
+    public string ToJson() => JsonSerializer.Serialize(this, Json);
+    public static UNetConfig FromJson(string json) =>
+        JsonSerializer.Deserialize<UNetConfig>(json, Json) ?? throw new FormatException("UNet config JSON is empty");
+
+    public bool SameArchitecture(UNetConfig o) =>
+        ImageChannels == o.ImageChannels && ImageSize == o.ImageSize && ModelChannels == o.ModelChannels &&
+        ChannelMult.SequenceEqual(o.ChannelMult) && NumResBlocks == o.NumResBlocks &&
+        AttentionResolutions.SequenceEqual(o.AttentionResolutions) && HeadChannels == o.HeadChannels &&
+        ScaleShiftNorm == o.ScaleShiftNorm && Groups == o.Groups && NumClasses == o.NumClasses;
+}

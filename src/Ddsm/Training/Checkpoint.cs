@@ -1,0 +1,117 @@
+using System.Globalization;
+using Ddsm.Engine;
+using Ddsm.IO;
+using Ddsm.Model;
+
+namespace Ddsm.Training;
+
+/// <summary>
+/// A training checkpoint as one safetensors file: model weights under their PyTorch-style names,
+/// EMA weights under "ema.", Adam moments under "adam.m."/"adam.v.", and as metadata the step, the
+/// Adam step, the RNG state, the model config and the training options. Written atomically, so a
+/// kill during a save leaves the previous checkpoint intact.
+/// </summary>
+public static class Checkpoint
+{
+    public const string Format = "ddsm-checkpoint-v1";
+
+    public static string Save(CheckpointRotation rotation, SandwichTrainer tr)
+    {
+        tr.Optimizer.EnsureState();
+        var tensors = new List<SafeTensor>();
+        void Add(string name, Tensor t) => tensors.Add(SafeTensor.F32(name, t.ToArray(), t.Shape.Select(d => (long)d).ToArray()));
+        var named = tr.Model.NamedParameters().ToList();
+        foreach (var (n, p) in named) Add(n, p);
+        for (int i = 0; i < named.Count; i++) Add("ema." + named[i].Name, tr.Ema.Shadow[i]);
+        var state = tr.Optimizer.State;
+        for (int i = 0; i < named.Count; i++)
+        {
+            Add("adam.m." + named[i].Name, state[i].M);
+            Add("adam.v." + named[i].Name, state[i].V);
+        }
+        var meta = new Dictionary<string, string>
+        {
+            ["format"] = Format,
+            ["step"] = tr.Step.ToString(CultureInfo.InvariantCulture),
+            ["adam_step"] = tr.Optimizer.StepCount.ToString(CultureInfo.InvariantCulture),
+            ["rng"] = string.Join(",", tr.Rng.GetState().Select(v => v.ToString("x16", CultureInfo.InvariantCulture))),
+            ["config"] = tr.Model.Config.ToJson(),
+            ["train_options"] = tr.Options.ToJson(),
+        };
+        return rotation.Save(tr.Step, tensors, meta);
+    }
+
+    /// <summary>Reads only the metadata and the model config (e.g. to build the model first).</summary>
+    public static (UNetConfig Config, IReadOnlyDictionary<string, string> Meta, SafeTensorsFile File) Read(string path)
+    {
+        var f = SafeTensors.Read(path);
+        if (!f.Metadata.TryGetValue("format", out var fmt) || fmt != Format)
+            throw new DataFormatException(path, $"not a DDSM training checkpoint (format '{fmt ?? "missing"}', want '{Format}')");
+        if (!f.Metadata.TryGetValue("config", out var cj)) throw new DataFormatException(path, $"checkpoint has no model config");
+        UNetConfig cfg;
+        try { cfg = UNetConfig.FromJson(cj); }
+        catch (System.Text.Json.JsonException e) { throw new DataFormatException(path, $"model config is not valid JSON ({e.Message})"); }
+        return (cfg, f.Metadata, f);
+    }
+
+    /// <summary>Loads model weights only (for sampling): the EMA weights when present and asked for.</summary>
+    public static void LoadWeights(string path, SlimUNet model, bool ema)
+    {
+        var (cfg, _, f) = Read(path);
+        CheckSame(path, cfg, model.Config);
+        model.LoadState(model.NamedParameters().ToDictionary(p => p.Name, p => Get(f, path, (ema ? "ema." : "") + p.Name, p.Param)));
+    }
+
+    /// <summary>Restores everything a resumed run needs; the trainer must be built with the same config.</summary>
+    public static void Restore(string path, SandwichTrainer tr)
+    {
+        var (cfg, meta, f) = Read(path);
+        CheckSame(path, cfg, tr.Model.Config);
+        var named = tr.Model.NamedParameters().ToList();
+        // Read and check everything before touching the trainer: a bad file changes nothing.
+        var weights = named.ToDictionary(p => p.Name, p => Get(f, path, p.Name, p.Param));
+        var ema = named.Select(p => Get(f, path, "ema." + p.Name, p.Param)).ToArray();
+        var m = named.Select(p => Get(f, path, "adam.m." + p.Name, p.Param)).ToArray();
+        var v = named.Select(p => Get(f, path, "adam.v." + p.Name, p.Param)).ToArray();
+        long step = Long(meta, "step", path), adamStep = Long(meta, "adam_step", path);
+        ulong[] rng;
+        try { rng = meta["rng"].Split(',').Select(s => ulong.Parse(s, NumberStyles.HexNumber, CultureInfo.InvariantCulture)).ToArray(); }
+        catch (Exception e) when (e is FormatException or OverflowException or KeyNotFoundException)
+        { throw new DataFormatException(path, $"RNG state unreadable ({e.Message})"); }
+        if (rng.Length != 6) throw new DataFormatException(path, $"RNG state has {rng.Length} words, want 6");
+
+        tr.Model.LoadState(weights);
+        tr.Optimizer.EnsureState();
+        var st = tr.Optimizer.State;
+        for (int i = 0; i < named.Count; i++)
+        {
+            tr.Ema.Shadow[i].CopyFrom(ema[i]);
+            st[i].M.CopyFrom(m[i]);
+            st[i].V.CopyFrom(v[i]);
+        }
+        tr.Optimizer.StepCount = adamStep;
+        tr.Step = step;
+        tr.Rng.SetState(rng);
+    }
+
+    private static void CheckSame(string path, UNetConfig saved, UNetConfig want)
+    {
+        if (!saved.SameArchitecture(want))
+            throw new DataFormatException(path, $"checkpoint is of model '{saved.Name}' ({saved.ModelChannels} ch, mult {string.Join(",", saved.ChannelMult)}), " +
+                                          $"not of '{want.Name}' ({want.ModelChannels} ch, mult {string.Join(",", want.ChannelMult)})");
+    }
+
+    private static float[] Get(SafeTensorsFile f, string path, string name, Tensor like)
+    {
+        if (!f.Contains(name)) throw new DataFormatException(path, $"tensor '{name}' missing");
+        var t = f[name];
+        var want = like.Shape.Select(d => (long)d).ToArray();
+        if (!t.Shape.SequenceEqual(want))
+            throw new DataFormatException(path, $"tensor '{name}' has shape ({string.Join(", ", t.Shape)}), want {ShapeUtil.Str(like.Shape)}");
+        return t.ToFloat();
+    }
+
+    private static long Long(IReadOnlyDictionary<string, string> meta, string key, string path) =>
+        meta.TryGetValue(key, out var s) && long.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out var v) && v >= 0
+            ? v : throw new DataFormatException(path, $"metadata '{key}' missing or not a count");
+}

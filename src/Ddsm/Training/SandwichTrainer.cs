@@ -1,0 +1,131 @@
+using Ddsm.Data;
+using Ddsm.Diffusion;
+using Ddsm.Engine;
+using Ddsm.Engine.Optim;
+using Ddsm.Model;
+
+namespace Ddsm.Training;
+
+/// <summary>Losses of one sandwich step, one per width pass, in pass order.</summary>
+public sealed record StepResult(long Step, (double Width, double Loss)[] Losses, double GradNorm, float Lr);
+
+/// <summary>Thrown when a loss or gradient stops being finite; names the step.</summary>
+public sealed class TrainingDivergedException(long step, string what) : Exception($"training diverged at step {step}: {what}")
+{
+    public long Step { get; } = step;
+}
+
+/// <summary>
+/// DDSM supernet training with the sandwich rule: each step runs the largest width, the smallest,
+/// and n−2 random middle widths on the same batch, each pass with its own timesteps and noise,
+/// accumulating gradients; then one clipped Adam step and an EMA update. Every random draw comes
+/// from one <see cref="Rng"/> whose state is checkpointed, so a resumed run repeats the same steps.
+/// </summary>
+public sealed class SandwichTrainer : IDisposable
+{
+    public SlimUNet Model { get; }
+    public Adam Optimizer { get; }
+    public Ema Ema { get; }
+    public NoiseSchedule Schedule { get; }
+    public TrainOptions Options { get; }
+    public Rng Rng { get; }
+    public long Step { get; set; }
+
+    private readonly ImageDataset _data;
+    private readonly float[] _x0, _xt, _eps, _t;
+
+    public SandwichTrainer(SlimUNet model, ImageDataset data, TrainOptions options, ulong seed)
+    {
+        options.Validate();
+        var c = model.Config;
+        if (data.Channels != c.ImageChannels || data.Height != c.ImageSize || data.Width != c.ImageSize)
+            throw new ArgumentException($"data set '{data.Name}' has images {data.Channels}×{data.Height}×{data.Width}, " +
+                                        $"model '{c.Name}' wants {c.ImageChannels}×{c.ImageSize}×{c.ImageSize}");
+        if (data.Count == 0) throw new ArgumentException($"data set '{data.Name}' is empty");
+        Model = model;
+        _data = data;
+        Options = options;
+        Rng = new Rng(seed);
+        Schedule = NoiseSchedule.ByName(options.Schedule, options.DiffusionSteps);
+        Optimizer = new Adam(model.Parameters(), new AdamOptions(options.Lr, WeightDecay: options.WeightDecay,
+            ClipNorm: options.ClipNorm, WarmupSteps: options.WarmupSteps));
+        Ema = new Ema(model.Parameters());
+        int n = options.BatchSize * data.ImageSize;
+        _x0 = new float[n]; _xt = new float[n]; _eps = new float[n]; _t = new float[options.BatchSize];
+    }
+
+    /// <summary>The widths of one step: max, min, then n−2 drawn from the middle ones.</summary>
+    public double[] PickWidths()
+    {
+        var w = Model.Config.Widths;
+        double max = w.Max(), min = w.Min();
+        var middle = w.Where(v => v != max && v != min).ToArray();
+        var pool = middle.Length > 0 ? middle : w;
+        var list = new List<double> { max };
+        if (Options.SandwichN >= 2 && min != max) list.Add(min);
+        while (list.Count < Options.SandwichN) list.Add(pool[Rng.NextInt(pool.Length)]);
+        return list.ToArray();
+    }
+
+    public StepResult TrainStep()
+    {
+        var be = Model.Backend;
+        int b = Options.BatchSize;
+        var idx = new int[b];
+        for (int i = 0; i < b; i++) idx[i] = Rng.NextInt(_data.Count);
+        _data.Batch(idx, _x0, Options.HorizontalFlip ? Rng : null);
+
+        var widths = PickWidths();
+        var losses = new (double, double)[widths.Length];
+        double maxW = Model.Config.MaxWidth;
+        for (int p = 0; p < widths.Length; p++)
+        {
+            using var scope = new TensorScope();
+            NoiseBatch();
+            var xt = Tensor.FromArray(be, _xt, b, Model.Config.ImageChannels, Model.Config.ImageSize, Model.Config.ImageSize);
+            var eps = Tensor.FromArray(be, _eps, xt.Shape);
+            var t = Tensor.FromArray(be, _t, b);
+            var pred = Model.Forward(xt, t, widths[p], training: true, dropoutSeed: Rng.NextULong());
+            var loss = F.MseLoss(pred, eps);
+            double lv = loss.Item();
+            if (Options.InplaceDistill && widths[p] != maxW)
+            {
+                Tensor teacher;
+                using (Tape.NoGrad()) teacher = Model.Forward(xt, t, maxW);
+                loss = F.Add(loss, F.MseLoss(pred, teacher));
+            }
+            if (!double.IsFinite(lv))
+                throw new TrainingDivergedException(Step + 1, $"loss is {lv} at width {widths[p]}");
+            Tape.Backward(loss);
+            losses[p] = (widths[p], lv);
+        }
+        StepInfo info;
+        try { info = Optimizer.Step(); }
+        catch (InvalidOperationException e) { throw new TrainingDivergedException(Step + 1, e.Message); }
+        finally { Optimizer.ZeroGrad(); }
+        Ema.Update(Options.EmaDecay);
+        Step++;
+        return new StepResult(Step, losses, info.GradNorm, info.Lr);
+    }
+
+    /// <summary>x_t = √ᾱ_t·x0 + √(1−ᾱ_t)·ε with t and ε drawn per sample (host side, cheap).</summary>
+    private void NoiseBatch()
+    {
+        int b = Options.BatchSize, d = _data.ImageSize;
+        for (int i = 0; i < b; i++)
+        {
+            int t = Rng.NextInt(Schedule.T);
+            _t[i] = t;
+            float sa = (float)Math.Sqrt(Schedule.AlphaBars[t]), sn = (float)Math.Sqrt(1 - Schedule.AlphaBars[t]);
+            var e = _eps.AsSpan(i * d, d);
+            Rng.FillNormal(e);
+            for (int j = 0; j < d; j++) _xt[i * d + j] = sa * _x0[i * d + j] + sn * e[j];
+        }
+    }
+
+    public void Dispose()
+    {
+        Optimizer.Dispose();
+        Ema.Dispose();
+    }
+}

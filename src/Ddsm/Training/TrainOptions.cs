@@ -1,0 +1,33 @@
+using System.Text.Json;
+
+namespace Ddsm.Training;
+
+/// <summary>Sandwich-rule training settings (US-Nets, as DDSM trains its supernet).</summary>
+public sealed record TrainOptions
+{
+    public int BatchSize { get; init; } = 32;
+    /// <summary>Widths per step: the largest, the smallest, and n−2 random middle ones.</summary>
+    public int SandwichN { get; init; } = 4;
+    public float Lr { get; init; } = 2e-4f;
+    public int WarmupSteps { get; init; } = 200;
+    public float ClipNorm { get; init; } = 1f;
+    public float WeightDecay { get; init; }
+    public float EmaDecay { get; init; } = 0.9999f;
+    /// <summary>Smaller widths also regress the largest width's detached prediction (weight 1).</summary>
+    public bool InplaceDistill { get; init; }
+    public bool HorizontalFlip { get; init; }
+    public string Schedule { get; init; } = "linear";
+    public int DiffusionSteps { get; init; } = 1000;
+
+    public string ToJson() => JsonSerializer.Serialize(this);
+    public static TrainOptions FromJson(string s) => JsonSerializer.Deserialize<TrainOptions>(s) ?? throw new FormatException("train options JSON is empty");
+
+    public void Validate()
+    {
+        if (BatchSize <= 0) throw new ArgumentException($"batch size must be > 0, got {BatchSize}");
+        if (SandwichN < 1) throw new ArgumentException($"sandwich n must be ≥ 1, got {SandwichN}");
+        if (!(Lr > 0) || !float.IsFinite(Lr)) throw new ArgumentException($"learning rate must be > 0, got {Lr}");
+        if (!(EmaDecay >= 0 && EmaDecay < 1)) throw new ArgumentException($"EMA decay must be in [0, 1), got {EmaDecay}");
+        if (DiffusionSteps < 2) throw new ArgumentException($"diffusion steps must be ≥ 2, got {DiffusionSteps}");
+    }
+}

@@ -1,0 +1,94 @@
+using System.Globalization;
+using System.Text.Json;
+using Ddsm.Data;
+using Ddsm.Diffusion;
+using Ddsm.Engine;
+using Ddsm.IO;
+using Ddsm.Model;
+
+namespace Ddsm.Training;
+
+/// <summary>Where and how often a training run writes things.</summary>
+public sealed record RunOptions(
+    string OutDir, long Steps, int CheckpointEvery = 500, int KeepCheckpoints = 3,
+    int SampleEvery = 0, int SampleCount = 8, int SampleSteps = 20, bool Resume = false);
+
+/// <summary>
+/// Drives a <see cref="SandwichTrainer"/> for a number of steps: appends one JSON line of metrics
+/// per step to metrics.jsonl, writes an atomic checkpoint every K steps (keeping the last few) and
+/// at the end, and a PNG grid of EMA samples at several widths every K steps. A diverging step
+/// stops the run, names the step, and leaves the last good checkpoint as it was.
+/// </summary>
+public sealed class TrainRun(SandwichTrainer trainer, RunOptions options)
+{
+    public CheckpointRotation Checkpoints { get; } = new(Path.Combine(options.OutDir, "checkpoints"), options.KeepCheckpoints);
+    public string MetricsPath => Path.Combine(options.OutDir, "metrics.jsonl");
+
+    /// <summary>Restores the newest checkpoint when resuming; returns its path, or null.</summary>
+    public string? TryResume()
+    {
+        if (!options.Resume) return null;
+        var latest = Checkpoints.Latest();
+        if (latest is null) return null;
+        Checkpoint.Restore(latest, trainer);
+        return latest;
+    }
+
+    public void Run(Action<StepResult>? onStep = null, Action<string>? onNote = null, CancellationToken cancel = default)
+    {
+        Directory.CreateDirectory(options.OutDir);
+        using var metrics = new StreamWriter(new FileStream(MetricsPath, FileMode.Append, FileAccess.Write, FileShare.Read));
+        while (trainer.Step < options.Steps && !cancel.IsCancellationRequested)
+        {
+            StepResult r;
+            try { r = trainer.TrainStep(); }
+            catch (TrainingDivergedException e)
+            {
+                onNote?.Invoke($"{e.Message}; last good checkpoint: {Checkpoints.Latest() ?? "none"} (not overwritten)");
+                throw;
+            }
+            metrics.WriteLine(MetricsLine(r));
+            metrics.Flush();
+            onStep?.Invoke(r);
+            if (options.CheckpointEvery > 0 && r.Step % options.CheckpointEvery == 0)
+                onNote?.Invoke("checkpoint " + Checkpoint.Save(Checkpoints, trainer));
+            if (options.SampleEvery > 0 && r.Step % options.SampleEvery == 0)
+                onNote?.Invoke("samples " + WriteSampleGrid(Path.Combine(options.OutDir, "samples", $"step-{r.Step:D7}.png")));
+        }
+        if (Checkpoints.Latest() is not { } last || !last.Contains($"{trainer.Step:D9}"))
+            onNote?.Invoke("checkpoint " + Checkpoint.Save(Checkpoints, trainer));
+    }
+
+    public static string MetricsLine(StepResult r)
+    {
+        var losses = r.Losses.Select(l => new Dictionary<string, double> { ["width"] = l.Width, ["loss"] = l.Loss }).ToArray();
+        return JsonSerializer.Serialize(new { step = r.Step, losses, grad_norm = r.GradNorm, lr = r.Lr,
+            time = DateTime.UtcNow.ToString("o", CultureInfo.InvariantCulture) });
+    }
+
+    /// <summary>Rows = widths (all allowed), columns = samples; EMA weights, DDIM, fixed seed.</summary>
+    public string WriteSampleGrid(string path)
+    {
+        var model = trainer.Model;
+        var cfg = model.Config;
+        int n = options.SampleCount, d = cfg.ImageChannels * cfg.ImageSize * cfg.ImageSize;
+        var all = new float[cfg.Widths.Length * n * d];
+        using (trainer.Ema.SwapIn())
+        {
+            for (int wi = 0; wi < cfg.Widths.Length; wi++)
+            {
+                using var scope = new TensorScope();
+                var rng = new Rng(1234);
+                var z = new float[n * d];
+                rng.FillNormal(z);
+                var x = Tensor.FromArray(model.Backend, z, n, cfg.ImageChannels, cfg.ImageSize, cfg.ImageSize);
+                Sampler.Create(SamplerKind.Ddim).Sample(model, trainer.Schedule, StepStrategy.Uniform(cfg.Widths[wi], trainer.Schedule.T),
+                    x, rng, new SamplerOptions(Math.Min(options.SampleSteps, trainer.Schedule.T)));
+                x.ToArray().CopyTo(all, wi * n * d);
+            }
+        }
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        ImageGrid.WritePng(path, all, cfg.Widths.Length * n, cfg.ImageChannels, cfg.ImageSize, cfg.ImageSize, n);
+        return path;
+    }
+}

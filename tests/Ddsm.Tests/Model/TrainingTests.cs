@@ -1,0 +1,139 @@
+using Ddsm.Data;
+using Ddsm.Engine;
+using Ddsm.Engine.Cpu;
+using Ddsm.IO;
+using Ddsm.Model;
+using Ddsm.Training;
+
+namespace Ddsm.Tests.Model;
+
+public class TrainingTests
+{
+    private static readonly Backend Cpu = CpuBackend.Instance;
+    private static readonly Lazy<ImageDataset> Data = new(() => Datasets.EmbeddedFashionMnist().ToResolution(8));
+    private string _dir = null!;
+
+    [SetUp] public void MakeDir() => _dir = Directory.CreateTempSubdirectory("ddsm-train-").FullName;
+    [TearDown] public void RemoveDir() { try { Directory.Delete(_dir, true); } catch (IOException) { } }
+
+    private static TrainOptions Opts => new() { BatchSize = 16, Lr = 2e-3f, WarmupSteps = 10, EmaDecay = 0.99f, SandwichN = 3 };
+
+    [Test]
+    public void SandwichTrainingLowersTheLossAtEveryWidth()
+    {
+        using var m = new SlimUNet(Cpu, SlimUNetTests.TestConfig, 1);
+        using var tr = new SandwichTrainer(m, Data.Value, Opts, 2);
+        var results = Enumerable.Range(0, 100).Select(_ => tr.TrainStep()).ToList();
+        foreach (var w in m.Config.Widths)
+        {
+            double Avg(IEnumerable<StepResult> rs) => rs.SelectMany(r => r.Losses).Where(l => l.Width == w).Average(l => l.Loss);
+            double first = Avg(results.Take(10)), last = Avg(results.Skip(80));
+            TestContext.Out.WriteLine($"width {w}: loss {first:F4} -> {last:F4}");
+            // ε-prediction starts at E[ε²] = 1 (zero-initialised output); a learning model gets well below.
+            Assert.That(last, Is.LessThan(0.6 * first), $"width {w}");
+        }
+        Assert.That(results.All(r => r.Losses.Select(l => l.Width).Contains(1.0) && r.Losses.Select(l => l.Width).Contains(0.5)),
+            "every step runs the largest and the smallest width");
+    }
+
+    private static (SlimUNet, SandwichTrainer) Make()
+    {
+        var m = new SlimUNet(Cpu, SlimUNetTests.TestConfig, 1);
+        return (m, new SandwichTrainer(m, Data.Value, Opts, 2));
+    }
+
+    [Test]
+    public void ResumeGivesBitEqualLosses()
+    {
+        const int n = 6;
+        double[] straight;
+        {
+            var (m, tr) = Make();
+            straight = Enumerable.Range(0, n).SelectMany(_ => tr.TrainStep().Losses.Select(l => l.Loss)).ToArray();
+            tr.Dispose(); m.Dispose();
+        }
+        var rot = new CheckpointRotation(_dir, 2);
+        var resumed = new List<double>();
+        {
+            var (m, tr) = Make();
+            for (int i = 0; i < n / 2; i++) resumed.AddRange(tr.TrainStep().Losses.Select(l => l.Loss));
+            Checkpoint.Save(rot, tr);
+            for (int i = 0; i < 2; i++) tr.TrainStep();       // work lost in the "crash"
+            tr.Dispose(); m.Dispose();
+        }
+        {
+            var (m, tr) = Make();
+            Checkpoint.Restore(rot.Latest()!, tr);
+            Assert.That(tr.Step, Is.EqualTo(n / 2));
+            for (int i = n / 2; i < n; i++) resumed.AddRange(tr.TrainStep().Losses.Select(l => l.Loss));
+            tr.Dispose(); m.Dispose();
+        }
+        Assert.That(resumed, Is.EqualTo(straight));
+    }
+
+    [Test]
+    public void BadCheckpointsFailClearlyAndChangeNothing()
+    {
+        var (m, tr) = Make();
+        using var _m = m; using var _t = tr;
+        tr.TrainStep();
+        var rot = new CheckpointRotation(_dir, 3);
+        var good = Checkpoint.Save(rot, tr);
+        var before = m.StateDict();
+
+        var bytes = File.ReadAllBytes(good);
+        var truncated = Path.Combine(_dir, "truncated.safetensors");
+        File.WriteAllBytes(truncated, bytes[..(bytes.Length / 2)]);
+        Assert.Throws<DataFormatException>(() => Checkpoint.Restore(truncated, tr));
+
+        var notCkpt = Path.Combine(_dir, "plain.safetensors");
+        SafeTensors.Write(notCkpt, [SafeTensor.F32("x", [1f], 1)]);
+        var ex = Assert.Throws<DataFormatException>(() => Checkpoint.Restore(notCkpt, tr));
+        Assert.That(ex!.Message, Does.Contain("not a DDSM training checkpoint"));
+
+        // A checkpoint of another model: clear error naming both.
+        using (var other = new SlimUNet(Cpu, SlimUNetTests.TestConfig with { Name = "wider", ModelChannels = 32 }, 1))
+        using (var otr = new SandwichTrainer(other, Data.Value, Opts, 2))
+        {
+            var otherPath = Checkpoint.Save(new CheckpointRotation(Path.Combine(_dir, "o"), 1), otr);
+            ex = Assert.Throws<DataFormatException>(() => Checkpoint.Restore(otherPath, tr));
+            Assert.That(ex!.Message, Does.Contain("wider").And.Contain("test"));
+        }
+        Assert.That(m.StateDict(), Is.EqualTo(before), "a failed restore must not change the model");
+
+        // A kill -9 during a save leaves only a temp file beside the good checkpoint.
+        File.WriteAllBytes(AtomicFile.TempPathFor(rot.PathFor(99)), bytes[..100]);
+        Assert.That(rot.Latest(), Is.EqualTo(good));
+        Assert.DoesNotThrow(() => Checkpoint.Restore(rot.Latest()!, tr));
+    }
+
+    [Test]
+    public void NanLossStopsNamesTheStepAndKeepsTheLastCheckpoint()
+    {
+        var (m, tr) = Make();
+        using var _m = m; using var _t = tr;
+        var run = new TrainRun(tr, new RunOptions(_dir, Steps: 4, CheckpointEvery: 2));
+        var notes = new List<string>();
+        run.Run(onNote: notes.Add);                  // steps 1..4, checkpoints at 2 and 4
+        var last = run.Checkpoints.Latest();
+        Assert.That(last, Is.Not.Null, $"no checkpoint after 4 steps in {_dir} (step {tr.Step}); notes: {string.Join("; ", notes)}; " +
+            $"files: {string.Join("; ", Directory.GetFiles(_dir, "*", SearchOption.AllDirectories))}");
+        var lastBytes = File.ReadAllBytes(last!);
+        var p = m.Parameters()[0];
+        var a = p.ToArray(); a[0] = float.NaN; p.CopyFrom(a);
+        var run2 = new TrainRun(tr, new RunOptions(_dir, Steps: 8, CheckpointEvery: 1));
+        var ex = Assert.Throws<TrainingDivergedException>(() => run2.Run());
+        Assert.That(ex!.Step, Is.EqualTo(5));
+        Assert.That(ex.Message, Does.Contain("step 5"));
+        Assert.That(run2.Checkpoints.Latest(), Is.EqualTo(last));
+        Assert.That(File.ReadAllBytes(last!), Is.EqualTo(lastBytes));
+    }
+
+    [Test]
+    public void WrongImageSizeIsAClearError()
+    {
+        using var m = new SlimUNet(Cpu, SlimUNetTests.TestConfig, 1);
+        var ex = Assert.Throws<ArgumentException>(() => new SandwichTrainer(m, Datasets.EmbeddedFashionMnist(), Opts, 2));
+        Assert.That(ex!.Message, Does.Contain("28").And.Contain("8×8"));
+    }
+}
