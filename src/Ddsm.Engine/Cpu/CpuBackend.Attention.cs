@@ -27,9 +27,7 @@ public sealed partial class CpuBackend
             {
                 var row = p.AsSpan(i * t, t);
                 float mx = TensorPrimitives.Max(row);
-                TensorPrimitives.Subtract(row, mx, row);
-                TensorPrimitives.Exp(row, row);
-                float sum = TensorPrimitives.Sum(row);
+                float sum = VecMath.ExpShifted(row, mx);
                 TensorPrimitives.Multiply(row, 1f / sum, row);
                 la[(long)nh * t + i] = mx + MathF.Log(sum);
             }
@@ -54,9 +52,7 @@ public sealed partial class CpuBackend
             Sgemm.Run(true, false, t, t, hd, alpha, qa, qOff, t, qa, kOff, t, 0f, buf, 0, t);
             for (int i = 0; i < t; i++)
             {
-                var row = buf.AsSpan(i * t, t);
-                TensorPrimitives.Subtract(row, la[(long)nh * t + i], row);
-                TensorPrimitives.Exp(row, row);
+                VecMath.ExpShifted(buf.AsSpan(i * t, t), la[(long)nh * t + i]);
             }
             // dV (d×T) += dO (d×T) · P.
             Sgemm.Run(false, false, hd, t, t, 1f, ga, oOff, t, buf, 0, t, 1f, da, vOff, t);

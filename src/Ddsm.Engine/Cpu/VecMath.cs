@@ -31,6 +31,23 @@ internal static class VecMath
 
     public static float Exp(float x) => Exp(new Vector<float>(x))[0];
 
+    /// <summary>x = e^(x − shift) in place; returns Σ of the results (the softmax denominator).</summary>
+    public static float ExpShifted(Span<float> x, float shift)
+    {
+        var sv = new Vector<float>(shift);
+        var acc = Vector<float>.Zero;
+        int w = Vector<float>.Count, i = 0;
+        for (; i <= x.Length - w; i += w)
+        {
+            var e = Exp(new Vector<float>(x.Slice(i)) - sv);
+            acc += e;
+            e.CopyTo(x.Slice(i));
+        }
+        float sum = Vector.Sum(acc);
+        for (; i < x.Length; i++) sum += x[i] = Exp(x[i] - shift);
+        return sum;
+    }
+
     /// <summary>y = y·σ(y) in place.</summary>
     public static void SiLUInPlace(Span<float> y)
     {
