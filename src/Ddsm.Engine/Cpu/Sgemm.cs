@@ -36,7 +36,34 @@ public static unsafe class Sgemm
         Validate(transA, transB, m, n, k, a, offA, lda, b, offB, ldb, c, offC, ldc);
         if (m == 0 || n == 0) return;
         fixed (float* pa = a, pb = b, pc = c)
-            Core(transA, transB, m, n, k, alpha, pa + offA, lda, pb + offB, ldb, beta, pc + offC, ldc);
+        {
+            var packB = new StridedPackB(transB, pb + offB, ldb);
+            Core(transA, m, n, k, alpha, pa + offA, lda, ref packB, beta, pc + offC, ldc);
+        }
+    }
+
+    /// <summary>Fills packed B panels: op(B)[pc:pc+kc, jc:jc+nc] as NR-column panels of kc rows × NR values.</summary>
+    internal interface IPackB
+    {
+        void Pack(int pc, int kc, int jc, int nc, float* dst);
+    }
+
+    /// <summary>B read from a (possibly transposed) row-major matrix.</summary>
+    internal readonly struct StridedPackB(bool transB, float* b, int ldb) : IPackB
+    {
+        public void Pack(int pc, int kc, int jc, int nc, float* dst) => PackB(transB, b, ldb, pc, kc, jc, nc, dst);
+    }
+
+    /// <summary>
+    /// C = alpha·op(A)·B + beta·C where B is produced panel by panel by <paramref name="packB"/>
+    /// (a struct, so the JIT specialises the loop nest for it): convolutions pack straight from the
+    /// image, fusing im2col into the packing pass.
+    /// </summary>
+    internal static void RunPacked<TPackB>(bool transA, int m, int n, int k, float alpha, float* a, int lda,
+        ref TPackB packB, float beta, float* c, int ldc) where TPackB : struct, IPackB
+    {
+        if (m == 0 || n == 0) return;
+        Core(transA, m, n, k, alpha, a, lda, ref packB, beta, c, ldc);
     }
 
     /// <summary>
@@ -94,8 +121,8 @@ public static unsafe class Sgemm
         Fits("C", c, offC, m, n, ldc);
     }
 
-    private static void Core(bool transA, bool transB, int m, int n, int k, float alpha,
-        float* a, int lda, float* b, int ldb, float beta, float* c, int ldc)
+    private static void Core<TPackB>(bool transA, int m, int n, int k, float alpha,
+        float* a, int lda, ref TPackB packB, float beta, float* c, int ldc) where TPackB : struct, IPackB
     {
         if (k == 0 || alpha == 0f)
         {
@@ -115,7 +142,7 @@ public static unsafe class Sgemm
             {
                 int kc = Math.Min(KC, k - pc);
                 float betaEff = pc == 0 ? beta : 1f;
-                PackB(transB, b, ldb, pc, kc, jc, nc, pB);
+                packB.Pack(pc, kc, jc, nc, pB);
                 for (int ic = 0; ic < m; ic += MC)
                 {
                     int mc = Math.Min(MC, m - ic);
@@ -233,18 +260,52 @@ public static unsafe class Sgemm
             }
             else
             {
-                // op(B)(p, j) = b[j·ldb + p]: each stored row is one packed column.
+                // op(B)(p, j) = b[j·ldb + p]: each stored row is one packed column. Full 8×8 blocks
+                // go through an in-register transpose; the rest element by element.
+                int p0 = 0;
+                if (Avx.IsSupported && !ForcePortable && nr == NR)
+                {
+                    for (; p0 + 8 <= kc; p0 += 8)
+                        for (int jb = 0; jb < NR; jb += 8)
+                            Transpose8x8(b + (long)(jc + jr + jb) * ldb + pc + p0, ldb, d + p0 * NR + jb, NR);
+                }
                 int j = 0;
                 for (; j < nr; j++)
                 {
                     float* s = b + (long)(jc + jr + j) * ldb + pc;
                     float* dd = d + j;
-                    for (int p = 0; p < kc; p++) dd[p * NR] = s[p];
+                    for (int p = p0; p < kc; p++) dd[p * NR] = s[p];
                 }
                 for (; j < NR; j++)
                     for (int p = 0; p < kc; p++) d[p * NR + j] = 0f;
             }
         }
+    }
+
+    /// <summary>dst[i·ldd + j] = src[j·lds + i] for an 8×8 block (AVX unpack/shuffle/permute network).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Transpose8x8(float* src, long lds, float* dst, long ldd)
+    {
+        var r0 = Avx.LoadVector256(src); var r1 = Avx.LoadVector256(src + lds);
+        var r2 = Avx.LoadVector256(src + 2 * lds); var r3 = Avx.LoadVector256(src + 3 * lds);
+        var r4 = Avx.LoadVector256(src + 4 * lds); var r5 = Avx.LoadVector256(src + 5 * lds);
+        var r6 = Avx.LoadVector256(src + 6 * lds); var r7 = Avx.LoadVector256(src + 7 * lds);
+        var t0 = Avx.UnpackLow(r0, r1); var t1 = Avx.UnpackHigh(r0, r1);
+        var t2 = Avx.UnpackLow(r2, r3); var t3 = Avx.UnpackHigh(r2, r3);
+        var t4 = Avx.UnpackLow(r4, r5); var t5 = Avx.UnpackHigh(r4, r5);
+        var t6 = Avx.UnpackLow(r6, r7); var t7 = Avx.UnpackHigh(r6, r7);
+        var u0 = Avx.Shuffle(t0, t2, 0x44); var u1 = Avx.Shuffle(t0, t2, 0xEE);
+        var u2 = Avx.Shuffle(t1, t3, 0x44); var u3 = Avx.Shuffle(t1, t3, 0xEE);
+        var u4 = Avx.Shuffle(t4, t6, 0x44); var u5 = Avx.Shuffle(t4, t6, 0xEE);
+        var u6 = Avx.Shuffle(t5, t7, 0x44); var u7 = Avx.Shuffle(t5, t7, 0xEE);
+        Avx.Store(dst, Avx.Permute2x128(u0, u4, 0x20));
+        Avx.Store(dst + ldd, Avx.Permute2x128(u1, u5, 0x20));
+        Avx.Store(dst + 2 * ldd, Avx.Permute2x128(u2, u6, 0x20));
+        Avx.Store(dst + 3 * ldd, Avx.Permute2x128(u3, u7, 0x20));
+        Avx.Store(dst + 4 * ldd, Avx.Permute2x128(u0, u4, 0x31));
+        Avx.Store(dst + 5 * ldd, Avx.Permute2x128(u1, u5, 0x31));
+        Avx.Store(dst + 6 * ldd, Avx.Permute2x128(u2, u6, 0x31));
+        Avx.Store(dst + 7 * ldd, Avx.Permute2x128(u3, u7, 0x31));
     }
 
     /// <summary>
