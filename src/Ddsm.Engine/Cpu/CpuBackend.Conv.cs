@@ -13,6 +13,7 @@ namespace Ddsm.Engine.Cpu;
 public sealed partial class CpuBackend
 {
     [ThreadStatic] private static float[]? _colBuffer;
+    [ThreadStatic] private static Sgemm.PinnedBuffer? _weightPack;
 
     private static float[] ColBuffer(long count)
     {
@@ -39,13 +40,20 @@ public sealed partial class CpuBackend
         int kk = d.Cin * d.K * d.K, ldw = d.CinMax * d.K * d.K, hw = d.Ho * d.Wo;
         long xImg = (long)d.Cin * d.H * d.W, yImg = (long)d.Cout * hw;
         bool pointwise = IsPointwise(d);
+        // The weight prefix is packed once for all images (read-only while the images run).
+        nint packedW = 0;
+        if (!pointwise)
+            unsafe
+            {
+                fixed (float* pw = wa) packedW = (nint)Sgemm.PackWholeA(false, pw, ldw, d.Cout, kk, _weightPack ??= new Sgemm.PinnedBuffer());
+            }
         ForEachImage(d.N, (n, threads) =>
         {
             // y_n (Cout, Ho·Wo) = W[:Cout, :Cin·K·K] · col (Cin·K·K, Ho·Wo)
             if (pointwise)
                 Sgemm.RunParallel(false, false, dd.Cout, hw, kk, 1f, wa, 0, ldw, xa, n * xImg, hw, 0f, ya, n * yImg, hw, threads);
             else
-                ForwardIm2ColGemm(dd, wa, ldw, xa, n * xImg, ya, n * yImg, threads);
+                ForwardIm2ColGemm(dd, packedW, xa, n * xImg, ya, n * yImg, threads);
             if (ba is not null)
                 for (int co = 0; co < dd.Cout; co++)
                 {
@@ -59,7 +67,7 @@ public sealed partial class CpuBackend
     /// y (Cout, Ho·Wo) = W · im2col(x) with the im2col fused into the GEMM's B packing (no column
     /// matrix is written); on several threads the output pixels are cut into NR-aligned strips.
     /// </summary>
-    private static unsafe void ForwardIm2ColGemm(ConvDesc d, float[] wa, int ldw, float[] xa, long xOff, float[] ya, long yOff, int threads)
+    private static unsafe void ForwardIm2ColGemm(ConvDesc d, nint packedW, float[] xa, long xOff, float[] ya, long yOff, int threads)
     {
         int hw = d.Ho * d.Wo, kk = d.Cin * d.K * d.K;
         int units = (hw + Sgemm.NR - 1) / Sgemm.NR;
@@ -68,10 +76,10 @@ public sealed partial class CpuBackend
         {
             int lo = (int)((long)units * part / parts) * Sgemm.NR, hi = Math.Min(hw, (int)((long)units * (part + 1) / parts) * Sgemm.NR);
             if (lo >= hi) return;
-            fixed (float* pw = wa, px = xa, py = ya)
+            fixed (float* px = xa, py = ya)
             {
                 var pack = new Im2Col.PackB(px + xOff, d, lo);
-                Sgemm.RunPacked(false, d.Cout, hi - lo, kk, 1f, pw, ldw, ref pack, 0f, py + yOff + lo, hw);
+                Sgemm.RunPacked((float*)packedW, d.Cout, hi - lo, kk, 1f, ref pack, 0f, py + yOff + lo, hw);
             }
         }
         if (parts <= 1) Strip(0);

@@ -38,7 +38,7 @@ public static unsafe class Sgemm
         fixed (float* pa = a, pb = b, pc = c)
         {
             var packB = new StridedPackB(transB, pb + offB, ldb);
-            Core(transA, m, n, k, alpha, pa + offA, lda, ref packB, beta, pc + offC, ldc);
+            Core(transA, m, n, k, alpha, pa + offA, lda, null, ref packB, beta, pc + offC, ldc);
         }
     }
 
@@ -59,11 +59,26 @@ public static unsafe class Sgemm
     /// (a struct, so the JIT specialises the loop nest for it): convolutions pack straight from the
     /// image, fusing im2col into the packing pass.
     /// </summary>
-    internal static void RunPacked<TPackB>(bool transA, int m, int n, int k, float alpha, float* a, int lda,
+    internal static void RunPacked<TPackB>(float* packedA, int m, int n, int k, float alpha,
         ref TPackB packB, float beta, float* c, int ldc) where TPackB : struct, IPackB
     {
         if (m == 0 || n == 0) return;
-        Core(transA, m, n, k, alpha, a, lda, ref packB, beta, c, ldc);
+        Core(false, m, n, k, alpha, null, 0, packedA, ref packB, beta, c, ldc);
+    }
+
+    /// <summary>
+    /// Packs all of op(A) (M×K) once, KC block after KC block, in the layout the loop nest reads
+    /// (block (pc, ic) at pc·RoundUp(M, MR) + ic·kc). A convolution packs its weight this way once
+    /// and reuses it for every image, instead of repacking it per GEMM. Returns the packed pointer
+    /// (valid until the next call on this buffer).
+    /// </summary>
+    internal static float* PackWholeA(bool transA, float* a, int lda, int m, int k, PinnedBuffer dst)
+    {
+        int mr = RoundUp(m, MR);
+        float* p = dst.Get((long)mr * k);
+        for (int pc = 0; pc < k; pc += KC)
+            PackA(transA, a, lda, 0, m, pc, Math.Min(KC, k - pc), p + (long)pc * mr);
+        return p;
     }
 
     /// <summary>
@@ -122,7 +137,7 @@ public static unsafe class Sgemm
     }
 
     private static void Core<TPackB>(bool transA, int m, int n, int k, float alpha,
-        float* a, int lda, ref TPackB packB, float beta, float* c, int ldc) where TPackB : struct, IPackB
+        float* a, int lda, float* packedA, ref TPackB packB, float beta, float* c, int ldc) where TPackB : struct, IPackB
     {
         if (k == 0 || alpha == 0f)
         {
@@ -146,7 +161,9 @@ public static unsafe class Sgemm
                 for (int ic = 0; ic < m; ic += MC)
                 {
                     int mc = Math.Min(MC, m - ic);
-                    PackA(transA, a, lda, ic, mc, pc, kc, pA);
+                    float* aBlock = pA;
+                    if (packedA != null) aBlock = packedA + (long)pc * RoundUp(m, MR) + (long)ic * kc;
+                    else PackA(transA, a, lda, ic, mc, pc, kc, pA);
                     for (int jr = 0; jr < nc; jr += NR)
                     {
                         int nr = Math.Min(NR, nc - jr);
@@ -154,7 +171,7 @@ public static unsafe class Sgemm
                         for (int ir = 0; ir < mc; ir += MR)
                         {
                             int mr = Math.Min(MR, mc - ir);
-                            float* aPanel = pA + (long)ir * kc;
+                            float* aPanel = aBlock + (long)ir * kc;
                             float* cTile = c + (long)(ic + ir) * ldc + jc + jr;
                             if (mr == MR && nr == NR)
                             {
@@ -181,7 +198,7 @@ public static unsafe class Sgemm
         }
     }
 
-    private static int RoundUp(int x, int q) => (x + q - 1) / q * q;
+    internal static int RoundUp(int x, int q) => (x + q - 1) / q * q;
 
     private static void ScaleC(int m, int n, float beta, float* c, int ldc)
     {
@@ -419,7 +436,7 @@ public static unsafe class Sgemm
     }
 
     /// <summary>A pinned, 64-byte-aligned float scratch that only grows (one per thread per role).</summary>
-    private sealed class PinnedBuffer
+    internal sealed class PinnedBuffer
     {
         private float[]? _array;
         private float* _aligned;
