@@ -1,5 +1,6 @@
 using System.Numerics.Tensors;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Ddsm.Engine.Cpu;
 
@@ -85,6 +86,8 @@ public static class Im2Col
     /// </summary>
     internal readonly unsafe struct PackB(float* x, ConvDesc d, int firstColumn) : Sgemm.IPackB
     {
+        private static readonly Vector256<int> Lanes = Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7);
+
         public void Pack(int pc, int kc, int jc, int nc, float* dst)
         {
             const int NR = Sgemm.NR;
@@ -115,6 +118,19 @@ public static class Im2Col
                             float* src = plane + (long)ih * w + iw;
                             Vector256.Store(Vector256.Load(src), dp);
                             Vector256.Store(Vector256.Load(src + 8), dp + 8);
+                        }
+                        else if (Avx2.IsSupported)
+                        {
+                            // Row edge: masked loads zero the lanes outside [0, W) and, unlike plain
+                            // loads, never fault on them (the run may start before the plane).
+                            float* src = plane + (long)ih * w + iw;
+                            var lane = Vector256.Create(iw) + Lanes;
+                            var limit = Vector256.Create(w);
+                            var m0 = Avx2.AndNot(Avx2.CompareGreaterThan(Vector256<int>.Zero, lane), Avx2.CompareGreaterThan(limit, lane));
+                            lane += Vector256.Create(8);
+                            var m1 = Avx2.AndNot(Avx2.CompareGreaterThan(Vector256<int>.Zero, lane), Avx2.CompareGreaterThan(limit, lane));
+                            Vector256.Store(Avx.MaskLoad(src, m0.AsSingle()), dp);
+                            Vector256.Store(Avx.MaskLoad(src + 8, m1.AsSingle()), dp + 8);
                         }
                         else
                         {

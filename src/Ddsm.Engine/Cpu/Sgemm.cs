@@ -21,7 +21,8 @@ public static unsafe class Sgemm
     // KC: one B micro-panel KC×NR×4 B = 16 KiB stays in the 32 KiB L1d with room for the A stream.
     // MC: the A block MC×KC×4 B = 144 KiB sits comfortably in the 512 KiB L2.
     // NC: the B block KC×NC×4 B = 4 MiB per thread, well inside the shared 32 MiB L3.
-    internal const int KC = 256, MC = 144, NC = 4096;
+    internal static readonly int KC = Env("DDSM_SGEMM_KC", 256), MC = Env("DDSM_SGEMM_MC", 144), NC = Env("DDSM_SGEMM_NC", 4096);
+    private static int Env(string name, int def) => int.TryParse(Environment.GetEnvironmentVariable(name), out var v) ? v : def;
 
     /// <summary>Forces the portable (non-AVX2) microkernel; tests use it to cover the fallback path.</summary>
     internal static bool ForcePortable { get; set; }
