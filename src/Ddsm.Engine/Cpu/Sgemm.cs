@@ -18,11 +18,22 @@ namespace Ddsm.Engine.Cpu;
 public static unsafe class Sgemm
 {
     public const int MR = 6, NR = 16;
-    // KC: one B micro-panel KC×NR×4 B = 16 KiB stays in the 32 KiB L1d with room for the A stream.
-    // MC: the A block MC×KC×4 B = 144 KiB sits comfortably in the 512 KiB L2.
-    // NC: the B block KC×NC×4 B = 4 MiB per thread, well inside the shared 32 MiB L3.
-    internal static readonly int KC = Env("DDSM_SGEMM_KC", 256), MC = Env("DDSM_SGEMM_MC", 144), NC = Env("DDSM_SGEMM_NC", 4096);
-    private static int Env(string name, int def) => int.TryParse(Environment.GetEnvironmentVariable(name), out var v) ? v : def;
+    // KC: one B micro-panel KC×NR×4 B = 24 KiB stays in the 32 KiB L1d next to the A stream.
+    // MC: the A block MC×KC×4 B = 216 KiB sits in the 512 KiB L2.
+    // NC: the B block KC×NC×4 B = 6 MiB per thread, inside the shared 32 MiB L3.
+    // Measured on the Zen 3 dev box (single thread, best of 9): KC 256→384 +3% at 1024³, MC 72..288
+    // within noise; see bench/RESULTS.md.
+    internal const int KC = 384, MC = 144, NC = 4096;
+
+    /// <summary>
+    /// The K block length: K is cut into equal blocks of at most KC (576 → 2×288, not 384 + 192), so no
+    /// block is a short tail whose C load/store overhead is paid on little work. Multiple of 8.
+    /// </summary>
+    internal static int KcStep(int k)
+    {
+        int blocks = (k + KC - 1) / KC;
+        return Math.Min(KC, RoundUp((k + blocks - 1) / Math.Max(blocks, 1), 8));
+    }
 
     /// <summary>Forces the portable (non-AVX2) microkernel; tests use it to cover the fallback path.</summary>
     internal static bool ForcePortable { get; set; }
@@ -77,8 +88,9 @@ public static unsafe class Sgemm
     {
         int mr = RoundUp(m, MR);
         float* p = dst.Get((long)mr * k);
-        for (int pc = 0; pc < k; pc += KC)
-            PackA(transA, a, lda, 0, m, pc, Math.Min(KC, k - pc), p + (long)pc * mr);
+        int kcStep = KcStep(k);
+        for (int pc = 0; pc < k; pc += kcStep)
+            PackA(transA, a, lda, 0, m, pc, Math.Min(kcStep, k - pc), p + (long)pc * mr);
         return p;
     }
 
@@ -146,17 +158,18 @@ public static unsafe class Sgemm
             return;
         }
         int ncMax = Math.Min(NC, RoundUp(n, NR));
-        float* pB = (_packB ??= new PinnedBuffer()).Get(Math.Min(KC, k) * ncMax);
-        float* pA = (_packA ??= new PinnedBuffer()).Get(Math.Min(MC, RoundUp(m, MR)) * Math.Min(KC, k));
+        int kcStep = KcStep(k);
+        float* pB = (_packB ??= new PinnedBuffer()).Get((long)kcStep * ncMax);
+        float* pA = (_packA ??= new PinnedBuffer()).Get((long)Math.Min(MC, RoundUp(m, MR)) * kcStep);
         bool avx = UsesAvx2Fma;
         float* edge = stackalloc float[MR * NR];
 
         for (int jc = 0; jc < n; jc += NC)
         {
             int nc = Math.Min(NC, n - jc);
-            for (int pc = 0; pc < k; pc += KC)
+            for (int pc = 0; pc < k; pc += kcStep)
             {
-                int kc = Math.Min(KC, k - pc);
+                int kc = Math.Min(kcStep, k - pc);
                 float betaEff = pc == 0 ? beta : 1f;
                 packB.Pack(pc, kc, jc, nc, pB);
                 for (int ic = 0; ic < m; ic += MC)

@@ -77,7 +77,7 @@ public abstract class ConvOpTests : BackendFixture
         new(2, 6, 8, 8, 4, 1, 2, 0, 6, 4),       // 1×1 stride 2 (not pointwise: goes through im2col)
         new(2, 5, 6, 7, 3, 3, 1, 0, 5, 3),       // 3×3 no padding, full width
         new(2, 3, 7, 6, 4, 5, 1, 2, 4, 6),       // 5×5 pad 2: general odd K
-        new(1, 32, 4, 4, 12, 3, 1, 1, 32, 16),   // Cin·K·K = 288 > one GEMM K block
+        new(1, 48, 4, 4, 12, 3, 1, 1, 48, 16),   // Cin·K·K = 432 > one GEMM K block (KC = 384)
         new(1, 2, 3, 34, 3, 3, 1, 1, 2, 4),      // wide rows: 16-pixel panels at the left edge, inside, and across rows
     ];
 
