@@ -1,0 +1,49 @@
+using System.Runtime.CompilerServices;
+
+namespace Ddsm.Engine.Cuda;
+
+/// <summary>
+/// The argument list of one kernel launch, packed the way cuLaunchKernel wants it: each argument's
+/// bytes at its natural alignment in one buffer, and an array of pointers to them. The order and
+/// types must match the kernel's C signature exactly (i64 ↔ long, int ↔ int, pointers ↔ ulong,
+/// structs ↔ a [StructLayout(Sequential)] struct with the same fields).
+/// </summary>
+internal sealed class KernelArgs
+{
+    private readonly byte[] _data = new byte[512];
+    private readonly int[] _offsets = new int[32];
+    private int _used;
+    public int Count { get; private set; }
+
+    private KernelArgs Add<T>(T value) where T : unmanaged
+    {
+        int size = Unsafe.SizeOf<T>(), align = Math.Min(8, size >= 8 ? 8 : size >= 4 ? 4 : size);
+        int off = (_used + align - 1) / align * align;
+        if (off + size > _data.Length || Count == _offsets.Length)
+            throw new InvalidOperationException("KernelArgs: too many kernel arguments");
+        Unsafe.WriteUnaligned(ref _data[off], value);
+        _offsets[Count++] = off;
+        _used = off + size;
+        return this;
+    }
+
+    /// <summary>A device pointer to element <paramref name="offset"/> of <paramref name="b"/>; null → 0 (the kernel skips it).</summary>
+    public KernelArgs Ptr(DeviceBuffer? b, long offset = 0) => Add(b is null ? 0UL : CudaBackend.Cast(b).At(offset));
+    public KernelArgs Raw(ulong devicePtr) => Add(devicePtr);
+    public KernelArgs I32(int v) => Add(v);
+    public KernelArgs I64(long v) => Add(v);
+    public KernelArgs U32(uint v) => Add(v);
+    public KernelArgs U64(ulong v) => Add(v);
+    public KernelArgs F32(float v) => Add(v);
+    public KernelArgs Struct<T>(T v) where T : unmanaged => Add(v);
+
+    public unsafe int Launch(IntPtr func, (uint x, uint y, uint z) grid, uint block, uint sharedBytes, IntPtr stream)
+    {
+        fixed (byte* d = _data)
+        {
+            var ptrs = stackalloc void*[Math.Max(1, Count)];
+            for (int i = 0; i < Count; i++) ptrs[i] = d + _offsets[i];
+            return Driver.cuLaunchKernel(func, grid.x, grid.y, grid.z, block, 1, 1, sharedBytes, stream, ptrs, null);
+        }
+    }
+}
