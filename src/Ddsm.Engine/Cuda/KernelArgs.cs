@@ -37,6 +37,9 @@ internal sealed class KernelArgs
     public KernelArgs F32(float v) => Add(v);
     public KernelArgs Struct<T>(T v) where T : unmanaged => Add(v);
 
+    /// <summary>Argument <paramref name="i"/> read back as a <typeparamref name="T"/> (tests).</summary>
+    internal T Get<T>(int i) where T : unmanaged => Unsafe.ReadUnaligned<T>(ref _data[_offsets[i]]);
+
     public unsafe int Launch(IntPtr func, (uint x, uint y, uint z) grid, uint block, uint sharedBytes, IntPtr stream)
     {
         fixed (byte* d = _data)

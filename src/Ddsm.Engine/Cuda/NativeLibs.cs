@@ -91,15 +91,20 @@ internal static class NativeLibs
             try { return NativeLibrary.Load(c); }
             catch (Exception e) when (e is DllNotFoundException or BadImageFormatException)
             {
-                tried.Add($"{c} ({FirstLine(e.Message)})");
+                tried.Add($"{c} ({LoaderReason(c, e.Message)})");
             }
         }
         throw new CudaException("load", $"{what} not found: tried {(tried.Count == 0 ? "nothing" : string.Join("; ", tried))}. Fix: {hint}.");
     }
 
-    private static string FirstLine(string s)
+    /// <summary>The dlerror() part of .NET's message ("x: cannot open shared object file: …"),
+    /// without the generic advice that precedes it.</summary>
+    private static string LoaderReason(string candidate, string message)
     {
-        int i = s.IndexOf('\n');
-        return (i < 0 ? s : s[..i]).Trim();
+        var lines = message.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        var dl = lines.Where(l => !l.StartsWith("Unable to load shared library", StringComparison.Ordinal)).ToList();
+        if (dl.Count == 0) return lines.Length > 0 ? lines[0] : "not loadable";
+        var text = string.Join("; ", dl);
+        return text.StartsWith(candidate + ": ", StringComparison.Ordinal) ? text[(candidate.Length + 2)..] : text;
     }
 }
