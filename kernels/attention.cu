@@ -44,7 +44,7 @@ __device__ __forceinline__ void load_tile(float* sm, int pitch, const float* src
 template <int JJ>
 __device__ __forceinline__ void attn_fwd_body(const float* qkv, float* out, float* lse, AttnGeom a)
 {
-    extern __shared__ __align__(16) float sm[];
+    DDSM_DYNAMIC_SMEM(sm);
     float* Qs = sm;                          // (d, 32)   queries of this block
     float* Ks = Qs + a.d * AT_TILE;          // (d, 33)   key tile
     float* Vs = Ks + a.d * AT_PITCH;         // (d, 33)   value tile
@@ -167,7 +167,7 @@ template <int JJ>
 __device__ __forceinline__ void attn_bwd_kv_body(const float* qkv, const float* lse, const float* D,
                                                  const float* dout, float* dqkv, AttnGeom a)
 {
-    extern __shared__ __align__(16) float sm[];
+    DDSM_DYNAMIC_SMEM(sm);
     float* Ks = sm;                          // (d, 32) this block's keys
     float* Vs = Ks + a.d * AT_TILE;          // (d, 32)
     float* Qs = Vs + a.d * AT_TILE;          // (d, 33) query tile
@@ -287,7 +287,7 @@ template <int JJ>
 __device__ __forceinline__ void attn_bwd_q_body(const float* qkv, const float* lse, const float* D,
                                                 const float* dout, float* dqkv, AttnGeom a)
 {
-    extern __shared__ __align__(16) float sm[];
+    DDSM_DYNAMIC_SMEM(sm);
     float* Qs = sm;                          // (d, 32) this block's queries
     float* Os = Qs + a.d * AT_TILE;          // (d, 32) their dout
     float* Ks = Os + a.d * AT_TILE;          // (d, 33) key tile

@@ -71,6 +71,7 @@ __device__ __forceinline__ double block_sum_d(double v, double* scratch)
     return warp_sum_d(s);
 }
 
+#ifndef DDSM_EMU
 // Round-to-nearest conversion to TF32 (the 19-bit format the tensor cores read), kept in a b32.
 __device__ __forceinline__ u32 to_tf32(float x)
 {
@@ -93,8 +94,9 @@ __device__ __forceinline__ void mma_tf32_16x8x8(float& d0, float& d1, float& d2,
         : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
 
-__device__ __forceinline__ unsigned grid_for(i64 n, int threads, unsigned cap)
-{
-    i64 b = (n + threads - 1) / threads;
-    return (unsigned)(b < 1 ? 1 : (b > cap ? cap : b));
-}
+// Dynamic shared memory of a kernel, sized at launch.
+#define DDSM_DYNAMIC_SMEM(name) extern __shared__ __align__(16) float name[]
+#else
+// kernels/emu/emu.h (a CPU emulator used by the CI check) supplies to_tf32, mma_tf32_16x8x8 and
+// DDSM_DYNAMIC_SMEM with the same semantics.
+#endif
