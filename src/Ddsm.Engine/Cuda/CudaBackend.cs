@@ -21,6 +21,8 @@ public sealed partial class CudaBackend : Backend
     private readonly object _gate = new();
     private List<CudaBuffer>? _captureHeld;   // non-null while a graph is being captured
     private bool _disposed;
+    private readonly Action<LaunchRecord>? _dryRun;
+    private long _fakePtr = 1L << 20, _dryLiveBytes;
 
     [ThreadStatic] private static IntPtr t_current;
 
@@ -100,6 +102,28 @@ public sealed partial class CudaBackend : Backend
         _partials = (CudaBuffer)Allocate(2 * ReducePartialsMax);   // doubles for the two-pass reductions
     }
 
+    /// <summary>One kernel launch as the host code issues it (dry-run mode).</summary>
+    internal readonly record struct LaunchRecord(string File, string Kernel, (uint x, uint y, uint z) Grid, uint Block,
+        uint SharedBytes, string ArgTags);
+
+    /// <summary>
+    /// A backend with no device: launches are handed to <paramref name="record"/> instead of the driver
+    /// and allocations get fake addresses. Lets GPU-less CI check every host-side launch (argument
+    /// count and types against the kernel's C signature, grid, block, shared memory).
+    /// </summary>
+    internal static CudaBackend DryRun(Action<LaunchRecord> record, int multiprocessors = 132, int maxSharedBytes = 227 * 1024)
+        => new(record, multiprocessors, maxSharedBytes);
+
+    private CudaBackend(Action<LaunchRecord> record, int multiprocessors, int maxSharedBytes)
+    {
+        _dryRun = record;
+        DeviceName = "dry-run";
+        ComputeMajor = 9; ComputeMinor = 0;
+        MultiprocessorCount = multiprocessors; MaxSharedBytesPerBlock = maxSharedBytes;
+        _alloc = new DeviceAllocator(() => { });
+        _partials = (CudaBuffer)Allocate(2 * ReducePartialsMax);
+    }
+
     private int Attr(int attr)
     {
         Driver.Check(Driver.cuDeviceGetAttribute(out int v, attr, _device), $"cuDeviceGetAttribute({attr})");
@@ -110,7 +134,7 @@ public sealed partial class CudaBackend : Backend
     internal void MakeCurrent()
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        if (t_current == _ctx) return;
+        if (_dryRun is not null || t_current == _ctx) return;
         Driver.Check(Driver.cuCtxSetCurrent(_ctx), "cuCtxSetCurrent");
         t_current = _ctx;
     }
@@ -139,6 +163,12 @@ public sealed partial class CudaBackend : Backend
     {
         if (count < 0) throw new ArgumentOutOfRangeException(nameof(count), $"{Name}: cannot allocate {count} floats");
         MakeCurrent();
+        if (_dryRun is not null)
+        {
+            long bytes = DeviceAllocator.Bucket(count * sizeof(float));
+            Interlocked.Add(ref _dryLiveBytes, bytes);
+            return new CudaBuffer(this, (ulong)Interlocked.Add(ref _fakePtr, bytes), count, bytes);
+        }
         ulong p = _alloc.Alloc(count * sizeof(float), out long bucket);
         return new CudaBuffer(this, p, count, bucket);
     }
@@ -151,7 +181,8 @@ public sealed partial class CudaBackend : Backend
         {
             if (_captureHeld is not null) { _captureHeld.Add(b); return; }   // a graph may use it
         }
-        _alloc.Free(b.Ptr, b.CapacityBytes);
+        if (_dryRun is null) _alloc.Free(b.Ptr, b.CapacityBytes);
+        else Interlocked.Add(ref _dryLiveBytes, -b.CapacityBytes);
     }
 
     internal void ReleaseHeld(CudaBuffer b) => _alloc.Free(b.Ptr, b.CapacityBytes);
@@ -164,7 +195,7 @@ public sealed partial class CudaBackend : Backend
     }
 
     public long CachedBytes => _alloc.CachedBytes;
-    public long LiveBytes => _alloc.LiveBytes;
+    public long LiveBytes => _dryRun is null ? _alloc.LiveBytes : Interlocked.Read(ref _dryLiveBytes);
     /// <summary>cuMemAlloc calls so far (flat in steady state: the cache serves every request).</summary>
     public long DeviceAllocCount => _alloc.DeviceAllocs;
 
@@ -285,6 +316,9 @@ public sealed partial class CudaBackend : Backend
     internal void Launch(string file, string name, (uint x, uint y, uint z) grid, uint block, KernelArgs args, uint sharedBytes = 0)
     {
         if (grid.x == 0 || grid.y == 0 || grid.z == 0) return;   // empty problem
+        if (sharedBytes > MaxSharedBytesPerBlock)
+            throw new NotSupportedException($"{name} needs {sharedBytes} B of shared memory; {DeviceName} allows {MaxSharedBytesPerBlock}");
+        if (_dryRun is not null) { _dryRun(new LaunchRecord(file, name, grid, block, sharedBytes, args.Tags)); return; }
         var f = Function(file, name);
         if (sharedBytes > 48 * 1024) RaiseSharedLimit(f, name, sharedBytes);
         MakeCurrent();
@@ -294,8 +328,6 @@ public sealed partial class CudaBackend : Backend
 
     private void RaiseSharedLimit(IntPtr f, string name, uint bytes)
     {
-        if (bytes > MaxSharedBytesPerBlock)
-            throw new NotSupportedException($"{name} needs {bytes} B of shared memory; {DeviceName} allows {MaxSharedBytesPerBlock}");
         lock (_gate)
         {
             if (!_smemRaised.Add(f)) return;
@@ -383,6 +415,7 @@ public sealed partial class CudaBackend : Backend
     public override void Dispose()
     {
         if (_disposed) return;
+        if (_dryRun is not null) { _disposed = true; base.Dispose(); return; }
         lock (SharedGate) { if (ReferenceEquals(_shared, this)) { _shared = null; } }
         try
         {

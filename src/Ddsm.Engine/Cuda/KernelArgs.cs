@@ -13,9 +13,14 @@ internal sealed class KernelArgs
     private readonly byte[] _data = new byte[512];
     private readonly int[] _offsets = new int[32];
     private int _used;
+    private readonly System.Text.StringBuilder _tags = new();
     public int Count { get; private set; }
 
-    private KernelArgs Add<T>(T value) where T : unmanaged
+    /// <summary>One tag per argument: P pointer, i int, l long, f float, u uint, U ulong, S&lt;bytes&gt;; for
+    /// checking launches against the kernels' C signatures (CudaBackend.DryRun).</summary>
+    internal string Tags => _tags.ToString();
+
+    private KernelArgs Add<T>(T value, string? tag = null) where T : unmanaged
     {
         int size = Unsafe.SizeOf<T>(), align = Math.Min(8, size >= 8 ? 8 : size >= 4 ? 4 : size);
         int off = (_used + align - 1) / align * align;
@@ -23,19 +28,22 @@ internal sealed class KernelArgs
             throw new InvalidOperationException("KernelArgs: too many kernel arguments");
         Unsafe.WriteUnaligned(ref _data[off], value);
         _offsets[Count++] = off;
+        if (_tags.Length > 0) _tags.Append(' ');
+        _tags.Append(tag ?? (typeof(T) == typeof(int) ? "i" : typeof(T) == typeof(long) ? "l" : typeof(T) == typeof(float) ? "f"
+            : typeof(T) == typeof(uint) ? "u" : typeof(T) == typeof(ulong) ? "U" : "S" + size));
         _used = off + size;
         return this;
     }
 
     /// <summary>A device pointer to element <paramref name="offset"/> of <paramref name="b"/>; null → 0 (the kernel skips it).</summary>
-    public KernelArgs Ptr(DeviceBuffer? b, long offset = 0) => Add(b is null ? 0UL : CudaBackend.Cast(b).At(offset));
-    public KernelArgs Raw(ulong devicePtr) => Add(devicePtr);
+    public KernelArgs Ptr(DeviceBuffer? b, long offset = 0) => Add(b is null ? 0UL : CudaBackend.Cast(b).At(offset), "P");
+    public KernelArgs Raw(ulong devicePtr) => Add(devicePtr, "P");
     public KernelArgs I32(int v) => Add(v);
     public KernelArgs I64(long v) => Add(v);
     public KernelArgs U32(uint v) => Add(v);
     public KernelArgs U64(ulong v) => Add(v);
     public KernelArgs F32(float v) => Add(v);
-    public KernelArgs Struct<T>(T v) where T : unmanaged => Add(v);
+    public KernelArgs Struct<T>(T v) where T : unmanaged => Add(v, "S" + Unsafe.SizeOf<T>());
 
     /// <summary>Argument <paramref name="i"/> read back as a <typeparamref name="T"/> (tests).</summary>
     internal T Get<T>(int i) where T : unmanaged => Unsafe.ReadUnaligned<T>(ref _data[_offsets[i]]);
