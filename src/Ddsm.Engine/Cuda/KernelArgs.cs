@@ -13,12 +13,12 @@ internal sealed class KernelArgs
     private readonly byte[] _data = new byte[512];
     private readonly int[] _offsets = new int[32];
     private int _used;
-    private readonly System.Text.StringBuilder _tags = new();
+    private readonly string[] _tags = new string[32];   // constants: no per-launch string building
     public int Count { get; private set; }
 
     /// <summary>One tag per argument: P pointer, i int, l long, f float, u uint, U ulong, S&lt;bytes&gt;; for
     /// checking launches against the kernels' C signatures (CudaBackend.DryRun).</summary>
-    internal string Tags => _tags.ToString();
+    internal string Tags => string.Join(' ', _tags, 0, Count);
 
     private KernelArgs Add<T>(T value, string? tag = null) where T : unmanaged
     {
@@ -27,10 +27,9 @@ internal sealed class KernelArgs
         if (off + size > _data.Length || Count == _offsets.Length)
             throw new InvalidOperationException("KernelArgs: too many kernel arguments");
         Unsafe.WriteUnaligned(ref _data[off], value);
+        _tags[Count] = tag ?? (typeof(T) == typeof(int) ? "i" : typeof(T) == typeof(long) ? "l" : typeof(T) == typeof(float) ? "f"
+            : typeof(T) == typeof(uint) ? "u" : "U");
         _offsets[Count++] = off;
-        if (_tags.Length > 0) _tags.Append(' ');
-        _tags.Append(tag ?? (typeof(T) == typeof(int) ? "i" : typeof(T) == typeof(long) ? "l" : typeof(T) == typeof(float) ? "f"
-            : typeof(T) == typeof(uint) ? "u" : typeof(T) == typeof(ulong) ? "U" : "S" + size));
         _used = off + size;
         return this;
     }
@@ -43,7 +42,12 @@ internal sealed class KernelArgs
     public KernelArgs U32(uint v) => Add(v);
     public KernelArgs U64(ulong v) => Add(v);
     public KernelArgs F32(float v) => Add(v);
-    public KernelArgs Struct<T>(T v) where T : unmanaged => Add(v, "S" + Unsafe.SizeOf<T>());
+    public KernelArgs Struct<T>(T v) where T : unmanaged => Add(v, StructTag<T>.Value);
+
+    private static class StructTag<T> where T : unmanaged
+    {
+        public static readonly string Value = "S" + Unsafe.SizeOf<T>();
+    }
 
     /// <summary>Argument <paramref name="i"/> read back as a <typeparamref name="T"/> (tests).</summary>
     internal T Get<T>(int i) where T : unmanaged => Unsafe.ReadUnaligned<T>(ref _data[_offsets[i]]);
