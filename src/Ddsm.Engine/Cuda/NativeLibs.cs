@@ -11,6 +11,8 @@ namespace Ddsm.Engine.Cuda;
 /// Search order. Driver: libcuda.so.1, libcuda.so (the driver ships with the GPU, never with us).
 /// NVRTC: $DDSM_NVRTC alone when set (an explicit override that is wrong must fail, not silently
 /// fall back); else libnvrtc.so.13, libnvrtc.so.12 (loader path), then $CUDA_PATH/lib64/libnvrtc.so*.
+/// .NET allows ONE resolver per assembly: other native libraries of Ddsm.Engine (a BLAS, say) must
+/// be added with <see cref="Register"/> rather than a second SetDllImportResolver, which would throw.
 /// </summary>
 internal static class NativeLibs
 {
@@ -18,6 +20,15 @@ internal static class NativeLibs
     private static readonly object Gate = new();
     private static IntPtr _driver, _nvrtc;
     private static bool _resolverSet;
+    private static readonly Dictionary<string, Func<IntPtr>> Others = new();
+
+    /// <summary>Resolves [DllImport(<paramref name="name"/>)] of this assembly with <paramref name="load"/>
+    /// (return IntPtr.Zero to fall back to the default probing).</summary>
+    public static void Register(string name, Func<IntPtr> load)
+    {
+        lock (Gate) Others[name] = load;
+        EnsureResolver();
+    }
 
     /// <summary>Installs the resolver (idempotent). Called before any CUDA P/Invoke.</summary>
     public static void EnsureResolver()
@@ -30,12 +41,14 @@ internal static class NativeLibs
         }
     }
 
-    private static IntPtr Resolve(string name, Assembly asm, DllImportSearchPath? path) => name switch
+    private static IntPtr Resolve(string name, Assembly asm, DllImportSearchPath? path)
     {
-        DriverName => LoadDriver(),
-        NvrtcName => LoadNvrtc(),
-        _ => IntPtr.Zero,
-    };
+        if (name == DriverName) return LoadDriver();
+        if (name == NvrtcName) return LoadNvrtc();
+        Func<IntPtr>? other;
+        lock (Gate) Others.TryGetValue(name, out other);
+        return other?.Invoke() ?? IntPtr.Zero;
+    }
 
     public static IReadOnlyList<string> DriverCandidates() => ["libcuda.so.1", "libcuda.so"];
 
