@@ -13,6 +13,7 @@ namespace Ddsm.Engine.Cpu;
 public sealed partial class CpuBackend
 {
     [ThreadStatic] private static float[]? _colBuffer;
+    [ThreadStatic] private static Sgemm.PinnedBuffer? _weightPack;
 
     private static float[] ColBuffer(long count)
     {
@@ -34,21 +35,25 @@ public sealed partial class CpuBackend
     public override void Conv2dForward(in ConvDesc d, DeviceBuffer x, DeviceBuffer w, DeviceBuffer? bias, DeviceBuffer y)
     {
         var dd = d;
+        CheckConvBuffers("conv2d forward", d, x, w, y);
         var xa = A(x); var wa = A(w); var ya = A(y); var ba = bias is null ? null : A(bias);
         int kk = d.Cin * d.K * d.K, ldw = d.CinMax * d.K * d.K, hw = d.Ho * d.Wo;
         long xImg = (long)d.Cin * d.H * d.W, yImg = (long)d.Cout * hw;
         bool pointwise = IsPointwise(d);
+        // The weight prefix is packed once for all images (read-only while the images run).
+        nint packedW = 0;
+        if (!pointwise)
+            unsafe
+            {
+                fixed (float* pw = wa) packedW = (nint)Sgemm.PackWholeA(false, pw, ldw, d.Cout, kk, _weightPack ??= new Sgemm.PinnedBuffer());
+            }
         ForEachImage(d.N, (n, threads) =>
         {
-            float[] col; long colOff;
-            if (pointwise) { col = xa; colOff = n * xImg; }
-            else
-            {
-                col = ColBuffer((long)kk * hw); colOff = 0;
-                Im2Col.Forward(dd, xa.AsSpan((int)(n * xImg), (int)xImg), col);
-            }
             // y_n (Cout, Ho·Wo) = W[:Cout, :Cin·K·K] · col (Cin·K·K, Ho·Wo)
-            Sgemm.RunParallel(false, false, dd.Cout, hw, kk, 1f, wa, 0, ldw, col, colOff, hw, 0f, ya, n * yImg, hw, threads);
+            if (pointwise)
+                Sgemm.RunParallel(false, false, dd.Cout, hw, kk, 1f, wa, 0, ldw, xa, n * xImg, hw, 0f, ya, n * yImg, hw, threads);
+            else
+                ForwardIm2ColGemm(dd, packedW, xa, n * xImg, ya, n * yImg, threads);
             if (ba is not null)
                 for (int co = 0; co < dd.Cout; co++)
                 {
@@ -58,9 +63,41 @@ public sealed partial class CpuBackend
         });
     }
 
+    /// <summary>
+    /// y (Cout, Ho·Wo) = W · im2col(x) with the im2col fused into the GEMM's B packing (no column
+    /// matrix is written); on several threads the output pixels are cut into NR-aligned strips.
+    /// </summary>
+    private static unsafe void ForwardIm2ColGemm(ConvDesc d, nint packedW, float[] xa, long xOff, float[] ya, long yOff, int threads)
+    {
+        int hw = d.Ho * d.Wo, kk = d.Cin * d.K * d.K;
+        int units = (hw + Sgemm.NR - 1) / Sgemm.NR;
+        int parts = 2L * d.Cout * hw * kk < 2_000_000 ? 1 : Math.Min(threads, units);
+        void Strip(int part)
+        {
+            int lo = (int)((long)units * part / parts) * Sgemm.NR, hi = Math.Min(hw, (int)((long)units * (part + 1) / parts) * Sgemm.NR);
+            if (lo >= hi) return;
+            fixed (float* px = xa, py = ya)
+            {
+                var pack = new Im2Col.PackB(px + xOff, d, lo);
+                Sgemm.RunPacked((float*)packedW, d.Cout, hi - lo, kk, 1f, ref pack, 0f, py + yOff + lo, hw);
+            }
+        }
+        if (parts <= 1) Strip(0);
+        else Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = threads }, Strip);
+    }
+
+    /// <summary>Buffers too short for the descriptor would be silent memory corruption in the unsafe GEMM.</summary>
+    private static void CheckConvBuffers(string op, in ConvDesc d, DeviceBuffer x, DeviceBuffer w, DeviceBuffer y)
+    {
+        long xn = (long)d.N * d.Cin * d.H * d.W, wn = (long)d.CoutMax * d.CinMax * d.K * d.K, yn = (long)d.N * d.Cout * d.Ho * d.Wo;
+        if (d.Cin > d.CinMax || d.Cout > d.CoutMax || d.Ho < 1 || d.Wo < 1 || x.Length < xn || w.Length < wn || y.Length < yn)
+            throw new ArgumentException($"{op}: buffers (x {x.Length}, w {w.Length}, y {y.Length}) do not fit {d}");
+    }
+
     public override void Conv2dBackwardData(in ConvDesc d, DeviceBuffer dy, DeviceBuffer w, DeviceBuffer dx)
     {
         var dd = d;
+        CheckConvBuffers("conv2d backward data", d, dx, w, dy);
         var ga = A(dy); var wa = A(w); var dxa = A(dx);
         int kk = d.Cin * d.K * d.K, ldw = d.CinMax * d.K * d.K, hw = d.Ho * d.Wo;
         long xImg = (long)d.Cin * d.H * d.W, yImg = (long)d.Cout * hw;
@@ -83,6 +120,7 @@ public sealed partial class CpuBackend
     public override void Conv2dBackwardWeight(in ConvDesc d, DeviceBuffer x, DeviceBuffer dy, DeviceBuffer dw, DeviceBuffer? dbias)
     {
         var dd = d;
+        CheckConvBuffers("conv2d backward weight", d, x, dw, dy);
         var xa = A(x); var ga = A(dy); var dwa = A(dw);
         int kk = d.Cin * d.K * d.K, ldw = d.CinMax * d.K * d.K, hw = d.Ho * d.Wo;
         long xImg = (long)d.Cin * d.H * d.W, yImg = (long)d.Cout * hw;

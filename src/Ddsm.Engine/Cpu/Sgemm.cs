@@ -18,10 +18,22 @@ namespace Ddsm.Engine.Cpu;
 public static unsafe class Sgemm
 {
     public const int MR = 6, NR = 16;
-    // KC: one B micro-panel KC×NR×4 B = 16 KiB stays in the 32 KiB L1d with room for the A stream.
-    // MC: the A block MC×KC×4 B = 144 KiB sits comfortably in the 512 KiB L2.
-    // NC: the B block KC×NC×4 B = 4 MiB per thread, well inside the shared 32 MiB L3.
-    internal const int KC = 256, MC = 144, NC = 4096;
+    // KC: one B micro-panel KC×NR×4 B = 24 KiB stays in the 32 KiB L1d next to the A stream.
+    // MC: the A block MC×KC×4 B = 216 KiB sits in the 512 KiB L2.
+    // NC: the B block KC×NC×4 B = 6 MiB per thread, inside the shared 32 MiB L3.
+    // Measured on the Zen 3 dev box (single thread, best of 9): KC 256→384 +3% at 1024³, MC 72..288
+    // within noise; see bench/RESULTS.md.
+    internal const int KC = 384, MC = 144, NC = 4096;
+
+    /// <summary>
+    /// The K block length: K is cut into equal blocks of at most KC (576 → 2×288, not 384 + 192), so no
+    /// block is a short tail whose C load/store overhead is paid on little work. Multiple of 8.
+    /// </summary>
+    internal static int KcStep(int k)
+    {
+        int blocks = (k + KC - 1) / KC;
+        return Math.Min(KC, RoundUp((k + blocks - 1) / Math.Max(blocks, 1), 8));
+    }
 
     /// <summary>Forces the portable (non-AVX2) microkernel; tests use it to cover the fallback path.</summary>
     internal static bool ForcePortable { get; set; }
@@ -36,7 +48,50 @@ public static unsafe class Sgemm
         Validate(transA, transB, m, n, k, a, offA, lda, b, offB, ldb, c, offC, ldc);
         if (m == 0 || n == 0) return;
         fixed (float* pa = a, pb = b, pc = c)
-            Core(transA, transB, m, n, k, alpha, pa + offA, lda, pb + offB, ldb, beta, pc + offC, ldc);
+        {
+            var packB = new StridedPackB(transB, pb + offB, ldb);
+            Core(transA, m, n, k, alpha, pa + offA, lda, null, ref packB, beta, pc + offC, ldc);
+        }
+    }
+
+    /// <summary>Fills packed B panels: op(B)[pc:pc+kc, jc:jc+nc] as NR-column panels of kc rows × NR values.</summary>
+    internal interface IPackB
+    {
+        void Pack(int pc, int kc, int jc, int nc, float* dst);
+    }
+
+    /// <summary>B read from a (possibly transposed) row-major matrix.</summary>
+    internal readonly struct StridedPackB(bool transB, float* b, int ldb) : IPackB
+    {
+        public void Pack(int pc, int kc, int jc, int nc, float* dst) => PackB(transB, b, ldb, pc, kc, jc, nc, dst);
+    }
+
+    /// <summary>
+    /// C = alpha·op(A)·B + beta·C where B is produced panel by panel by <paramref name="packB"/>
+    /// (a struct, so the JIT specialises the loop nest for it): convolutions pack straight from the
+    /// image, fusing im2col into the packing pass.
+    /// </summary>
+    internal static void RunPacked<TPackB>(float* packedA, int m, int n, int k, float alpha,
+        ref TPackB packB, float beta, float* c, int ldc) where TPackB : struct, IPackB
+    {
+        if (m == 0 || n == 0) return;
+        Core(false, m, n, k, alpha, null, 0, packedA, ref packB, beta, c, ldc);
+    }
+
+    /// <summary>
+    /// Packs all of op(A) (M×K) once, KC block after KC block, in the layout the loop nest reads
+    /// (block (pc, ic) at pc·RoundUp(M, MR) + ic·kc). A convolution packs its weight this way once
+    /// and reuses it for every image, instead of repacking it per GEMM. Returns the packed pointer
+    /// (valid until the next call on this buffer).
+    /// </summary>
+    internal static float* PackWholeA(bool transA, float* a, int lda, int m, int k, PinnedBuffer dst)
+    {
+        int mr = RoundUp(m, MR);
+        float* p = dst.Get((long)mr * k);
+        int kcStep = KcStep(k);
+        for (int pc = 0; pc < k; pc += kcStep)
+            PackA(transA, a, lda, 0, m, pc, Math.Min(kcStep, k - pc), p + (long)pc * mr);
+        return p;
     }
 
     /// <summary>
@@ -94,8 +149,8 @@ public static unsafe class Sgemm
         Fits("C", c, offC, m, n, ldc);
     }
 
-    private static void Core(bool transA, bool transB, int m, int n, int k, float alpha,
-        float* a, int lda, float* b, int ldb, float beta, float* c, int ldc)
+    private static void Core<TPackB>(bool transA, int m, int n, int k, float alpha,
+        float* a, int lda, float* packedA, ref TPackB packB, float beta, float* c, int ldc) where TPackB : struct, IPackB
     {
         if (k == 0 || alpha == 0f)
         {
@@ -103,23 +158,26 @@ public static unsafe class Sgemm
             return;
         }
         int ncMax = Math.Min(NC, RoundUp(n, NR));
-        float* pB = (_packB ??= new PinnedBuffer()).Get(Math.Min(KC, k) * ncMax);
-        float* pA = (_packA ??= new PinnedBuffer()).Get(Math.Min(MC, RoundUp(m, MR)) * Math.Min(KC, k));
+        int kcStep = KcStep(k);
+        float* pB = (_packB ??= new PinnedBuffer()).Get((long)kcStep * ncMax);
+        float* pA = (_packA ??= new PinnedBuffer()).Get((long)Math.Min(MC, RoundUp(m, MR)) * kcStep);
         bool avx = UsesAvx2Fma;
         float* edge = stackalloc float[MR * NR];
 
         for (int jc = 0; jc < n; jc += NC)
         {
             int nc = Math.Min(NC, n - jc);
-            for (int pc = 0; pc < k; pc += KC)
+            for (int pc = 0; pc < k; pc += kcStep)
             {
-                int kc = Math.Min(KC, k - pc);
+                int kc = Math.Min(kcStep, k - pc);
                 float betaEff = pc == 0 ? beta : 1f;
-                PackB(transB, b, ldb, pc, kc, jc, nc, pB);
+                packB.Pack(pc, kc, jc, nc, pB);
                 for (int ic = 0; ic < m; ic += MC)
                 {
                     int mc = Math.Min(MC, m - ic);
-                    PackA(transA, a, lda, ic, mc, pc, kc, pA);
+                    float* aBlock = pA;
+                    if (packedA != null) aBlock = packedA + (long)pc * RoundUp(m, MR) + (long)ic * kc;
+                    else PackA(transA, a, lda, ic, mc, pc, kc, pA);
                     for (int jr = 0; jr < nc; jr += NR)
                     {
                         int nr = Math.Min(NR, nc - jr);
@@ -127,7 +185,7 @@ public static unsafe class Sgemm
                         for (int ir = 0; ir < mc; ir += MR)
                         {
                             int mr = Math.Min(MR, mc - ir);
-                            float* aPanel = pA + (long)ir * kc;
+                            float* aPanel = aBlock + (long)ir * kc;
                             float* cTile = c + (long)(ic + ir) * ldc + jc + jr;
                             if (mr == MR && nr == NR)
                             {
@@ -154,7 +212,7 @@ public static unsafe class Sgemm
         }
     }
 
-    private static int RoundUp(int x, int q) => (x + q - 1) / q * q;
+    internal static int RoundUp(int x, int q) => (x + q - 1) / q * q;
 
     private static void ScaleC(int m, int n, float beta, float* c, int ldc)
     {
@@ -233,18 +291,52 @@ public static unsafe class Sgemm
             }
             else
             {
-                // op(B)(p, j) = b[j·ldb + p]: each stored row is one packed column.
+                // op(B)(p, j) = b[j·ldb + p]: each stored row is one packed column. Full 8×8 blocks
+                // go through an in-register transpose; the rest element by element.
+                int p0 = 0;
+                if (Avx.IsSupported && !ForcePortable && nr == NR)
+                {
+                    for (; p0 + 8 <= kc; p0 += 8)
+                        for (int jb = 0; jb < NR; jb += 8)
+                            Transpose8x8(b + (long)(jc + jr + jb) * ldb + pc + p0, ldb, d + p0 * NR + jb, NR);
+                }
                 int j = 0;
                 for (; j < nr; j++)
                 {
                     float* s = b + (long)(jc + jr + j) * ldb + pc;
                     float* dd = d + j;
-                    for (int p = 0; p < kc; p++) dd[p * NR] = s[p];
+                    for (int p = p0; p < kc; p++) dd[p * NR] = s[p];
                 }
                 for (; j < NR; j++)
                     for (int p = 0; p < kc; p++) d[p * NR + j] = 0f;
             }
         }
+    }
+
+    /// <summary>dst[i·ldd + j] = src[j·lds + i] for an 8×8 block (AVX unpack/shuffle/permute network).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Transpose8x8(float* src, long lds, float* dst, long ldd)
+    {
+        var r0 = Avx.LoadVector256(src); var r1 = Avx.LoadVector256(src + lds);
+        var r2 = Avx.LoadVector256(src + 2 * lds); var r3 = Avx.LoadVector256(src + 3 * lds);
+        var r4 = Avx.LoadVector256(src + 4 * lds); var r5 = Avx.LoadVector256(src + 5 * lds);
+        var r6 = Avx.LoadVector256(src + 6 * lds); var r7 = Avx.LoadVector256(src + 7 * lds);
+        var t0 = Avx.UnpackLow(r0, r1); var t1 = Avx.UnpackHigh(r0, r1);
+        var t2 = Avx.UnpackLow(r2, r3); var t3 = Avx.UnpackHigh(r2, r3);
+        var t4 = Avx.UnpackLow(r4, r5); var t5 = Avx.UnpackHigh(r4, r5);
+        var t6 = Avx.UnpackLow(r6, r7); var t7 = Avx.UnpackHigh(r6, r7);
+        var u0 = Avx.Shuffle(t0, t2, 0x44); var u1 = Avx.Shuffle(t0, t2, 0xEE);
+        var u2 = Avx.Shuffle(t1, t3, 0x44); var u3 = Avx.Shuffle(t1, t3, 0xEE);
+        var u4 = Avx.Shuffle(t4, t6, 0x44); var u5 = Avx.Shuffle(t4, t6, 0xEE);
+        var u6 = Avx.Shuffle(t5, t7, 0x44); var u7 = Avx.Shuffle(t5, t7, 0xEE);
+        Avx.Store(dst, Avx.Permute2x128(u0, u4, 0x20));
+        Avx.Store(dst + ldd, Avx.Permute2x128(u1, u5, 0x20));
+        Avx.Store(dst + 2 * ldd, Avx.Permute2x128(u2, u6, 0x20));
+        Avx.Store(dst + 3 * ldd, Avx.Permute2x128(u3, u7, 0x20));
+        Avx.Store(dst + 4 * ldd, Avx.Permute2x128(u0, u4, 0x31));
+        Avx.Store(dst + 5 * ldd, Avx.Permute2x128(u1, u5, 0x31));
+        Avx.Store(dst + 6 * ldd, Avx.Permute2x128(u2, u6, 0x31));
+        Avx.Store(dst + 7 * ldd, Avx.Permute2x128(u3, u7, 0x31));
     }
 
     /// <summary>
@@ -358,7 +450,7 @@ public static unsafe class Sgemm
     }
 
     /// <summary>A pinned, 64-byte-aligned float scratch that only grows (one per thread per role).</summary>
-    private sealed class PinnedBuffer
+    internal sealed class PinnedBuffer
     {
         private float[]? _array;
         private float* _aligned;

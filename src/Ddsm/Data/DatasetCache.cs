@@ -59,7 +59,10 @@ public static class DatasetCache
         var chunk = new byte[1 << 16];
         while (true)
         {
-            int n = BoundedRead.Guarded(() => br.Read(chunk, 0, chunk.Length), source, "brotli");
+            int n;
+            // BrotliStream reports corrupt input as InvalidOperationException ("Decoder ran into invalid data").
+            try { n = BoundedRead.Guarded(() => br.Read(chunk, 0, chunk.Length), source, "brotli"); }
+            catch (InvalidOperationException e) { throw new DataFormatException(source, $"brotli: corrupt compressed data ({e.Message})", e); }
             if (n == 0) break;
             DataFormatException.Check(ms.Length + n <= MaxDecoded, source, $"decompresses to more than {MaxDecoded} bytes");
             ms.Write(chunk, 0, n);

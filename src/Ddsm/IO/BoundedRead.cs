@@ -26,10 +26,7 @@ internal static class BoundedRead
             if (n == 0) throw new DataFormatException(source, $"{what}: truncated, {got} of {expected} bytes");
             got += n;
         }
-        Span<byte> one = stackalloc byte[1];
-        int extra = 0;
-        try { extra = s.Read(one); }
-        catch (InvalidDataException e) { throw new DataFormatException(source, $"{what}: corrupt compressed data after the payload", e); }
+        int extra = Guarded(() => s.Read(new byte[1], 0, 1), source, what);
         DataFormatException.Check(extra == 0, source, $"{what}: trailing data after {expected} bytes");
         return buf;
     }
@@ -39,6 +36,9 @@ internal static class BoundedRead
     {
         try { return f(); }
         catch (InvalidDataException e) { throw new DataFormatException(source, $"{what}: corrupt compressed data ({e.Message})", e); }
+        // zlib streams with a preset dictionary (FDICT) or other exotica fail with the BCL's internal
+        // ZLibException (an IOException), not InvalidDataException; match it by name, not every IOException.
+        catch (IOException e) when (e.GetType().Name == "ZLibException") { throw new DataFormatException(source, $"{what}: unsupported or corrupt zlib data ({e.Message})", e); }
         catch (EndOfStreamException e) { throw new DataFormatException(source, $"{what}: unexpected end of data", e); }
         catch (JsonException e) { throw new DataFormatException(source, $"{what}: malformed JSON ({e.Message})", e); }
         catch (System.Text.DecoderFallbackException e) { throw new DataFormatException(source, $"{what}: invalid UTF-8 ({e.Message})", e); }

@@ -109,6 +109,8 @@ public static class SafeTensors
         var header = new byte[n];
         s.ReadExactly(header);
         DataFormatException.Check(header[0] == (byte)'{', source, "header does not start with '{'");
+        // JsonDocument validates UTF-8 inside strings only lazily (GetString throws InvalidOperationException).
+        DataFormatException.Check(System.Text.Unicode.Utf8.IsValid(header), source, "header is not valid UTF-8");
         long dataLen = fileLen - 8 - (long)n;
 
         var (entries, metadata) = BoundedRead.Guarded(() => ParseHeader(header, source), source, "header");

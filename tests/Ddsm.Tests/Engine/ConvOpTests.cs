@@ -77,7 +77,8 @@ public abstract class ConvOpTests : BackendFixture
         new(2, 6, 8, 8, 4, 1, 2, 0, 6, 4),       // 1×1 stride 2 (not pointwise: goes through im2col)
         new(2, 5, 6, 7, 3, 3, 1, 0, 5, 3),       // 3×3 no padding, full width
         new(2, 3, 7, 6, 4, 5, 1, 2, 4, 6),       // 5×5 pad 2: general odd K
-        new(1, 32, 4, 4, 12, 3, 1, 1, 32, 16),   // Cin·K·K = 288 > one GEMM K block
+        new(1, 48, 4, 4, 12, 3, 1, 1, 48, 16),   // Cin·K·K = 432 > one GEMM K block (KC = 384)
+        new(1, 2, 3, 34, 3, 3, 1, 1, 2, 4),      // wide rows: 16-pixel panels at the left edge, inside, and across rows
     ];
 
     private static IEnumerable<TestCaseData> Cases()
@@ -128,6 +129,30 @@ public abstract class ConvOpTests : BackendFixture
             for (int co = s.Cout; co < s.CoutMax; co++) Assert.That(gb[co], Is.EqualTo(0f), $"dbias[{co}] outside the prefix");
         }
         else Assert.That(tb.Grad, Is.Null);
+    }
+
+    /// <summary>
+    /// One image big enough that each GEMM is split across threads (N = 1 &lt; threads): forward, dx, dW
+    /// and dbias against the float64 reference (same tolerances as above).
+    /// </summary>
+    [Test]
+    public void SingleLargeImageSplitsGemmAcrossThreads()
+    {
+        var s = new Shape(1, 16, 16, 32, 16, 3, 1, 1, 24, 20);   // 32-wide rows: 16-pixel runs touching the left and the right edge
+        var r = new Rng(300);
+        using var scope = new TensorScope();
+        var xd = Random(r, s.N * s.Cin * s.H * s.W); var wd = Random(r, s.CoutMax * s.CinMax * 9); var bd = Random(r, s.CoutMax);
+        var x = Tensor.FromArray(B, xd, s.N, s.Cin, s.H, s.W); x.RequiresGrad = true;
+        var w = Tensor.FromArray(B, wd, s.CoutMax, s.CinMax, 3, 3); w.RequiresGrad = true;
+        var b = Tensor.FromArray(B, bd, s.CoutMax); b.RequiresGrad = true;
+        var y = F.Conv2d(x, w, b, s.Cout);
+        OpCheck.AssertClose($"conv2d {s} forward", y.ToArray(), RefForward(s, D(xd), D(wd), D(bd)), 1e-4, 1e-3);
+        var g = Random(r, (int)y.Length);
+        Tape.Backward(F.Sum(F.Mul(y, Tensor.FromArray(B, g, y.Shape))));
+        var (dx, dw, db) = RefBackward(s, D(xd), D(wd), D(g));
+        OpCheck.AssertClose($"conv2d {s} dx", x.Grad!.ToArray(), dx, 1e-3, 1e-3);
+        OpCheck.AssertClose($"conv2d {s} dW", w.Grad!.ToArray(), dw, 1e-3, 1e-3);
+        OpCheck.AssertClose($"conv2d {s} dbias", b.Grad!.ToArray(), db, 1e-3, 1e-3);
     }
 
     private static double[] D(float[] a) => a.Select(v => (double)v).ToArray();

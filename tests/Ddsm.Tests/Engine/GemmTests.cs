@@ -102,10 +102,10 @@ public class GemmTests
     public void BlocksPastKcMcNc()
     {
         var rng = new Rng(23);
-        // m > MC (144), k > KC (256): several A blocks and a beta that must apply only once.
+        // m > MC (144), k > KC (384): several A and K blocks, and a beta that must apply only once.
         foreach (bool ta in new[] { false, true })
         foreach (bool tb in new[] { false, true })
-            Check(new Case(ta, tb, 151, 37, 301, 0.5f, 0.75f, 3, 2, 1, 5, 2, 1), rng);
+            Check(new Case(ta, tb, 151, 37, 401, 0.5f, 0.75f, 3, 2, 1, 5, 2, 1), rng);
         // n > NC (4096): two column blocks.
         Check(new Case(false, true, 7, 4100, 9, 1f, 1f, 0, 0, 0, 0, 0, 0), rng);
     }

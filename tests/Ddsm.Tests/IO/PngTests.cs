@@ -134,6 +134,19 @@ public class PngTests
     }
 
     [Test]
+    public void RejectsZlibWithPresetDictionary()
+    {
+        // zlib header 78 20: valid check bits, FDICT set; PNG forbids preset dictionaries (found by fuzzing:
+        // .NET throws its internal ZLibException here, which must not leak).
+        var ms = new MemoryStream();
+        ms.Write([137, 80, 78, 71, 13, 10, 26, 10]);
+        Png.WriteChunk(ms, "IHDR", [0, 0, 0, 2, 0, 0, 0, 2, 8, 0, 0, 0, 0]);
+        Png.WriteChunk(ms, "IDAT", [0x78, 0x20, 1, 2, 3, 4, 0x63, 0, 0, 0, 0, 0]);
+        Png.WriteChunk(ms, "IEND", []);
+        Assert.Throws<DataFormatException>(() => Png.Read(ms.ToArray(), "fdict.png"));
+    }
+
+    [Test]
     public void LyingDimensionsAreRejectedBeforeAllocating()
     {
         // A 60000 x 60000 RGBA header (14 GB of pixels) over a few bytes of IDAT.
