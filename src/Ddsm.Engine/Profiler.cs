@@ -5,7 +5,8 @@ namespace Ddsm.Engine;
 
 /// <summary>
 /// Op-level profiler and FLOP counter.
-/// <para>Profiling (off by default): per op name, calls, total wall ms and GFLOP/s. When on, each op
+/// <para>Profiling (off by default): per op name, calls, self wall ms (time inside nested op timers
+/// is attributed to the inner op only, so the rows sum to the wall time) and GFLOP/s. When on, each op
 /// synchronises its backend before and after so an asynchronous device is timed honestly; that
 /// costs throughput, so it is for finding where a step spends its time, not for benchmarks.</para>
 /// <para>FLOP counting (always on, one add per op): <see cref="FlopCounter"/> sums the forward FLOPs
@@ -15,6 +16,9 @@ public static class Profiler
 {
     private static readonly object Gate = new();
     private static readonly Dictionary<string, OpStat> Stats = new();
+    // Per-thread stack of "time spent in child timers" so nested timers (the tape's "conv2d.bwd"
+    // around the op's own "conv2d_data.bwd") report self time and the table sums to wall time.
+    [ThreadStatic] private static List<long>? _childTicks;
     public static bool Enabled { get; set; }
 
     public sealed class OpStat
@@ -32,6 +36,7 @@ public static class Profiler
         FlopCounter.Add(name, flops);
         if (!Enabled) return default;
         backend.Synchronize();
+        (_childTicks ??= new List<long>()).Add(0);
         return new OpTimer(name, flops, backend, Stopwatch.GetTimestamp());
     }
 
@@ -42,11 +47,15 @@ public static class Profiler
             if (name is null) return;
             backend!.Synchronize();
             long dt = Stopwatch.GetTimestamp() - start;
+            var stack = _childTicks!;
+            long self = dt - stack[^1];
+            stack.RemoveAt(stack.Count - 1);
+            if (stack.Count > 0) stack[^1] += dt;
             lock (Gate)
             {
                 if (!Stats.TryGetValue(name, out var s)) Stats[name] = s = new OpStat();
                 s.Calls++;
-                s.Ticks += dt;
+                s.Ticks += self;
                 s.Flops += flops;
             }
         }
