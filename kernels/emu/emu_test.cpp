@@ -99,10 +99,10 @@ static void test_gemm(bool ta, bool tb)
 }
 
 // ---- conv ----------------------------------------------------------------------------------------
-static void test_conv(int K, int S, int P)
+static void test_conv(int K, int S, int P, int Cin = 5, int Cout = 67)
 {
-    Rng r(100 + K * 10 + S);
-    int N = 2, Cin = 5, CinMax = 7, Cout = 67, CoutMax = 70, H = 9, W = 11;
+    Rng r(100 + K * 10 + S + Cin);
+    int N = 2, CinMax = Cin + 2, CoutMax = Cout + 3, H = 9, W = 11;
     ConvGeom g{Cin, H, W, Cout, K, S, P, (H + 2 * P - K) / S + 1, (W + 2 * P - K) / S + 1, (i64)CinMax * K * K};
     int KK = K * K, Ho = g.Ho, Wo = g.Wo;
     vf x = r.vec(N * Cin * H * W), w = r.vec(CoutMax * CinMax * KK, 0.3f), bias = r.vec(CoutMax), dy = r.vec(N * Cout * Ho * Wo);
@@ -121,7 +121,8 @@ static void test_conv(int K, int S, int P)
         }
         y[yi] = s;
     }
-    std::string tag = "conv K" + std::to_string(K) + " S" + std::to_string(S) + " P" + std::to_string(P);
+    std::string tag = "conv K" + std::to_string(K) + " S" + std::to_string(S) + " P" + std::to_string(P) +
+                      " " + std::to_string(Cin) + "->" + std::to_string(Cout);
     for (int tf32 = 0; tf32 < 2; tf32++)
     {
         vf yg(y.size(), std::nanf(""));
@@ -432,12 +433,30 @@ static void test_reduce_adam()
     close("adam p", p, wp, 1e-6, 1e-5); close("adam m", m, wm, 1e-7, 1e-5); close("adam v", v, wv, 1e-7, 1e-5);
 }
 
+// beta == 0 must not read the output (it may hold NaN from an uninitialised pool block).
+static void test_never_read()
+{
+    Rng r(700);
+    i64 n = 999;
+    vf x = r.vec(n), y(n, std::nanf(""));
+    emu_launch({blocks(n)}, {256}, 0, [&] { axpby(x.data(), y.data(), n, -2.f, 0.f); });
+    vd want(n); for (i64 i = 0; i < n; i++) want[i] = -2.0 * x[i];
+    close("axpby beta=0 ignores NaN in y", y, want, 0, 0);
+    int m = 20, nn = 30, k = 17;
+    vf a = r.vec(m * k), b = r.vec(k * nn), c(m * nn, std::nanf(""));
+    emu_launch({1, 1, 1}, {128}, 0, [&] { gemm_f32(0, 0, m, nn, k, 1.f, 0.f, a.data(), 0, k, 0, b.data(), 0, nn, 0, c.data(), 0, nn, 0); });
+    vd wc(m * nn);
+    for (int i = 0; i < m; i++) for (int j = 0; j < nn; j++) for (int p = 0; p < k; p++) wc[i * nn + j] += (double)a[i * k + p] * b[p * nn + j];
+    close("gemm beta=0 ignores NaN in C", c, wc, 1e-5, 1e-5);
+}
+
 int main()
 {
     test_elementwise();
     test_reduce_adam();
     for (int ta = 0; ta < 2; ta++) for (int tb = 0; tb < 2; tb++) test_gemm(ta, tb);
-    test_conv(3, 1, 1); test_conv(3, 2, 1); test_conv(1, 1, 0);
+    test_conv(3, 1, 1); test_conv(3, 2, 1); test_conv(1, 1, 0); test_conv(3, 1, 1, 70, 5);
+    test_never_read();
     test_groupnorm(0); test_groupnorm(1);
     test_attention(16, 40); test_attention(80, 33); test_attention(64, 64);
     printf("emu: %d/%d checks passed\n", checks - failures, checks);
