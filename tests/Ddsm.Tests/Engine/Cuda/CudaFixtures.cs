@@ -23,3 +23,51 @@ public class ElementwiseOpTestsCuda : ElementwiseOpTests
 {
     protected override (Backend?, string) MakeBackend() => CudaTestBackend.Make();
 }
+
+[TestFixture]
+public class MatMulOpTestsCuda : MatMulOpTests
+{
+    protected override (Backend?, string) MakeBackend() => CudaTestBackend.Make();
+}
+
+[TestFixture]
+public class GroupNormOpTestsCuda : GroupNormOpTests
+{
+    protected override (Backend?, string) MakeBackend() => CudaTestBackend.Make();
+}
+
+[TestFixture]
+public class ResampleOpTestsCuda : ResampleOpTests
+{
+    protected override (Backend?, string) MakeBackend() => CudaTestBackend.Make();
+}
+
+[TestFixture]
+public class AttentionOpTestsCuda : AttentionOpTests
+{
+    protected override (Backend?, string) MakeBackend() => CudaTestBackend.Make();
+}
+
+[TestFixture]
+public class ConvOpTestsCuda : ConvOpTests
+{
+    protected override (Backend?, string) MakeBackend() => CudaTestBackend.Make();
+}
+
+[TestFixture]
+public class MiscOpTestsCuda : MiscOpTests
+{
+    protected override (Backend?, string) MakeBackend() => CudaTestBackend.Make();
+}
+
+[TestFixture]
+public class OptimTestsCuda : OptimTests
+{
+    protected override (Backend?, string) MakeBackend() => CudaTestBackend.Make();
+}
+
+[TestFixture]
+public class LinearOpTestsCuda : LinearOpTests
+{
+    protected override (Backend?, string) MakeBackend() => CudaTestBackend.Make();
+}
