@@ -24,14 +24,8 @@ internal static class Common
         _ => throw new ArgumentException($"unknown device '{device}' (cpu, cuda)"),
     };
 
-    private static Backend CreateCuda()
-    {
-        var t = Type.GetType("Ddsm.Engine.Cuda.CudaBackend, Ddsm.Engine");
-        var m = t?.GetMethod("Create", Type.EmptyTypes);
-        if (m is null) throw new ArgumentException("this build has no CUDA backend");
-        try { return (Backend)m.Invoke(null, null)!; }
-        catch (System.Reflection.TargetInvocationException e) when (e.InnerException is not null) { throw e.InnerException; }
-    }
+    private static Backend CreateCuda() =>
+        Ddsm.Engine.Cuda.CudaBackend.TryCreate(out var reason) ?? throw new NotSupportedException($"--device cuda: {reason}");
 
     /// <summary>Loads a data set by spec and brings it to the model's resolution.</summary>
     public static ImageDataset LoadData(string spec, string cacheDir, int size, int channels)
