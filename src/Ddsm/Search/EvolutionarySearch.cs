@@ -176,11 +176,7 @@ public sealed class EvolutionarySearch
         }
     }
 
-    private int Tournament()
-    {
-        int a = _rng.NextInt(_population.Count), b = _rng.NextInt(_population.Count);
-        return Nsga2.CrowdedBetter(_rank[b], _crowd[b], _rank[a], _crowd[a]) ? b : a;
-    }
+    private int Tournament() => Nsga2.BinaryTournament(_rng, _rank, _crowd);
 
     private List<Genome> MakeOffspring(int count)
     {

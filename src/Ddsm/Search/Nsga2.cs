@@ -80,6 +80,16 @@ public static class Nsga2
         rankA < rankB || (rankA == rankB && crowdA > crowdB);
 
     /// <summary>
+    /// Binary tournament: two members drawn uniformly (with replacement); the crowded-better one
+    /// wins, the first drawn on a tie. Returns the winner's index.
+    /// </summary>
+    public static int BinaryTournament(Engine.Rng rng, IReadOnlyList<int> rank, IReadOnlyList<double> crowd)
+    {
+        int a = rng.NextInt(rank.Count), b = rng.NextInt(rank.Count);
+        return CrowdedBetter(rank[b], crowd[b], rank[a], crowd[a]) ? b : a;
+    }
+
+    /// <summary>
     /// Area dominated by the non-dominated subset of <paramref name="pts"/> and bounded by the
     /// reference point (both objectives minimised); points not strictly better than the reference
     /// in both objectives add nothing. The usual single-number measure of how good a front is.

@@ -13,7 +13,9 @@ namespace Ddsm.Search;
 /// </summary>
 public static class StrategyPlot
 {
-    private const double W = 760, H = 380, Left = 70, Right = 20, Top = 44, Bottom = 56;
+    private const double PlotW = 670, H = 380, Left = 70, Right = 20, LegendW = 180, Top = 44, Bottom = 56;
+    /// <summary>Top of the width axis: a little above 1 so full-width runs do not hide in the frame.</summary>
+    private const double YMax = 1.05;
     private static readonly string[] Colors = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"];
 
     public static void WriteSvg(string path, StepStrategy strategy, string title) =>
@@ -26,9 +28,12 @@ public static class StrategyPlot
     {
         if (series.Count == 0) throw new ArgumentException("strategy plot: no strategies");
         int T = series.Max(s => s.Strategy.T);
-        double pw = W - Left - Right, ph = H - Top - Bottom;
+        bool legend = series.Count > 1 || !string.IsNullOrEmpty(series[0].Label);
+        // The legend sits right of the plot, never over the lines.
+        double W = Left + PlotW + Right + (legend ? LegendW : 0);
+        double pw = PlotW, ph = H - Top - Bottom;
         double X(double t) => Left + t / T * pw;
-        double Y(double w) => Top + (1 - w) * ph;          // width axis fixed to [0, 1]: plots stay comparable
+        double Y(double w) => Top + (YMax - w) / YMax * ph;   // width axis fixed to [0, 1.05]: plots stay comparable
 
         var sb = new StringBuilder();
         sb.Append($"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{F(W)}\" height=\"{F(H)}\" viewBox=\"0 0 {F(W)} {F(H)}\" font-family=\"sans-serif\" font-size=\"12\">\n");
@@ -66,10 +71,10 @@ public static class StrategyPlot
             if (!string.IsNullOrEmpty(label)) sb.Append($" data-label=\"{Esc(label)}\"");
             sb.Append("/>\n");
         }
-        if (series.Count > 1 || !string.IsNullOrEmpty(series[0].Label))
+        if (legend)
         {
-            double lx = Left + pw - 170, ly = Top + 8;
-            sb.Append($"<g class=\"legend\"><rect x=\"{F(lx - 6)}\" y=\"{F(ly - 4)}\" width=\"170\" height=\"{F(18 * series.Count + 6)}\" fill=\"white\" fill-opacity=\"0.85\" stroke=\"#999\"/>\n");
+            double lx = Left + pw + Right + 6, ly = Top + 8;
+            sb.Append($"<g class=\"legend\"><rect x=\"{F(lx - 6)}\" y=\"{F(ly - 4)}\" width=\"{F(LegendW - 10)}\" height=\"{F(18 * series.Count + 6)}\" fill=\"white\" stroke=\"#999\"/>\n");
             for (int s = 0; s < series.Count; s++)
             {
                 double y = ly + 18 * s + 9;
