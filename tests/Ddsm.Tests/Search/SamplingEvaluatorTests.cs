@@ -1,0 +1,33 @@
+using Ddsm.Diffusion;
+using Ddsm.Engine.Cpu;
+using Ddsm.Model;
+using Ddsm.Search;
+using Ddsm.Tests.Model;
+
+namespace Ddsm.Tests.Search;
+
+public class SamplingEvaluatorTests
+{
+    [Test]
+    public void CommonRandomNumbersAndAnalyticCost()
+    {
+        var cfg = SlimUNetTests.TestConfig;
+        using var m = new SlimUNet(CpuBackend.Instance, cfg, 1);
+        // Un-zero the output conv so widths matter.
+        foreach (var (n, p) in m.NamedParameters())
+            if (n.StartsWith("out.2")) { var a = p.ToArray(); for (int i = 0; i < a.Length; i++) a[i] = 0.01f * (i % 7 - 3); p.CopyFrom(a); }
+        var sched = NoiseSchedule.Linear(100);
+        var o = new SamplerOptions(5, Eta: 1.0);             // η = 1: per-step noise is drawn too
+        int calls = 0;
+        var ev = new SamplingEvaluator(m, cfg, sched, SamplerKind.Ddim, o, count: 6, batch: 4, seed: 9,
+            (imgs, n) => { calls++; return imgs.Take(n * 64).Sum(v => (double)v * v) / n; });
+        var full = StepStrategy.Uniform(1.0, sched.T);
+        var half = StepStrategy.Uniform(0.5, sched.T);
+        Assert.That(ev.Sample(full), Is.EqualTo(ev.Sample(full)), "same strategy, same noise, same bits");
+        Assert.That(ev.Sample(half), Is.Not.EqualTo(ev.Sample(full)), "widths change the samples");
+        var (q, cost) = ev.Evaluate(half);
+        Assert.That(double.IsFinite(q), Is.True);
+        Assert.That(cost, Is.EqualTo(5 * UNetFlops.Forward(cfg, 0.5).Total / 1e9).Within(1e-12));
+        Assert.That(calls, Is.EqualTo(1));
+    }
+}
