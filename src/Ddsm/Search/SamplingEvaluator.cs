@@ -22,9 +22,11 @@ public sealed class SamplingEvaluator(
     {
         var images = Sample(s);
         double q = score(images, count);
-        var (gflops, _) = UNetFlops.StrategyGflops(config, schedule, s, sampler, options);
-        return (double.IsFinite(q) ? q : double.PositiveInfinity, gflops);
+        return (double.IsFinite(q) ? q : double.PositiveInfinity, Cost(s));
     }
+
+    /// <summary>Analytic GFLOPs per image of a strategy under this sampler (no sampling).</summary>
+    public double Cost(StepStrategy s) => UNetFlops.StrategyGflops(config, schedule, s, sampler, options).Gflops;
 
     /// <summary>The candidate's samples: (count, C, H, W) floats, same noise for every candidate.</summary>
     public float[] Sample(StepStrategy s)

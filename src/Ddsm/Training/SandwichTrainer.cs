@@ -103,10 +103,17 @@ public sealed class SandwichTrainer : IDisposable
         try { info = Optimizer.Step(); }
         catch (InvalidOperationException e) { throw new TrainingDivergedException(Step + 1, e.Message); }
         finally { Optimizer.ZeroGrad(); }
-        Ema.Update(Options.EmaDecay);
+        Ema.Update(EmaDecayAt(Step));
         Step++;
         return new StepResult(Step, losses, info.GradNorm, info.Lr);
     }
+
+    /// <summary>
+    /// EMA decay with warm-up, min(decay, (1+t)/(10+t)): without it a short run's EMA keeps a large
+    /// share of the zero-initialised output convs, ε̂ comes out under-scaled and samples stay noisy
+    /// (seen: 300 steps at 0.995 kept 22 % of the initial weights and sampled pure noise).
+    /// </summary>
+    public float EmaDecayAt(long step) => Math.Min(Options.EmaDecay, (1f + step) / (10f + step));
 
     /// <summary>x_t = √ᾱ_t·x0 + √(1−ᾱ_t)·ε with t and ε drawn per sample (host side, cheap).</summary>
     private void NoiseBatch()

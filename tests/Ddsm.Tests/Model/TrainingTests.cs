@@ -130,6 +130,19 @@ public class TrainingTests
     }
 
     [Test]
+    public void EmaWarmsUpSoShortRunsForgetTheInitialWeights()
+    {
+        var (m, tr) = Make();
+        using var _m = m; using var _t = tr;
+        Assert.That(tr.EmaDecayAt(0), Is.EqualTo(0.1f).Within(1e-7));
+        Assert.That(tr.EmaDecayAt(1_000_000), Is.EqualTo(Opts.EmaDecay));
+        // Product of decays over the first 300 steps: the initial weights' share in the EMA.
+        double keep = 1;
+        for (int s = 0; s < 300; s++) keep *= tr.EmaDecayAt(s);
+        Assert.That(keep, Is.LessThan(0.05));
+    }
+
+    [Test]
     public void WrongImageSizeIsAClearError()
     {
         using var m = new SlimUNet(Cpu, SlimUNetTests.TestConfig, 1);
