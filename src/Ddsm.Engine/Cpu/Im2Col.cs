@@ -11,9 +11,100 @@ namespace Ddsm.Engine.Cpu;
 /// </summary>
 public static class Im2Col
 {
-    /// <summary>col (Cin·K·K, Ho·Wo) = im2col(x[xOff..] (Cin, H, W)).</summary>
-    public static void Forward(in ConvDesc d, ReadOnlySpan<float> x, Span<float> col)
+    private static readonly Vector256<int> Lane8 = Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7);
+
+    /// <summary>Lanes i with 0 ≤ first + i &lt; limit (as a float mask for masked loads/stores).</summary>
+    private static Vector256<float> InRange(int first, int limit)
     {
+        var lane = Vector256.Create(first) + Lane8;
+        return Avx2.AndNot(Avx2.CompareGreaterThan(Vector256<int>.Zero, lane), Avx2.CompareGreaterThan(Vector256.Create(limit), lane)).AsSingle();
+    }
+
+    /// <summary>
+    /// Stride 1 with AVX2: each output row is a run of the input row shifted by kw − P, copied 8 lanes
+    /// at a time; masked loads zero (and never touch) the lanes that fall in the padding, a masked
+    /// store writes a ragged tail. Small images (16 wide) are dominated by per-row overhead otherwise.
+    /// </summary>
+    private static unsafe void ForwardStride1(in ConvDesc d, float* x, float* col)
+    {
+        int k = d.K, p = d.Pad, h = d.H, w = d.W, ho = d.Ho, wo = d.Wo, hw = ho * wo;
+        var tailMask = InRange(0, wo & 7);   // the first wo % 8 lanes
+        for (int ci = 0; ci < d.Cin; ci++)
+        for (int kh = 0; kh < k; kh++)
+        for (int kw = 0; kw < k; kw++)
+        {
+            float* dst = col + (long)((ci * k + kh) * k + kw) * hw;
+            int iw0 = kw - p;
+            for (int oh = 0; oh < ho; oh++, dst += wo)
+            {
+                int ih = oh - p + kh;
+                int c = 0;
+                if ((uint)ih >= (uint)h)
+                {
+                    for (; c + 8 <= wo; c += 8) Vector256.Store(Vector256<float>.Zero, dst + c);
+                    if (c < wo) Avx.MaskStore(dst + c, tailMask, Vector256<float>.Zero);
+                    continue;
+                }
+                float* src = x + (long)(ci * h + ih) * w + iw0;
+                for (; c + 8 <= wo; c += 8)
+                {
+                    int first = iw0 + c;
+                    var v = first >= 0 && first + 8 <= w ? Vector256.Load(src + c) : Avx.MaskLoad(src + c, InRange(first, w));
+                    Vector256.Store(v, dst + c);
+                }
+                if (c < wo)
+                    Avx.MaskStore(dst + c, tailMask, Avx.MaskLoad(src + c, Avx.And(InRange(iw0 + c, w), tailMask)));
+            }
+        }
+    }
+
+    /// <summary>The adjoint of <see cref="ForwardStride1"/>: masked read-add-write of each input-row run.</summary>
+    private static unsafe void BackwardAddStride1(in ConvDesc d, float* col, float* dx)
+    {
+        int k = d.K, p = d.Pad, h = d.H, w = d.W, ho = d.Ho, wo = d.Wo, hw = ho * wo;
+        var tailMask = InRange(0, wo & 7);
+        for (int ci = 0; ci < d.Cin; ci++)
+        for (int kh = 0; kh < k; kh++)
+        for (int kw = 0; kw < k; kw++)
+        {
+            float* src = col + (long)((ci * k + kh) * k + kw) * hw;
+            int iw0 = kw - p;
+            for (int oh = 0; oh < ho; oh++, src += wo)
+            {
+                int ih = oh - p + kh;
+                if ((uint)ih >= (uint)h) continue;
+                float* dst = dx + (long)(ci * h + ih) * w + iw0;
+                int c = 0;
+                for (; c + 8 <= wo; c += 8)
+                {
+                    int first = iw0 + c;
+                    if (first >= 0 && first + 8 <= w)
+                        Vector256.Store(Vector256.Load(dst + c) + Vector256.Load(src + c), dst + c);
+                    else
+                    {
+                        var m = InRange(first, w);
+                        Avx.MaskStore(dst + c, m, Avx.MaskLoad(dst + c, m) + Vector256.Load(src + c));
+                    }
+                }
+                if (c < wo)
+                {
+                    var m = Avx.And(InRange(iw0 + c, w), tailMask);
+                    Avx.MaskStore(dst + c, m, Avx.MaskLoad(dst + c, m) + Avx.MaskLoad(src + c, tailMask));
+                }
+            }
+        }
+    }
+
+    /// <summary>col (Cin·K·K, Ho·Wo) = im2col(x (Cin, H, W)).</summary>
+    public static unsafe void Forward(in ConvDesc d, ReadOnlySpan<float> x, Span<float> col)
+    {
+        if (d.Stride == 1 && Avx2.IsSupported)
+        {
+            if ((long)d.Cin * d.H * d.W > x.Length || (long)d.Cin * d.K * d.K * d.Ho * d.Wo > col.Length)
+                throw new ArgumentException($"im2col: spans ({x.Length}, {col.Length}) too short for {d}");
+            fixed (float* px = x, pc = col) ForwardStride1(d, px, pc);
+            return;
+        }
         int k = d.K, s = d.Stride, p = d.Pad, h = d.H, w = d.W, ho = d.Ho, wo = d.Wo;
         int hw = ho * wo;
         for (int ci = 0; ci < d.Cin; ci++)
@@ -39,8 +130,15 @@ public static class Im2Col
     }
 
     /// <summary>dx (Cin, H, W) += col2im(col (Cin·K·K, Ho·Wo)): the adjoint of <see cref="Forward"/>.</summary>
-    public static void BackwardAdd(in ConvDesc d, ReadOnlySpan<float> col, Span<float> dx)
+    public static unsafe void BackwardAdd(in ConvDesc d, ReadOnlySpan<float> col, Span<float> dx)
     {
+        if (d.Stride == 1 && Avx2.IsSupported)
+        {
+            if ((long)d.Cin * d.H * d.W > dx.Length || (long)d.Cin * d.K * d.K * d.Ho * d.Wo > col.Length)
+                throw new ArgumentException($"col2im: spans ({col.Length}, {dx.Length}) too short for {d}");
+            fixed (float* pc = col, px = dx) BackwardAddStride1(d, pc, px);
+            return;
+        }
         int k = d.K, s = d.Stride, p = d.Pad, h = d.H, w = d.W, ho = d.Ho, wo = d.Wo;
         int hw = ho * wo;
         for (int ci = 0; ci < d.Cin; ci++)

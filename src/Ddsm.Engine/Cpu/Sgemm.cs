@@ -21,8 +21,8 @@ public static unsafe class Sgemm
     // KC: one B micro-panel KC×NR×4 B = 24 KiB stays in the 32 KiB L1d next to the A stream.
     // MC: the A block MC×KC×4 B = 216 KiB sits in the 512 KiB L2.
     // NC: the B block KC×NC×4 B = 6 MiB per thread, inside the shared 32 MiB L3.
-    // Measured on the Zen 3 dev box (single thread, best of 9): KC 256→384 +3% at 1024³, MC 72..288
-    // within noise; see bench/RESULTS.md.
+    // Tried on the (shared, noisy) Zen 3 dev box, single thread, best of 9: KC 256 vs 384 and MC 72..288
+    // within noise on the conv shapes; KC 384 with the C prefetch gave the best 1024³ figure (87 GF/s).
     internal const int KC = 384, MC = 144, NC = 4096;
 
     /// <summary>
@@ -345,6 +345,14 @@ public static unsafe class Sgemm
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Kernel6x16(int kc, float* a, float* b, float* c, long ldc, float alpha, float beta)
     {
+        // C is touched only after the k loop: prefetch its 6 rows now so a tile that lives in L3 (big
+        // GEMMs) arrives while the FMAs run instead of stalling the stores.
+        if (Sse.IsSupported)
+            for (int r = 0; r < MR; r++)
+            {
+                Sse.Prefetch0(c + r * ldc);
+                Sse.Prefetch0(c + r * ldc + 15);
+            }
         Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
         Vector256<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
         int p = 0;
