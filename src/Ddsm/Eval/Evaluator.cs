@@ -12,11 +12,11 @@ public sealed record EvalOptions(int KidSubsetSize = 1000, int KidSubsets = 100,
 public sealed record EvalResult(int Count, double Fd, KidResult Kid, PrecisionRecallResult PrecisionRecall)
 {
     public override string ToString() => string.Create(CultureInfo.InvariantCulture,
-        $"N={Count} FD {Fd:F3}  KID {Kid.Mean * 1e3:F3}±{Kid.Std * 1e3:F3} ×10⁻³  precision {PrecisionRecall.Precision:F3}  recall {PrecisionRecall.Recall:F3}");
+        $"N={Count} FD {Fd:F3}  KID {Kid.Mean:G4} ± {Kid.Std:G3}  precision {PrecisionRecall.Precision:F3}  recall {PrecisionRecall.Recall:F3}");
 
     /// <summary>One report line: the model's scores beside what fresh real images score at the same N.</summary>
     public string WithBaseline(EvalResult baseline) => string.Create(CultureInfo.InvariantCulture,
-        $"{this}   [real-vs-real baseline: FD {baseline.Fd:F3}  KID {baseline.Kid.Mean * 1e3:F3} ×10⁻³  precision {baseline.PrecisionRecall.Precision:F3}  recall {baseline.PrecisionRecall.Recall:F3}]");
+        $"{this}   [real-vs-real baseline: FD {baseline.Fd:F3}  KID {baseline.Kid.Mean:G4}  precision {baseline.PrecisionRecall.Precision:F3}  recall {baseline.PrecisionRecall.Recall:F3}]");
 }
 
 /// <summary>
