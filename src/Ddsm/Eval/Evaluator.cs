@@ -22,7 +22,7 @@ public sealed record EvalResult(int Count, double Fd, KidResult Kid, PrecisionRe
 /// <summary>
 /// Scores generated images with one feature net against one reference set: FD (all reference
 /// statistics vs the generated set's), KID (subsets of equal size from both), and precision/recall
-/// (a seeded reference subset as large as the generated set, since k-NN radii depend on N).
+/// (seeded subsets of equal size from both sets, since k-NN radii depend on N).
 /// FD is biased upwards at small N, so a score means little without <see cref="Baseline(ImageDataset, int)"/>
 /// at the same N beside it.
 /// </summary>
@@ -39,11 +39,14 @@ public sealed class Evaluator(FeatureNet net, ReferenceSet reference, EvalOption
         var o = Options;
         double fd = FrechetDistance.Compute(Reference.Stats, generated);
         var kid = Kid.Compute(Reference.Features, generated, o.KidSubsetSize, o.KidSubsets, o.Seed);
-        var refForPr = Reference.Features.Count <= generated.Count ? Reference.Features
-            : Reference.Features.Rows(ReferenceSet.Pick(Reference.Features.Count, generated.Count, o.Seed ^ 0x9E37UL));
-        var pr = PrecisionRecall.Compute(refForPr, generated, o.K);
+        // k-NN radii shrink as a set grows, so both manifolds are estimated from equally many points.
+        int m = Math.Min(Reference.Features.Count, generated.Count);
+        var pr = PrecisionRecall.Compute(SubsetOf(Reference.Features, m, o.Seed ^ 0x9E37UL), SubsetOf(generated, m, o.Seed ^ 0x7F4AUL), o.K);
         return new EvalResult(generated.Count, fd, kid, pr);
     }
+
+    private static FeatureMatrix SubsetOf(FeatureMatrix x, int m, ulong seed) =>
+        x.Count == m ? x : x.Rows(ReferenceSet.Pick(x.Count, m, seed));
 
     /// <summary>Generated images (N, C, S, S) in [−1, 1] on any backend.</summary>
     public EvalResult Evaluate(Tensor images) => Evaluate(images.ToArray(), images.Shape[0]);
