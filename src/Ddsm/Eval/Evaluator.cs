@@ -12,17 +12,17 @@ public sealed record EvalOptions(int KidSubsetSize = 1000, int KidSubsets = 100,
 public sealed record EvalResult(int Count, double Fd, KidResult Kid, PrecisionRecallResult PrecisionRecall)
 {
     public override string ToString() => string.Create(CultureInfo.InvariantCulture,
-        $"N={Count} FD {Fd:F3}  KID {Kid.Mean * 1e3:F3}±{Kid.Std * 1e3:F3} ×10⁻³  precision {PrecisionRecall.Precision:F3}  recall {PrecisionRecall.Recall:F3}");
+        $"N={Count} FD {Fd:F3}  KID {Kid.Mean:G4} ± {Kid.Std:G3}  precision {PrecisionRecall.Precision:F3}  recall {PrecisionRecall.Recall:F3}");
 
     /// <summary>One report line: the model's scores beside what fresh real images score at the same N.</summary>
     public string WithBaseline(EvalResult baseline) => string.Create(CultureInfo.InvariantCulture,
-        $"{this}   [real-vs-real baseline: FD {baseline.Fd:F3}  KID {baseline.Kid.Mean * 1e3:F3} ×10⁻³  precision {baseline.PrecisionRecall.Precision:F3}  recall {baseline.PrecisionRecall.Recall:F3}]");
+        $"{this}   [real-vs-real baseline: FD {baseline.Fd:F3}  KID {baseline.Kid.Mean:G4}  precision {baseline.PrecisionRecall.Precision:F3}  recall {baseline.PrecisionRecall.Recall:F3}]");
 }
 
 /// <summary>
 /// Scores generated images with one feature net against one reference set: FD (all reference
 /// statistics vs the generated set's), KID (subsets of equal size from both), and precision/recall
-/// (a seeded reference subset as large as the generated set, since k-NN radii depend on N).
+/// (seeded subsets of equal size from both sets, since k-NN radii depend on N).
 /// FD is biased upwards at small N, so a score means little without <see cref="Baseline(ImageDataset, int)"/>
 /// at the same N beside it.
 /// </summary>
@@ -39,11 +39,14 @@ public sealed class Evaluator(FeatureNet net, ReferenceSet reference, EvalOption
         var o = Options;
         double fd = FrechetDistance.Compute(Reference.Stats, generated);
         var kid = Kid.Compute(Reference.Features, generated, o.KidSubsetSize, o.KidSubsets, o.Seed);
-        var refForPr = Reference.Features.Count <= generated.Count ? Reference.Features
-            : Reference.Features.Rows(ReferenceSet.Pick(Reference.Features.Count, generated.Count, o.Seed ^ 0x9E37UL));
-        var pr = PrecisionRecall.Compute(refForPr, generated, o.K);
+        // k-NN radii shrink as a set grows, so both manifolds are estimated from equally many points.
+        int m = Math.Min(Reference.Features.Count, generated.Count);
+        var pr = PrecisionRecall.Compute(SubsetOf(Reference.Features, m, o.Seed ^ 0x9E37UL), SubsetOf(generated, m, o.Seed ^ 0x7F4AUL), o.K);
         return new EvalResult(generated.Count, fd, kid, pr);
     }
+
+    private static FeatureMatrix SubsetOf(FeatureMatrix x, int m, ulong seed) =>
+        x.Count == m ? x : x.Rows(ReferenceSet.Pick(x.Count, m, seed));
 
     /// <summary>Generated images (N, C, S, S) in [−1, 1] on any backend.</summary>
     public EvalResult Evaluate(Tensor images) => Evaluate(images.ToArray(), images.Shape[0]);
