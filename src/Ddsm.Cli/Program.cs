@@ -11,6 +11,8 @@ public static class Program
             TrainCommand.Create(),
             SampleCommand.Create(),
             DataCommand.Create(),
+            EvalCommand.Create(),
+            SearchCommand.Create(),
             QuickstartCommand.Create(),
         };
         return root.Parse(args).Invoke();
