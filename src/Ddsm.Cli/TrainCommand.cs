@@ -16,6 +16,9 @@ internal static class TrainCommand
         var channels = new Option<int?>("--channels") { Description = "override the preset's model channels" };
         var widths = new Option<string?>("--widths") { Description = "allowed widths, e.g. 0.25,0.5,0.75,1" };
         var dropout = new Option<float?>("--dropout") { Description = "override the preset's dropout" };
+        var mult = new Option<string?>("--mult") { Description = "override the channel multipliers, e.g. 1,2,2" };
+        var resBlocks = new Option<int?>("--res-blocks") { Description = "override the ResBlocks per level" };
+        var attention = new Option<string?>("--attention") { Description = "override the attention resolutions, e.g. 16,8" };
         var data = new Option<string>("--data") { Description = "fmnist-embedded | fashion-mnist | mnist | idx:IMAGES,LABELS | cifar10:DIR | png:DIR | cache:FILE", DefaultValueFactory = _ => "fmnist-embedded" };
         var steps = new Option<long>("--steps") { Description = "total training steps", DefaultValueFactory = _ => 1000 };
         var batch = new Option<int>("--batch") { Description = "images per step", DefaultValueFactory = _ => 32 };
@@ -34,14 +37,20 @@ internal static class TrainCommand
         var device = Common.Device(); var seed = Common.Seed(); var cache = Common.CacheDir();
         var cmd = new Command("train", "train the slimmable UNet with the sandwich rule")
         {
-            preset, channels, widths, dropout, data, steps, batch, lr, warmup, n, ema, distill, flip, outDir, ckEvery, keep, sampleEvery, resume, profile, device, seed, cache,
+            preset, channels, widths, dropout, mult, resBlocks, attention, data, steps, batch, lr, warmup, n, ema, distill, flip, outDir, ckEvery, keep, sampleEvery, resume, profile, device, seed, cache,
         };
         cmd.SetAction(p => Common.Guard(() =>
         {
             var cfg = UNetConfig.Preset(p.GetValue(preset)!);
-            if (p.GetValue(channels) is int c) cfg = cfg with { ModelChannels = c };
-            if (p.GetValue(widths) is string ws) cfg = cfg with { Widths = ParseWidths(ws) };
-            if (p.GetValue(dropout) is float d) cfg = cfg with { Dropout = d };
+            bool custom = false;
+            UNetConfig Set(UNetConfig c) { custom = true; return c; }
+            if (p.GetValue(channels) is int c) cfg = Set(cfg with { ModelChannels = c });
+            if (p.GetValue(widths) is string ws) cfg = Set(cfg with { Widths = ParseWidths(ws) });
+            if (p.GetValue(dropout) is float d) cfg = Set(cfg with { Dropout = d });
+            if (p.GetValue(mult) is string m) cfg = Set(cfg with { ChannelMult = Ints(m, "--mult") });
+            if (p.GetValue(resBlocks) is int rb) cfg = Set(cfg with { NumResBlocks = rb });
+            if (p.GetValue(attention) is string at) cfg = Set(cfg with { AttentionResolutions = Ints(at, "--attention") });
+            if (custom) cfg = cfg with { Name = cfg.Name + "-custom" };
             var opts = new TrainOptions
             {
                 BatchSize = p.GetValue(batch), SandwichN = p.GetValue(n), Lr = p.GetValue(lr), WarmupSteps = p.GetValue(warmup),
@@ -53,6 +62,10 @@ internal static class TrainCommand
         }));
         return cmd;
     }
+
+    private static int[] Ints(string s, string what) =>
+        s.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+         .Select(v => int.TryParse(v, out var x) ? x : throw new ArgumentException($"{what}: '{v}' is not an integer")).ToArray();
 
     public static double[] ParseWidths(string s) =>
         s.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
