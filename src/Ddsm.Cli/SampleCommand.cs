@@ -23,10 +23,13 @@ internal static class SampleCommand
         var batch = new Option<int>("--batch") { Description = "images per forward", DefaultValueFactory = _ => 16 };
         var outPath = new Option<string>("--out") { Description = "PNG grid path (raw samples go beside it as .safetensors)", DefaultValueFactory = _ => "samples.png" };
         var noEma = new Option<bool>("--no-ema") { Description = "use the raw weights instead of the EMA weights" };
+        var cls = new Option<string?>("--class") { Description = "class-conditional models: a class index, or 'all' to cycle through the classes" };
+        var guidance = new Option<double?>("--guidance") { Description = "classifier-free guidance scale s (1 = plain conditional, 0 = unconditional; default 1 with --class)" };
         var device = Common.Device(); var seed = Common.Seed();
-        var cmd = new Command("sample", "sample images with a width-per-step strategy") { ckpt, sampler, steps, eta, strategy, n, batch, outPath, noEma, device, seed };
+        var cmd = new Command("sample", "sample images with a width-per-step strategy") { ckpt, sampler, steps, eta, strategy, n, batch, outPath, noEma, cls, guidance, device, seed };
         cmd.SetAction(p => Common.Guard(() => Run(p.GetValue(ckpt)!, Sampler.Parse(p.GetValue(sampler)!), new SamplerOptions(p.GetValue(steps), p.GetValue(eta)),
-            p.GetValue(strategy)!, p.GetValue(n), p.GetValue(batch), p.GetValue(outPath)!, !p.GetValue(noEma), p.GetValue(device)!, p.GetValue(seed))));
+            p.GetValue(strategy)!, p.GetValue(n), p.GetValue(batch), p.GetValue(outPath)!, !p.GetValue(noEma), p.GetValue(device)!, p.GetValue(seed),
+            p.GetValue(cls), p.GetValue(guidance))));
         return cmd;
     }
 
@@ -41,8 +44,19 @@ internal static class SampleCommand
         throw new FileNotFoundException($"checkpoint '{path}' not found", path);
     }
 
+    /// <summary>Labels of images 0..n−1 for --class: K for all, or i mod NumClasses for 'all'; null without --class.</summary>
+    public static int[]? ParseClasses(string? spec, UNetConfig cfg, int n)
+    {
+        if (spec is null) return null;
+        if (cfg.NumClasses <= 0) throw new ArgumentException($"--class: model '{cfg.Name}' is unconditional (trained without --classes)");
+        if (spec.Trim().Equals("all", StringComparison.OrdinalIgnoreCase)) return Enumerable.Range(0, n).Select(i => i % cfg.NumClasses).ToArray();
+        if (!int.TryParse(spec, System.Globalization.CultureInfo.InvariantCulture, out int k) || k < 0 || k >= cfg.NumClasses)
+            throw new ArgumentException($"--class: '{spec}' is not 'all' or a class in [0, {cfg.NumClasses - 1}]");
+        return Enumerable.Repeat(k, n).ToArray();
+    }
+
     public static int Run(string ckptPath, SamplerKind kind, SamplerOptions o, string strategySpec, int n, int batch, string outPath,
-        bool ema, string device, ulong seed)
+        bool ema, string device, ulong seed, string? classSpec = null, double? guidance = null)
     {
         if (n <= 0 || batch <= 0) throw new ArgumentException("-n and --batch must be positive");
         var path = ResolveCheckpoint(ckptPath);
@@ -51,6 +65,9 @@ internal static class SampleCommand
         var sched = NoiseSchedule.ByName(topts.Schedule, topts.DiffusionSteps);
         var strategy = StepStrategy.Parse(strategySpec, sched.T);
         foreach (var w in strategy.DistinctWidths()) cfg.CheckWidth(w);
+        var labels = ParseClasses(classSpec, cfg, n);
+        if (guidance is not null && labels is null) throw new ArgumentException("--guidance needs --class (the class to guide towards)");
+        double scale = guidance ?? 1.0;
         var be = Common.CreateBackend(device);
         using var model = new SlimUNet(be, cfg, 0);
         Checkpoint.LoadWeights(path, model, ema);
@@ -58,7 +75,7 @@ internal static class SampleCommand
         int d = cfg.ImageChannels * cfg.ImageSize * cfg.ImageSize;
         var all = new float[n * d];
         var rng = new Rng(seed);
-        var (gflops, nfe) = UNetFlops.StrategyGflops(cfg, sched, strategy, kind, o);
+        var (gflops, nfe) = UNetFlops.StrategyGflops(cfg, sched, strategy, kind, o, forwardsPerEvaluation: labels is null ? 1 : 2);
         double attnShare = strategy.DistinctWidths().Average(w => { var f = UNetFlops.Forward(cfg, w); return (double)f.Attention / f.Total; });
         var sw = Stopwatch.StartNew();
         for (int start = 0; start < n; start += batch)
@@ -68,7 +85,8 @@ internal static class SampleCommand
             var z = new float[b * d];
             rng.FillNormal(z);
             var x = Tensor.FromArray(be, z, b, cfg.ImageChannels, cfg.ImageSize, cfg.ImageSize);
-            s.Sample(model, sched, strategy, x, rng, o, (i, total) =>
+            IDenoiser den = labels is null ? model : new GuidedDenoiser(model, labels[start..(start + b)], scale);
+            s.Sample(den, sched, strategy, x, rng, o, (i, total) =>
             {
                 if (!Console.IsOutputRedirected) Console.Write($"\rimages {start + b}/{n}: step {i}/{total}   ");
             });
@@ -80,8 +98,10 @@ internal static class SampleCommand
         ImageGrid.WritePng(outPath, all, n, cfg.ImageChannels, cfg.ImageSize, cfg.ImageSize, (int)Math.Ceiling(Math.Sqrt(n)));
         var raw = Path.ChangeExtension(outPath, ".safetensors");
         SafeTensors.Write(raw, [SafeTensor.F32("samples", all, n, cfg.ImageChannels, cfg.ImageSize, cfg.ImageSize)],
-            new Dictionary<string, string> { ["sampler"] = kind.ToString(), ["steps"] = o.Steps.ToString(), ["strategy"] = strategySpec, ["checkpoint"] = path });
+            new Dictionary<string, string> { ["sampler"] = kind.ToString(), ["steps"] = o.Steps.ToString(), ["strategy"] = strategySpec, ["checkpoint"] = path,
+                ["class"] = classSpec ?? "", ["guidance"] = labels is null ? "" : scale.ToString(System.Globalization.CultureInfo.InvariantCulture) });
         AnsiConsole.MarkupLineInterpolated($"wrote {outPath} and {raw}");
+        if (labels is not null) AnsiConsole.MarkupLineInterpolated($"class {classSpec}, guidance scale {scale} (cond + uncond in one doubled batch: 2 forwards per evaluation)");
         AnsiConsole.MarkupLineInterpolated($"{kind}, {nfe} evaluations/image: {gflops:F2} GFLOPs/image (attention matmuls ≈ {attnShare:P1} of it), {secs / n * 1000:F1} ms/image wall");
         return 0;
     }

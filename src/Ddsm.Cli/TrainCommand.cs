@@ -19,6 +19,8 @@ internal static class TrainCommand
         var mult = new Option<string?>("--mult") { Description = "override the channel multipliers, e.g. 1,2,2" };
         var resBlocks = new Option<int?>("--res-blocks") { Description = "override the ResBlocks per level" };
         var attention = new Option<string?>("--attention") { Description = "override the attention resolutions, e.g. 16,8" };
+        var classes = new Option<int>("--classes") { Description = "class-conditional with N classes (0 = unconditional); must match the data set's class count", DefaultValueFactory = _ => 0 };
+        var labelDrop = new Option<double>("--label-dropout") { Description = "probability a training label is replaced by the null class (classifier-free guidance)", DefaultValueFactory = _ => 0.1 };
         var data = new Option<string>("--data") { Description = "fmnist-embedded | fashion-mnist | mnist | idx:IMAGES,LABELS | cifar10:DIR | png:DIR | cache:FILE", DefaultValueFactory = _ => "fmnist-embedded" };
         var steps = new Option<long>("--steps") { Description = "total training steps", DefaultValueFactory = _ => 1000 };
         var batch = new Option<int>("--batch") { Description = "images per step", DefaultValueFactory = _ => 32 };
@@ -37,7 +39,7 @@ internal static class TrainCommand
         var device = Common.Device(); var seed = Common.Seed(); var cache = Common.CacheDir();
         var cmd = new Command("train", "train the slimmable UNet with the sandwich rule")
         {
-            preset, channels, widths, dropout, mult, resBlocks, attention, data, steps, batch, lr, warmup, n, ema, distill, flip, outDir, ckEvery, keep, sampleEvery, resume, profile, device, seed, cache,
+            preset, channels, widths, dropout, mult, resBlocks, attention, classes, labelDrop, data, steps, batch, lr, warmup, n, ema, distill, flip, outDir, ckEvery, keep, sampleEvery, resume, profile, device, seed, cache,
         };
         cmd.SetAction(p => Common.Guard(() =>
         {
@@ -51,10 +53,14 @@ internal static class TrainCommand
             if (p.GetValue(resBlocks) is int rb) cfg = Set(cfg with { NumResBlocks = rb });
             if (p.GetValue(attention) is string at) cfg = Set(cfg with { AttentionResolutions = Ints(at, "--attention") });
             if (custom) cfg = cfg with { Name = cfg.Name + "-custom" };
+            int k = p.GetValue(classes);
+            if (k < 0) throw new ArgumentException($"--classes must be ≥ 0, got {k}");
+            if (k > 0) cfg = cfg with { NumClasses = k };
             var opts = new TrainOptions
             {
                 BatchSize = p.GetValue(batch), SandwichN = p.GetValue(n), Lr = p.GetValue(lr), WarmupSteps = p.GetValue(warmup),
                 EmaDecay = p.GetValue(ema), InplaceDistill = p.GetValue(distill), HorizontalFlip = p.GetValue(flip),
+                LabelDropout = p.GetValue(labelDrop),
             };
             var run = new RunOptions(p.GetValue(outDir)!, p.GetValue(steps), p.GetValue(ckEvery), p.GetValue(keep),
                 p.GetValue(sampleEvery), Resume: p.GetValue(resume));
@@ -82,6 +88,7 @@ internal static class TrainCommand
         var loop = new TrainRun(trainer, run);
         var resumed = loop.TryResume();
         AnsiConsole.MarkupLineInterpolated($"model [bold]{cfg.Name}[/]: {model.ParameterCount:N0} parameters, widths {string.Join(", ", cfg.Widths)}; data {ds.Name}: {ds.Count:N0} images; device {be.Name}");
+        if (cfg.NumClasses > 0) AnsiConsole.MarkupLineInterpolated($"class-conditional: {cfg.NumClasses} classes + null class, label dropout {opts.LabelDropout}");
         if (resumed is not null) AnsiConsole.MarkupLineInterpolated($"resumed from {resumed} at step {trainer.Step}");
         if (trainer.Step >= run.Steps) { AnsiConsole.WriteLine($"already at step {trainer.Step} ≥ {run.Steps}; nothing to do"); return 0; }
         Profiler.Enabled = profile;

@@ -19,6 +19,7 @@ public sealed class SlimUNet : Module, IDenoiser
     private readonly SlimGroupNorm _outNorm;
     private readonly SlimConv2d _outConv;
     private readonly int _outChMax;
+    private readonly LabelEmbedding? _labelEmb;
 
     public SlimUNet(Backend be, UNetConfig cfg, ulong seed) : base(be)
     {
@@ -89,10 +90,23 @@ public sealed class SlimUNet : Module, IDenoiser
         outList.Skip();
         _outConv = outList.Add(new SlimConv2d(be, rng, cur, cfg.ImageChannels, 3, zeroInit: true));
         _outChMax = cur;
+        // Built last so a conditional model shares every other initial weight with the
+        // unconditional one of the same seed (and unconditional parameter counts are unchanged).
+        if (cfg.NumClasses > 0) _labelEmb = Child("label_emb", new LabelEmbedding(be, rng, cfg.NumClasses, emb));
     }
 
-    /// <summary>ε̂ (N, C, H, W) for x_t (N, C, H, W) at timesteps t (N) and one width.</summary>
+    /// <summary>The label that selects the unconditional (null-class) prediction: NumClasses.</summary>
+    public int NullClass => Config.NumClasses;
+
+    /// <summary>ε̂ (N, C, H, W) for x_t (N, C, H, W) at timesteps t (N) and one width (unconditional).</summary>
     public Tensor Forward(Tensor x, Tensor t, double width, bool training = false, ulong dropoutSeed = 0)
+        => Forward(x, t, width, null, training, dropoutSeed);
+
+    /// <summary>
+    /// ε̂ with class labels (N) in [0, NumClasses], NumClasses being the null class; null labels =
+    /// unconditional (the null class for a conditional model). ADM: emb = time_embed(t) + label_emb(y).
+    /// </summary>
+    public Tensor Forward(Tensor x, Tensor t, double width, int[]? labels, bool training = false, ulong dropoutSeed = 0)
     {
         var cfg = Config;
         width = cfg.CheckWidth(width);
@@ -103,6 +117,15 @@ public sealed class SlimUNet : Module, IDenoiser
         var ctx = new ForwardContext(width, training, dropoutSeed, cfg);
         int e = ctx.Ch(cfg.TimeEmbedChannels);
         var emb = _t2.Forward(F.SiLU(_t0.Forward(F.TimestepEmbedding(t, cfg.ModelChannels), e)), e);
+        if (_labelEmb is not null)
+        {
+            if (labels is not null && labels.Length != x.Shape[0])
+                throw new ArgumentException($"unet '{cfg.Name}': {labels.Length} labels for batch {x.Shape[0]}");
+            int[] y = labels ?? Enumerable.Repeat(NullClass, x.Shape[0]).ToArray();
+            emb = F.Add(emb, _labelEmb.Forward(y, e));
+        }
+        else if (labels is not null)
+            throw new ArgumentException($"unet '{cfg.Name}': labels given to an unconditional model (NumClasses = 0)");
         var embAct = F.SiLU(emb);
 
         var hs = new Stack<Tensor>();

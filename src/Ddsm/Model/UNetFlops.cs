@@ -35,6 +35,11 @@ public static class UNetFlops
         lin += 2 * n * ch * e + n * e;
         ew += 4 * n * e;
         lin += 2 * n * (long)e * e + n * e;
+        if (cfg.NumClasses > 0)
+        {
+            lin += LabelEmbedding.Flops(cfg.NumClasses, batch, e);   // one-hot GEMM
+            ew += n * e;                                                // emb + label_emb(y)
+        }
         ew += 4 * n * e;
 
         void Conv(long cin, long cout, long pixelsOut, int k) => conv += 2 * n * cout * pixelsOut * cin * k * k;
@@ -117,11 +122,14 @@ public static class UNetFlops
     /// <summary>
     /// Total forward FLOPs per image of sampling with a strategy: the sampler is run on a one-element
     /// stand-in whose "model" records the width of every call, so the count follows the sampler's
-    /// real call pattern (Heun's two evaluations per step included).
+    /// real call pattern (Heun's two evaluations per step included). <paramref name="forwardsPerEvaluation"/>
+    /// is 2 under classifier-free guidance (<see cref="GuidedDenoiser.ForwardsPerEvaluation"/>: the
+    /// conditional and the unconditional half of one doubled batch); Evaluations stays the sampler's NFE.
     /// </summary>
     public static (double Gflops, int Evaluations) StrategyGflops(UNetConfig cfg, NoiseSchedule schedule, StepStrategy strategy,
-        SamplerKind kind, SamplerOptions options)
+        SamplerKind kind, SamplerOptions options, int forwardsPerEvaluation = 1)
     {
+        if (forwardsPerEvaluation < 1) throw new ArgumentException($"forwards per evaluation must be ≥ 1, got {forwardsPerEvaluation}");
         var rec = new WidthRecorder();
         using (var scope = new TensorScope())
         {
@@ -132,7 +140,7 @@ public static class UNetFlops
         long total = 0;
         foreach (var w in rec.Widths)
         {
-            if (!perWidth.TryGetValue(w, out var f)) perWidth[w] = f = Forward(cfg, w).Total;
+            if (!perWidth.TryGetValue(w, out var f)) perWidth[w] = f = forwardsPerEvaluation * Forward(cfg, w).Total;
             total += f;
         }
         return (total / 1e9, rec.Widths.Count);

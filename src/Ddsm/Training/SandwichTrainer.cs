@@ -33,6 +33,7 @@ public sealed class SandwichTrainer : IDisposable
 
     private readonly ImageDataset _data;
     private readonly float[] _x0, _xt, _eps, _t;
+    private readonly int[]? _labels; // (B) class labels of the batch, null class after dropout; null when unconditional
 
     public SandwichTrainer(SlimUNet model, ImageDataset data, TrainOptions options, ulong seed)
     {
@@ -42,6 +43,13 @@ public sealed class SandwichTrainer : IDisposable
             throw new ArgumentException($"data set '{data.Name}' has images {data.Channels}×{data.Height}×{data.Width}, " +
                                         $"model '{c.Name}' wants {c.ImageChannels}×{c.ImageSize}×{c.ImageSize}");
         if (data.Count == 0) throw new ArgumentException($"data set '{data.Name}' is empty");
+        if (c.NumClasses > 0)
+        {
+            if (data.ClassCount == 0)
+                throw new ArgumentException($"model '{c.Name}' is class-conditional ({c.NumClasses} classes) but data set '{data.Name}' has no labels");
+            if (data.ClassCount != c.NumClasses)
+                throw new ArgumentException($"model '{c.Name}' has {c.NumClasses} classes but data set '{data.Name}' has {data.ClassCount}");
+        }
         Model = model;
         _data = data;
         Options = options;
@@ -52,6 +60,7 @@ public sealed class SandwichTrainer : IDisposable
         Ema = new Ema(model.Parameters());
         int n = options.BatchSize * data.ImageSize;
         _x0 = new float[n]; _xt = new float[n]; _eps = new float[n]; _t = new float[options.BatchSize];
+        if (c.NumClasses > 0) _labels = new int[options.BatchSize];
     }
 
     /// <summary>The widths of one step: max, min, then n−2 drawn from the middle ones.</summary>
@@ -74,6 +83,7 @@ public sealed class SandwichTrainer : IDisposable
         var idx = new int[b];
         for (int i = 0; i < b; i++) idx[i] = Rng.NextInt(_data.Count);
         _data.Batch(idx, _x0, Options.HorizontalFlip ? Rng : null);
+        if (_labels is not null) DrawLabels(idx);
 
         var widths = PickWidths();
         var losses = new (double, double)[widths.Length];
@@ -85,13 +95,13 @@ public sealed class SandwichTrainer : IDisposable
             var xt = Tensor.FromArray(be, _xt, b, Model.Config.ImageChannels, Model.Config.ImageSize, Model.Config.ImageSize);
             var eps = Tensor.FromArray(be, _eps, xt.Shape);
             var t = Tensor.FromArray(be, _t, b);
-            var pred = Model.Forward(xt, t, widths[p], training: true, dropoutSeed: Rng.NextULong());
+            var pred = Model.Forward(xt, t, widths[p], _labels, training: true, dropoutSeed: Rng.NextULong());
             var loss = F.MseLoss(pred, eps);
             double lv = loss.Item();
             if (Options.InplaceDistill && widths[p] != maxW)
             {
                 Tensor teacher;
-                using (Tape.NoGrad()) teacher = Model.Forward(xt, t, maxW);
+                using (Tape.NoGrad()) teacher = Model.Forward(xt, t, maxW, _labels);
                 loss = F.Add(loss, F.MseLoss(pred, teacher));
             }
             if (!double.IsFinite(lv))
@@ -107,6 +117,28 @@ public sealed class SandwichTrainer : IDisposable
         Step++;
         return new StepResult(Step, losses, info.GradNorm, info.Lr);
     }
+
+    /// <summary>
+    /// The batch's labels with classifier-free-guidance label dropout: each is replaced by the null
+    /// class with probability LabelDropout, so one model learns ε(x, y) and ε(x, ∅). One draw per
+    /// label from the trainer's Rng (even at p = 0) keeps the stream, and so resume, deterministic;
+    /// unconditional runs draw nothing and stay bit-identical to before.
+    /// </summary>
+    private void DrawLabels(int[] idx)
+    {
+        _data.BatchLabels(idx, _labels);
+        DropLabels(_labels, Model.NullClass, Options.LabelDropout, Rng);
+    }
+
+    /// <summary>Replaces each label by <paramref name="nullClass"/> with probability p (one draw per label).</summary>
+    public static void DropLabels(Span<int> labels, int nullClass, double p, Rng rng)
+    {
+        for (int i = 0; i < labels.Length; i++)
+            if (rng.NextDouble() < p) labels[i] = nullClass;
+    }
+
+    /// <summary>The labels of the last drawn batch (after dropout); null for an unconditional model.</summary>
+    public IReadOnlyList<int>? LastLabels => _labels;
 
     /// <summary>
     /// EMA decay with warm-up, min(decay, (1+t)/(10+t)): without it a short run's EMA keeps a large

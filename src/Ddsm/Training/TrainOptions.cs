@@ -18,6 +18,8 @@ public sealed record TrainOptions
     public bool HorizontalFlip { get; init; }
     public string Schedule { get; init; } = "linear";
     public int DiffusionSteps { get; init; } = 1000;
+    /// <summary>Class-conditional models: probability a label is replaced by the null class (CFG training).</summary>
+    public double LabelDropout { get; init; } = 0.1;
 
     public string ToJson() => JsonSerializer.Serialize(this);
     public static TrainOptions FromJson(string s) => JsonSerializer.Deserialize<TrainOptions>(s) ?? throw new FormatException("train options JSON is empty");
@@ -28,6 +30,7 @@ public sealed record TrainOptions
         if (SandwichN < 1) throw new ArgumentException($"sandwich n must be ≥ 1, got {SandwichN}");
         if (!(Lr > 0) || !float.IsFinite(Lr)) throw new ArgumentException($"learning rate must be > 0, got {Lr}");
         if (!(EmaDecay >= 0 && EmaDecay < 1)) throw new ArgumentException($"EMA decay must be in [0, 1), got {EmaDecay}");
+        if (!(LabelDropout >= 0 && LabelDropout <= 1)) throw new ArgumentException($"label dropout must be in [0, 1], got {LabelDropout}");
         if (DiffusionSteps < 2) throw new ArgumentException($"diffusion steps must be ≥ 2, got {DiffusionSteps}");
     }
 }

@@ -12,11 +12,13 @@ public class FlopsTests
         foreach (var w in SlimUNetTests.TestConfig.Widths) yield return new TestCaseData("test", w);
         foreach (var w in UNetConfig.Fmnist32.Widths) yield return new TestCaseData("fmnist32", w);
         yield return new TestCaseData("cifar10-noss", 0.375);      // no scale-shift norm, odd eighths
+        foreach (var w in SlimUNetTests.TestConfig.Widths) yield return new TestCaseData("test-cond", w);   // label_emb
     }
 
     private static UNetConfig Config(string name) => name switch
     {
         "test" => SlimUNetTests.TestConfig,
+        "test-cond" => SlimUNetTests.TestConfig with { NumClasses = 10 },
         "cifar10-noss" => UNetConfig.Cifar10 with { ChannelMult = [1, 2], NumResBlocks = 1, Widths = [0.375, 1.0] },
         _ => UNetConfig.Preset(name),
     };
