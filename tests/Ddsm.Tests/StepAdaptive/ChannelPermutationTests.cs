@@ -19,6 +19,10 @@ public class ChannelPermutationTests
         "test" => SlimUNetTests.TestConfig,
         "three-widths" => SlimUNetTests.TestConfig with { Widths = [0.5, 0.75, 1.0] },
         "no-scale-shift" => SlimUNetTests.TestConfig with { ScaleShiftNorm = false },
+        // The CIFAR-10 and CelebA presets' layouts (4 levels, 2 or 3 res blocks, attention at one or two
+        // resolutions, widths k/8) shrunk to 16×16 images, 32 channels, groups of 4 and heads of 8.
+        "cifar-like" => UNetConfig.Cifar10 with { ImageSize = 16, ModelChannels = 32, Groups = 4, HeadChannels = 8, AttentionResolutions = [8] },
+        "celeba-like" => UNetConfig.Celeba64 with { ImageSize = 16, ModelChannels = 32, Groups = 4, HeadChannels = 8, AttentionResolutions = [8, 4] },
         _ => throw new ArgumentException(variant),
     };
 
@@ -27,6 +31,8 @@ public class ChannelPermutationTests
     [TestCase("test")]
     [TestCase("three-widths")]
     [TestCase("no-scale-shift")]
+    [TestCase("cifar-like")]
+    [TestCase("celeba-like")]
     public void RandomFullWidthPlanKeepsTheFullWidthFunction(string variant)
     {
         var cfg = Cfg(variant);
@@ -43,10 +49,15 @@ public class ChannelPermutationTests
         Assert.That(RelDiff(narrow, Forward(m, cfg.MinWidth, 3)), Is.GreaterThan(1e-3));
     }
 
-    /// <summary>Plans restricted to the all-width constraint keep the function at every allowed width (½, 1; and ½, ¾, 1).</summary>
+    /// <summary>
+    /// Plans restricted to the all-width constraint keep the function at every allowed width: ½ and 1;
+    /// ½, ¾ and 1; and k/8 for k = 2..8 in the cifar/celeba-like layouts.
+    /// </summary>
     [TestCase("test")]
     [TestCase("three-widths")]
     [TestCase("no-scale-shift")]
+    [TestCase("cifar-like")]
+    [TestCase("celeba-like")]
     public void AllWidthPlanKeepsEveryWidthsFunction(string variant)
     {
         var cfg = Cfg(variant);
