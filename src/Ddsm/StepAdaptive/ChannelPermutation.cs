@@ -23,20 +23,25 @@ public sealed record PermutationPlan(IReadOnlyDictionary<string, int[]> Perms, I
 /// slimmable prefix): every space of <see cref="ChannelGraph"/> gets one permutation, applied to every
 /// row/column that indexes it.
 ///
-/// GroupNorm constraint. At width w a GroupNorm over a (possibly concatenated) input of C channels
-/// normalises G contiguous groups of C·w/G among the active prefix. A permutation π of a space keeps the
-/// function at width w iff it maps the active prefix onto itself and every group (restricted to this space)
-/// onto a group of the same GroupNorm — groups wholly inside the space may be exchanged, a group that
-/// straddles into a neighbouring concatenated space must map onto itself — for EVERY GroupNorm reading the
-/// space. For one width (the full width) this lets whole groups move: in a space read only by GroupNorms of
-/// group size s, any permutation of the s-blocks combined with any permutation inside each block; where
-/// GroupNorms of different group sizes or offsets read the same space (skip concatenations: e.g. a 64-channel
-/// stream read with groups of 4 by its own blocks, of 8 at offset 64 and of 12 at offset 128 in the decoder's
-/// concats) only blocks aligned in all of them can move. For all widths at once, the prefix must be preserved
-/// at each width, so blocks can only be exchanged with blocks that are active at exactly the same widths and
-/// whose group pattern is the same at every width. <see cref="PermutationTree"/> builds exactly this
-/// (conservatively where the constraints do not nest). Attention heads are permuted as whole units (their 3d
-/// qkv rows, legacy [q,k,v] layout, and d proj_out columns); channels within a head are left in place.
+/// Exact constraint, per space π and per preserved width w (a plan keeps the function at all of them):
+/// (1) prefix: π maps the active prefix [0, round(C·w)) onto itself;
+/// (2) GroupNorm: for every GroupNorm reading the space (alone, or as part k of a skip concatenation), at
+///     width w its input is the concatenation of the parts' active prefixes, cut into G equal contiguous
+///     groups; π must map each group lying wholly inside this space onto such a group (GroupNorm treats
+///     groups alike and γ/β travel with their channels), and each group straddling into the other
+///     concatenated part onto itself;
+/// (3) concat shift: a slimmed layer over a concatenation indexes weight columns and γ/β by position in the
+///     ACTIVE concatenation, so at w &lt; 1 the skip part's channel p uses position round(C_h·w) + p, which
+///     at full width belongs to channel round(C_h·w) + p of the first part. Those channels of both spaces are
+///     pinned (π(p) = p) for every preserved w whose shift is non-zero.
+/// At the full width only, (1) and (3) are void and (2) lets whole groups trade places wherever all
+/// GroupNorms reading the space agree (e.g. hidden spaces: any permutation of the G groups and within each);
+/// at all widths, (1)+(2) nest groups of sizes C·w/G inside prefixes, so only blocks aligned with the groups
+/// of every width can move, and (3) pins every skip channel active at some w &lt; 1.
+/// <see cref="PermutationTree"/> generates permutations satisfying all of these (conservatively where the
+/// constraints do not nest). Attention heads are permuted as whole units (their 3d qkv rows in ADM's legacy
+/// [q,k,v]-per-head layout and their d proj_out columns), subject to (1) on heads; channels within a head are
+/// left in place.
 /// </summary>
 public static class ChannelPermutation
 {

@@ -27,8 +27,9 @@ public sealed class PermutationTree
     /// when it maps every run onto a run of the same kind. Kinds: "g" a GroupNorm group wholly inside
     /// this space (any such group may become any other: GroupNorm treats them alike and its affine
     /// travels with the channels), "a"/"x" active/inactive channels at a width (slimming runs the
-    /// prefix), "s:…" a group that straddles into another concatenated space or another part — unique,
-    /// so it must map onto itself.
+    /// prefix), "s:…" a group that straddles into another concatenated space or another part, "p:…" a
+    /// channel pinned by a shifted concat position — both unique, so they map onto themselves — and "f"
+    /// (not pinned: no constraint of its own).
     /// </summary>
     internal sealed record View(List<(int Start, int End, string Kind)> Runs)
     {
