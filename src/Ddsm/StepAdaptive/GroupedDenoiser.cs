@@ -1,0 +1,76 @@
+using Ddsm.Diffusion;
+using Ddsm.Engine;
+using Ddsm.Model;
+
+namespace Ddsm.StepAdaptive;
+
+/// <summary>How a <see cref="GroupedDenoiser"/> picks the width it runs a group's model at.</summary>
+public enum GroupWidthMode
+{
+    /// <summary>Each group's model runs at its own fixed width; the width a sampler asks for (its step strategy) is ignored.</summary>
+    FixedPerGroup,
+    /// <summary>The sampler's (strategy's) width is passed on to the group's model, which must allow it.</summary>
+    StrategyWithinGroup,
+}
+
+/// <summary>One dispatched call: which group's model served timestep T, at which width.</summary>
+public readonly record struct DispatchRecord(double T, int Group, double Width);
+
+/// <summary>
+/// Step-adaptive sampling (Xu et al., "Not All Steps are Equal"): one model per timestep group, each
+/// possibly pruned/fine-tuned for its group's noise levels. ε̂(x, t) comes from the model of the group
+/// holding round(t) (clamped to [0, T−1], rounding as <see cref="StepStrategy.At"/> does).
+/// </summary>
+public sealed class GroupedDenoiser : IDenoiser
+{
+    private readonly SlimUNet[] _models;
+    private readonly double[] _widths;
+    private readonly List<DispatchRecord> _calls = new();
+
+    public TimestepGroups Groups { get; }
+    public GroupWidthMode Mode { get; }
+    public IReadOnlyList<SlimUNet> Models => _models;
+    /// <summary>Per-group width used under <see cref="GroupWidthMode.FixedPerGroup"/>.</summary>
+    public IReadOnlyList<double> GroupWidths => _widths;
+    /// <summary>Every call since construction or <see cref="ClearCalls"/>, in order.</summary>
+    public IReadOnlyList<DispatchRecord> Calls => _calls;
+    public Backend Backend { get; }
+
+    /// <param name="groupWidths">Fixed width per group (defaults to each model's largest width).</param>
+    public GroupedDenoiser(IReadOnlyList<SlimUNet> models, TimestepGroups groups, IReadOnlyList<double>? groupWidths = null,
+        GroupWidthMode mode = GroupWidthMode.FixedPerGroup)
+    {
+        ArgumentNullException.ThrowIfNull(models);
+        ArgumentNullException.ThrowIfNull(groups);
+        if (models.Count != groups.Count) throw new ArgumentException($"grouped denoiser: {models.Count} models for {groups.Count} timestep groups");
+        var c0 = models[0].Config;
+        for (int g = 0; g < models.Count; g++)
+        {
+            var c = models[g].Config;
+            if (c.ImageChannels != c0.ImageChannels || c.ImageSize != c0.ImageSize)
+                throw new ArgumentException($"grouped denoiser: model {g} ('{c.Name}') takes {c.ImageChannels}×{c.ImageSize}², model 0 ('{c0.Name}') {c0.ImageChannels}×{c0.ImageSize}²");
+            if (models[g].Backend != models[0].Backend) throw new ArgumentException($"grouped denoiser: model {g} is on another device");
+        }
+        if (groupWidths is not null && groupWidths.Count != groups.Count)
+            throw new ArgumentException($"grouped denoiser: {groupWidths.Count} widths for {groups.Count} groups");
+        _models = models.ToArray();
+        _widths = Enumerable.Range(0, models.Count)
+            .Select(g => models[g].Config.CheckWidth(groupWidths?[g] ?? models[g].Config.MaxWidth)).ToArray();
+        Groups = groups;
+        Mode = mode;
+        Backend = models[0].Backend;
+    }
+
+    public int GroupOf(double t) => Groups.GroupOf(Math.Clamp((int)Math.Round(t), 0, Groups.T - 1));
+
+    public Tensor PredictEps(Tensor x, double t, double width)
+    {
+        int g = GroupOf(t);
+        double w = Mode == GroupWidthMode.FixedPerGroup ? _widths[g] : width;
+        var eps = _models[g].PredictEps(x, t, w);
+        _calls.Add(new DispatchRecord(t, g, w));
+        return eps;
+    }
+
+    public void ClearCalls() => _calls.Clear();
+}

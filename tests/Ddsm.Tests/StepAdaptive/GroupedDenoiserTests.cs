@@ -1,0 +1,105 @@
+using Ddsm.Diffusion;
+using Ddsm.Engine;
+using Ddsm.Model;
+using Ddsm.StepAdaptive;
+using static Ddsm.Tests.StepAdaptive.StepAdaptiveTestUtil;
+
+namespace Ddsm.Tests.StepAdaptive;
+
+public class GroupedDenoiserTests
+{
+    private static readonly UNetConfig Small = ChannelPermutationTests.Cfg("test") with { Name = "small", ModelChannels = 8 };
+
+    private static SlimUNet[] Models()
+    {
+        var ms = new[]
+        {
+            new SlimUNet(Cpu, ChannelPermutationTests.Cfg("test"), 1),
+            new SlimUNet(Cpu, Small, 2),                                   // a different architecture
+            new SlimUNet(Cpu, ChannelPermutationTests.Cfg("test"), 3),
+        };
+        for (int i = 0; i < ms.Length; i++) Randomise(ms[i], 10 + (ulong)i);
+        return ms;
+    }
+
+    private static Tensor Input(ulong seed)
+    {
+        var x = new float[64];
+        new Rng(seed).FillNormal(x);
+        return Tensor.FromArray(Cpu, x, 1, 1, 8, 8);
+    }
+
+    /// <summary>
+    /// Every integer t of a T = 200 linear schedule, cut into 3 SNR groups, is served by its group's model at
+    /// the group's fixed width, and ε̂ is exactly that model's ε̂ (and not another group's model's).
+    /// </summary>
+    [Test]
+    public void EveryTimestepIsServedByItsGroupsModel()
+    {
+        var groups = TimestepGroups.Build(NoiseSchedule.Linear(200), 3);
+        var ms = Models();
+        try
+        {
+            double[] widths = [1.0, 0.5, 0.5];
+            var den = new GroupedDenoiser(ms, groups, widths);
+            using var scope = new TensorScope();
+            var x = Input(4);
+            using (Tape.NoGrad())
+            {
+                for (int t = 0; t < groups.T; t++) den.PredictEps(x, t, 1.0);
+                Assert.That(den.Calls.Select(c => c.T), Is.EqualTo(Enumerable.Range(0, groups.T).Select(t => (double)t)));
+                foreach (var c in den.Calls)
+                {
+                    Assert.That(c.Group, Is.EqualTo(groups.GroupOf((int)c.T)), $"t = {c.T}");
+                    Assert.That(c.Width, Is.EqualTo(widths[c.Group]), "fixed per-group width overrides the strategy's");
+                }
+                for (int g = 0; g < 3; g++)
+                    Assert.That(den.Calls.Count(c => c.Group == g), Is.EqualTo(groups.Groups[g].Count));
+
+                foreach (var gr in groups.Groups)
+                {
+                    int t = (gr.TFirst + gr.TLast) / 2;
+                    var got = den.PredictEps(x, t, 1.0).ToArray();
+                    Assert.That(got, Is.EqualTo(ms[gr.Index].PredictEps(x, t, widths[gr.Index]).ToArray()));
+                    var other = ms[(gr.Index + 1) % 3];
+                    Assert.That(got, Is.Not.EqualTo(other.PredictEps(x, t, other.Config.MaxWidth).ToArray()));
+                }
+
+                // Fractional and out-of-range t: the nearest step's group, clamped.
+                den.ClearCalls();
+                var g1 = groups.Groups[1];
+                den.PredictEps(x, g1.TFirst - 0.4, 1.0);
+                den.PredictEps(x, g1.TFirst - 0.6, 1.0);
+                den.PredictEps(x, -3.0, 1.0);
+                den.PredictEps(x, groups.T + 5.0, 1.0);
+                Assert.That(den.Calls.Select(c => c.Group), Is.EqualTo(new[] { 1, 0, 0, 2 }));
+            }
+        }
+        finally { foreach (var m in ms) m.Dispose(); }
+    }
+
+    [Test]
+    public void StrategyWidthsApplyWithinTheGroupModel()
+    {
+        var groups = TimestepGroups.Build(NoiseSchedule.Linear(200), 3);
+        var ms = Models();
+        try
+        {
+            var den = new GroupedDenoiser(ms, groups, mode: GroupWidthMode.StrategyWithinGroup);
+            using var scope = new TensorScope();
+            var x = Input(5);
+            using (Tape.NoGrad())
+            {
+                var a = den.PredictEps(x, 150, 0.5).ToArray();
+                Assert.That(a, Is.EqualTo(ms[2].PredictEps(x, 150, 0.5).ToArray()));
+                Assert.That(den.Calls[^1], Is.EqualTo(new DispatchRecord(150, 2, 0.5)));
+                den.PredictEps(x, 150, 1.0);
+                Assert.That(den.Calls[^1].Width, Is.EqualTo(1.0));
+                Assert.Throws<ArgumentException>(() => den.PredictEps(x, 150, 0.3), "the group model rejects a width it does not allow");
+            }
+            Assert.Throws<ArgumentException>(() => new GroupedDenoiser(ms[..2], groups));
+            Assert.Throws<ArgumentException>(() => new GroupedDenoiser(ms, groups, [1.0, 0.3, 1.0]));
+        }
+        finally { foreach (var m in ms) m.Dispose(); }
+    }
+}
