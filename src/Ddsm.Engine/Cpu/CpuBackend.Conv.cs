@@ -4,11 +4,14 @@ using System.Numerics.Tensors;
 namespace Ddsm.Engine.Cpu;
 
 /// <summary>
-/// Slimmable convolution as im2col + GEMM, one image at a time. The weight (CoutMax, CinMax, K, K) is
-/// read in place as a (Cout × Cin·K·K) matrix with row stride CinMax·K·K: the active prefix is the
-/// first Cin·K·K floats of each of the first Cout rows, so slimming costs no copy.
-/// Images go to threads when there are enough of them (each thread owns a reusable column buffer);
-/// a small batch instead splits each GEMM across threads.
+/// Slimmable convolution as GEMMs, one image at a time. The weight (CoutMax, CinMax, K, K) is read in
+/// place as a (Cout × Cin·K·K) matrix with row stride CinMax·K·K: the active prefix is the first
+/// Cin·K·K floats of each of the first Cout rows, so slimming costs no copy.
+/// Forward: y_n = W · im2col(x_n), with the weight packed once per call and the im2col fused into the
+/// GEMM's B packing (no column matrix). Backward data: col = Wᵀ · dy_n, then col2im adds into dx_n.
+/// Backward weight: dW += dy_n · im2col(x_n)ᵀ summed per chunk of images, chunks reduced in order.
+/// Images go to threads when there are enough of them (each thread owns its reusable column and
+/// packing buffers); a small batch instead splits each GEMM across threads.
 /// </summary>
 public sealed partial class CpuBackend
 {
