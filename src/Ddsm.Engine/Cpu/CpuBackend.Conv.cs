@@ -4,16 +4,21 @@ using System.Numerics.Tensors;
 namespace Ddsm.Engine.Cpu;
 
 /// <summary>
-/// Slimmable convolution as im2col + GEMM, one image at a time. The weight (CoutMax, CinMax, K, K) is
-/// read in place as a (Cout × Cin·K·K) matrix with row stride CinMax·K·K: the active prefix is the
-/// first Cin·K·K floats of each of the first Cout rows, so slimming costs no copy.
-/// Images go to threads when there are enough of them (each thread owns a reusable column buffer);
-/// a small batch instead splits each GEMM across threads.
+/// Slimmable convolution as GEMMs, one image at a time. The weight (CoutMax, CinMax, K, K) is read in
+/// place as a (Cout × Cin·K·K) matrix with row stride CinMax·K·K: the active prefix is the first
+/// Cin·K·K floats of each of the first Cout rows, so slimming costs no copy.
+/// Forward: y_n = W · im2col(x_n), with the weight packed once per call and the im2col fused into the
+/// GEMM's B packing (no column matrix). Backward data: col = Wᵀ · dy_n, then col2im adds into dx_n.
+/// (At stride 1 backward data instead runs as a forward conv with flipped, transposed weights.)
+/// Backward weight: dW += dy_n · im2col(x_n)ᵀ summed per chunk of images, chunks reduced in order.
+/// Images go to threads when there are enough of them (each thread owns its reusable column and
+/// packing buffers); a small batch instead splits each GEMM across threads.
 /// </summary>
 public sealed partial class CpuBackend
 {
     [ThreadStatic] private static float[]? _colBuffer;
     [ThreadStatic] private static Sgemm.PinnedBuffer? _weightPack;
+    [ThreadStatic] private static float[]? _flippedWeight;
 
     private static float[] ColBuffer(long count)
     {
@@ -53,7 +58,7 @@ public sealed partial class CpuBackend
             if (pointwise)
                 Sgemm.RunParallel(false, false, dd.Cout, hw, kk, 1f, wa, 0, ldw, xa, n * xImg, hw, 0f, ya, n * yImg, hw, threads);
             else
-                ForwardIm2ColGemm(dd, packedW, xa, n * xImg, ya, n * yImg, threads);
+                ForwardIm2ColGemm(dd, packedW, xa, n * xImg, ya, n * yImg, 0f, threads);
             if (ba is not null)
                 for (int co = 0; co < dd.Cout; co++)
                 {
@@ -67,7 +72,7 @@ public sealed partial class CpuBackend
     /// y (Cout, Ho·Wo) = W · im2col(x) with the im2col fused into the GEMM's B packing (no column
     /// matrix is written); on several threads the output pixels are cut into NR-aligned strips.
     /// </summary>
-    private static unsafe void ForwardIm2ColGemm(ConvDesc d, nint packedW, float[] xa, long xOff, float[] ya, long yOff, int threads)
+    private static unsafe void ForwardIm2ColGemm(ConvDesc d, nint packedW, float[] xa, long xOff, float[] ya, long yOff, float beta, int threads)
     {
         int hw = d.Ho * d.Wo, kk = d.Cin * d.K * d.K;
         int units = (hw + Sgemm.NR - 1) / Sgemm.NR;
@@ -79,11 +84,32 @@ public sealed partial class CpuBackend
             fixed (float* px = xa, py = ya)
             {
                 var pack = new Im2Col.PackB(px + xOff, d, lo);
-                Sgemm.RunPacked((float*)packedW, d.Cout, hi - lo, kk, 1f, ref pack, 0f, py + yOff + lo, hw);
+                Sgemm.RunPacked((float*)packedW, d.Cout, hi - lo, kk, 1f, ref pack, beta, py + yOff + lo, hw);
             }
         }
         if (parts <= 1) Strip(0);
         else Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = threads }, Strip);
+    }
+
+    /// <summary>
+    /// At stride 1 the data gradient is itself a convolution: dx = conv(dy, W′, pad K−1−P) with
+    /// W′[ci, co, kh, kw] = W[co, ci, K−1−kh, K−1−kw] (weights transposed and flipped). That runs on
+    /// the fused forward path (no column matrix written and read back, unlike GEMM + col2im) and
+    /// accumulates into dx through beta = 1.
+    /// </summary>
+    private unsafe void BackwardDataAsConv(ConvDesc d, float[] ga, float[] wa, float[] dxa)
+    {
+        int k = d.K, k2 = k * k, ldw = d.CinMax * k2, kkT = d.Cout * k2;
+        var t = new ConvDesc(d.N, d.Cout, d.Ho, d.Wo, d.Cin, k, 1, k - 1 - d.Pad, d.Cout, d.Cin);
+        var wt = _flippedWeight is { } f && f.Length >= d.Cin * kkT ? f : _flippedWeight = new float[Math.Max(d.Cin * kkT, 1024)];
+        for (int ci = 0; ci < d.Cin; ci++)
+        for (int co = 0; co < d.Cout; co++)
+        for (int q = 0; q < k2; q++)
+            wt[(ci * d.Cout + co) * k2 + q] = wa[co * ldw + ci * k2 + (k2 - 1 - q)];   // (kh, kw) → (K−1−kh, K−1−kw)
+        nint packed;
+        fixed (float* pw = wt) packed = (nint)Sgemm.PackWholeA(false, pw, kkT, d.Cin, kkT, _weightPack ??= new Sgemm.PinnedBuffer());
+        long xImg = (long)d.Cin * d.H * d.W, yImg = (long)d.Cout * d.Ho * d.Wo;
+        ForEachImage(d.N, (n, threads) => ForwardIm2ColGemm(t, packed, ga, n * yImg, dxa, n * xImg, 1f, threads));
     }
 
     /// <summary>Buffers too short for the descriptor would be silent memory corruption in the unsafe GEMM.</summary>
@@ -102,6 +128,11 @@ public sealed partial class CpuBackend
         int kk = d.Cin * d.K * d.K, ldw = d.CinMax * d.K * d.K, hw = d.Ho * d.Wo;
         long xImg = (long)d.Cin * d.H * d.W, yImg = (long)d.Cout * hw;
         bool pointwise = IsPointwise(d);
+        if (!pointwise && d.Stride == 1 && d.Pad <= d.K - 1)
+        {
+            BackwardDataAsConv(d, ga, wa, dxa);
+            return;
+        }
         ForEachImage(d.N, (n, threads) =>
         {
             // colGrad (Cin·K·K, Ho·Wo) = W[:Cout, :Cin·K·K]ᵀ · dy_n (Cout, Ho·Wo)

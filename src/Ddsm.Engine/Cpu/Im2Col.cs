@@ -9,7 +9,7 @@ namespace Ddsm.Engine.Cpu;
 /// column oh·Wo + ow holds x[ci, oh·S − P + kh, ow·S − P + kw] (zero outside the image).
 /// Rows are filled in runs of output columns so that stride 1 is a plain span copy.
 /// </summary>
-public static class Im2Col
+internal static class Im2Col
 {
     private static readonly Vector256<int> Lane8 = Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7);
 

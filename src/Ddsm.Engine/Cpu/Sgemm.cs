@@ -18,7 +18,7 @@ namespace Ddsm.Engine.Cpu;
 public static unsafe class Sgemm
 {
     public const int MR = 6, NR = 16;
-    // KC: one B micro-panel KC×NR×4 B = 24 KiB stays in the 32 KiB L1d next to the A stream.
+    // KC: one B micro-panel KC×NR×4 B = 24 KiB stays in the 32 KiB L1d (the A panel streams from L2).
     // MC: the A block MC×KC×4 B = 216 KiB sits in the 512 KiB L2.
     // NC: the B block KC×NC×4 B = 6 MiB per thread, inside the shared 32 MiB L3.
     // Tried on the (shared, noisy) Zen 3 dev box, single thread, best of 9: KC 256 vs 384 and MC 72..288
