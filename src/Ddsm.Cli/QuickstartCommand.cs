@@ -106,7 +106,7 @@ internal static class QuickstartCommand
         report.AppendLine("# DDSM quickstart report").AppendLine();
         report.AppendLine(CultureInfo.InvariantCulture, $"Model `{cfg.Name}` ({model.ParameterCount:N0} parameters, widths {string.Join(", ", cfg.Widths)}), " +
                           $"trained {steps} sandwich steps of batch {batch} on the embedded 2,000-image Fashion-MNIST subset; device {be.Name}; seed {seed}.");
-        report.AppendLine().AppendLine("DDIM, 50 steps, EMA weights. GFLOPs are counted by the engine's op counter during sampling.").AppendLine();
+        report.AppendLine().AppendLine("DDIM, 50 steps, EMA weights. GFLOPs are counted by the engine's op counter during sampling (equal to the analytic count).").AppendLine();
         report.AppendLine("| strategy | GFLOPs/image | wall ms/image |").AppendLine("|---|---:|---:|");
         foreach (var r in rows) report.AppendLine(r);
         report.AppendLine().AppendLine("Rows of `samples.png`, top to bottom, follow the table (same initial noise in every row).");

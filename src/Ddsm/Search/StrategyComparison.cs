@@ -50,13 +50,13 @@ public static class StrategyComparison
     public static string Markdown(IEnumerable<ComparisonRow> rows, EvalResult baseline, double spread)
     {
         var sb = new StringBuilder();
-        sb.AppendLine("| strategy | FD | KID ×10³ | precision | recall | GFLOPs/image | wall ms/image |");
+        sb.AppendLine("| strategy | FD | KID | precision | recall | GFLOPs/image | wall ms/image |");
         sb.AppendLine("|---|---:|---:|---:|---:|---:|---:|");
         foreach (var r in rows)
             sb.AppendLine(string.Create(CultureInfo.InvariantCulture,
-                $"| {r.Name} | {r.Scores.Fd:F3} | {r.Scores.Kid.Mean * 1e3:F2} ± {r.Scores.Kid.Std * 1e3:F2} | {r.Scores.PrecisionRecall.Precision:F3} | {r.Scores.PrecisionRecall.Recall:F3} | {r.Gflops:F2} | {r.WallMsPerImage:F1} |"));
+                $"| {r.Name} | {r.Scores.Fd:F3} | {r.Scores.Kid.Mean:G4} ± {r.Scores.Kid.Std:G3} | {r.Scores.PrecisionRecall.Precision:F3} | {r.Scores.PrecisionRecall.Recall:F3} | {r.Gflops:F2} | {r.WallMsPerImage:F1} |"));
         sb.AppendLine(string.Create(CultureInfo.InvariantCulture,
-            $"| real vs real (held-out, same N) | {baseline.Fd:F3} | {baseline.Kid.Mean * 1e3:F2} ± {baseline.Kid.Std * 1e3:F2} | {baseline.PrecisionRecall.Precision:F3} | {baseline.PrecisionRecall.Recall:F3} | – | – |"));
+            $"| real vs real (held-out, same N) | {baseline.Fd:F3} | {baseline.Kid.Mean:G4} ± {baseline.Kid.Std:G3} | {baseline.PrecisionRecall.Precision:F3} | {baseline.PrecisionRecall.Recall:F3} | – | – |"));
         sb.AppendLine().AppendLine(string.Create(CultureInfo.InvariantCulture,
             $"Run-to-run spread of FD (full width, two noise seeds): {spread:F3}."));
         return sb.ToString();
