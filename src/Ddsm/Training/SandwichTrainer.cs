@@ -33,6 +33,9 @@ public sealed class SandwichTrainer : IDisposable
 
     private readonly ImageDataset _data;
     private readonly float[] _x0, _xt, _eps, _t;
+
+    /// <summary>Timesteps of the last width pass (one per image), for tests and diagnostics.</summary>
+    public IReadOnlyList<float> LastTimesteps => _t;
     private readonly int[]? _labels; // (B) class labels of the batch, null class after dropout; null when unconditional
 
     public SandwichTrainer(SlimUNet model, ImageDataset data, TrainOptions options, ulong seed)
@@ -153,7 +156,8 @@ public sealed class SandwichTrainer : IDisposable
         int b = Options.BatchSize, d = _data.ImageSize;
         for (int i = 0; i < b; i++)
         {
-            int t = Rng.NextInt(Schedule.T);
+            int lo = Options.TMin ?? 0, hi = Options.TMax ?? Schedule.T - 1;
+            int t = lo + Rng.NextInt(hi - lo + 1);
             _t[i] = t;
             float sa = (float)Math.Sqrt(Schedule.AlphaBars[t]), sn = (float)Math.Sqrt(1 - Schedule.AlphaBars[t]);
             var e = _eps.AsSpan(i * d, d);

@@ -18,6 +18,12 @@ public sealed record TrainOptions
     public bool HorizontalFlip { get; init; }
     public string Schedule { get; init; } = "linear";
     public int DiffusionSteps { get; init; } = 1000;
+    /// <summary>
+    /// Timesteps drawn for training, [TMin, TMax] inclusive (null = all): step-adaptive training
+    /// fine-tunes each timestep group's model on its own range only.
+    /// </summary>
+    public int? TMin { get; init; }
+    public int? TMax { get; init; }
     /// <summary>Class-conditional models: probability a label is replaced by the null class (CFG training).</summary>
     public double LabelDropout { get; init; } = 0.1;
 
@@ -32,5 +38,8 @@ public sealed record TrainOptions
         if (!(EmaDecay >= 0 && EmaDecay < 1)) throw new ArgumentException($"EMA decay must be in [0, 1), got {EmaDecay}");
         if (!(LabelDropout >= 0 && LabelDropout <= 1)) throw new ArgumentException($"label dropout must be in [0, 1], got {LabelDropout}");
         if (DiffusionSteps < 2) throw new ArgumentException($"diffusion steps must be ≥ 2, got {DiffusionSteps}");
+        int lo = TMin ?? 0, hi = TMax ?? DiffusionSteps - 1;
+        if (lo < 0 || hi >= DiffusionSteps || lo > hi)
+            throw new ArgumentException($"timestep range [{lo}, {hi}] must lie within [0, {DiffusionSteps - 1}] and not be empty");
     }
 }

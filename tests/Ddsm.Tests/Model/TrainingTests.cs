@@ -143,6 +143,19 @@ public class TrainingTests
     }
 
     [Test]
+    public void TimestepRangeRestrictsTheDrawnTimesteps()
+    {
+        using var m = new SlimUNet(Cpu, SlimUNetTests.TestConfig, 1);
+        using var tr = new SandwichTrainer(m, Data.Value, Opts with { TMin = 250, TMax = 499 }, 2);
+        var seen = new List<float>();
+        for (int i = 0; i < 3; i++) { tr.TrainStep(); seen.AddRange(tr.LastTimesteps); }
+        Assert.That(seen, Has.All.InRange(250f, 499f));
+        Assert.That(seen.Distinct().Count(), Is.GreaterThan(20), "draws spread over the range");
+        Assert.Throws<ArgumentException>(() => (Opts with { TMin = 600, TMax = 500 }).Validate());
+        Assert.Throws<ArgumentException>(() => (Opts with { TMax = 1000 }).Validate());
+    }
+
+    [Test]
     public void WrongImageSizeIsAClearError()
     {
         using var m = new SlimUNet(Cpu, SlimUNetTests.TestConfig, 1);
