@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Ddsm.Diffusion;
 using Ddsm.Eval;
+using Ddsm.IO;
 using Ddsm.Model;
 using Ddsm.Search;
 using Ddsm.Training;
@@ -55,7 +56,9 @@ internal static class SearchCommand
         using var net = FeatureNet.Load(be, s.Features);
         var ds = Common.LoadData(s.Data, s.Cache, net.ImageSize, net.InputChannels);
         var (train, held) = FeatureNetTrainer.Split(ds, Math.Min(s.Count, ds.Count / 2), 7);
-        var reference = ReferenceSet.Build(net, train);
+        // Reference statistics are cached per data set, split and feature net (rebuilt when any changes).
+        var refPath = Path.Combine(s.Cache, "references", $"{train.Name}-heldout{held.Count}.safetensors");
+        var reference = ReferenceSet.LoadOrBuild(refPath, net, train);
         var scorer = new Evaluator(net, reference);
         var so = new SamplerOptions(s.SamplerSteps);
         SamplingEvaluator Make(ulong seed) => new(model, cfg, sched, s.Sampler, so, s.Count, s.Batch, seed,
@@ -80,12 +83,20 @@ internal static class SearchCommand
         var best = search.ToStrategy(search.Best().Genome);
 
         AnsiConsole.MarkupLine("comparison on the same noise:");
-        var (rows, baseline, spread) = StrategyComparison.Run(Make, scorer, held, cfg, best, s.Count, s.Seed, m => Console.WriteLine("  " + m));
+        var gridPath = Path.Combine(s.OutDir, "samples.png");
+        void Grid(string name, float[] images)
+        {
+            if (name != "searched") return;
+            int k = Math.Min(s.Count, 64);
+            ImageGrid.WritePng(gridPath, images.AsSpan(0, k * cfg.ImageChannels * cfg.ImageSize * cfg.ImageSize), k,
+                cfg.ImageChannels, cfg.ImageSize, cfg.ImageSize, (int)Math.Ceiling(Math.Sqrt(k)));
+        }
+        var (rows, baseline, spread) = StrategyComparison.Run(Make, scorer, held, cfg, best, s.Count, s.Seed, m => Console.WriteLine("  " + m), Grid);
         var table = StrategyComparison.Markdown(rows, baseline, spread);
         var report = $"# DDSM search report\n\nCheckpoint `{path}` (model `{cfg.Name}`), sampler {s.Sampler} with {s.SamplerSteps} steps, " +
                      $"N = {s.Count} images per score, features: `{s.Features}`.\nSearch: population {opts.PopulationSize}, {opts.Generations} generations, " +
                      $"{opts.GeneCount} genes of {opts.BlockSize} timesteps, mutation {opts.MutationRate}, λ = {opts.Lambda}; {search.Evaluations} strategies evaluated.\n\n" +
-                     table + "\nFiles: `best.json` (strategy), `pareto.csv` (front), `best.svg` (width vs timestep).\n";
+                     table + "\nFiles: `best.json` (strategy), `pareto.csv` (front), `best.svg` (width vs timestep), `samples.png` (searched strategy).\n";
         File.WriteAllText(Path.Combine(s.OutDir, "report.md"), report);
         Console.WriteLine(table);
         AnsiConsole.MarkupLineInterpolated($"[green]report:[/] {Path.GetFullPath(Path.Combine(s.OutDir, "report.md"))}");

@@ -20,7 +20,7 @@ public static class StrategyComparison
 {
     public static (List<ComparisonRow> Rows, EvalResult Baseline, double FdSpread) Run(
         Func<ulong, SamplingEvaluator> makeEvaluator, Evaluator scorer, Data.ImageDataset heldOut, UNetConfig cfg,
-        StepStrategy searched, int n, ulong seed, Action<string>? log = null)
+        StepStrategy searched, int n, ulong seed, Action<string>? log = null, Action<string, float[]>? onSamples = null)
     {
         var ev = makeEvaluator(seed);
         var T = searched.T;
@@ -31,6 +31,7 @@ public static class StrategyComparison
             var sw = Stopwatch.StartNew();
             var images = e.Sample(s);
             double ms = sw.Elapsed.TotalMilliseconds / n;
+            onSamples?.Invoke(name, images);
             return new ComparisonRow(name, e.Cost(s), ms, scorer.Evaluate(images, n));
         }
         var full = StepStrategy.Uniform(cfg.MaxWidth, T);
