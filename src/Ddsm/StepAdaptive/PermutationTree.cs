@@ -97,7 +97,7 @@ public sealed class PermutationTree
     }
 
     /// <summary>Runs of equal labels; the kind drops the "#id" that only serves to separate groups.</summary>
-    private static View FromLabels(string[] labels)
+    internal static View FromLabels(string[] labels)
     {
         var runs = new List<(int, int, string)>();
         int start = 0;

@@ -44,7 +44,7 @@ public class PermutationTreeTests
                 }
                 else
                     for (int p = 0; p < n; p++) labels[p] = rng.NextInt(5) == 0 ? $"p:{p}" : "f";
-                views.Add(FromLabels(labels));
+                views.Add(PermutationTree.FromLabels(labels));
             }
             var tree = PermutationTree.Build(0, n, views);
             for (int k = 0; k < 20; k++)
@@ -65,20 +65,5 @@ public class PermutationTreeTests
             }
         }
         Assert.That(nontrivial, Is.GreaterThan(3000), "the trees allow real permutations, not just the identity");
-    }
-
-    private static View FromLabels(string[] labels)
-    {
-        var runs = new List<(int, int, string)>();
-        int start = 0;
-        for (int p = 1; p <= labels.Length; p++)
-            if (p == labels.Length || labels[p] != labels[start])
-            {
-                var l = labels[start];
-                int hash = l.IndexOf('#');
-                runs.Add((start, p, hash >= 0 ? l[..hash] : l));
-                start = p;
-            }
-        return new View(runs);
     }
 }
