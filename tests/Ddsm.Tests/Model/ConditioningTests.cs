@@ -23,13 +23,7 @@ public class ConditioningTests
     private static SlimUNet MakeModel(ulong seed = 3)
     {
         var m = new SlimUNet(Cpu, CondConfig, seed);
-        var r = new Rng(seed + 100);
-        foreach (var (_, p) in m.NamedParameters())
-        {
-            var a = p.ToArray();
-            for (int i = 0; i < a.Length; i++) a[i] += (float)(0.05 * r.NextNormal());
-            p.CopyFrom(a);
-        }
+        SlimUNetTests.Randomise(m, seed + 100);
         return m;
     }
 

@@ -47,7 +47,7 @@ public class SlimUNetTests
     }
 
     /// <summary>Zero-initialised output convs make ε̂ identically 0 until they are trained; un-zero them.</summary>
-    private static void Randomise(SlimUNet m, ulong seed)
+    internal static void Randomise(SlimUNet m, ulong seed)
     {
         var r = new Rng(seed);
         foreach (var (_, p) in m.NamedParameters())
