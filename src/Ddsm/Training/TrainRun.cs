@@ -41,29 +41,70 @@ public sealed class TrainRun(SandwichTrainer trainer, RunOptions options)
         while (trainer.Step < options.Steps && !cancel.IsCancellationRequested)
         {
             StepResult r;
+            long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
             try { r = trainer.TrainStep(); }
             catch (TrainingDivergedException e)
             {
                 onNote?.Invoke($"{e.Message}; last good checkpoint: {Checkpoints.Latest() ?? "none"} (not overwritten)");
                 throw;
             }
-            metrics.WriteLine(MetricsLine(r));
+            metrics.WriteLine(MetricsLine(r, System.Diagnostics.Stopwatch.GetElapsedTime(t0).TotalSeconds));
             metrics.Flush();
             onStep?.Invoke(r);
+            // Save first, then tell: `onNote?.Invoke(Save())` would skip the save when nobody listens.
             if (options.CheckpointEvery > 0 && r.Step % options.CheckpointEvery == 0)
-                onNote?.Invoke("checkpoint " + Checkpoint.Save(Checkpoints, trainer));
+            {
+                var saved = Checkpoint.Save(Checkpoints, trainer);
+                onNote?.Invoke("checkpoint " + saved);
+            }
             if (options.SampleEvery > 0 && r.Step % options.SampleEvery == 0)
-                onNote?.Invoke("samples " + WriteSampleGrid(Path.Combine(options.OutDir, "samples", $"step-{r.Step:D7}.png")));
+            {
+                var grid = WriteSampleGrid(Path.Combine(options.OutDir, "samples", $"step-{r.Step:D7}.png"));
+                onNote?.Invoke("samples " + grid);
+            }
         }
         if (Checkpoints.Latest() is not { } last || !last.Contains($"{trainer.Step:D9}"))
-            onNote?.Invoke("checkpoint " + Checkpoint.Save(Checkpoints, trainer));
+        {
+            var saved = Checkpoint.Save(Checkpoints, trainer);
+            onNote?.Invoke("checkpoint " + saved);
+        }
     }
 
-    public static string MetricsLine(StepResult r)
+    /// <param name="seconds">Wall time of the step itself (what training cost is summed from).</param>
+    public static string MetricsLine(StepResult r, double seconds)
     {
         var losses = r.Losses.Select(l => new Dictionary<string, double> { ["width"] = l.Width, ["loss"] = l.Loss }).ToArray();
-        return JsonSerializer.Serialize(new { step = r.Step, losses, grad_norm = r.GradNorm, lr = r.Lr,
+        return JsonSerializer.Serialize(new { step = r.Step, losses, grad_norm = r.GradNorm, lr = r.Lr, seconds,
             time = DateTime.UtcNow.ToString("o", CultureInfo.InvariantCulture) });
+    }
+
+    /// <summary>
+    /// Training wall time of a run from its metrics.jsonl: the sum of the steps' "seconds" (so time between
+    /// an interruption and its resume does not count). Lines written before steps were timed fall back to
+    /// the gap since the previous line's timestamp, ignoring gaps over 10 minutes (a stop and a resume).
+    /// </summary>
+    public static double TrainingSeconds(string metricsPath)
+    {
+        if (!File.Exists(metricsPath)) return 0;
+        double total = 0;
+        DateTime? prev = null;
+        foreach (var line in File.ReadLines(metricsPath))
+        {
+            if (string.IsNullOrWhiteSpace(line)) continue;
+            JsonDocument doc;
+            try { doc = JsonDocument.Parse(line); }
+            catch (JsonException) { continue; }   // a line cut by a kill
+            using (doc)
+            {
+                var root = doc.RootElement;
+                DateTime? time = root.TryGetProperty("time", out var te) && te.ValueKind == JsonValueKind.String &&
+                    DateTime.TryParse(te.GetString(), CultureInfo.InvariantCulture, DateTimeStyles.RoundtripKind, out var dt) ? dt : null;
+                if (root.TryGetProperty("seconds", out var se) && se.TryGetDouble(out var s)) total += s;
+                else if (time is { } now && prev is { } before && now - before is { TotalMinutes: >= 0 and < 10 } gap) total += gap.TotalSeconds;
+                prev = time ?? prev;
+            }
+        }
+        return total;
     }
 
     /// <summary>Rows = widths (all allowed), columns = samples; EMA weights, DDIM, fixed seed.</summary>

@@ -107,6 +107,39 @@ public class TrainingTests
         Assert.DoesNotThrow(() => Checkpoint.Restore(rot.Latest()!, tr));
     }
 
+    /// <summary>Checkpoints and step times do not depend on anyone listening (a null onNote once skipped the saves).</summary>
+    [Test]
+    public void ARunWithoutCallbacksStillCheckpointsAndTimesItsSteps()
+    {
+        var (m, tr) = Make();
+        using var _m = m; using var _t = tr;
+        var run = new TrainRun(tr, new RunOptions(_dir, Steps: 3, CheckpointEvery: 2, KeepCheckpoints: 5));
+        run.Run();
+        Assert.That(run.Checkpoints.List().Select(c => c.Step), Is.EqualTo(new long[] { 2, 3 }));
+        var secs = File.ReadLines(run.MetricsPath).Select(l => System.Text.Json.JsonDocument.Parse(l).RootElement.GetProperty("seconds").GetDouble()).ToList();
+        Assert.That(secs, Has.Count.EqualTo(3).And.All.GreaterThan(0));
+        Assert.That(TrainRun.TrainingSeconds(run.MetricsPath), Is.EqualTo(secs.Sum()).Within(1e-9));
+    }
+
+    /// <summary>Training cost from metrics.jsonl: step seconds where present, else timestamp gaps under 10 minutes.</summary>
+    [Test]
+    public void TrainingSecondsSumsStepTimesAndSkipsResumeGaps()
+    {
+        var p = Path.Combine(_dir, "metrics.jsonl");
+        File.WriteAllLines(p,
+        [
+            """{"step":1,"time":"2026-01-01T00:00:00.0000000Z"}""",
+            """{"step":2,"time":"2026-01-01T00:00:30.0000000Z"}""",          // 30 s after the last line
+            """{"step":3,"time":"2026-01-01T05:00:00.0000000Z"}""",          // a stop and a resume: not counted
+            """{"step":4,"time":"2026-01-01T05:00:20.0000000Z"}""",          // 20 s
+            """{"step":5,"seconds":2.5,"time":"2026-01-01T09:00:00.0000000Z"}""",
+            """{"step":6,"seconds":1.5,"time":"2026-01-""",                 // cut by a kill: skipped
+            "",
+        ]);
+        Assert.That(TrainRun.TrainingSeconds(p), Is.EqualTo(52.5).Within(1e-9));
+        Assert.That(TrainRun.TrainingSeconds(Path.Combine(_dir, "none.jsonl")), Is.EqualTo(0));
+    }
+
     [Test]
     public void NanLossStopsNamesTheStepAndKeepsTheLastCheckpoint()
     {
