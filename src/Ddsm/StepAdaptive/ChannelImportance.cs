@@ -2,6 +2,7 @@ using Ddsm.Data;
 using Ddsm.Diffusion;
 using Ddsm.Engine;
 using Ddsm.Model;
+using Ddsm.Training;
 
 namespace Ddsm.StepAdaptive;
 
@@ -49,15 +50,7 @@ public static class ChannelImportance
             {
                 for (int i = 0; i < b; i++) idx[i] = rng.NextInt(data.Count);
                 data.Batch(idx, x0);
-                for (int i = 0; i < b; i++)
-                {
-                    int t = tFirst + rng.NextInt(tLast - tFirst + 1);
-                    ts[i] = t;
-                    float sa = (float)Math.Sqrt(schedule.AlphaBars[t]), sn = (float)Math.Sqrt(1 - schedule.AlphaBars[t]);
-                    var e = eps.AsSpan(i * d, d);
-                    rng.FillNormal(e);
-                    for (int j = 0; j < d; j++) xt[i * d + j] = sa * x0[i * d + j] + sn * e[j];
-                }
+                NoisedBatch.Fill(schedule, rng, tFirst, tLast, x0, xt, eps, ts);
                 using (new TensorScope())
                 {
                     var xT = Tensor.FromArray(be, xt, b, cfg.ImageChannels, cfg.ImageSize, cfg.ImageSize);

@@ -150,21 +150,9 @@ public sealed class SandwichTrainer : IDisposable
     /// </summary>
     public float EmaDecayAt(long step) => Math.Min(Options.EmaDecay, (1f + step) / (10f + step));
 
-    /// <summary>x_t = √ᾱ_t·x0 + √(1−ᾱ_t)·ε with t and ε drawn per sample (host side, cheap).</summary>
-    private void NoiseBatch()
-    {
-        int b = Options.BatchSize, d = _data.ImageSize;
-        for (int i = 0; i < b; i++)
-        {
-            int lo = Options.TMin ?? 0, hi = Options.TMax ?? Schedule.T - 1;
-            int t = lo + Rng.NextInt(hi - lo + 1);
-            _t[i] = t;
-            float sa = (float)Math.Sqrt(Schedule.AlphaBars[t]), sn = (float)Math.Sqrt(1 - Schedule.AlphaBars[t]);
-            var e = _eps.AsSpan(i * d, d);
-            Rng.FillNormal(e);
-            for (int j = 0; j < d; j++) _xt[i * d + j] = sa * _x0[i * d + j] + sn * e[j];
-        }
-    }
+    /// <summary>x_t, ε and t of one width pass, drawn per sample on the host (cheap next to a forward).</summary>
+    private void NoiseBatch() =>
+        NoisedBatch.Fill(Schedule, Rng, Options.TMin ?? 0, Options.TMax ?? Schedule.T - 1, _x0, _xt, _eps, _t);
 
     public void Dispose()
     {
