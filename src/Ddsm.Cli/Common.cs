@@ -49,6 +49,36 @@ internal static class Common
         }
     }
 
+    /// <summary>
+    /// A token that Ctrl-C (SIGINT) and SIGTERM (what `kill`, job schedulers and container stops send) cancel
+    /// instead of killing the process, so a long verb stops at the next step boundary and saves first.
+    /// Dispose to restore the default handling.
+    /// </summary>
+    public sealed class StopSignal : IDisposable
+    {
+        private readonly CancellationTokenSource _cts = new();
+        private readonly System.Runtime.InteropServices.PosixSignalRegistration[] _regs;
+        public CancellationToken Token => _cts.Token;
+        public bool Requested => _cts.IsCancellationRequested;
+
+        public StopSignal()
+        {
+            _regs = new[] { System.Runtime.InteropServices.PosixSignal.SIGINT, System.Runtime.InteropServices.PosixSignal.SIGTERM }
+                .Select(sig => System.Runtime.InteropServices.PosixSignalRegistration.Create(sig, ctx =>
+                {
+                    ctx.Cancel = true;
+                    if (!_cts.IsCancellationRequested) Console.Error.WriteLine($"\n{ctx.Signal}: stopping after the current step (saving first)");
+                    _cts.Cancel();
+                })).ToArray();
+        }
+
+        public void Dispose()
+        {
+            foreach (var r in _regs) r.Dispose();
+            _cts.Dispose();
+        }
+    }
+
     public static bool Interactive => AnsiConsole.Profile.Capabilities.Interactive && !Console.IsOutputRedirected;
 
     public static string Duration(double seconds) =>

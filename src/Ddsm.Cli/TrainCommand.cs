@@ -93,42 +93,36 @@ internal static class TrainCommand
         if (trainer.Step >= run.Steps) { AnsiConsole.WriteLine($"already at step {trainer.Step} ≥ {run.Steps}; nothing to do"); return 0; }
         Profiler.Enabled = profile;
 
-        using var cts = new CancellationTokenSource();
-        ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; cts.Cancel(); };
-        Console.CancelKeyPress += onCancel;
-        try
+        using var stop = new Common.StopSignal();
+        var sw = Stopwatch.StartNew();
+        long start = trainer.Step;
+        var last = new Dictionary<double, double>();
+        string Status(StepResult r)
         {
-            var sw = Stopwatch.StartNew();
-            long start = trainer.Step;
-            var last = new Dictionary<double, double>();
-            string Status(StepResult r)
-            {
-                foreach (var (w, l) in r.Losses) last[w] = last.TryGetValue(w, out var o) ? 0.9 * o + 0.1 * l : l;
-                double rate = (r.Step - start) / sw.Elapsed.TotalSeconds;
-                var losses = string.Join("  ", last.OrderBy(kv => kv.Key).Select(kv => $"w{kv.Key:0.###}={kv.Value:F4}"));
-                return $"step {r.Step}/{run.Steps}  {losses}  {rate:F2} steps/s  ETA {Common.Duration((run.Steps - r.Step) / rate)}";
-            }
-            if (Common.Interactive)
-            {
-                AnsiConsole.Progress().Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
-                    .Start(ctx =>
-                    {
-                        var task = ctx.AddTask("training", maxValue: run.Steps);
-                        task.Value = trainer.Step;
-                        loop.Run(r => { task.Value = r.Step; task.Description = Markup.Escape(Status(r)); },
-                            note => AnsiConsole.MarkupLineInterpolated($"[grey]{note}[/]"), cts.Token);
-                    });
-            }
-            else
-            {
-                long every = Math.Max(1, run.Steps / 50);
-                loop.Run(r => { if (r.Step % every == 0 || r.Step == run.Steps) Console.WriteLine(Status(r)); },
-                    note => Console.WriteLine(note), cts.Token);
-            }
-            AnsiConsole.MarkupLineInterpolated($"done: step {trainer.Step} in {Common.Duration(sw.Elapsed.TotalSeconds)}; metrics {loop.MetricsPath}");
-            if (profile) AnsiConsole.WriteLine(Profiler.Report());
-            return cts.IsCancellationRequested ? 130 : 0;
+            foreach (var (w, l) in r.Losses) last[w] = last.TryGetValue(w, out var o) ? 0.9 * o + 0.1 * l : l;
+            double rate = (r.Step - start) / sw.Elapsed.TotalSeconds;
+            var losses = string.Join("  ", last.OrderBy(kv => kv.Key).Select(kv => $"w{kv.Key:0.###}={kv.Value:F4}"));
+            return $"step {r.Step}/{run.Steps}  {losses}  {rate:F2} steps/s  ETA {Common.Duration((run.Steps - r.Step) / rate)}";
         }
-        finally { Console.CancelKeyPress -= onCancel; }
+        if (Common.Interactive)
+        {
+            AnsiConsole.Progress().Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
+                .Start(ctx =>
+                {
+                    var task = ctx.AddTask("training", maxValue: run.Steps);
+                    task.Value = trainer.Step;
+                    loop.Run(r => { task.Value = r.Step; task.Description = Markup.Escape(Status(r)); },
+                        note => AnsiConsole.MarkupLineInterpolated($"[grey]{note}[/]"), stop.Token);
+                });
+        }
+        else
+        {
+            long every = Math.Max(1, run.Steps / 50);
+            loop.Run(r => { if (r.Step % every == 0 || r.Step == run.Steps) Console.WriteLine(Status(r)); },
+                note => Console.WriteLine(note), stop.Token);
+        }
+        AnsiConsole.MarkupLineInterpolated($"done: step {trainer.Step} in {Common.Duration(sw.Elapsed.TotalSeconds)}; metrics {loop.MetricsPath}");
+        if (profile) AnsiConsole.WriteLine(Profiler.Report());
+        return stop.Requested ? 130 : 0;
     }
 }
