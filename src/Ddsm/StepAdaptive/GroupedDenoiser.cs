@@ -9,8 +9,12 @@ public enum GroupWidthMode
 {
     /// <summary>Each group's model runs at its own fixed width; the width a sampler asks for (its step strategy) is ignored.</summary>
     FixedPerGroup,
-    /// <summary>The sampler's (strategy's) width is passed on to the group's model, which must allow it.</summary>
-    StrategyWithinGroup,
+    /// <summary>
+    /// The sampler's (strategy's) width, capped at the group's width: min(strategy width, group width).
+    /// Step-adaptive plus a DDSM strategy: a group model pruned to width w_g still runs narrower where the
+    /// searched strategy asks for less. The group's model must allow the resulting width.
+    /// </summary>
+    CappedByGroup,
 }
 
 /// <summary>One dispatched call: which group's model served timestep T, at which width.</summary>
@@ -66,11 +70,25 @@ public sealed class GroupedDenoiser : IDenoiser
     public Tensor PredictEps(Tensor x, double t, double width)
     {
         int g = GroupOf(t);
-        double w = Mode == GroupWidthMode.FixedPerGroup ? _widths[g] : width;
+        double w = Mode == GroupWidthMode.FixedPerGroup ? _widths[g] : Math.Min(width, _widths[g]);
         var eps = _models[g].PredictEps(x, t, w);
         _calls.Add(new DispatchRecord(t, g, w));
         return eps;
     }
 
     public void ClearCalls() => _calls.Clear();
+
+    /// <summary>
+    /// The width this denoiser actually runs at every integer t when a sampler passes it
+    /// <paramref name="requested"/> (what FLOPs are counted by): the group's width, or the capped one.
+    /// </summary>
+    public StepStrategy EffectiveStrategy(StepStrategy requested)
+    {
+        if (requested.T != Groups.T) throw new ArgumentException($"grouped denoiser: strategy has T = {requested.T}, groups T = {Groups.T}");
+        return new StepStrategy(Enumerable.Range(0, Groups.T).Select(t =>
+        {
+            double wg = _widths[Groups.GroupOf(t)];
+            return Mode == GroupWidthMode.FixedPerGroup ? wg : Math.Min(requested[t], wg);
+        }).ToArray());
+    }
 }

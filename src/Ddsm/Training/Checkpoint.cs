@@ -54,6 +54,10 @@ public static class Checkpoint
         return (cfg, f.Metadata, f);
     }
 
+    /// <summary>The train options a checkpoint was made with (defaults for files that carry none): its noise schedule.</summary>
+    public static TrainOptions TrainOptionsOf(IReadOnlyDictionary<string, string> meta) =>
+        meta.TryGetValue("train_options", out var tj) ? TrainOptions.FromJson(tj) : new TrainOptions();
+
     /// <summary>Loads model weights only (for sampling): the EMA weights when present and asked for.</summary>
     public static void LoadWeights(string path, SlimUNet model, bool ema)
     {
@@ -101,7 +105,7 @@ public static class Checkpoint
                                           $"not of '{want.Name}' ({want.ModelChannels} ch, mult {string.Join(",", want.ChannelMult)})");
     }
 
-    private static float[] Get(SafeTensorsFile f, string path, string name, Tensor like)
+    internal static float[] Get(SafeTensorsFile f, string path, string name, Tensor like)
     {
         if (!f.Contains(name)) throw new DataFormatException(path, $"tensor '{name}' missing");
         var t = f[name];

@@ -85,7 +85,7 @@ public class GroupedDenoiserTests
         var ms = Models();
         try
         {
-            var den = new GroupedDenoiser(ms, groups, mode: GroupWidthMode.StrategyWithinGroup);
+            var den = new GroupedDenoiser(ms, groups, mode: GroupWidthMode.CappedByGroup);
             using var scope = new TensorScope();
             var x = Input(5);
             using (Tape.NoGrad())
@@ -95,10 +95,60 @@ public class GroupedDenoiserTests
                 Assert.That(den.Calls[^1], Is.EqualTo(new DispatchRecord(150, 2, 0.5)));
                 den.PredictEps(x, 150, 1.0);
                 Assert.That(den.Calls[^1].Width, Is.EqualTo(1.0));
+
+                // With group widths, a strategy's wider request is capped at the group's width.
+                var capped = new GroupedDenoiser(ms, groups, [1.0, 0.5, 0.5], GroupWidthMode.CappedByGroup);
+                Assert.That(capped.PredictEps(x, 150, 1.0).ToArray(), Is.EqualTo(ms[2].PredictEps(x, 150, 0.5).ToArray()));
+                Assert.That(capped.Calls[^1], Is.EqualTo(new DispatchRecord(150, 2, 0.5)));
+                capped.PredictEps(x, 10, 0.5);
+                Assert.That(capped.Calls[^1], Is.EqualTo(new DispatchRecord(10, 0, 0.5)), "a narrower request is kept");
                 Assert.Throws<ArgumentException>(() => den.PredictEps(x, 150, 0.3), "the group model rejects a width it does not allow");
             }
             Assert.Throws<ArgumentException>(() => new GroupedDenoiser(ms[..2], groups));
             Assert.Throws<ArgumentException>(() => new GroupedDenoiser(ms, groups, [1.0, 0.3, 1.0]));
+        }
+        finally { foreach (var m in ms) m.Dispose(); }
+    }
+
+    /// <summary>
+    /// Every sampler (its own timestep spacing, Heun's second evaluation at the next t, DPM-Solver's λ grid)
+    /// sends each evaluation to the model of the group holding round(t), at the width EffectiveStrategy says;
+    /// and the FLOPs counted from EffectiveStrategy equal what the ops really did.
+    /// </summary>
+    [TestCase(SamplerKind.Ddpm)]
+    [TestCase(SamplerKind.Ddim)]
+    [TestCase(SamplerKind.EdmHeun)]
+    [TestCase(SamplerKind.DpmSolver2M)]
+    public void EverySamplerDispatchesEachEvaluationToItsTimestepsGroup(SamplerKind kind)
+    {
+        var sched = NoiseSchedule.Linear(200);
+        var groups = TimestepGroups.Build(sched, 3);
+        var cfg = ChannelPermutationTests.Cfg("test");
+        var ms = Enumerable.Range(0, 3).Select(i => new SlimUNet(Cpu, cfg, 20 + (ulong)i)).ToArray();
+        try
+        {
+            foreach (var (m, i) in ms.Select((m, i) => (m, i))) Randomise(m, 30 + (ulong)i);
+            // A strategy that is full width at low noise and ½ above t = 120, capped at widths [½, 1, 1].
+            var strategy = new StepStrategy(Enumerable.Range(0, 200).Select(t => t < 120 ? 1.0 : 0.5).ToArray());
+            var den = new GroupedDenoiser(ms, groups, [0.5, 1.0, 1.0], GroupWidthMode.CappedByGroup);
+            var eff = den.EffectiveStrategy(strategy);
+            var o = new SamplerOptions(Steps: 12);
+            using var scope = new TensorScope();
+            var x = Input(6);
+            using var flops = new FlopCounter();
+            using (Tape.NoGrad()) Sampler.Create(kind).Sample(den, sched, strategy, x, new Rng(1), o);
+            Assert.That(den.Calls, Is.Not.Empty);
+            Assert.That(den.Calls.Select(c => c.Group).Distinct().Count(), Is.EqualTo(3), "the trajectory crosses every group");
+            foreach (var c in den.Calls)
+            {
+                Assert.That(c.Group, Is.EqualTo(groups.GroupOf(Math.Clamp((int)Math.Round(c.T), 0, 199))), $"t = {c.T}");
+                Assert.That(c.Width, Is.EqualTo(eff.At(c.T)), $"t = {c.T}");
+                Assert.That(c.Width, Is.EqualTo(Math.Min(strategy.At(c.T), c.Group == 0 ? 0.5 : 1.0)));
+            }
+            var (gflops, nfe) = UNetFlops.StrategyGflops(cfg, sched, eff, kind, o);
+            Assert.That(nfe, Is.EqualTo(den.Calls.Count));
+            Assert.That(gflops * 1e9, Is.EqualTo((double)flops.Forward).Within(0.5), "analytic GFLOPs of the effective strategy = op counter");
+            Assert.That(den.Calls.Select(c => c.Width).Distinct().Count(), Is.EqualTo(2), "both widths were run");
         }
         finally { foreach (var m in ms) m.Dispose(); }
     }
