@@ -13,6 +13,7 @@ public static class Program
             DataCommand.Create(),
             EvalCommand.Create(),
             SearchCommand.Create(),
+            StepAdaptCommand.Create(),
             QuickstartCommand.Create(),
         };
         return root.Parse(args).Invoke();

@@ -4,6 +4,7 @@ using Ddsm.Diffusion;
 using Ddsm.Engine;
 using Ddsm.IO;
 using Ddsm.Model;
+using Ddsm.StepAdaptive;
 using Ddsm.Training;
 using Spectre.Console;
 
@@ -14,11 +15,11 @@ internal static class SampleCommand
 {
     public static Command Create()
     {
-        var ckpt = new Option<string>("--checkpoint") { Description = "checkpoint file, or a run directory (its newest checkpoint)", Required = true };
+        var ckpt = new Option<string>("--checkpoint") { Description = "checkpoint file (training or step-adaptive), or a run directory (its newest checkpoint, or a stepadapt run's grouped one)", Required = true };
         var sampler = new Option<string>("--sampler") { Description = "ddpm | ddim | edm | dpm++", DefaultValueFactory = _ => "ddim" };
         var steps = new Option<int>("--steps") { Description = "sampling steps (ddpm always uses all T)", DefaultValueFactory = _ => 50 };
         var eta = new Option<double>("--eta") { Description = "DDIM η", DefaultValueFactory = _ => 0.0 };
-        var strategy = new Option<string>("--strategy") { Description = "uniform:W or a strategy file (JSON or the DDSM plain list)", DefaultValueFactory = _ => "uniform:1" };
+        var strategy = new Option<string?>("--strategy") { Description = "uniform:W or a strategy file (JSON or the DDSM plain list); default full width, or for a step-adaptive checkpoint each group's own width (a strategy given is capped at the group's width)" };
         var n = new Option<int>("-n") { Description = "number of images", DefaultValueFactory = _ => 16 };
         var batch = new Option<int>("--batch") { Description = "images per forward", DefaultValueFactory = _ => 16 };
         var outPath = new Option<string>("--out") { Description = "PNG grid path (raw samples go beside it as .safetensors)", DefaultValueFactory = _ => "samples.png" };
@@ -28,7 +29,7 @@ internal static class SampleCommand
         var device = Common.Device(); var seed = Common.Seed();
         var cmd = new Command("sample", "sample images with a width-per-step strategy") { ckpt, sampler, steps, eta, strategy, n, batch, outPath, noEma, cls, guidance, device, seed };
         cmd.SetAction(p => Common.Guard(() => Run(p.GetValue(ckpt)!, Sampler.Parse(p.GetValue(sampler)!), new SamplerOptions(p.GetValue(steps), p.GetValue(eta)),
-            p.GetValue(strategy)!, p.GetValue(n), p.GetValue(batch), p.GetValue(outPath)!, !p.GetValue(noEma), p.GetValue(device)!, p.GetValue(seed),
+            p.GetValue(strategy), p.GetValue(n), p.GetValue(batch), p.GetValue(outPath)!, !p.GetValue(noEma), p.GetValue(device)!, p.GetValue(seed),
             p.GetValue(cls), p.GetValue(guidance))));
         return cmd;
     }
@@ -38,6 +39,8 @@ internal static class SampleCommand
         if (File.Exists(path)) return path;
         if (Directory.Exists(path))
         {
+            var grouped = Path.Combine(path, "stepadapt.safetensors");
+            if (File.Exists(grouped)) return grouped;
             var dir = Directory.Exists(Path.Combine(path, "checkpoints")) ? Path.Combine(path, "checkpoints") : path;
             return new CheckpointRotation(dir, int.MaxValue).Latest() ?? throw new FileNotFoundException($"no checkpoint in {dir}");
         }
@@ -55,28 +58,23 @@ internal static class SampleCommand
         return Enumerable.Repeat(k, n).ToArray();
     }
 
-    public static int Run(string ckptPath, SamplerKind kind, SamplerOptions o, string strategySpec, int n, int batch, string outPath,
+    public static int Run(string ckptPath, SamplerKind kind, SamplerOptions o, string? strategySpec, int n, int batch, string outPath,
         bool ema, string device, ulong seed, string? classSpec = null, double? guidance = null)
     {
         if (n <= 0 || batch <= 0) throw new ArgumentException("-n and --batch must be positive");
         var path = ResolveCheckpoint(ckptPath);
-        var (cfg, meta, _) = Checkpoint.Read(path);
-        var topts = meta.TryGetValue("train_options", out var tj) ? TrainOptions.FromJson(tj) : new TrainOptions();
-        var sched = NoiseSchedule.ByName(topts.Schedule, topts.DiffusionSteps);
-        var strategy = StepStrategy.Parse(strategySpec, sched.T);
-        foreach (var w in strategy.DistinctWidths()) cfg.CheckWidth(w);
+        var be = Common.CreateBackend(device);
+        using var loaded = Load(path, be, strategySpec, ema);
+        var (cfg, sched, strategy, costStrategy) = (loaded.Config, loaded.Schedule, loaded.Strategy, loaded.CostStrategy);
         var labels = ParseClasses(classSpec, cfg, n);
         if (guidance is not null && labels is null) throw new ArgumentException("--guidance needs --class (the class to guide towards)");
         double scale = guidance ?? 1.0;
-        var be = Common.CreateBackend(device);
-        using var model = new SlimUNet(be, cfg, 0);
-        Checkpoint.LoadWeights(path, model, ema);
         var s = Sampler.Create(kind);
         int d = cfg.ImageChannels * cfg.ImageSize * cfg.ImageSize;
         var all = new float[n * d];
         var rng = new Rng(seed);
-        var (gflops, nfe) = UNetFlops.StrategyGflops(cfg, sched, strategy, kind, o, forwardsPerEvaluation: labels is null ? 1 : 2);
-        double attnShare = strategy.DistinctWidths().Average(w => { var f = UNetFlops.Forward(cfg, w); return (double)f.Attention / f.Total; });
+        var (gflops, nfe) = UNetFlops.StrategyGflops(cfg, sched, costStrategy, kind, o, forwardsPerEvaluation: labels is null ? 1 : 2);
+        double attnShare = costStrategy.DistinctWidths().Average(w => { var f = UNetFlops.Forward(cfg, w); return (double)f.Attention / f.Total; });
         var sw = Stopwatch.StartNew();
         for (int start = 0; start < n; start += batch)
         {
@@ -85,7 +83,7 @@ internal static class SampleCommand
             var z = new float[b * d];
             rng.FillNormal(z);
             var x = Tensor.FromArray(be, z, b, cfg.ImageChannels, cfg.ImageSize, cfg.ImageSize);
-            IDenoiser den = labels is null ? model : new GuidedDenoiser(model, labels[start..(start + b)], scale);
+            IDenoiser den = labels is null ? loaded.Denoiser : new GuidedDenoiser((SlimUNet)loaded.Denoiser, labels[start..(start + b)], scale);
             s.Sample(den, sched, strategy, x, rng, o, (i, total) =>
             {
                 if (!Console.IsOutputRedirected) Console.Write($"\rimages {start + b}/{n}: step {i}/{total}   ");
@@ -98,11 +96,52 @@ internal static class SampleCommand
         ImageGrid.WritePng(outPath, all, n, cfg.ImageChannels, cfg.ImageSize, cfg.ImageSize, (int)Math.Ceiling(Math.Sqrt(n)));
         var raw = Path.ChangeExtension(outPath, ".safetensors");
         SafeTensors.Write(raw, [SafeTensor.F32("samples", all, n, cfg.ImageChannels, cfg.ImageSize, cfg.ImageSize)],
-            new Dictionary<string, string> { ["sampler"] = kind.ToString(), ["steps"] = o.Steps.ToString(), ["strategy"] = strategySpec, ["checkpoint"] = path,
+            new Dictionary<string, string> { ["sampler"] = kind.ToString(), ["steps"] = o.Steps.ToString(), ["strategy"] = loaded.StrategyName, ["checkpoint"] = path,
                 ["class"] = classSpec ?? "", ["guidance"] = labels is null ? "" : scale.ToString(System.Globalization.CultureInfo.InvariantCulture) });
         AnsiConsole.MarkupLineInterpolated($"wrote {outPath} and {raw}");
+        if (loaded.Note is { } note) AnsiConsole.MarkupLineInterpolated($"{note}");
         if (labels is not null) AnsiConsole.MarkupLineInterpolated($"class {classSpec}, guidance scale {scale} (cond + uncond in one doubled batch: 2 forwards per evaluation)");
         AnsiConsole.MarkupLineInterpolated($"{kind}, {nfe} evaluations/image: {gflops:F2} GFLOPs/image (attention matmuls ≈ {attnShare:P1} of it), {secs / n * 1000:F1} ms/image wall");
         return 0;
+    }
+
+    /// <summary>
+    /// The model behind a checkpoint, ready to sample: the denoiser, the strategy to pass it and the widths it
+    /// really runs (for the FLOPs count). A step-adaptive checkpoint dispatches to each group's model by t:
+    /// at the group's own width, or with a strategy given, at min(strategy width, group width).
+    /// </summary>
+    public sealed record LoadedModel(IDenoiser Denoiser, UNetConfig Config, NoiseSchedule Schedule, StepStrategy Strategy, StepStrategy CostStrategy,
+        string StrategyName, string? Note, IDisposable Owner) : IDisposable
+    {
+        public void Dispose() => Owner.Dispose();
+    }
+
+    public static LoadedModel Load(string path, Backend be, string? strategySpec, bool ema)
+    {
+        if (GroupedCheckpoint.IsGrouped(path))
+        {
+            if (!ema) throw new ArgumentException("--no-ema: a step-adaptive checkpoint holds only the groups' EMA weights");
+            var gm = GroupedCheckpoint.Load(path, be);
+            try
+            {
+                var given = strategySpec is null ? null : StepStrategy.Parse(strategySpec, gm.Schedule.T);
+                if (given is not null) foreach (var w in given.DistinctWidths()) gm.BaseConfig.CheckWidth(w);
+                var den = gm.Denoiser(given is null ? GroupWidthMode.FixedPerGroup : GroupWidthMode.CappedByGroup);
+                var strategy = given ?? StepStrategy.Uniform(gm.BaseConfig.MaxWidth, gm.Schedule.T);
+                var ranges = string.Join(", ", gm.Groups.Groups.Select(g => $"t {g.TFirst}–{g.TLast} → width {gm.GroupWidths[g.Index]}"));
+                return new LoadedModel(den, gm.BaseConfig, gm.Schedule, strategy, den.EffectiveStrategy(strategy),
+                    strategySpec ?? "step-adaptive", $"step-adaptive: {gm.Groups.Count} group models ({ranges}){(given is null ? "" : ", strategy capped at each group's width")}", gm);
+            }
+            catch { gm.Dispose(); throw; }
+        }
+        var (cfg, meta, _) = Checkpoint.Read(path);
+        var topts = Checkpoint.TrainOptionsOf(meta);
+        var sched = NoiseSchedule.ByName(topts.Schedule, topts.DiffusionSteps);
+        var st = StepStrategy.Parse(strategySpec ?? "uniform:1", sched.T);
+        foreach (var w in st.DistinctWidths()) cfg.CheckWidth(w);
+        var model = new SlimUNet(be, cfg, 0);
+        try { Checkpoint.LoadWeights(path, model, ema); }
+        catch { model.Dispose(); throw; }
+        return new LoadedModel(model, cfg, sched, st, st, strategySpec ?? "uniform:1", null, model);
     }
 }

@@ -49,20 +49,14 @@ internal static class SearchCommand
         var be = Common.CreateBackend(s.Device);
         var path = SampleCommand.ResolveCheckpoint(s.Checkpoint);
         var (cfg, meta, _) = Checkpoint.Read(path);
-        var topts = meta.TryGetValue("train_options", out var tj) ? TrainOptions.FromJson(tj) : new TrainOptions();
+        var topts = Checkpoint.TrainOptionsOf(meta);
         var sched = NoiseSchedule.ByName(topts.Schedule, topts.DiffusionSteps);
         using var model = new SlimUNet(be, cfg, 0);
         Checkpoint.LoadWeights(path, model, ema: true);
-        using var net = FeatureNet.Load(be, s.Features);
-        var ds = Common.LoadData(s.Data, s.Cache, net.ImageSize, net.InputChannels);
-        var (train, held) = FeatureNetTrainer.Split(ds, Math.Min(s.Count, ds.Count / 2), 7);
-        // Reference statistics are cached per data set, split and feature net (rebuilt when any changes).
-        var refPath = Path.Combine(s.Cache, "references", $"{train.Name}-heldout{held.Count}.safetensors");
-        var reference = ReferenceSet.LoadOrBuild(refPath, net, train);
-        var scorer = new Evaluator(net, reference);
+        using var scoring = Scoring.Open(be, s.Features, s.Data, s.Cache, s.Count);
+        var (scorer, held) = (scoring.Scorer, scoring.HeldOut);
         var so = new SamplerOptions(s.SamplerSteps);
-        SamplingEvaluator Make(ulong seed) => new(model, cfg, sched, s.Sampler, so, s.Count, s.Batch, seed,
-            (imgs, count) => FrechetDistance.Compute(reference.Stats, net.Extract(imgs, count)));
+        SamplingEvaluator Make(ulong seed) => scoring.Sampling(model, cfg, sched, s.Sampler, so, s.Count, s.Batch, seed);
         var evaluator = Make(s.Seed);
 
         Directory.CreateDirectory(s.OutDir);

@@ -15,6 +15,9 @@ public sealed class SamplingEvaluator(
     IDenoiser model, UNetConfig config, NoiseSchedule schedule, SamplerKind sampler, SamplerOptions options,
     int count, int batch, ulong seed, Func<float[], int, double> score) : IStrategyEvaluator
 {
+    /// <summary>Images per evaluation.</summary>
+    public int Count => count;
+
     /// <summary>Called with (images done, total) during one evaluation, for progress display.</summary>
     public Action<int, int>? OnProgress { get; set; }
 

@@ -7,8 +7,8 @@ using Ddsm.Model;
 
 namespace Ddsm.Search;
 
-/// <summary>One row of the comparison table.</summary>
-public sealed record ComparisonRow(string Name, double Gflops, double WallMsPerImage, EvalResult Scores);
+/// <summary>One row of the comparison table; <see cref="TrainingHours"/> where rows differ in how they were trained.</summary>
+public sealed record ComparisonRow(string Name, double Gflops, double WallMsPerImage, EvalResult Scores, double? TrainingHours = null);
 
 /// <summary>
 /// The table the DDSM claim is judged by: full width, the searched strategy, and the best uniform
@@ -25,15 +25,7 @@ public static class StrategyComparison
         var ev = makeEvaluator(seed);
         var T = searched.T;
         var rows = new List<ComparisonRow>();
-        ComparisonRow Row(string name, StepStrategy s, SamplingEvaluator e)
-        {
-            log?.Invoke($"scoring {name} …");
-            var sw = Stopwatch.StartNew();
-            var images = e.Sample(s);
-            double ms = sw.Elapsed.TotalMilliseconds / n;
-            onSamples?.Invoke(name, images);
-            return new ComparisonRow(name, e.Cost(s), ms, scorer.Evaluate(images, n));
-        }
+        ComparisonRow Row(string name, StepStrategy s, SamplingEvaluator e) => Score(name, e, s, scorer, log: log, onSamples: onSamples);
         var full = StepStrategy.Uniform(cfg.MaxWidth, T);
         rows.Add(Row("full width", full, ev));
         rows.Add(Row("searched", searched, ev));
@@ -48,16 +40,35 @@ public static class StrategyComparison
         return (rows, baseline, spread);
     }
 
+    /// <summary>
+    /// Samples the evaluator's N images with <paramref name="strategy"/> and scores them. GFLOPs are those of
+    /// <paramref name="costStrategy"/> when given: the widths the model really runs, where a denoiser
+    /// (a grouped one) does not run the strategy it is passed as is.
+    /// </summary>
+    public static ComparisonRow Score(string name, SamplingEvaluator ev, StepStrategy strategy, Evaluator scorer, StepStrategy? costStrategy = null,
+        double? trainingHours = null, Action<string>? log = null, Action<string, float[]>? onSamples = null)
+    {
+        log?.Invoke($"scoring {name} …");
+        var sw = Stopwatch.StartNew();
+        var images = ev.Sample(strategy);
+        double ms = sw.Elapsed.TotalMilliseconds / ev.Count;
+        onSamples?.Invoke(name, images);
+        return new ComparisonRow(name, ev.Cost(costStrategy ?? strategy), ms, scorer.Evaluate(images, ev.Count), trainingHours);
+    }
+
     public static string Markdown(IEnumerable<ComparisonRow> rows, EvalResult baseline, double spread)
     {
+        var list = rows.ToList();
+        bool hours = list.Any(r => r.TrainingHours is not null);
         var sb = new StringBuilder();
-        sb.AppendLine("| strategy | FD | KID | precision | recall | GFLOPs/image | wall ms/image |");
-        sb.AppendLine("|---|---:|---:|---:|---:|---:|---:|");
-        foreach (var r in rows)
+        sb.AppendLine("| strategy | FD | KID | precision | recall | GFLOPs/image | wall ms/image |" + (hours ? " training h |" : ""));
+        sb.AppendLine("|---|---:|---:|---:|---:|---:|---:|" + (hours ? "---:|" : ""));
+        foreach (var r in list)
             sb.AppendLine(string.Create(CultureInfo.InvariantCulture,
-                $"| {r.Name} | {r.Scores.Fd:F3} | {r.Scores.Kid.Mean:G4} ± {r.Scores.Kid.Std:G3} | {r.Scores.PrecisionRecall.Precision:F3} | {r.Scores.PrecisionRecall.Recall:F3} | {r.Gflops:F2} | {r.WallMsPerImage:F1} |"));
+                $"| {r.Name} | {r.Scores.Fd:F3} | {r.Scores.Kid.Mean:G4} ± {r.Scores.Kid.Std:G3} | {r.Scores.PrecisionRecall.Precision:F3} | {r.Scores.PrecisionRecall.Recall:F3} | {r.Gflops:F2} | {r.WallMsPerImage:F1} |") +
+                (hours ? (r.TrainingHours is { } h ? string.Create(CultureInfo.InvariantCulture, $" {h:F2} |") : " – |") : ""));
         sb.AppendLine(string.Create(CultureInfo.InvariantCulture,
-            $"| real vs real (held-out, same N) | {baseline.Fd:F3} | {baseline.Kid.Mean:G4} ± {baseline.Kid.Std:G3} | {baseline.PrecisionRecall.Precision:F3} | {baseline.PrecisionRecall.Recall:F3} | – | – |"));
+            $"| real vs real (held-out, same N) | {baseline.Fd:F3} | {baseline.Kid.Mean:G4} ± {baseline.Kid.Std:G3} | {baseline.PrecisionRecall.Precision:F3} | {baseline.PrecisionRecall.Recall:F3} | – | – |") + (hours ? " – |" : ""));
         sb.AppendLine().AppendLine(string.Create(CultureInfo.InvariantCulture,
             $"Run-to-run spread of FD (full width, two noise seeds): {spread:F3}."));
         return sb.ToString();
