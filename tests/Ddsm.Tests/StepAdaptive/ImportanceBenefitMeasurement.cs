@@ -47,31 +47,6 @@ public class ImportanceBenefitMeasurement
         }
     }
 
-    private static double EvalLoss(SlimUNet m, ImageDataset data, NoiseSchedule sched, TimestepGroup g, double width)
-    {
-        var rng = new Rng(99);
-        int b = 64, d = data.ImageSize;
-        double total = 0;
-        for (int batch = 0; batch < 4; batch++)
-        {
-            var idx = Enumerable.Range(0, b).Select(_ => rng.NextInt(data.Count)).ToArray();
-            float[] x0 = new float[b * d], xt = new float[b * d], eps = new float[b * d], ts = new float[b];
-            data.Batch(idx, x0);
-            rng.FillNormal(eps);
-            for (int i = 0; i < b; i++)
-            {
-                int t = g.TFirst + rng.NextInt(g.Count);
-                ts[i] = t;
-                float sa = (float)Math.Sqrt(sched.AlphaBars[t]), sn = (float)Math.Sqrt(1 - sched.AlphaBars[t]);
-                for (int j = 0; j < d; j++) xt[i * d + j] = sa * x0[i * d + j] + sn * eps[i * d + j];
-            }
-            using var scope = new TensorScope();
-            using (Tape.NoGrad())
-            {
-                var pred = m.Forward(Tensor.FromArray(Cpu, xt, b, 1, 8, 8), Tensor.FromArray(Cpu, ts, b), width);
-                total += F.MseLoss(pred, Tensor.FromArray(Cpu, eps, b, 1, 8, 8)).Item();
-            }
-        }
-        return total / 4;
-    }
+    private static double EvalLoss(SlimUNet m, ImageDataset data, NoiseSchedule sched, TimestepGroup g, double width) =>
+        GroupLoss.Mean(m, data, sched, g.TFirst, g.TLast, width, new GroupLossOptions(Batches: 4, BatchSize: 64, Seed: 99));
 }
