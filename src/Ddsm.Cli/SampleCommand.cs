@@ -108,15 +108,17 @@ internal static class SampleCommand
     /// <summary>
     /// The model behind a checkpoint, ready to sample: the denoiser, the strategy to pass it and the widths it
     /// really runs (for the FLOPs count). A step-adaptive checkpoint dispatches to each group's model by t:
-    /// at the group's own width, or with a strategy given, at min(strategy width, group width).
+    /// at the group's own width, or with a strategy given (or <paramref name="capGroups"/>), at min(strategy width, group width).
     /// </summary>
-    public sealed record LoadedModel(IDenoiser Denoiser, UNetConfig Config, NoiseSchedule Schedule, StepStrategy Strategy, StepStrategy CostStrategy,
-        string StrategyName, string? Note, IDisposable Owner) : IDisposable
+    public sealed record LoadedModel(IDenoiser Denoiser, UNetConfig Config, NoiseSchedule Schedule, StepStrategy Strategy,
+        Func<StepStrategy, StepStrategy>? WidthsRun, string StrategyName, string? Note, IDisposable Owner) : IDisposable
     {
+        /// <summary>The widths the denoiser really runs for <see cref="Strategy"/> (what FLOPs are counted on).</summary>
+        public StepStrategy CostStrategy => WidthsRun?.Invoke(Strategy) ?? Strategy;
         public void Dispose() => Owner.Dispose();
     }
 
-    public static LoadedModel Load(string path, Backend be, string? strategySpec, bool ema)
+    public static LoadedModel Load(string path, Backend be, string? strategySpec, bool ema, bool capGroups = false)
     {
         if (GroupedCheckpoint.IsGrouped(path))
         {
@@ -126,11 +128,12 @@ internal static class SampleCommand
             {
                 var given = strategySpec is null ? null : StepStrategy.Parse(strategySpec, gm.Schedule.T);
                 if (given is not null) foreach (var w in given.DistinctWidths()) gm.BaseConfig.CheckWidth(w);
-                var den = gm.Denoiser(given is null ? GroupWidthMode.FixedPerGroup : GroupWidthMode.CappedByGroup);
+                bool capped = given is not null || capGroups;
+                var den = gm.Denoiser(capped ? GroupWidthMode.CappedByGroup : GroupWidthMode.FixedPerGroup);
                 var strategy = given ?? StepStrategy.Uniform(gm.BaseConfig.MaxWidth, gm.Schedule.T);
                 var ranges = string.Join(", ", gm.Groups.Groups.Select(g => $"t {g.TFirst}–{g.TLast} → width {gm.GroupWidths[g.Index]}"));
-                return new LoadedModel(den, gm.BaseConfig, gm.Schedule, strategy, den.EffectiveStrategy(strategy),
-                    strategySpec ?? "step-adaptive", $"step-adaptive: {gm.Groups.Count} group models ({ranges}){(given is null ? "" : ", strategy capped at each group's width")}", gm);
+                return new LoadedModel(den, gm.BaseConfig, gm.Schedule, strategy, den.EffectiveStrategy,
+                    strategySpec ?? "step-adaptive", $"step-adaptive: {gm.Groups.Count} group models ({ranges}){(capped ? ", strategy widths capped at each group's" : "")}", gm);
             }
             catch { gm.Dispose(); throw; }
         }
@@ -142,6 +145,6 @@ internal static class SampleCommand
         var model = new SlimUNet(be, cfg, 0);
         try { Checkpoint.LoadWeights(path, model, ema); }
         catch { model.Dispose(); throw; }
-        return new LoadedModel(model, cfg, sched, st, st, strategySpec ?? "uniform:1", null, model);
+        return new LoadedModel(model, cfg, sched, st, null, strategySpec ?? "uniform:1", null, model);
     }
 }

@@ -34,8 +34,8 @@ internal sealed class Scoring : IDisposable
 
     /// <summary>A sampling evaluator whose quality is the FD of the samples' features to the reference.</summary>
     public SamplingEvaluator Sampling(IDenoiser model, UNetConfig cfg, NoiseSchedule sched, SamplerKind kind, SamplerOptions o,
-        int count, int batch, ulong seed) =>
-        new(model, cfg, sched, kind, o, count, batch, seed, (imgs, n) => FrechetDistance.Compute(Reference.Stats, Net.Extract(imgs, n)));
+        int count, int batch, ulong seed, Func<StepStrategy, StepStrategy>? widthsRun = null) =>
+        new(model, cfg, sched, kind, o, count, batch, seed, (imgs, n) => FrechetDistance.Compute(Reference.Stats, Net.Extract(imgs, n)), widthsRun);
 
     public void Dispose() => Net.Dispose();
 }

@@ -21,7 +21,7 @@ internal static class SearchCommand
 
     public static Command Create()
     {
-        var ckpt = new Option<string>("--checkpoint") { Description = "checkpoint file or run directory", Required = true };
+        var ckpt = new Option<string>("--checkpoint") { Description = "checkpoint file or run directory (a stepadapt run: widths are capped at each group's)", Required = true };
         var features = new Option<string>("--features") { Description = "feature net (ddsm eval train-features)", DefaultValueFactory = _ => "runs/features.safetensors" };
         var data = new Option<string>("--data") { Description = "reference data set", DefaultValueFactory = _ => "fmnist-embedded" };
         var sampler = new Option<string>("--sampler") { Description = "ddim | ddpm | edm | dpm++", DefaultValueFactory = _ => "ddim" };
@@ -48,15 +48,14 @@ internal static class SearchCommand
     {
         var be = Common.CreateBackend(s.Device);
         var path = SampleCommand.ResolveCheckpoint(s.Checkpoint);
-        var (cfg, meta, _) = Checkpoint.Read(path);
-        var topts = Checkpoint.TrainOptionsOf(meta);
-        var sched = NoiseSchedule.ByName(topts.Schedule, topts.DiffusionSteps);
-        using var model = new SlimUNet(be, cfg, 0);
-        Checkpoint.LoadWeights(path, model, ema: true);
+        // A step-adaptive checkpoint is searched with each candidate's widths capped at each group's.
+        using var loaded = SampleCommand.Load(path, be, null, ema: true, capGroups: true);
+        var (model, cfg, sched) = (loaded.Denoiser, loaded.Config, loaded.Schedule);
+        if (loaded.Note is { } note) AnsiConsole.MarkupLineInterpolated($"{note}");
         using var scoring = Scoring.Open(be, s.Features, s.Data, s.Cache, s.Count);
         var (scorer, held) = (scoring.Scorer, scoring.HeldOut);
         var so = new SamplerOptions(s.SamplerSteps);
-        SamplingEvaluator Make(ulong seed) => scoring.Sampling(model, cfg, sched, s.Sampler, so, s.Count, s.Batch, seed);
+        SamplingEvaluator Make(ulong seed) => scoring.Sampling(model, cfg, sched, s.Sampler, so, s.Count, s.Batch, seed, loaded.WidthsRun);
         var evaluator = Make(s.Seed);
 
         Directory.CreateDirectory(s.OutDir);
@@ -87,7 +86,7 @@ internal static class SearchCommand
         }
         var (rows, baseline, spread) = StrategyComparison.Run(Make, scorer, held, cfg, best, s.Count, s.Seed, m => Console.WriteLine("  " + m), Grid);
         var table = StrategyComparison.Markdown(rows, baseline, spread);
-        var report = $"# DDSM search report\n\nCheckpoint `{path}` (model `{cfg.Name}`), sampler {s.Sampler} with {s.SamplerSteps} steps, " +
+        var report = $"# DDSM search report\n\nCheckpoint `{path}` (model `{cfg.Name}`{(loaded.Note is { } n ? "; " + n : "")}), sampler {s.Sampler} with {s.SamplerSteps} steps, " +
                      $"N = {s.Count} images per score, features: `{s.Features}`.\nSearch: population {opts.PopulationSize}, {opts.Generations} generations, " +
                      $"{opts.GeneCount} genes of {opts.BlockSize} timesteps, mutation {opts.MutationRate}, λ = {opts.Lambda}; {search.Evaluations} strategies evaluated.\n\n" +
                      table + "\nFiles: `best.json` (strategy), `pareto.csv` (front), `best.svg` (width vs timestep), `samples.png` (searched strategy).\n";

@@ -165,26 +165,23 @@ internal static class StepAdaptCommand
         Checkpoint.LoadWeights(basePath, baseModel, ema: true);
         using var grouped = GroupedCheckpoint.Load(result.CheckpointPath, be);
         var so = new SamplerOptions(s.SamplerSteps);
-        SamplingEvaluator Ev(Diffusion.IDenoiser den, ulong seed) => scoring.Sampling(den, cfg, sched, s.Sampler, so, s.Count, s.Batch, seed);
+        SamplingEvaluator Ev(Diffusion.IDenoiser den, ulong seed) =>
+            scoring.Sampling(den, cfg, sched, s.Sampler, so, s.Count, s.Batch, seed, den is GroupedDenoiser g ? g.EffectiveStrategy : null);
 
         double baseSeconds = TrainRun.TrainingSeconds(Path.Combine(Path.GetDirectoryName(Path.GetDirectoryName(Path.GetFullPath(basePath)))!, "metrics.jsonl"));
         double? baseH = baseSeconds > 0 ? baseSeconds / 3600 : null, adaptH = baseH + result.FineTuneSeconds / 3600;
         var full = StepStrategy.Uniform(cfg.MaxWidth, sched.T);
         var fixedDen = grouped.Denoiser();
-        var adaptive = fixedDen.EffectiveStrategy(full);
         var rows = new List<ComparisonRow>();
         void Log(string m) => Console.WriteLine("  " + m);
-        rows.Add(StrategyComparison.Score("base, full width", Ev(baseModel, s.Seed), full, scoring.Scorer, trainingHours: baseH, log: Log));
+        rows.Add(StrategyComparison.Score("base, full width", Ev(baseModel, s.Seed), full, scoring.Scorer, baseH, Log));
         if (searched is not null)
-            rows.Add(StrategyComparison.Score("base, DDSM searched strategy", Ev(baseModel, s.Seed), searched, scoring.Scorer, trainingHours: baseH, log: Log));
-        rows.Add(StrategyComparison.Score("base, step-adaptive widths, not fine-tuned", Ev(baseModel, s.Seed), adaptive, scoring.Scorer, trainingHours: baseH, log: Log));
-        rows.Add(StrategyComparison.Score("step-adaptive", Ev(fixedDen, s.Seed), full, scoring.Scorer, costStrategy: adaptive, trainingHours: adaptH, log: Log));
+            rows.Add(StrategyComparison.Score("base, DDSM searched strategy", Ev(baseModel, s.Seed), searched, scoring.Scorer, baseH, Log));
+        rows.Add(StrategyComparison.Score("base, step-adaptive widths, not fine-tuned", Ev(baseModel, s.Seed), fixedDen.EffectiveStrategy(full), scoring.Scorer, baseH, Log));
+        rows.Add(StrategyComparison.Score("step-adaptive", Ev(fixedDen, s.Seed), full, scoring.Scorer, adaptH, Log));
         if (searched is not null)
-        {
-            var capped = grouped.Denoiser(GroupWidthMode.CappedByGroup);
-            rows.Add(StrategyComparison.Score("step-adaptive + searched (capped per group)", Ev(capped, s.Seed), searched, scoring.Scorer,
-                costStrategy: capped.EffectiveStrategy(searched), trainingHours: adaptH, log: Log));
-        }
+            rows.Add(StrategyComparison.Score("step-adaptive + searched (capped per group)", Ev(grouped.Denoiser(GroupWidthMode.CappedByGroup), s.Seed), searched,
+                scoring.Scorer, adaptH, Log));
         var second = StrategyComparison.Score("base, full width (seed 2)", Ev(baseModel, s.Seed + 1000), full, scoring.Scorer, log: Log);
         double spread = Math.Abs(second.Scores.Fd - rows[0].Scores.Fd);
         var baseline = scoring.Scorer.Baseline(scoring.HeldOut, Math.Min(s.Count, scoring.HeldOut.Count));

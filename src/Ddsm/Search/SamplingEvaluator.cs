@@ -10,10 +10,12 @@ namespace Ddsm.Search;
 /// of that strategy under this sampler. Common random numbers by construction: every evaluation
 /// re-creates the generator from the same seed, so x_T and every per-step noise draw are identical
 /// across candidates, and the only difference between two candidates is their widths.
+/// <paramref name="widthsRun"/> maps a strategy to the widths the model really runs (a grouped step-adaptive
+/// denoiser caps them per group); cost is counted on those.
 /// </summary>
 public sealed class SamplingEvaluator(
     IDenoiser model, UNetConfig config, NoiseSchedule schedule, SamplerKind sampler, SamplerOptions options,
-    int count, int batch, ulong seed, Func<float[], int, double> score) : IStrategyEvaluator
+    int count, int batch, ulong seed, Func<float[], int, double> score, Func<StepStrategy, StepStrategy>? widthsRun = null) : IStrategyEvaluator
 {
     /// <summary>Images per evaluation.</summary>
     public int Count => count;
@@ -29,7 +31,7 @@ public sealed class SamplingEvaluator(
     }
 
     /// <summary>Analytic GFLOPs per image of a strategy under this sampler (no sampling).</summary>
-    public double Cost(StepStrategy s) => UNetFlops.StrategyGflops(config, schedule, s, sampler, options).Gflops;
+    public double Cost(StepStrategy s) => UNetFlops.StrategyGflops(config, schedule, widthsRun?.Invoke(s) ?? s, sampler, options).Gflops;
 
     /// <summary>The candidate's samples: (count, C, H, W) floats, same noise for every candidate.</summary>
     public float[] Sample(StepStrategy s)

@@ -40,12 +40,8 @@ public static class StrategyComparison
         return (rows, baseline, spread);
     }
 
-    /// <summary>
-    /// Samples the evaluator's N images with <paramref name="strategy"/> and scores them. GFLOPs are those of
-    /// <paramref name="costStrategy"/> when given: the widths the model really runs, where a denoiser
-    /// (a grouped one) does not run the strategy it is passed as is.
-    /// </summary>
-    public static ComparisonRow Score(string name, SamplingEvaluator ev, StepStrategy strategy, Evaluator scorer, StepStrategy? costStrategy = null,
+    /// <summary>Samples the evaluator's N images with <paramref name="strategy"/>, scores them, and times and costs them.</summary>
+    public static ComparisonRow Score(string name, SamplingEvaluator ev, StepStrategy strategy, Evaluator scorer,
         double? trainingHours = null, Action<string>? log = null, Action<string, float[]>? onSamples = null)
     {
         log?.Invoke($"scoring {name} …");
@@ -53,7 +49,7 @@ public static class StrategyComparison
         var images = ev.Sample(strategy);
         double ms = sw.Elapsed.TotalMilliseconds / ev.Count;
         onSamples?.Invoke(name, images);
-        return new ComparisonRow(name, ev.Cost(costStrategy ?? strategy), ms, scorer.Evaluate(images, ev.Count), trainingHours);
+        return new ComparisonRow(name, ev.Cost(strategy), ms, scorer.Evaluate(images, ev.Count), trainingHours);
     }
 
     public static string Markdown(IEnumerable<ComparisonRow> rows, EvalResult baseline, double spread)

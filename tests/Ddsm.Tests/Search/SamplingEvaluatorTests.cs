@@ -30,4 +30,21 @@ public class SamplingEvaluatorTests
         Assert.That(cost, Is.EqualTo(5 * UNetFlops.Forward(cfg, 0.5).Total / 1e9).Within(1e-12));
         Assert.That(calls, Is.EqualTo(1));
     }
+
+    /// <summary>A grouped denoiser's cap is what the cost is counted on, not the strategy it is handed.</summary>
+    [Test]
+    public void CostIsCountedOnTheWidthsTheModelRuns()
+    {
+        var cfg = SlimUNetTests.TestConfig;
+        using var m = new SlimUNet(CpuBackend.Instance, cfg, 1);
+        var sched = NoiseSchedule.Linear(100);
+        var o = new SamplerOptions(5);
+        var groups = Ddsm.StepAdaptive.TimestepGroups.Build(sched, 2);
+        var den = new Ddsm.StepAdaptive.GroupedDenoiser([m, m], groups, [0.5, 1.0], Ddsm.StepAdaptive.GroupWidthMode.CappedByGroup);
+        var ev = new SamplingEvaluator(den, cfg, sched, SamplerKind.Ddim, o, 2, 2, 9, (_, _) => 0, den.EffectiveStrategy);
+        var full = StepStrategy.Uniform(1.0, sched.T);
+        Assert.That(ev.Cost(full), Is.EqualTo(UNetFlops.StrategyGflops(cfg, sched, den.EffectiveStrategy(full), SamplerKind.Ddim, o).Gflops));
+        Assert.That(ev.Cost(full), Is.LessThan(5 * UNetFlops.Forward(cfg, 1.0).Total / 1e9), "the low-noise group runs at ½");
+        Assert.That(ev.Cost(full), Is.GreaterThan(5 * UNetFlops.Forward(cfg, 0.5).Total / 1e9), "the high-noise group at 1");
+    }
 }
