@@ -15,7 +15,10 @@ public enum PruneMode
     Importance,
     /// <summary>The base model's own prefix (what sandwich training already made a good narrow model).</summary>
     Prefix,
-    /// <summary>Whichever of the two has the lower ε-MSE at the group's width on the group's timesteps.</summary>
+    /// <summary>
+    /// Importance where it has the lower ε-MSE at the group's width on the group's timesteps, else the prefix
+    /// (always at the full width, where the permutation cannot lower that loss but does scramble the narrower prefixes).
+    /// </summary>
     Auto,
 }
 
@@ -167,14 +170,17 @@ public sealed class StepAdaptiveRun
             double prefixLoss = Loss(model);
             double? importanceLoss = null;
             string pruning = "prefix";
-            if (_o.Prune != PruneMode.Prefix)
+            // Auto at the full width: a full-width-preserving permutation cannot lower the loss there, but it
+            // does reshuffle the narrower prefixes the group still runs under a capped strategy; keep the prefix.
+            bool tryImportance = _o.Prune == PruneMode.Importance || (_o.Prune == PruneMode.Auto && w < BaseConfig.MaxWidth);
+            if (tryImportance)
             {
                 onNote?.Invoke($"group {g + 1}: Taylor importance on t {grp.TFirst}–{grp.TLast} …");
                 var scores = ChannelImportance.Compute(baseModel, _data, Schedule, grp, _o.Importance with { Width = null });
                 ChannelPermutation.Apply(baseModel, ChannelPermutation.Compute(baseModel, scores));
                 model.LoadState(baseModel.StateDict());
                 importanceLoss = Loss(model);
-                if (_o.Prune == PruneMode.Auto && importanceLoss > prefixLoss) model.LoadState(baseState);
+                if (_o.Prune == PruneMode.Auto && !(importanceLoss < prefixLoss)) model.LoadState(baseState);
                 else pruning = "importance";
             }
             onNote?.Invoke($"group {g + 1}: width {w}, pruned by {pruning}: ε-MSE at width {w} on its steps {prefixLoss:F4} as trained" +

@@ -88,6 +88,24 @@ public class StepAdaptiveRunTests
         Assert.That(saved["group0.out.2.weight"], Is.Not.EqualTo(baseW["ema.out.2.weight"]));
     }
 
+    /// <summary>
+    /// Auto pruning keeps importance order only where it lowers the group's loss at its width; a full-width
+    /// group keeps the base's prefix (the permutation cannot help there and would scramble the narrower widths).
+    /// </summary>
+    [Test]
+    public void AutoPruningKeepsTheLowerLossAndNeverPermutesAFullWidthGroup()
+    {
+        var basePath = BaseCheckpoint();
+        var r = new StepAdaptiveRun(Cpu, basePath, Data.Value, Path.Combine(_dir, "sa"), Opts with { Prune = PruneMode.Auto, StepsPerGroup = 1 }).Run();
+        var narrow = r.Reports[0];
+        Assert.That(narrow.Width, Is.EqualTo(0.5));
+        Assert.That(narrow.ImportanceLoss, Is.Not.Null);
+        Assert.That(narrow.ImportanceLoss, Is.Not.EqualTo(narrow.PrefixLoss), "the order changes the narrow model");
+        Assert.That(narrow.Pruning, Is.EqualTo(narrow.ImportanceLoss < narrow.PrefixLoss ? "importance" : "prefix"));
+        var full = r.Reports[1];
+        Assert.That((full.Width, full.Pruning, full.ImportanceLoss), Is.EqualTo((1.0, "prefix", (double?)null)));
+    }
+
     [Test]
     public void AResumedRunEqualsAnUninterruptedOneBitForBit()
     {
