@@ -29,7 +29,7 @@ internal static class StepAdaptCommand
         var grouping = new Option<string>("--grouping") { Description = "logsnr (equal log-SNR intervals) | count (equal step counts)", DefaultValueFactory = _ => "logsnr" };
         var k = new Option<double>("--k") { Description = "FLOPs fraction of the smallest group's model: group i of N gets (i/N + (N−i)/N·k)·F", DefaultValueFactory = _ => 0.5 };
         var order = new Option<string>("--order") { Description = "auto (the end the searched strategy narrows, else the end whose ε-MSE rises less when narrowed, is easy) | high-noise-more | low-noise-more", DefaultValueFactory = _ => "auto" };
-        var prune = new Option<string>("--prune") { Description = "importance (Taylor-ordered channels) | prefix (the base's own) | auto (the lower loss of the two)", DefaultValueFactory = _ => "importance" };
+        var prune = new Option<string>("--prune") { Description = "auto (importance where it lowers the group's loss at its width, else the base's prefix) | importance (Taylor-ordered channels) | prefix (the base's own)", DefaultValueFactory = _ => "auto" };
         var steps = new Option<long>("--steps") { Description = "fine-tuning steps per group", DefaultValueFactory = _ => 500 };
         var batch = new Option<int>("--batch") { Description = "images per fine-tuning step", DefaultValueFactory = _ => 32 };
         var lr = new Option<float>("--lr") { Description = "fine-tuning learning rate", DefaultValueFactory = _ => 1e-4f };

@@ -32,7 +32,11 @@ public sealed record StepAdaptiveOptions
     public BudgetOrder Order { get; init; } = BudgetOrder.Auto;
     /// <summary>The base model's DDSM searched strategy, if any: what <see cref="BudgetOrder.Auto"/> orders by first.</summary>
     public StepStrategy? Searched { get; init; }
-    public PruneMode Prune { get; init; } = PruneMode.Importance;
+    /// <summary>
+    /// Auto by default: on a sandwich-trained base the prefix already is a trained narrow model, and importance
+    /// order measured far worse before fine-tuning (bench/RESULTS.md); on a base trained at full width only it helps.
+    /// </summary>
+    public PruneMode Prune { get; init; } = PruneMode.Auto;
     /// <summary>Fine-tuning settings (batch, lr, warm-up, EMA, sandwich n); schedule and t range come from the base and the group.</summary>
     public TrainOptions FineTune { get; init; } = new() { Lr = 1e-4f, WarmupSteps = 50, EmaDecay = 0.999f };
     public long StepsPerGroup { get; init; } = 500;

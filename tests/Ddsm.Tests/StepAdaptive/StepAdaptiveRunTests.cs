@@ -24,7 +24,7 @@ public class StepAdaptiveRunTests
 
     private static readonly StepAdaptiveOptions Opts = new()
     {
-        Groups = 2, K = 0.2, Order = BudgetOrder.HighNoiseGetsMore, StepsPerGroup = 4, CheckpointEvery = 2,
+        Groups = 2, K = 0.2, Order = BudgetOrder.HighNoiseGetsMore, Prune = PruneMode.Importance, StepsPerGroup = 4, CheckpointEvery = 2,
         FineTune = new TrainOptions { BatchSize = 4, Lr = 1e-3f, WarmupSteps = 2, EmaDecay = 0.9f, SandwichN = 2 },
         Importance = new ImportanceOptions(Batches: 1, BatchSize: 4, Seed: 3), Loss = new GroupLossOptions(Batches: 1, BatchSize: 8),
         Seed = 5,
