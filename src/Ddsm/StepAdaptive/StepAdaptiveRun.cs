@@ -95,6 +95,9 @@ public sealed class StepAdaptiveRun
         var (cfg, meta, _) = Checkpoint.Read(baseCheckpoint);
         if (cfg.NumClasses > 0)
             throw new NotSupportedException($"step-adaptive training of class-conditional models ('{cfg.Name}', {cfg.NumClasses} classes) is not supported yet");
+        if (data.Channels != cfg.ImageChannels || data.Height != cfg.ImageSize || data.Width != cfg.ImageSize)
+            throw new ArgumentException($"step-adaptive: data set '{data.Name}' has images {data.Channels}×{data.Height}×{data.Width}, " +
+                                        $"base model '{cfg.Name}' wants {cfg.ImageChannels}×{cfg.ImageSize}×{cfg.ImageSize}");
         BaseConfig = cfg;
         BaseOptions = Checkpoint.TrainOptionsOf(meta);
         Schedule = NoiseSchedule.ByName(BaseOptions.Schedule, BaseOptions.DiffusionSteps);
@@ -169,9 +172,10 @@ public sealed class StepAdaptiveRun
             double Loss(SlimUNet m) => GroupLoss.Mean(m, _data, Schedule, grp.TFirst, grp.TLast, w, _o.Loss);
 
             // The pruning measurement is repeated on resume (cheap, deterministic) so the report is complete.
+            // The untouched prefix's loss is the plan's own measurement (same weights, width and batches).
             baseModel.LoadState(baseState);
             model.LoadState(baseState);
-            double prefixLoss = Loss(model);
+            double prefixLoss = plan.BaseLoss[g][Array.IndexOf(plan.LossWidths, w)];
             double? importanceLoss = null;
             string pruning = "prefix";
             // Auto at the full width: a full-width-preserving permutation cannot lower the loss there, but it

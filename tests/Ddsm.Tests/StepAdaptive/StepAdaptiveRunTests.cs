@@ -134,6 +134,8 @@ public class StepAdaptiveRunTests
         var before = File.ReadAllBytes(Path.Combine(dir, "stepadapt.safetensors"));
         var ex = Assert.Throws<IOException>(() => new StepAdaptiveRun(Cpu, basePath, Data.Value, dir, Opts));
         Assert.That(ex!.Message, Does.Contain("--resume"));
+        var wrongSize = Assert.Throws<ArgumentException>(() => new StepAdaptiveRun(Cpu, basePath, Datasets.EmbeddedFashionMnist(), Path.Combine(_dir, "x"), Opts));
+        Assert.That(wrongSize!.Message, Does.Contain("28").And.Contain("8×8"));
         var changed = new StepAdaptiveRun(Cpu, basePath, Data.Value, dir, Opts with { K = 0.9, Resume = true });
         var ex2 = Assert.Throws<InvalidOperationException>(() => changed.Run());
         Assert.That(ex2!.Message, Does.Contain("differs"));
