@@ -120,10 +120,11 @@ internal static class SampleCommand
 
     public static LoadedModel Load(string path, Backend be, string? strategySpec, bool ema, bool capGroups = false)
     {
-        if (GroupedCheckpoint.IsGrouped(path))
+        var file = SafeTensors.Read(path);   // read once: a grouped checkpoint holds every group's weights
+        if (GroupedCheckpoint.IsGrouped(file))
         {
             if (!ema) throw new ArgumentException("--no-ema: a step-adaptive checkpoint holds only the groups' EMA weights");
-            var gm = GroupedCheckpoint.Load(path, be);
+            var gm = GroupedCheckpoint.Load(file, path, be);
             try
             {
                 var given = strategySpec is null ? null : StepStrategy.Parse(strategySpec, gm.Schedule.T);
@@ -137,13 +138,13 @@ internal static class SampleCommand
             }
             catch { gm.Dispose(); throw; }
         }
-        var (cfg, meta, _) = Checkpoint.Read(path);
+        var (cfg, meta, _) = Checkpoint.Read(file, path);
         var topts = Checkpoint.TrainOptionsOf(meta);
         var sched = NoiseSchedule.ByName(topts.Schedule, topts.DiffusionSteps);
         var st = StepStrategy.Parse(strategySpec ?? "uniform:1", sched.T);
         foreach (var w in st.DistinctWidths()) cfg.CheckWidth(w);
         var model = new SlimUNet(be, cfg, 0);
-        try { Checkpoint.LoadWeights(path, model, ema); }
+        try { Checkpoint.LoadWeights(file, path, model, ema); }
         catch { model.Dispose(); throw; }
         return new LoadedModel(model, cfg, sched, st, null, strategySpec ?? "uniform:1", null, model);
     }

@@ -39,8 +39,7 @@ public static class GroupedCheckpoint
 {
     public const string Format = "ddsm-stepadapt-v1";
 
-    public static bool IsGrouped(string path) =>
-        SafeTensors.Read(path).Metadata.TryGetValue("format", out var f) && f == Format;
+    public static bool IsGrouped(SafeTensorsFile file) => file.Metadata.TryGetValue("format", out var f) && f == Format;
 
     /// <param name="models">Group models, index-aligned with the groups, holding the weights to save.</param>
     public static void Save(string path, UNetConfig baseCfg, TrainOptions baseOptions, TimestepGroups groups,
@@ -70,9 +69,11 @@ public static class GroupedCheckpoint
         SafeTensors.Write(path, tensors, meta);
     }
 
-    public static GroupedModel Load(string path, Backend backend)
+    public static GroupedModel Load(string path, Backend backend) => Load(SafeTensors.Read(path), path, backend);
+
+    /// <summary>From a file already read (<paramref name="path"/> names it in errors).</summary>
+    public static GroupedModel Load(SafeTensorsFile f, string path, Backend backend)
     {
-        var f = SafeTensors.Read(path);
         var meta = f.Metadata;
         string Meta(string key) => meta.TryGetValue(key, out var v) ? v : throw new DataFormatException(path, $"metadata '{key}' missing");
         if (!meta.TryGetValue("format", out var fmt) || fmt != Format)

@@ -42,9 +42,12 @@ public static class Checkpoint
     }
 
     /// <summary>Reads only the metadata and the model config (e.g. to build the model first).</summary>
-    public static (UNetConfig Config, IReadOnlyDictionary<string, string> Meta, SafeTensorsFile File) Read(string path)
+    public static (UNetConfig Config, IReadOnlyDictionary<string, string> Meta, SafeTensorsFile File) Read(string path) =>
+        Read(SafeTensors.Read(path), path);
+
+    /// <summary>The same for a file already read (<paramref name="path"/> names it in errors).</summary>
+    public static (UNetConfig Config, IReadOnlyDictionary<string, string> Meta, SafeTensorsFile File) Read(SafeTensorsFile f, string path)
     {
-        var f = SafeTensors.Read(path);
         if (!f.Metadata.TryGetValue("format", out var fmt) || fmt != Format)
             throw new DataFormatException(path, $"not a DDSM training checkpoint (format '{fmt ?? "missing"}', want '{Format}')");
         if (!f.Metadata.TryGetValue("config", out var cj)) throw new DataFormatException(path, $"checkpoint has no model config");
@@ -59,9 +62,11 @@ public static class Checkpoint
         meta.TryGetValue("train_options", out var tj) ? TrainOptions.FromJson(tj) : new TrainOptions();
 
     /// <summary>Loads model weights only (for sampling): the EMA weights when present and asked for.</summary>
-    public static void LoadWeights(string path, SlimUNet model, bool ema)
+    public static void LoadWeights(string path, SlimUNet model, bool ema) => LoadWeights(SafeTensors.Read(path), path, model, ema);
+
+    public static void LoadWeights(SafeTensorsFile file, string path, SlimUNet model, bool ema)
     {
-        var (cfg, _, f) = Read(path);
+        var (cfg, _, f) = Read(file, path);
         CheckSame(path, cfg, model.Config);
         model.LoadState(model.NamedParameters().ToDictionary(p => p.Name, p => Get(f, path, (ema ? "ema." : "") + p.Name, p.Param)));
     }
