@@ -2,6 +2,7 @@ using System.CommandLine;
 using Ddsm.Data;
 using Ddsm.Engine;
 using Ddsm.Engine.Cpu;
+using Ddsm.Engine.Ilgpu;
 using Ddsm.IO;
 using Spectre.Console;
 
@@ -10,22 +11,37 @@ namespace Ddsm.Cli;
 /// <summary>Options and helpers shared by the verbs.</summary>
 internal static class Common
 {
-    public static Option<string> Device() => new("--device") { Description = "cpu or cuda", DefaultValueFactory = _ => "cpu" };
+    public static Option<string> Device() => new("--device")
+    {
+        Description = "cpu (C# SIMD backend), cuda (NVIDIA GPU: the ILGPU kernels), or ilgpu-cpu (the same GPU kernels " +
+                      "on ILGPU's CPU accelerator: for debugging kernels, hundreds of times slower than cpu)",
+        DefaultValueFactory = _ => "cpu",
+    };
+
+    public static Option<bool> Tf32() => new("--tf32")
+    {
+        Description = "GPU backends: convolutions and matrix products on TF32 tensor cores (≈1e-3 relative error, several times " +
+                      "faster) instead of exact FP32",
+    };
     public static Option<ulong> Seed() => new("--seed") { Description = "random seed (fixed seeds give identical results)", DefaultValueFactory = _ => 0UL };
     public static Option<string> CacheDir() => new("--cache") { Description = "data cache directory", DefaultValueFactory = _ => DefaultCache };
 
     public static string DefaultCache =>
         Environment.GetEnvironmentVariable("DDSM_CACHE") ?? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache", "ddsm");
 
-    public static Backend CreateBackend(string device) => device.ToLowerInvariant() switch
+    public static Backend CreateBackend(string device, bool tf32 = false)
     {
-        "cpu" => CpuBackend.Instance,
-        "cuda" => CreateCuda(),
-        _ => throw new ArgumentException($"unknown device '{device}' (cpu, cuda)"),
-    };
-
-    private static Backend CreateCuda() =>
-        Ddsm.Engine.Cuda.CudaBackend.TryCreate(out var reason) ?? throw new NotSupportedException($"--device cuda: {reason}");
+        var be = device.ToLowerInvariant() switch
+        {
+            "cpu" => (Backend)CpuBackend.Instance,
+            "cuda" => IlgpuBackend.TryCuda(out var reason) ?? throw new NotSupportedException($"--device cuda: no usable GPU: {reason}"),
+            "ilgpu-cpu" => IlgpuBackend.CpuAccelerator,
+            _ => throw new ArgumentException($"unknown device '{device}' (cpu, cuda, ilgpu-cpu)"),
+        };
+        if (be is IlgpuBackend gpu) gpu.ExactFp32 = !tf32;
+        else if (tf32) throw new ArgumentException("--tf32 applies to the GPU backends (--device cuda or ilgpu-cpu)");
+        return be;
+    }
 
     /// <summary>Loads a data set by spec and brings it to the model's resolution.</summary>
     public static ImageDataset LoadData(string spec, string cacheDir, int size, int channels)
@@ -42,7 +58,7 @@ internal static class Common
         try { return body(); }
         catch (Exception e) when (e is ArgumentException or DataFormatException or FileNotFoundException or DirectoryNotFoundException
                                    or IOException or InvalidOperationException or FormatException or NotSupportedException
-                                   or UnauthorizedAccessException || e.GetType().Name is "CudaException" or "TrainingDivergedException")
+                                   or UnauthorizedAccessException or DeviceException || e.GetType().Name is "TrainingDivergedException")
         {
             AnsiConsole.MarkupLineInterpolated($"[red]error:[/] {e.Message}");
             return 1;
@@ -77,6 +93,14 @@ internal static class Common
             foreach (var r in _regs) r.Dispose();
             _cts.Dispose();
         }
+    }
+
+    /// <summary>The op table and, when any backend timed its kernels, the per-kernel table.</summary>
+    public static void PrintProfile()
+    {
+        Console.WriteLine(Profiler.Report());
+        var kernels = Profiler.KernelReport();
+        if (kernels.Length > 0) Console.WriteLine(kernels);
     }
 
     public static bool Interactive => AnsiConsole.Profile.Capabilities.Interactive && !Console.IsOutputRedirected;

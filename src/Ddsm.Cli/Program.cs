@@ -15,6 +15,7 @@ public static class Program
             SearchCommand.Create(),
             StepAdaptCommand.Create(),
             QuickstartCommand.Create(),
+            KernelsCommand.Create(),
         };
         return root.Parse(args).Invoke();
     }

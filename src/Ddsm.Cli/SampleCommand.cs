@@ -26,11 +26,12 @@ internal static class SampleCommand
         var noEma = new Option<bool>("--no-ema") { Description = "use the raw weights instead of the EMA weights" };
         var cls = new Option<string?>("--class") { Description = "class-conditional models: a class index, or 'all' to cycle through the classes" };
         var guidance = new Option<double?>("--guidance") { Description = "classifier-free guidance scale s (1 = plain conditional, 0 = unconditional; default 1 with --class)" };
-        var device = Common.Device(); var seed = Common.Seed();
-        var cmd = new Command("sample", "sample images with a width-per-step strategy") { ckpt, sampler, steps, eta, strategy, n, batch, outPath, noEma, cls, guidance, device, seed };
+        var profile = new Option<bool>("--profile") { Description = "print the per-op and per-kernel profile at the end" };
+        var device = Common.Device(); var seed = Common.Seed(); var tf32 = Common.Tf32();
+        var cmd = new Command("sample", "sample images with a width-per-step strategy") { ckpt, sampler, steps, eta, strategy, n, batch, outPath, noEma, cls, guidance, profile, device, tf32, seed };
         cmd.SetAction(p => Common.Guard(() => Run(p.GetValue(ckpt)!, Sampler.Parse(p.GetValue(sampler)!), new SamplerOptions(p.GetValue(steps), p.GetValue(eta)),
             p.GetValue(strategy), p.GetValue(n), p.GetValue(batch), p.GetValue(outPath)!, !p.GetValue(noEma), p.GetValue(device)!, p.GetValue(seed),
-            p.GetValue(cls), p.GetValue(guidance))));
+            p.GetValue(cls), p.GetValue(guidance), p.GetValue(tf32), p.GetValue(profile))));
         return cmd;
     }
 
@@ -59,11 +60,11 @@ internal static class SampleCommand
     }
 
     public static int Run(string ckptPath, SamplerKind kind, SamplerOptions o, string? strategySpec, int n, int batch, string outPath,
-        bool ema, string device, ulong seed, string? classSpec = null, double? guidance = null)
+        bool ema, string device, ulong seed, string? classSpec = null, double? guidance = null, bool tf32 = false, bool profile = false)
     {
         if (n <= 0 || batch <= 0) throw new ArgumentException("-n and --batch must be positive");
         var path = ResolveCheckpoint(ckptPath);
-        var be = Common.CreateBackend(device);
+        var be = Common.CreateBackend(device, tf32);
         using var loaded = Load(path, be, strategySpec, ema);
         var (cfg, sched, strategy, costStrategy) = (loaded.Config, loaded.Schedule, loaded.Strategy, loaded.CostStrategy);
         var labels = ParseClasses(classSpec, cfg, n);
@@ -75,6 +76,7 @@ internal static class SampleCommand
         var rng = new Rng(seed);
         var (gflops, nfe) = UNetFlops.StrategyGflops(cfg, sched, costStrategy, kind, o, forwardsPerEvaluation: labels is null ? 1 : 2);
         double attnShare = costStrategy.DistinctWidths().Average(w => { var f = UNetFlops.Forward(cfg, w); return (double)f.Attention / f.Total; });
+        Profiler.Enabled = profile;
         var sw = Stopwatch.StartNew();
         for (int start = 0; start < n; start += batch)
         {
@@ -102,6 +104,7 @@ internal static class SampleCommand
         if (loaded.Note is { } note) AnsiConsole.MarkupLineInterpolated($"{note}");
         if (labels is not null) AnsiConsole.MarkupLineInterpolated($"class {classSpec}, guidance scale {scale} (cond + uncond in one doubled batch: 2 forwards per evaluation)");
         AnsiConsole.MarkupLineInterpolated($"{kind}, {nfe} evaluations/image: {gflops:F2} GFLOPs/image (attention matmuls ≈ {attnShare:P1} of it), {secs / n * 1000:F1} ms/image wall");
+        if (profile) Common.PrintProfile();
         return 0;
     }
 

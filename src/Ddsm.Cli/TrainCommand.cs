@@ -35,11 +35,11 @@ internal static class TrainCommand
         var keep = new Option<int>("--keep") { Description = "checkpoints to keep", DefaultValueFactory = _ => 3 };
         var sampleEvery = new Option<int>("--sample-every") { Description = "steps between sample grids (0 = never)", DefaultValueFactory = _ => 0 };
         var resume = new Option<bool>("--resume") { Description = "continue from the newest checkpoint in --out" };
-        var profile = new Option<bool>("--profile") { Description = "print the per-op profile at the end" };
-        var device = Common.Device(); var seed = Common.Seed(); var cache = Common.CacheDir();
+        var profile = new Option<bool>("--profile") { Description = "print the per-op and per-kernel profile at the end" };
+        var device = Common.Device(); var seed = Common.Seed(); var cache = Common.CacheDir(); var tf32 = Common.Tf32();
         var cmd = new Command("train", "train the slimmable UNet with the sandwich rule")
         {
-            preset, channels, widths, dropout, mult, resBlocks, attention, classes, labelDrop, data, steps, batch, lr, warmup, n, ema, distill, flip, outDir, ckEvery, keep, sampleEvery, resume, profile, device, seed, cache,
+            preset, channels, widths, dropout, mult, resBlocks, attention, classes, labelDrop, data, steps, batch, lr, warmup, n, ema, distill, flip, outDir, ckEvery, keep, sampleEvery, resume, profile, device, tf32, seed, cache,
         };
         cmd.SetAction(p => Common.Guard(() =>
         {
@@ -64,7 +64,8 @@ internal static class TrainCommand
             };
             var run = new RunOptions(p.GetValue(outDir)!, p.GetValue(steps), p.GetValue(ckEvery), p.GetValue(keep),
                 p.GetValue(sampleEvery), Resume: p.GetValue(resume));
-            return Train(cfg, opts, run, p.GetValue(data)!, p.GetValue(cache)!, p.GetValue(device)!, p.GetValue(seed), p.GetValue(profile));
+            return Train(cfg, opts, run, p.GetValue(data)!, p.GetValue(cache)!, p.GetValue(device)!, p.GetValue(seed), p.GetValue(profile),
+                p.GetValue(tf32));
         }));
         return cmd;
     }
@@ -78,10 +79,11 @@ internal static class TrainCommand
          .Select(v => double.TryParse(v, System.Globalization.CultureInfo.InvariantCulture, out var x) ? x
              : throw new ArgumentException($"--widths: '{v}' is not a number")).Order().ToArray();
 
-    public static int Train(UNetConfig cfg, TrainOptions opts, RunOptions run, string dataSpec, string cache, string device, ulong seed, bool profile)
+    public static int Train(UNetConfig cfg, TrainOptions opts, RunOptions run, string dataSpec, string cache, string device, ulong seed, bool profile,
+        bool tf32 = false)
     {
         cfg.Validate();
-        var be = Common.CreateBackend(device);
+        var be = Common.CreateBackend(device, tf32);
         var ds = Common.LoadData(dataSpec, cache, cfg.ImageSize, cfg.ImageChannels);
         using var model = new SlimUNet(be, cfg, seed);
         using var trainer = new SandwichTrainer(model, ds, opts, seed + 1);
@@ -122,7 +124,7 @@ internal static class TrainCommand
                 note => Console.WriteLine(note), stop.Token);
         }
         AnsiConsole.MarkupLineInterpolated($"done: step {trainer.Step} in {Common.Duration(sw.Elapsed.TotalSeconds)}; metrics {loop.MetricsPath}");
-        if (profile) AnsiConsole.WriteLine(Profiler.Report());
+        if (profile) Common.PrintProfile();
         return stop.Requested ? 130 : 0;
     }
 }

@@ -9,6 +9,9 @@ namespace Ddsm.Engine;
 /// is attributed to the inner op only, so the rows sum to the wall time) and GFLOP/s. When on, each op
 /// synchronises its backend before and after so an asynchronous device is timed honestly; that
 /// costs throughput, so it is for finding where a step spends its time, not for benchmarks.</para>
+/// <para>Per-kernel times (when enabled): each backend reports the device time of every kernel it runs
+/// (the GPU backend from stream markers around each launch, the CPU backend by timing each contract
+/// call), so <see cref="KernelReport"/> shows where the time goes below the ops.</para>
 /// <para>FLOP counting (always on, one add per op): <see cref="FlopCounter"/> sums the forward FLOPs
 /// that ops report, so an analytic model count can be checked against a real forward.</para>
 /// </summary>
@@ -16,6 +19,7 @@ public static class Profiler
 {
     private static readonly object Gate = new();
     private static readonly Dictionary<string, OpStat> Stats = new();
+    private static readonly Dictionary<string, OpStat> KernelStats = new();
     // Per-thread stack of "time spent in child timers" so nested timers (the tape's "conv2d.bwd"
     // around the op's own "conv2d_data.bwd") report self time and the table sums to wall time.
     [ThreadStatic] private static List<long>? _childTicks;
@@ -61,9 +65,54 @@ public static class Profiler
         }
     }
 
+    /// <summary>Adds one kernel execution of <paramref name="ms"/> milliseconds (backends call it while profiling).</summary>
+    public static void AddKernel(string kernel, double ms)
+    {
+        lock (Gate)
+        {
+            if (!KernelStats.TryGetValue(kernel, out var s)) KernelStats[kernel] = s = new OpStat();
+            s.Calls++;
+            s.Ticks += (long)(ms * Stopwatch.Frequency / 1000.0);
+        }
+    }
+
+    /// <summary>Times one CPU-backend kernel call while profiling (the CPU backend's "kernels" are its contract calls).</summary>
+    public static KernelTimer Kernel(string kernel) => Enabled ? new KernelTimer(kernel, Stopwatch.GetTimestamp()) : default;
+
+    public readonly struct KernelTimer(string? kernel, long start) : IDisposable
+    {
+        public void Dispose()
+        {
+            if (kernel is not null) AddKernel(kernel, (Stopwatch.GetTimestamp() - start) * 1000.0 / Stopwatch.Frequency);
+        }
+    }
+
     public static void Reset()
     {
-        lock (Gate) Stats.Clear();
+        lock (Gate)
+        {
+            Stats.Clear();
+            KernelStats.Clear();
+        }
+    }
+
+    public static IReadOnlyDictionary<string, OpStat> KernelSnapshot()
+    {
+        lock (Gate) return KernelStats.ToDictionary(kv => kv.Key, kv => new OpStat { Calls = kv.Value.Calls, Ticks = kv.Value.Ticks });
+    }
+
+    /// <summary>Per-kernel device time, slowest first, with each kernel's share; empty when nothing was timed.</summary>
+    public static string KernelReport()
+    {
+        var snap = KernelSnapshot().OrderByDescending(kv => kv.Value.Ticks).ToList();
+        if (snap.Count == 0) return "";
+        double total = snap.Sum(kv => kv.Value.Ms);
+        var sb = new StringBuilder();
+        sb.AppendLine($"{"kernel",-28} {"calls",8} {"total ms",11} {"%",6} {"ms/call",9}");
+        foreach (var (name, s) in snap)
+            sb.AppendLine($"{name,-28} {s.Calls,8} {s.Ms,11:F2} {100 * s.Ms / Math.Max(total, 1e-12),6:F1} {s.Ms / s.Calls,9:F3}");
+        sb.AppendLine($"{"total",-28} {"",8} {total,11:F2}");
+        return sb.ToString();
     }
 
     public static IReadOnlyDictionary<string, OpStat> Snapshot()

@@ -154,9 +154,3 @@ public abstract class AttentionOpTests : BackendFixture
         Assert.That(ex!.Message, Does.Contain("attention").And.Contain("(48, 16)"));
     }
 }
-
-[TestFixture]
-public class AttentionOpTestsCpu : AttentionOpTests
-{
-    protected override (Backend?, string) MakeBackend() => (CpuBackend.Instance, "");
-}

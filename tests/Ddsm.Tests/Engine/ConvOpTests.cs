@@ -207,9 +207,3 @@ public abstract class ConvOpTests : BackendFixture
         Assert.That(ex!.Message, Does.Contain("conv2d").And.Contain("(1, 8, 4, 4)").And.Contain("(16, 8, 3, 3)"));
     }
 }
-
-[TestFixture]
-public class ConvOpTestsCpu : ConvOpTests
-{
-    protected override (Backend?, string) MakeBackend() => (CpuBackend.Instance, "");
-}

@@ -87,9 +87,3 @@ public abstract class CrossEntropyOpTests : BackendFixture
         Assert.That(ex!.Message, Does.Contain("rank 2"));
     }
 }
-
-[TestFixture]
-public class CrossEntropyOpTestsCpu : CrossEntropyOpTests
-{
-    protected override (Backend?, string) MakeBackend() => (CpuBackend.Instance, "");
-}

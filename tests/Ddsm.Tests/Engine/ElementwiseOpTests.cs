@@ -97,9 +97,3 @@ public abstract class ElementwiseOpTests : BackendFixture
         Assert.That(ex!.Message, Does.Contain("add_channels").And.Contain("(3)"));
     }
 }
-
-[TestFixture]
-public class ElementwiseOpTestsCpu : ElementwiseOpTests
-{
-    protected override (Backend?, string) MakeBackend() => (CpuBackend.Instance, "");
-}

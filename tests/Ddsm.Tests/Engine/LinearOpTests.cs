@@ -96,9 +96,3 @@ public abstract class LinearOpTests : BackendFixture
         return a;
     }
 }
-
-[TestFixture]
-public class LinearOpTestsCpu : LinearOpTests
-{
-    protected override (Backend?, string) MakeBackend() => (CpuBackend.Instance, "");
-}

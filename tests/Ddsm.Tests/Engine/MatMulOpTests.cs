@@ -46,9 +46,3 @@ public abstract class MatMulOpTests : BackendFixture
         Assert.That(ex!.Message, Does.Contain("matmul").And.Contain("(2, 3)").And.Contain("(4, 5)"));
     }
 }
-
-[TestFixture]
-public class MatMulOpTestsCpu : MatMulOpTests
-{
-    protected override (Backend?, string) MakeBackend() => (CpuBackend.Instance, "");
-}

@@ -171,9 +171,3 @@ public abstract class MiscOpTests : BackendFixture
         Assert.Throws<ArgumentException>(() => F.Dropout(x, p, 1, false), "checked even when off");
     }
 }
-
-[TestFixture]
-public class MiscOpTestsCpu : MiscOpTests
-{
-    protected override (Backend?, string) MakeBackend() => (CpuBackend.Instance, "");
-}

@@ -1,4 +1,5 @@
 using Ddsm.Engine;
+using Ddsm.Engine.Ilgpu;
 
 namespace Ddsm.Tests.Engine;
 
@@ -103,6 +104,18 @@ public static class OpCheck
 }
 
 /// <summary>
+/// The GPU-kernel catalog entries (kernels/KernelCatalog.cs) a test launches when its fixture runs on
+/// the ILGPU backend. Checked both ways: after a passing test, each named kernel must have been launched
+/// (BackendFixture's TearDown), and the conformance suite checks that every catalog kernel is named by
+/// some test, so every kernel runs on ILGPU's CPU accelerator in every `dotnet test`.
+/// </summary>
+[AttributeUsage(AttributeTargets.Method, AllowMultiple = true)]
+public sealed class CoversAttribute(params string[] kernels) : Attribute
+{
+    public IReadOnlyList<string> Kernels { get; } = kernels;
+}
+
+/// <summary>
 /// Base of every op-family fixture: the suite is shared, each backend only says how to make a device.
 /// A backend that is not present makes the whole fixture Ignored with the reason.
 /// </summary>
@@ -113,6 +126,12 @@ public abstract class BackendFixture
     protected abstract (Backend? backend, string reason) MakeBackend();
     /// <summary>Extra tolerance factor for backends with reduced-precision paths.</summary>
     protected virtual double TolScale => 1.0;
+    /// <summary>
+    /// True where every launch is expensive (ILGPU's CPU accelerator runs one OS thread per lane): the
+    /// fixture then checks its smallest shapes only, which still cover every code path (ragged tiles,
+    /// slimmed prefixes, strides).
+    /// </summary>
+    protected virtual bool Small => false;
 
     [OneTimeSetUp]
     public void SetUpBackend()
@@ -120,5 +139,30 @@ public abstract class BackendFixture
         var (b, why) = MakeBackend();
         if (b is null) Assert.Ignore(why);
         B = b!;
+    }
+
+    private IReadOnlyDictionary<string, long>? _launchesBefore;
+
+    [SetUp]
+    public void RecordKernelLaunches()
+    {
+        if (B is IlgpuBackend g)
+        {
+            g.ExactFp32 = true;   // op tests compare with float64 references at float tolerances
+            _launchesBefore = g.LaunchCounts;
+        }
+    }
+
+    [TearDown]
+    public void CheckCoveredKernelsRan()
+    {
+        if (B is not IlgpuBackend g || _launchesBefore is null) return;
+        g.ExactFp32 = true;
+        if (TestContext.CurrentContext.Result.Outcome.Status != NUnit.Framework.Interfaces.TestStatus.Passed) return;
+        var method = GetType().GetMethod(TestContext.CurrentContext.Test.MethodName ?? "");
+        var claimed = method?.GetCustomAttributes(typeof(CoversAttribute), true).Cast<CoversAttribute>().SelectMany(c => c.Kernels) ?? [];
+        var after = g.LaunchCounts;
+        var idle = claimed.Where(k => after.GetValueOrDefault(k) <= _launchesBefore.GetValueOrDefault(k)).ToList();
+        if (idle.Count > 0) Assert.Fail($"[Covers] names {string.Join(", ", idle)}, but the test never launched it");
     }
 }

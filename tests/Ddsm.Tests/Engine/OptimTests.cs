@@ -375,9 +375,3 @@ public abstract class OptimTests : BackendFixture
         DisposeAll(ps); DisposeAll(copies); DisposeAll(foreign);
     }
 }
-
-[TestFixture]
-public class OptimTestsCpu : OptimTests
-{
-    protected override (Backend?, string) MakeBackend() => (CpuBackend.Instance, "");
-}

@@ -98,9 +98,3 @@ public abstract class ResampleOpTests : BackendFixture
         Assert.That(ex!.Message, Does.Contain("avg_pool2x").And.Contain("(8, 8)"));
     }
 }
-
-[TestFixture]
-public class ResampleOpTestsCpu : ResampleOpTests
-{
-    protected override (Backend?, string) MakeBackend() => (CpuBackend.Instance, "");
-}

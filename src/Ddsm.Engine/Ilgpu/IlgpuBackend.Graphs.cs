@@ -1,0 +1,122 @@
+using ILGPU.Runtime.Cuda;
+
+namespace Ddsm.Engine.Ilgpu;
+
+// CUDA graphs (capture a step once, replay it with one call), device timing and memory info.
+public sealed partial class IlgpuBackend
+{
+    private CudaStream CudaStreamOrThrow(string what) =>
+        _stream as CudaStream ?? throw new NotSupportedException($"{Name}: {what} needs a CUDA device");
+
+    /// <summary>
+    /// Starts recording this backend's launches into a CUDA graph (nothing runs until the graph is
+    /// launched). Host copies are refused until <see cref="EndCapture"/>; buffers freed meanwhile are held
+    /// by the graph, so its own temporaries stay valid across replays.
+    /// </summary>
+    public void BeginCapture()
+    {
+        var s = CudaStreamOrThrow("graph capture");
+        _acc.Bind();
+        lock (_gate)
+        {
+            if (_captureHeld is not null) throw new InvalidOperationException($"{Name}: already capturing");
+            _captureHeld = new List<IlgpuBuffer>();
+        }
+        DrainKernelTimes();
+        int r = CudaDriver.cuStreamBeginCapture(s.StreamPtr, CudaDriver.StreamCaptureModeRelaxed);
+        if (r != CudaDriver.Success)
+        {
+            lock (_gate) _captureHeld = null;
+            CudaDriver.Check(r, "cuStreamBeginCapture_v2");
+        }
+    }
+
+    public IlgpuGraph EndCapture()
+    {
+        var s = CudaStreamOrThrow("graph capture");
+        _acc.Bind();
+        List<IlgpuBuffer> held;
+        lock (_gate)
+        {
+            held = _captureHeld ?? throw new InvalidOperationException($"{Name}: EndCapture without BeginCapture");
+            _captureHeld = null;
+        }
+        CudaDriver.Check(CudaDriver.cuStreamEndCapture(s.StreamPtr, out var graph), "cuStreamEndCapture");
+        int r = CudaDriver.cuGraphInstantiateWithFlags(out var exec, graph, 0);
+        if (r != CudaDriver.Success)
+        {
+            CudaDriver.cuGraphDestroy(graph);
+            CudaDriver.Check(r, "cuGraphInstantiateWithFlags");
+        }
+        return new IlgpuGraph(this, graph, exec, held);
+    }
+
+    internal void LaunchGraph(IntPtr exec)
+    {
+        var s = CudaStreamOrThrow("graph launch");
+        _acc.Bind();
+        CudaDriver.Check(CudaDriver.cuGraphLaunch(exec, s.StreamPtr), "cuGraphLaunch");
+    }
+
+    internal void DestroyGraph(IntPtr graph, IntPtr exec)
+    {
+        Synchronize();
+        CudaDriver.Check(CudaDriver.cuGraphExecDestroy(exec), "cuGraphExecDestroy");
+        CudaDriver.Check(CudaDriver.cuGraphDestroy(graph), "cuGraphDestroy");
+    }
+
+    /// <summary>Device time of the work <paramref name="body"/> queues, in ms (stream markers around it).</summary>
+    public double TimeMs(Action body)
+    {
+        _acc.Bind();
+        using var a = _stream.AddProfilingMarker();
+        body();
+        using var b = _stream.AddProfilingMarker();
+        b.Synchronize();
+        return (b - a).TotalMilliseconds;
+    }
+
+    /// <summary>(free, total) accelerator memory in bytes (free is total minus the pool's use off CUDA).</summary>
+    public (long Free, long Total) MemoryInfo()
+    {
+        _acc.Bind();
+        return _acc is CudaAccelerator c ? (c.GetFreeMemory(), _acc.MemorySize) : (_acc.MemorySize - LiveBytes - CachedBytes, _acc.MemorySize);
+    }
+}
+
+/// <summary>
+/// A captured, instantiated CUDA graph: the kernels queued between <see cref="IlgpuBackend.BeginCapture"/>
+/// and <see cref="IlgpuBackend.EndCapture"/>, replayed by <see cref="Launch"/> with one driver call
+/// instead of one per kernel. The graph holds raw device addresses: the buffers it used must stay alive
+/// while it may be launched; buffers freed during capture are held (not reused by the pool) until it
+/// is disposed.
+/// </summary>
+public sealed class IlgpuGraph : IDisposable
+{
+    private readonly IlgpuBackend _backend;
+    private IntPtr _graph, _exec;
+    private readonly List<IlgpuBuffer> _held;
+
+    internal IlgpuGraph(IlgpuBackend backend, IntPtr graph, IntPtr exec, List<IlgpuBuffer> held)
+    {
+        _backend = backend; _graph = graph; _exec = exec; _held = held;
+    }
+
+    /// <summary>Queues one replay on the backend's stream (asynchronous, like any kernel).</summary>
+    public void Launch()
+    {
+        ObjectDisposedException.ThrowIf(_exec == IntPtr.Zero, this);
+        _backend.LaunchGraph(_exec);
+    }
+
+    public int HeldBuffers => _held.Count;
+
+    public void Dispose()
+    {
+        if (_exec == IntPtr.Zero) return;
+        _backend.DestroyGraph(_graph, _exec);
+        _exec = _graph = IntPtr.Zero;
+        foreach (var b in _held) _backend.ReleaseHeld(b);
+        _held.Clear();
+    }
+}

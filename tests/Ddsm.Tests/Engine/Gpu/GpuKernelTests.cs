@@ -1,0 +1,456 @@
+using Ddsm.Engine;
+using Ddsm.Engine.Cpu;
+using Ddsm.Engine.Ilgpu;
+
+namespace Ddsm.Tests.Engine.Gpu;
+
+/// <summary>
+/// Direct kernel checks of the GPU backend at the contract level (no autograd), shared by every ILGPU
+/// accelerator: each family against a float64 reference (or the CPU oracle), gradients against central
+/// differences, slimmed prefixes, ragged sizes (not multiples of the tiles), pre-filled gradient buffers
+/// (backward must ACCUMULATE), and the TF32 specialisations (close to the reference, and not silently
+/// the exact path). Runtime checks (pool, OOM, graphs, threads) where the accelerator has them.
+/// </summary>
+public abstract class GpuKernelTests : BackendFixture
+{
+    protected IlgpuBackend G => (IlgpuBackend)B;
+    private static CpuBackend Cpu => CpuBackend.Instance;
+    private readonly List<DeviceBuffer> _bufs = new();
+
+    [TearDown]
+    public void FreeBuffers()
+    {
+        foreach (var b in _bufs) b.Backend.Free(b);
+        _bufs.Clear();
+    }
+
+    private DeviceBuffer Up(float[] a, Backend? be = null)
+    {
+        be ??= B;
+        var b = be.Allocate(a.Length);
+        be.CopyIn(b, 0, a);
+        _bufs.Add(b);
+        return b;
+    }
+
+    private DeviceBuffer New(long n)
+    {
+        var b = B.Allocate(n);
+        _bufs.Add(b);
+        return b;
+    }
+
+    private static float[] Down(DeviceBuffer b)
+    {
+        var a = new float[b.Length];
+        b.Backend.CopyOut(b, 0, a);
+        return a;
+    }
+
+    private static float[] Rand(Rng r, long n, float std = 1f)
+    {
+        var a = new float[n];
+        r.FillNormal(a, std);
+        return a;
+    }
+
+    private static double[] D(float[] a) => a.Select(v => (double)v).ToArray();
+    private static float[] Delta(float[] after, float[] before) => after.Select((v, i) => v - before[i]).ToArray();
+
+    private static double RelErr(float[] got, double[] want)
+    {
+        double num = 0, den = 0;
+        for (int i = 0; i < got.Length; i++) { num += (got[i] - want[i]) * (got[i] - want[i]); den += want[i] * want[i]; }
+        return Math.Sqrt(num / Math.Max(den, 1e-300));
+    }
+
+    /// <summary>TF32 results: within 3e-3 relative (10-bit operand mantissas) and not bit-equal to exact FP32.</summary>
+    private static void Tf32Close(string what, float[] got, double[] want) =>
+        Assert.That(RelErr(got, want), Is.LessThan(3e-3).And.GreaterThan(0), $"{what}: close, and not silently the exact path");
+
+    // ---- GEMM ------------------------------------------------------------------------------------
+    [TestCase(false, false)] [TestCase(true, false)] [TestCase(false, true)] [TestCase(true, true)]
+    [Covers("gemm_f32", "gemm_tf32")]
+    public void GemmBatchedTransposedOffsets(bool ta, bool tb)
+    {
+        var r = new Rng(101);
+        int m = 70, n = 45, k = 33, batch = Small ? 2 : 3;   // m spans two 64-row tiles, n and k are ragged
+        int lda = (ta ? m : k) + 3, ldb = (tb ? k : n) + 2, ldc = n + 5;
+        long sA = (long)(ta ? k : m) * lda + 7, sB = (long)(tb ? n : k) * ldb + 1, sC = (long)m * ldc + 4;
+        long oA = 11, oB = 5, oC = 9;
+        var a = Rand(r, oA + batch * sA); var b = Rand(r, oB + batch * sB); var c0 = Rand(r, oC + batch * sC);
+        var want = D(c0);
+        const float alpha = 1.5f, beta = 0.5f;
+        for (int z = 0; z < batch; z++)
+            for (int i = 0; i < m; i++)
+                for (int j = 0; j < n; j++)
+                {
+                    double s = 0;
+                    for (int p = 0; p < k; p++)
+                        s += (double)a[oA + z * sA + (ta ? (long)p * lda + i : (long)i * lda + p)]
+                           * b[oB + z * sB + (tb ? (long)j * ldb + p : (long)p * ldb + j)];
+                    long ci = oC + z * sC + (long)i * ldc + j;
+                    want[ci] = alpha * s + beta * c0[ci];
+                }
+        var desc = new GemmDesc(ta, tb, m, n, k, alpha, beta, oA, lda, oB, ldb, oC, ldc, batch, sA, sB, sC);
+        foreach (bool exact in new[] { true, false })
+        {
+            G.ExactFp32 = exact;
+            var cb = Up(c0);
+            B.Gemm(desc, Up(a), Up(b), cb);
+            var got = Down(cb);
+            if (exact) OpCheck.AssertClose($"gemm exact ta={ta} tb={tb}", got, want, 1e-4, 1e-4);
+            else Tf32Close($"gemm tf32 ta={ta} tb={tb}", got, want);
+        }
+    }
+
+    // ---- convolution -----------------------------------------------------------------------------
+    private static (double[] y, double[] dx, double[] dw, double[] db) ConvRef(ConvDesc d, float[] x, float[] w, float[] bias, float[] dy)
+    {
+        int kk = d.K * d.K;
+        var y = new double[d.N * d.Cout * d.Ho * d.Wo];
+        var dx = new double[x.Length]; var dw = new double[w.Length]; var db = new double[bias.Length];
+        for (int n = 0; n < d.N; n++)
+            for (int co = 0; co < d.Cout; co++)
+                for (int ho = 0; ho < d.Ho; ho++)
+                    for (int wo = 0; wo < d.Wo; wo++)
+                    {
+                        int yi = ((n * d.Cout + co) * d.Ho + ho) * d.Wo + wo;
+                        double s = bias[co], g = dy[yi];
+                        db[co] += g;
+                        for (int ci = 0; ci < d.Cin; ci++)
+                            for (int kh = 0; kh < d.K; kh++)
+                                for (int kw = 0; kw < d.K; kw++)
+                                {
+                                    int h = ho * d.Stride - d.Pad + kh, ww = wo * d.Stride - d.Pad + kw;
+                                    if (h < 0 || h >= d.H || ww < 0 || ww >= d.W) continue;
+                                    int xi = ((n * d.Cin + ci) * d.H + h) * d.W + ww;
+                                    int wi = (co * d.CinMax + ci) * kk + kh * d.K + kw;
+                                    s += (double)x[xi] * w[wi];
+                                    dx[xi] += g * w[wi];
+                                    dw[wi] += g * x[xi];
+                                }
+                        y[yi] = s;
+                    }
+        return (y, dx, dw, db);
+    }
+
+    [TestCase(3, 1, 1)] [TestCase(3, 2, 1)] [TestCase(1, 1, 0)]
+    [Covers("conv_fwd_f32", "conv_bwd_data_f32", "conv_bwd_weight_f32", "conv_wgrad_reduce", "conv_bias_grad",
+            "conv_fwd_tf32", "conv_bwd_data_tf32", "conv_bwd_weight_tf32")]
+    public void ConvSlimmedForwardAndBackwardAccumulate(int k, int stride, int pad)
+    {
+        var r = new Rng(200 + (ulong)(k * 10 + stride));
+        // Cout 67 spans two 64-row tiles of a 70-row weight; Cin 5 of 7 is a slimmed prefix.
+        var d = Small
+            ? new ConvDesc(N: 2, Cin: 3, H: 5, W: 7, Cout: 67, K: k, Stride: stride, Pad: pad, CinMax: 7, CoutMax: 70)
+            : new ConvDesc(N: 2, Cin: 5, H: 9, W: 11, Cout: 67, K: k, Stride: stride, Pad: pad, CinMax: 7, CoutMax: 70);
+        var x = Rand(r, d.N * d.Cin * d.H * d.W);
+        var w = Rand(r, d.CoutMax * d.CinMax * k * k, 0.3f);
+        var bias = Rand(r, d.CoutMax);
+        var dy = Rand(r, d.N * d.Cout * d.Ho * d.Wo);
+        var (y, dx, dw, db) = ConvRef(d, x, w, bias, dy);
+        var dx0 = Rand(r, x.Length); var dw0 = Rand(r, w.Length); var db0 = Rand(r, bias.Length);
+
+        var yb = New(y.Length);
+        var xb = Up(x); var wb = Up(w); var bb = Up(bias); var dyb = Up(dy);
+        B.Conv2dForward(d, xb, wb, bb, yb);
+        OpCheck.AssertClose("conv forward", Down(yb), y, 1e-4, 1e-4);
+
+        var dxb = Up(dx0); var dwb = Up(dw0); var dbb = Up(db0);
+        B.Conv2dBackwardData(d, dyb, wb, dxb);
+        B.Conv2dBackwardWeight(d, xb, dyb, dwb, dbb);
+        OpCheck.AssertClose("conv dx (accumulated)", Delta(Down(dxb), dx0), dx, 2e-4, 1e-4);
+        var dwGot = Down(dwb);
+        OpCheck.AssertClose("conv dw (accumulated)", Delta(dwGot, dw0), dw, 5e-4, 1e-4);
+        for (int i = 0; i < w.Length; i++)
+        {
+            int co = i / (d.CinMax * k * k), ci = i / (k * k) % d.CinMax;
+            if (co >= d.Cout || ci >= d.Cin) Assert.That(dwGot[i], Is.EqualTo(dw0[i]), $"dw[{i}] outside the active prefix must be untouched");
+        }
+        OpCheck.AssertClose("conv dbias (accumulated)", Delta(Down(dbb), db0), db, 2e-4, 1e-4);
+
+        G.ExactFp32 = false;
+        B.Conv2dForward(d, xb, wb, bb, yb);
+        Tf32Close("conv tf32 forward", Down(yb), y);
+        dxb = Up(new float[x.Length]); dwb = Up(new float[w.Length]);
+        B.Conv2dBackwardData(d, dyb, wb, dxb);
+        B.Conv2dBackwardWeight(d, xb, dyb, dwb, null);
+        Tf32Close("conv tf32 dx", Down(dxb), dx);
+        Tf32Close("conv tf32 dw", Down(dwb), dw);
+    }
+
+    // ---- group norm ------------------------------------------------------------------------------
+    private static double[] GnRef(GroupNormDesc d, double[][] v)   // v: x, gamma, beta, scale, shift
+    {
+        var (x, ga, be, sc, sh) = (v[0], v[1], v[2], v[3], v[4]);
+        int cpg = d.C / d.G;
+        var y = new double[x.Length];
+        for (int n = 0; n < d.N; n++)
+            for (int g = 0; g < d.G; g++)
+            {
+                int b0 = (n * d.C + g * cpg) * d.S, cnt = cpg * d.S;
+                double mu = 0; for (int e = 0; e < cnt; e++) mu += x[b0 + e]; mu /= cnt;
+                double var = 0; for (int e = 0; e < cnt; e++) var += (x[b0 + e] - mu) * (x[b0 + e] - mu); var /= cnt;
+                double rs = 1 / Math.Sqrt(var + d.Eps);
+                for (int e = 0; e < cnt; e++)
+                {
+                    int c = g * cpg + e / d.S;
+                    double o = ((x[b0 + e] - mu) * rs * ga[c] + be[c]) * (1 + sc[n * d.C + c]) + sh[n * d.C + c];
+                    y[b0 + e] = d.SiLU ? o / (1 + Math.Exp(-o)) : o;
+                }
+            }
+        return y;
+    }
+
+    private static double[] Fd(Func<double[][], double[]> f, double[][] ins, int which, double[] g)
+    {
+        var grad = new double[ins[which].Length];
+        for (int i = 0; i < grad.Length; i++)
+        {
+            double x0 = ins[which][i], h = 1e-6 * Math.Max(1, Math.Abs(x0));
+            ins[which][i] = x0 + h; var lp = f(ins);
+            ins[which][i] = x0 - h; var lm = f(ins);
+            ins[which][i] = x0;
+            double s = 0; for (int j = 0; j < g.Length; j++) s += g[j] * (lp[j] - lm[j]);
+            grad[i] = s / (2 * h);
+        }
+        return grad;
+    }
+
+    [TestCase(true)] [TestCase(false)]
+    [Covers("groupnorm_fwd", "groupnorm_bwd", "groupnorm_param_grad")]
+    public void GroupNormFusedForwardBackward(bool silu)
+    {
+        var r = new Rng(300);
+        var d = new GroupNormDesc(N: 2, C: 8, S: 10, G: 4, CMax: 12, Eps: 1e-5f, SiLU: silu);
+        var x = Rand(r, d.N * d.C * d.S, 2f).Select(v => v + 0.5f).ToArray();
+        var ga = Rand(r, d.CMax); var be = Rand(r, d.CMax);
+        var sc = Rand(r, d.N * d.C, 0.3f); var sh = Rand(r, d.N * d.C, 0.3f);
+        var ins = new[] { D(x), D(ga.Take(d.C).ToArray()), D(be.Take(d.C).ToArray()), D(sc), D(sh) };
+        var y = GnRef(d, ins);
+
+        var xb = Up(x); var gb = Up(ga); var bb = Up(be); var scb = Up(sc); var shb = Up(sh);
+        var yb = New(x.Length); var mb = New(d.N * d.G); var rb = New(d.N * d.G);
+        B.GroupNormForward(d, xb, gb, bb, scb, shb, yb, mb, rb);
+        OpCheck.AssertClose("groupnorm forward", Down(yb), y, 1e-4, 1e-4);
+
+        var g = Rand(r, x.Length);
+        var grads = Enumerable.Range(0, 5).Select(i => Fd(v => GnRef(d, v), ins, i, D(g))).ToArray();
+        var init = new[] { Rand(r, x.Length), Rand(r, d.CMax), Rand(r, d.CMax), Rand(r, sc.Length), Rand(r, sh.Length) };
+        var gbufs = init.Select(a => Up(a)).ToArray();
+        B.GroupNormBackward(d, xb, gb, bb, scb, shb, mb, rb, Up(g), gbufs[0], gbufs[1], gbufs[2], gbufs[3], gbufs[4]);
+        string[] names = ["dx", "dgamma", "dbeta", "dscale", "dshift"];
+        for (int i = 0; i < 5; i++)
+        {
+            var got = Down(gbufs[i]);
+            var delta = Delta(got, init[i]).Take(grads[i].Length).ToArray();
+            OpCheck.AssertClose($"groupnorm {names[i]} (accumulated)", delta, grads[i], 1e-3, 1e-3);
+            if (i is 1 or 2)
+                for (int c = d.C; c < d.CMax; c++) Assert.That(got[c], Is.EqualTo(init[i][c]), $"{names[i]}[{c}] outside the prefix");
+        }
+    }
+
+    // ---- attention -------------------------------------------------------------------------------
+    private static double[] AttnRef(AttentionDesc d, double[] qkv, double[]? lse = null)
+    {
+        int C = d.C, T = d.T, hd = d.HeadDim;
+        var o = new double[d.N * C * T];
+        double scale = 1 / Math.Sqrt(hd);
+        for (int n = 0; n < d.N; n++)
+            for (int h = 0; h < d.Heads; h++)
+            {
+                long qb = ((long)n * 3 * C + h * 3 * hd) * T, kb = qb + hd * T, vb = kb + hd * T;
+                for (int t = 0; t < T; t++)
+                {
+                    var s = new double[T];
+                    double mx = double.NegativeInfinity;
+                    for (int u = 0; u < T; u++)
+                    {
+                        double a = 0;
+                        for (int j = 0; j < hd; j++) a += qkv[qb + j * T + t] * qkv[kb + j * T + u];
+                        s[u] = a * scale; mx = Math.Max(mx, s[u]);
+                    }
+                    double z = 0; for (int u = 0; u < T; u++) { s[u] = Math.Exp(s[u] - mx); z += s[u]; }
+                    if (lse is not null) lse[(n * d.Heads + h) * T + t] = mx + Math.Log(z);
+                    for (int j = 0; j < hd; j++)
+                    {
+                        double a = 0;
+                        for (int u = 0; u < T; u++) a += s[u] / z * qkv[vb + j * T + u];
+                        o[((long)n * C + h * hd + j) * T + t] = a;
+                    }
+                }
+            }
+        return o;
+    }
+
+    /// <summary>Head dims on both sides of the kernels' specialisation boundaries, T not a multiple of the 32-token tile.</summary>
+    private static IEnumerable<TestCaseData> AttentionCases() =>
+    [
+        new TestCaseData(16, 40), new TestCaseData(80, 33), new TestCaseData(64, 64),
+    ];
+
+    [TestCaseSource(nameof(AttentionCases))]
+    public void AttentionForwardBackward(int headDim, int t)
+    {
+        var r = new Rng(400 + (ulong)headDim);
+        var d = new AttentionDesc(N: Small ? 1 : 2, Heads: 2, HeadDim: headDim, T: t);
+        var qkv = Rand(r, d.N * 3 * d.C * t);
+        var lseWant = new double[d.N * d.Heads * t];
+        var o = AttnRef(d, D(qkv), lseWant);
+
+        var qb = Up(qkv); var ob = New(o.Length); var lb = New(lseWant.Length);
+        B.AttentionForward(d, qb, ob, lb);
+        OpCheck.AssertClose("attention forward", Down(ob), o, 1e-4, 1e-3);
+        OpCheck.AssertClose("attention lse", Down(lb), lseWant, 1e-4, 1e-4);
+
+        var g = Rand(r, o.Length);
+        var dq0 = Rand(r, qkv.Length);
+        var dqb = Up(dq0);
+        B.AttentionBackward(d, qb, ob, lb, Up(g), dqb);
+        var got = Delta(Down(dqb), dq0);
+        // Central differences on a sample of qkv elements (every q, k and v region is hit).
+        var idx = Enumerable.Range(0, 60).Select(_ => r.NextInt(qkv.Length)).Distinct().ToArray();
+        var x = D(qkv); var gd = D(g);
+        var fd = idx.Select(i =>
+        {
+            double x0 = x[i], h = 1e-6 * Math.Max(1, Math.Abs(x0));
+            x[i] = x0 + h; var lp = AttnRef(d, x); x[i] = x0 - h; var lm = AttnRef(d, x); x[i] = x0;
+            double s = 0; for (int j = 0; j < gd.Length; j++) s += gd[j] * (lp[j] - lm[j]);
+            return s / (2 * h);
+        }).ToArray();
+        OpCheck.AssertClose("attention dqkv (accumulated)", idx.Select(i => got[i]).ToArray(), fd, 1e-3, 1e-3, idx);
+    }
+
+    // ---- element-wise extras against the CPU oracle ------------------------------------------------
+    [Test]
+    [Covers("dropout")]
+    public void DropoutMaskMatchesCpuBitForBit()
+    {
+        var r = new Rng(500);
+        long n = Small ? 1_003 : 100_003;
+        var x = Rand(r, n);
+        var (yc, mc) = (Cpu.Allocate(n), Cpu.Allocate(n));
+        Cpu.Dropout(Up(x, Cpu), yc, mc, n, 0.3f, 0xC0FFEE);
+        var (yg, mg) = (New(n), New(n));
+        B.Dropout(Up(x), yg, mg, n, 0.3f, 0xC0FFEE);
+        Assert.That(Down(mg), Is.EqualTo(Down(mc)), "mask");
+        Assert.That(Down(yg), Is.EqualTo(Down(yc)), "output");
+        Cpu.Free(yc); Cpu.Free(mc);
+    }
+
+    [Test]
+    [Covers("upsample2x", "avgpool2x", "timestep_embedding", "adam_step")]
+    public void MiscKernelsMatchCpu()
+    {
+        var r = new Rng(501);
+        int nc = Small ? 3 : 6, h = 10, w = 14, n = nc * h * w;
+        var x = Rand(r, n);
+        void Same(string what, Action<Backend, DeviceBuffer, DeviceBuffer> op, float[] input, float[] outInit, double atol)
+        {
+            var oc = Up(outInit, Cpu); op(Cpu, Up(input, Cpu), oc);
+            var og = Up(outInit); op(B, Up(input), og);
+            OpCheck.AssertClose(what, Down(og), D(Down(oc)), atol, 1e-6);
+        }
+        Same("upsample", (be, i, o) => be.Upsample2x(i, o, nc, h, w), x, Rand(r, 4 * n), 0);
+        Same("avgpool", (be, i, o) => be.AvgPool2x(i, o, nc, h, w), x, Rand(r, n / 4), 1e-6);
+        var t = Enumerable.Range(0, 5).Select(i => (float)(i * 197.3)).ToArray();
+        Same("timestep embedding", (be, i, o) => be.TimestepEmbedding(i, o, 5, 33, 10000f), t, Rand(r, 5 * 33), 1e-6);
+
+        var p0 = Rand(r, n); var g = Rand(r, n); var m0 = Rand(r, n, 0.1f); var v0 = Rand(r, n).Select(v => v * v).ToArray();
+        var hyper = new AdamHyper(1e-3f, 0.9f, 0.999f, 1e-8f, 0.01f, 0.19f, 0.002f, 0.5f);
+        var cpuBufs = new[] { Up(p0, Cpu), Up(m0, Cpu), Up(v0, Cpu) };
+        var gpuBufs = new[] { Up(p0), Up(m0), Up(v0) };
+        Cpu.AdamStep(cpuBufs[0], Up(g, Cpu), cpuBufs[1], cpuBufs[2], n, hyper);
+        B.AdamStep(gpuBufs[0], Up(g), gpuBufs[1], gpuBufs[2], n, hyper);
+        for (int i = 0; i < 3; i++) OpCheck.AssertClose($"adam state {i}", Down(gpuBufs[i]), D(Down(cpuBufs[i])), 1e-6, 1e-5);
+    }
+
+    [Test]
+    [Covers("reduce_partials", "reduce_final")]
+    public void ReductionsAreDeterministicAndAccurate()
+    {
+        var r = new Rng(502);
+        long n = Small ? 30_017 : 3_000_017;
+        var a = Rand(r, n); var b = Rand(r, n);
+        var ab = Up(a); var bb = Up(b); var res = New(1);
+        double sum = a.Sum(v => (double)v), ss = a.Sum(v => (double)v * v), se = a.Select((v, i) => (double)(v - b[i]) * (v - b[i])).Sum();
+        B.Sum(ab, n, res); var s1 = Down(res)[0];
+        B.Sum(ab, n, res); var s2 = Down(res)[0];
+        Assert.That(BitConverter.SingleToInt32Bits(s1), Is.EqualTo(BitConverter.SingleToInt32Bits(s2)), "same input, same bits");
+        Assert.That(s1, Is.EqualTo(sum).Within(1e-3));
+        B.SumSquares(ab, n, res); Assert.That(Down(res)[0], Is.EqualTo(ss).Within(ss * 1e-6));
+        B.SquaredError(ab, bb, n, res); Assert.That(Down(res)[0], Is.EqualTo(se).Within(se * 1e-6));
+    }
+
+    // ---- runtime: pool, OOM, graphs, threads -------------------------------------------------------
+    [Test]
+    public void PoolReusesBuffersInSteadyState()
+    {
+        var warm = new[] { B.Allocate(1000), B.Allocate(1002) };   // the step's working set, once
+        foreach (var t in warm) B.Free(t);
+        long before = G.DeviceAllocCount;
+        for (int i = 0; i < 100; i++)
+        {
+            var a = B.Allocate(1000); var b = B.Allocate(1002);
+            B.Free(a); B.Free(b);
+        }
+        Assert.That(G.DeviceAllocCount, Is.EqualTo(before), "no device allocation once the pool holds the sizes");
+    }
+
+    [Test]
+    public void OutOfMemoryIsClear()
+    {
+        if (!G.IsCuda) Assert.Ignore("the CPU accelerator allocates from the process heap; its out-of-memory is the runtime's");
+        var (free, total) = G.MemoryInfo();
+        var ex = Assert.Throws<DeviceOutOfMemoryException>(() => B.Allocate(total)); // 4× the device, in floats
+        Assert.That(ex!.Message, Does.Contain("out of memory").And.Contain("free of"));
+        Assert.That(free, Is.GreaterThan(0));
+    }
+
+    [Test]
+    [Covers("axpby")]
+    public void GraphReplaysCapturedKernels()
+    {
+        if (!G.IsCuda)
+        {
+            Assert.Throws<NotSupportedException>(() => G.BeginCapture(), "graphs are a CUDA feature");
+            var one = Up([1f]);
+            B.Axpby(one, one, 1, 2f, 1f);
+            Assert.That(Down(one)[0], Is.EqualTo(3f));
+            return;
+        }
+        var r = new Rng(503);
+        int n = 5000;
+        var x = Rand(r, n); var y0 = Rand(r, n);
+        var xb = Up(x); var yb = Up(y0);
+        G.BeginCapture();
+        var tmp = B.Allocate(n);
+        B.Unary(UnaryOp.Square, xb, tmp, n);        // tmp = x²
+        B.Axpby(tmp, yb, n, 2f, 1f);                // y += 2x²
+        B.Free(tmp);                                // held by the graph, not reused
+        using var g = G.EndCapture();
+        Assert.That(g.HeldBuffers, Is.EqualTo(1));
+        Assert.That(Down(yb), Is.EqualTo(y0), "capture records; nothing runs");
+        g.Launch(); g.Launch(); g.Launch();
+        var want = y0.Select((v, i) => (double)v + 6.0 * x[i] * x[i]).ToArray();
+        OpCheck.AssertClose("graph ×3", Down(yb), want, 1e-5, 1e-6);
+    }
+
+    [Test]
+    public void WorksFromAnotherThread()
+    {
+        var r = new Rng(504);
+        var x = Rand(r, 777);
+        var xb = Up(x);
+        var got = Task.Run(() =>
+        {
+            var yb = B.Allocate(777);
+            B.Unary(UnaryOp.Square, xb, yb, 777);
+            var a = Down(yb);
+            B.Free(yb);
+            return a;
+        }).Result;
+        Assert.That(got, Is.EqualTo(x.Select(v => v * v).ToArray()));
+    }
+}
