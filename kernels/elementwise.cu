@@ -4,6 +4,8 @@
 // Layout: flat float32 buffers indexed by a 64-bit element index; images NCHW.
 // Shape: grid-stride loops over one element per thread-iteration (the host caps the grid), because
 // each op reads/writes every element once and has no reuse to tile for. Backward kernels ACCUMULATE.
+// axpby, binary, unary and broadcast may run in place (output = an input), so their pointers are not
+// __restrict__.
 // Op codes match the C# enums: BinaryOp {Add 0, Sub 1, Mul 2}, UnaryOp {Identity 0, SiLU 1,
 // Square 2, Neg 3, Exp 4, Sqrt 5}.
 #include "common.cuh"
@@ -43,15 +45,14 @@ __device__ __forceinline__ float unop_grad(int op, float x)
 }
 
 // y (n) = alpha·x + beta·y; beta == 0 never reads y (it may hold NaN garbage).
-extern "C" __global__ void axpby(const float* __restrict__ x, float* __restrict__ y, i64 n, float alpha, float beta)
+extern "C" __global__ void axpby(const float* x, float* y, i64 n, float alpha, float beta)
 {
     for (i64 i = global_tid(); i < n; i += grid_stride())
         y[i] = beta == 0.f ? alpha * x[i] : alpha * x[i] + beta * y[i];
 }
 
 // z (n) = a op b
-extern "C" __global__ void binary_fwd(int op, const float* __restrict__ a, const float* __restrict__ b,
-                                      float* __restrict__ z, i64 n)
+extern "C" __global__ void binary_fwd(int op, const float* a, const float* b, float* z, i64 n)
 {
     for (i64 i = global_tid(); i < n; i += grid_stride()) z[i] = binop(op, a[i], b[i]);
 }
@@ -69,7 +70,7 @@ extern "C" __global__ void binary_bwd(int op, const float* __restrict__ a, const
 }
 
 // y (n) = f(x)
-extern "C" __global__ void unary_fwd(int op, const float* __restrict__ x, float* __restrict__ y, i64 n)
+extern "C" __global__ void unary_fwd(int op, const float* x, float* y, i64 n)
 {
     for (i64 i = global_tid(); i < n; i += grid_stride()) y[i] = unop(op, x[i]);
 }
@@ -82,8 +83,8 @@ extern "C" __global__ void unary_bwd(int op, const float* __restrict__ x, const 
 }
 
 // z (outer, mid, inner) = a op b[bo, m], bo = o when perOuter else 0; b is (outer|1, mid).
-extern "C" __global__ void broadcast_fwd(int op, const float* __restrict__ a, const float* __restrict__ b,
-                                         float* __restrict__ z, int outer, int mid, int inner, int perOuter)
+extern "C" __global__ void broadcast_fwd(int op, const float* a, const float* b, float* z,
+                                         int outer, int mid, int inner, int perOuter)
 {
     i64 n = (i64)outer * mid * inner;
     for (i64 i = global_tid(); i < n; i += grid_stride())

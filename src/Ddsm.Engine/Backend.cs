@@ -19,7 +19,9 @@ public abstract class DeviceBuffer
 /// Conventions every implementation follows (the CPU backend is the oracle for the others):
 /// <list type="bullet">
 /// <item>Layouts are contiguous row-major; images are NCHW.</item>
-/// <item>Forward kernels overwrite their outputs.</item>
+/// <item>Forward kernels overwrite their outputs. The element-wise ones (Axpby, Binary, Unary,
+/// Broadcast) also work in place: their output may be the very buffer of an input, which is what lets
+/// the compositions run on one scratch buffer.</item>
 /// <item><b>Backward kernels accumulate</b> (+=) into every gradient buffer they are given; a null
 /// gradient buffer means "not needed". The autograd layer zero-fills gradients when it creates them,
 /// which is what lets gradients accumulate across several backward passes (the sandwich rule).</item>
@@ -44,21 +46,22 @@ public abstract class Backend : IDisposable
 
     // ---- element-wise (n elements from offset 0 unless stated) ------------------------------
     public abstract void Fill(DeviceBuffer x, long offset, long count, float value);
-    /// <summary>y = alpha·x + beta·y.</summary>
+    /// <summary>y = alpha·x + beta·y; x may be y (then y = (alpha+beta)·y).</summary>
     public abstract void Axpby(DeviceBuffer x, DeviceBuffer y, long n, float alpha, float beta);
-    /// <summary>Element-wise z = a op b (all n long).</summary>
+    /// <summary>Element-wise z = a op b (all n long); z may alias a or b.</summary>
     public abstract void Binary(BinaryOp op, DeviceBuffer a, DeviceBuffer b, DeviceBuffer z, long n);
     /// <summary>Backward of <see cref="Binary"/>: da += ∂z/∂a·dz, db += ∂z/∂b·dz (either may be null).</summary>
     public abstract void BinaryBackward(BinaryOp op, DeviceBuffer a, DeviceBuffer b, DeviceBuffer dz,
         DeviceBuffer? da, DeviceBuffer? db, long n);
-    /// <summary>y = f(x) element-wise.</summary>
+    /// <summary>y = f(x) element-wise; y may alias x.</summary>
     public abstract void Unary(UnaryOp op, DeviceBuffer x, DeviceBuffer y, long n);
     /// <summary>dx += f'(x)·dy.</summary>
     public abstract void UnaryBackward(UnaryOp op, DeviceBuffer x, DeviceBuffer dy, DeviceBuffer dx, long n);
     /// <summary>
     /// Broadcast over a (outer, mid, inner) view of a: z[o,m,i] = a[o,m,i] op b[bo,m], with bo = o when
-    /// b has one row per outer index (<paramref name="bPerOuter"/>) and 0 otherwise.
-    /// Used for "h + emb[:, :, None, None]" and per-channel scales.
+    /// b has one row per outer index (<paramref name="bPerOuter"/>) and 0 otherwise; z may alias a.
+    /// Used for "h + emb[:, :, None, None]", per-channel scales, and scaling by a device scalar
+    /// (outer 1, mid 1, inner n) without reading it on the host.
     /// </summary>
     public abstract void Broadcast(BinaryOp op, DeviceBuffer a, DeviceBuffer b, DeviceBuffer z,
         int outer, int mid, int inner, bool bPerOuter);

@@ -105,6 +105,8 @@ public sealed partial class CpuBackend : Backend
     public override void Axpby(DeviceBuffer x, DeviceBuffer y, long n, float alpha, float beta)
     {
         var xa = A(x); var ya = A(y);
+        // In place (x is y) the general branch below would read y after scaling it.
+        if (xa == ya) (alpha, beta) = (alpha + beta, 0f);
         Chunked(n, (lo, len) =>
         {
             var xs = xa.AsSpan(lo, len); var ys = ya.AsSpan(lo, len);
@@ -168,16 +170,12 @@ public sealed partial class CpuBackend : Backend
         Chunked(n, (lo, len) =>
         {
             var xs = xa.AsSpan(lo, len); var ys = ya.AsSpan(lo, len);
+            // Each map reads an element before writing it, so y may be x.
             switch (op)
             {
                 case UnaryOp.Identity: xs.CopyTo(ys); break;
-                case UnaryOp.SiLU:
-                    // silu(x) = x·σ(x) = x / (1 + e^{−x})
-                    TensorPrimitives.Negate(xs, ys);
-                    TensorPrimitives.Exp(ys, ys);
-                    TensorPrimitives.Add(ys, 1f, ys);
-                    TensorPrimitives.Divide(xs, ys, ys);
-                    break;
+                // VecMath's SiLU, the one the fused GroupNorm uses (TensorPrimitives.Exp is scalar here).
+                case UnaryOp.SiLU: xs.CopyTo(ys); VecMath.SiLUInPlace(ys); break;
                 case UnaryOp.Square: TensorPrimitives.Multiply(xs, xs, ys); break;
                 case UnaryOp.Neg: TensorPrimitives.Negate(xs, ys); break;
                 case UnaryOp.Exp: TensorPrimitives.Exp(xs, ys); break;
