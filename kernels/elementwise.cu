@@ -7,7 +7,7 @@
 // axpby, binary, unary and broadcast may run in place (output = an input), so their pointers are not
 // __restrict__.
 // Op codes match the C# enums: BinaryOp {Add 0, Sub 1, Mul 2}, UnaryOp {Identity 0, SiLU 1,
-// Square 2, Neg 3, Exp 4, Sqrt 5}.
+// Square 2, Neg 3, Exp 4, Sqrt 5, SiLUGrad 6}.
 #include "common.cuh"
 
 __device__ __forceinline__ float binop(int op, float a, float b)
@@ -26,7 +26,8 @@ __device__ __forceinline__ float unop(int op, float x)
     case 2: return x * x;
     case 3: return -x;
     case 4: return expf(x);
-    default: return sqrtf(x);
+    case 5: return sqrtf(x);
+    default: { float s = sigmoid(x); return s * (1.f + x * (1.f - s)); }   // SiLU's derivative
     }
 }
 

@@ -161,7 +161,11 @@ public abstract class Backend : IDisposable
 
 public enum BinaryOp { Add, Sub, Mul }
 
-public enum UnaryOp { Identity, SiLU, Square, Neg, Exp, Sqrt }
+/// <summary>
+/// Element-wise maps. SiLUGrad is SiLU's derivative σ(x)·(1 + x·(1 − σ(x))), a forward map so that
+/// SiLU's backward is a composition. The CUDA kernels switch on these integer values.
+/// </summary>
+public enum UnaryOp { Identity, SiLU, Square, Neg, Exp, Sqrt, SiLUGrad }
 
 public readonly record struct GemmDesc(
     bool TransA, bool TransB, int M, int N, int K,

@@ -180,6 +180,7 @@ public sealed partial class CpuBackend : Backend
                 case UnaryOp.Neg: TensorPrimitives.Negate(xs, ys); break;
                 case UnaryOp.Exp: TensorPrimitives.Exp(xs, ys); break;
                 case UnaryOp.Sqrt: TensorPrimitives.Sqrt(xs, ys); break;
+                case UnaryOp.SiLUGrad: VecMath.SiLUGrad(xs, ys); break;
                 default: throw new ArgumentOutOfRangeException(nameof(op));
             }
         });

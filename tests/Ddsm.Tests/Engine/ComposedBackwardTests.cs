@@ -4,16 +4,75 @@ using Ddsm.Engine.Cpu;
 namespace Ddsm.Tests.Engine;
 
 /// <summary>
-/// What backward passes composed of forward kernels rely on beyond OpCheck: the element-wise kernels
-/// work in place.
+/// What the op layer's composed backward passes promise and rely on beyond OpCheck (which starts every
+/// gradient at zero): they accumulate into gradients that already hold values, and the element-wise
+/// kernels they are built from work in place.
 /// </summary>
 public abstract class ComposedBackwardTests : BackendFixture
 {
+    private static readonly Dictionary<string, (int[][] Shapes, Func<Tensor[], Tensor> Op)> Ops = new()
+    {
+        ["add"] = ([[3, 5], [3, 5]], t => F.Add(t[0], t[1])),
+        ["sub"] = ([[3, 5], [3, 5]], t => F.Sub(t[0], t[1])),
+        ["mul"] = ([[3, 5], [3, 5]], t => F.Mul(t[0], t[1])),
+        ["silu"] = ([[3, 5]], t => F.SiLU(t[0])),
+        ["square"] = ([[3, 5]], t => F.Square(t[0])),
+        ["exp"] = ([[3, 5]], t => F.Exp(t[0])),
+        ["add_channels per sample"] = ([[2, 3, 4], [2, 3]], t => F.AddChannels(t[0], t[1])),
+        ["add_channels shared"] = ([[2, 3, 4], [3]], t => F.AddChannels(t[0], t[1])),
+        ["mul_channels per sample"] = ([[2, 3, 4], [2, 3]], t => F.MulChannels(t[0], t[1])),
+        ["mul_channels shared"] = ([[2, 3, 4], [3]], t => F.MulChannels(t[0], t[1])),
+        ["sum"] = ([[3, 5]], t => F.Sum(t[0])),
+        ["mean"] = ([[3, 5]], t => F.Mean(t[0])),
+        ["mse"] = ([[3, 5], [3, 5]], t => F.MseLoss(t[0], t[1])),
+        ["upsample2x"] = ([[1, 2, 3, 2]], t => F.Upsample2x(t[0])),
+        ["avg_pool2x"] = ([[1, 2, 4, 2]], t => F.AvgPool2x(t[0])),
+        ["dropout"] = ([[3, 5]], t => F.Dropout(t[0], 0.5f, 7, training: true)),
+    };
+
+    private static IEnumerable<string> OpNames => Ops.Keys;
+
     private static float[] Random(Rng rng, int n)
     {
         var d = new float[n];
         rng.FillNormal(d);
         return d;
+    }
+
+    /// <summary>Two identical backward passes without zeroing must leave twice the one-pass gradient.</summary>
+    [TestCaseSource(nameof(OpNames))]
+    public void BackwardAccumulatesIntoExistingGradients(string op)
+    {
+        var (shapes, f) = Ops[op];
+        var rng = new Rng(41);
+        var xs = shapes.Select((s, k) => Tensor.Parameter(B, $"in{k}", Random(rng, (int)ShapeUtil.Count(s)), s))
+            .ToArray();
+        float[]? gy = null;
+        float[][] Pass()
+        {
+            using (new TensorScope())
+            {
+                var y = f(xs);
+                gy ??= Random(rng, (int)y.Length);
+                Tape.Backward(F.Sum(F.Mul(y, Tensor.FromArray(B, gy, y.Shape))));
+            }
+            return xs.Select(x => x.Grad!.ToArray()).ToArray();
+        }
+        try
+        {
+            var once = Pass();
+            var twice = Pass();
+            for (int k = 0; k < xs.Length; k++)
+            {
+                Assert.That(once[k], Has.Some.Not.EqualTo(0f), $"{op}: input {k} got no gradient");
+                OpCheck.AssertClose($"{op}: input {k} after two passes", twice[k],
+                    once[k].Select(v => 2.0 * v).ToArray(), 1e-6, 1e-5);
+            }
+        }
+        finally
+        {
+            foreach (var x in xs) x.Dispose();
+        }
     }
 
     /// <summary>Each element-wise kernel with its output on an input agrees with a separate output.</summary>
@@ -59,7 +118,7 @@ public abstract class ComposedBackwardTests : BackendFixture
                 kernels.Add(($"broadcast {op}, per outer {perOuter}",
                     (x, z) => B.Broadcast(op, x, row, z, outer, mid, inner, perOuter)));
         }
-        foreach (var op in new[] { UnaryOp.SiLU, UnaryOp.Square, UnaryOp.Exp })
+        foreach (var op in new[] { UnaryOp.SiLU, UnaryOp.Square, UnaryOp.Exp, UnaryOp.SiLUGrad })
             kernels.Add(($"unary {op}", (x, z) => B.Unary(op, x, z, n)));
         try
         {
