@@ -1,11 +1,12 @@
-// elementwise.cu — the memory-bound kernels of the contract's element-wise family: fill-free axpby,
-// binary/unary ops and their backward, per-channel broadcast, strided block copies, 2× resampling,
-// the timestep embedding and dropout.
+// elementwise.cu — the memory-bound kernels of the contract's element-wise family: axpby,
+// binary/unary maps, per-channel broadcast, strided block copies, 2× resampling, the timestep
+// embedding and dropout. No backward kernels: the C# op layer composes them from these.
 // Layout: flat float32 buffers indexed by a 64-bit element index; images NCHW.
 // Shape: grid-stride loops over one element per thread-iteration (the host caps the grid), because
-// each op reads/writes every element once and has no reuse to tile for. Backward kernels ACCUMULATE.
-// Op codes match the C# enums: BinaryOp {Add 0, Sub 1, Mul 2}, UnaryOp {Identity 0, SiLU 1,
-// Square 2, Neg 3, Exp 4, Sqrt 5}.
+// each op reads/writes every element once and has no reuse to tile for. axpby, binary, unary and
+// broadcast may run in place (output = an input), so their pointers are not __restrict__.
+// Op codes match the C# enums: BinaryOp {Add 0, Sub 1, Mul 2}, UnaryOp {SiLU 0, Square 1, Exp 2,
+// SiLUGrad 3}.
 #include "common.cuh"
 
 __device__ __forceinline__ float binop(int op, float a, float b)
@@ -19,71 +20,35 @@ __device__ __forceinline__ float unop(int op, float x)
 {
     switch (op)
     {
-    case 0: return x;
-    case 1: return x / (1.f + expf(-x));
-    case 2: return x * x;
-    case 3: return -x;
-    case 4: return expf(x);
-    default: return sqrtf(x);
-    }
-}
-
-// d f(x) / dx
-__device__ __forceinline__ float unop_grad(int op, float x)
-{
-    switch (op)
-    {
-    case 0: return 1.f;
-    case 1: { float s = sigmoid(x); return s * (1.f + x * (1.f - s)); }
-    case 2: return 2.f * x;
-    case 3: return -1.f;
-    case 4: return expf(x);
-    default: return 0.5f / sqrtf(x);
+    case 0: return x / (1.f + expf(-x));
+    case 1: return x * x;
+    case 2: return expf(x);
+    default: { float s = sigmoid(x); return s * (1.f + x * (1.f - s)); }   // SiLU's derivative
     }
 }
 
 // y (n) = alpha·x + beta·y; beta == 0 never reads y (it may hold NaN garbage).
-extern "C" __global__ void axpby(const float* __restrict__ x, float* __restrict__ y, i64 n, float alpha, float beta)
+extern "C" __global__ void axpby(const float* x, float* y, i64 n, float alpha, float beta)
 {
     for (i64 i = global_tid(); i < n; i += grid_stride())
         y[i] = beta == 0.f ? alpha * x[i] : alpha * x[i] + beta * y[i];
 }
 
 // z (n) = a op b
-extern "C" __global__ void binary_fwd(int op, const float* __restrict__ a, const float* __restrict__ b,
-                                      float* __restrict__ z, i64 n)
+extern "C" __global__ void binary_fwd(int op, const float* a, const float* b, float* z, i64 n)
 {
     for (i64 i = global_tid(); i < n; i += grid_stride()) z[i] = binop(op, a[i], b[i]);
 }
 
-// da (n) += ∂z/∂a·dz, db (n) += ∂z/∂b·dz; a null gradient is skipped.
-extern "C" __global__ void binary_bwd(int op, const float* __restrict__ a, const float* __restrict__ b,
-                                      const float* __restrict__ dz, float* __restrict__ da, float* __restrict__ db, i64 n)
-{
-    for (i64 i = global_tid(); i < n; i += grid_stride())
-    {
-        float g = dz[i];
-        if (da) da[i] += op == 2 ? g * b[i] : g;
-        if (db) db[i] += op == 2 ? g * a[i] : (op == 1 ? -g : g);
-    }
-}
-
 // y (n) = f(x)
-extern "C" __global__ void unary_fwd(int op, const float* __restrict__ x, float* __restrict__ y, i64 n)
+extern "C" __global__ void unary_fwd(int op, const float* x, float* y, i64 n)
 {
     for (i64 i = global_tid(); i < n; i += grid_stride()) y[i] = unop(op, x[i]);
 }
 
-// dx (n) += f'(x)·dy
-extern "C" __global__ void unary_bwd(int op, const float* __restrict__ x, const float* __restrict__ dy,
-                                     float* __restrict__ dx, i64 n)
-{
-    for (i64 i = global_tid(); i < n; i += grid_stride()) dx[i] += unop_grad(op, x[i]) * dy[i];
-}
-
 // z (outer, mid, inner) = a op b[bo, m], bo = o when perOuter else 0; b is (outer|1, mid).
-extern "C" __global__ void broadcast_fwd(int op, const float* __restrict__ a, const float* __restrict__ b,
-                                         float* __restrict__ z, int outer, int mid, int inner, int perOuter)
+extern "C" __global__ void broadcast_fwd(int op, const float* a, const float* b, float* z,
+                                         int outer, int mid, int inner, int perOuter)
 {
     i64 n = (i64)outer * mid * inner;
     for (i64 i = global_tid(); i < n; i += grid_stride())
@@ -93,42 +58,6 @@ extern "C" __global__ void broadcast_fwd(int op, const float* __restrict__ a, co
         i64 bi = perOuter ? row : m;
         z[i] = binop(op, a[i], b[bi]);
     }
-}
-
-// da (outer, mid, inner) += ∂z/∂a·dz (element-wise, same indexing as broadcast_fwd).
-extern "C" __global__ void broadcast_bwd_a(int op, const float* __restrict__ b, const float* __restrict__ dz,
-                                           float* __restrict__ da, int outer, int mid, int inner, int perOuter)
-{
-    i64 n = (i64)outer * mid * inner;
-    for (i64 i = global_tid(); i < n; i += grid_stride())
-    {
-        i64 row = i / inner;
-        float g = dz[i];
-        da[i] += op == 2 ? g * b[perOuter ? row : (row % mid)] : g;
-    }
-}
-
-// db (outer|1, mid) += Σ ∂z/∂b·dz over inner (and over outer when shared). One block per b element,
-// fixed loop order and a fixed block tree: deterministic, no atomics.
-extern "C" __global__ void broadcast_bwd_b(int op, const float* __restrict__ a, const float* __restrict__ dz,
-                                           float* __restrict__ db, int outer, int mid, int inner, int perOuter)
-{
-    __shared__ float scratch[32];
-    const int bi = blockIdx.x;                     // index into db
-    const int m = perOuter ? bi % mid : bi;
-    const int o0 = perOuter ? bi / mid : 0, o1 = perOuter ? o0 + 1 : outer;
-    float acc[1] = {0.f};
-    for (int o = o0; o < o1; o++)
-    {
-        i64 base = ((i64)o * mid + m) * inner;
-        for (int i = threadIdx.x; i < inner; i += blockDim.x)
-        {
-            float g = dz[base + i];
-            acc[0] += op == 2 ? g * a[base + i] : g;
-        }
-    }
-    block_sum<1>(acc, scratch);
-    if (threadIdx.x == 0) db[bi] += op == 1 ? -acc[0] : acc[0];
 }
 
 // dst[dstOff + r·dstStride + j] (+)= src[srcOff + r·srcStride + j], r < rows, j < len.
@@ -158,20 +87,6 @@ extern "C" __global__ void upsample2x_fwd(const float* __restrict__ x, float* __
     }
 }
 
-// dx (nc, h, w) += Σ of the 4 dy (nc, 2h, 2w) children; one thread per dx element (no atomics).
-extern "C" __global__ void upsample2x_bwd(const float* __restrict__ dy, float* __restrict__ dx, int nc, int h, int w)
-{
-    const int w2 = 2 * w;
-    i64 n = (i64)nc * h * w;
-    for (i64 i = global_tid(); i < n; i += grid_stride())
-    {
-        int xi = (int)(i % w); i64 t = i / w;
-        int yi = (int)(t % h); i64 p = t / h;
-        i64 r0 = (p * 2 * h + 2 * yi) * w2 + 2 * xi, r1 = r0 + w2;
-        dx[i] += dy[r0] + dy[r0 + 1] + dy[r1] + dy[r1 + 1];
-    }
-}
-
 // y (nc, h/2, w/2) = 2×2 mean of x (nc, h, w)
 extern "C" __global__ void avgpool2x_fwd(const float* __restrict__ x, float* __restrict__ y, int nc, int h, int w)
 {
@@ -183,20 +98,6 @@ extern "C" __global__ void avgpool2x_fwd(const float* __restrict__ x, float* __r
         int yo = (int)(t % ho); i64 p = t / ho;
         i64 r0 = (p * h + 2 * yo) * w + 2 * xo, r1 = r0 + w;
         y[i] = 0.25f * (x[r0] + x[r0 + 1] + x[r1] + x[r1 + 1]);
-    }
-}
-
-// dx (nc, h, w) += dy[parent]/4 for the 2·(h/2) × 2·(w/2) covered elements; one thread per dx element.
-extern "C" __global__ void avgpool2x_bwd(const float* __restrict__ dy, float* __restrict__ dx, int nc, int h, int w)
-{
-    const int ho = h / 2, wo = w / 2;
-    i64 n = (i64)nc * h * w;
-    for (i64 i = global_tid(); i < n; i += grid_stride())
-    {
-        int xi = (int)(i % w); i64 t = i / w;
-        int yi = (int)(t % h); i64 p = t / h;
-        if ((xi >> 1) >= wo || (yi >> 1) >= ho) continue;   // odd edge: not pooled
-        dx[i] += 0.25f * dy[(p * ho + (yi >> 1)) * wo + (xi >> 1)];
     }
 }
 

@@ -1,4 +1,4 @@
-// reduce.cu — full reductions to one float (sum, sum of squares, squared error) and their backward.
+// reduce.cu — full reductions to one float (sum, sum of squares, squared error).
 // Deterministic two-pass scheme: pass 1 runs a grid whose size depends only on n (the host picks it),
 // each block strides over fixed elements, sums in double and writes one partial; pass 2 is a single
 // block adding the partials in a fixed tree. Same n, same bits, whatever the scheduling.
@@ -30,24 +30,4 @@ extern "C" __global__ void reduce_pass2(const double* __restrict__ partials, int
     for (int i = threadIdx.x; i < count; i += blockDim.x) s += partials[i];
     s = block_sum_d(s, scratch);
     if (threadIdx.x == 0) result[0] = (float)s;
-}
-
-// da (n) += k·(a−b), db (n) −= k·(a−b) with k = g[0]·factor read on the device (graph-safe).
-extern "C" __global__ void sqerr_bwd(const float* __restrict__ a, const float* __restrict__ b, const float* __restrict__ g,
-                                     float factor, float* __restrict__ da, float* __restrict__ db, i64 n)
-{
-    const float k = g[0] * factor;
-    for (i64 i = global_tid(); i < n; i += grid_stride())
-    {
-        float d = k * (a[i] - b[i]);
-        if (da) da[i] += d;
-        if (db) db[i] -= d;
-    }
-}
-
-// da (n) += g[0]·factor: the backward of sum and mean.
-extern "C" __global__ void add_scalar_bcast(const float* __restrict__ g, float factor, float* __restrict__ da, i64 n)
-{
-    const float k = g[0] * factor;
-    for (i64 i = global_tid(); i < n; i += grid_stride()) da[i] += k;
 }

@@ -16,10 +16,18 @@ public abstract class DeviceBuffer
 /// It is deliberately small and shape-explicit: every call gets raw buffers and a descriptor, never a
 /// Tensor, so that a backend knows nothing about autograd, scopes or diffusion.
 ///
+/// Backward passes that are plain compositions of forward calls are not part of it: the op layer
+/// (Ops/F.*.cs, helpers in F.Compose.cs) builds them from Binary, Unary, Broadcast, Axpby, Gemm,
+/// Upsample2x, AvgPool2x and friends, so a new backend implements fewer kernels and every backend
+/// gets the same gradients by construction. Backward kernels remain only where fusion is the point:
+/// convolution, GroupNorm, attention (and the fused Adam step).
+///
 /// Conventions every implementation follows (the CPU backend is the oracle for the others):
 /// <list type="bullet">
 /// <item>Layouts are contiguous row-major; images are NCHW.</item>
-/// <item>Forward kernels overwrite their outputs.</item>
+/// <item>Forward kernels overwrite their outputs. The element-wise ones (Axpby, Binary, Unary,
+/// Broadcast) also work in place: their output may be the very buffer of an input, which is what lets
+/// the compositions run on one scratch buffer.</item>
 /// <item><b>Backward kernels accumulate</b> (+=) into every gradient buffer they are given; a null
 /// gradient buffer means "not needed". The autograd layer zero-fills gradients when it creates them,
 /// which is what lets gradients accumulate across several backward passes (the sandwich rule).</item>
@@ -44,27 +52,20 @@ public abstract class Backend : IDisposable
 
     // ---- element-wise (n elements from offset 0 unless stated) ------------------------------
     public abstract void Fill(DeviceBuffer x, long offset, long count, float value);
-    /// <summary>y = alpha·x + beta·y.</summary>
+    /// <summary>y = alpha·x + beta·y; x may be y (then y = (alpha+beta)·y).</summary>
     public abstract void Axpby(DeviceBuffer x, DeviceBuffer y, long n, float alpha, float beta);
-    /// <summary>Element-wise z = a op b (all n long).</summary>
+    /// <summary>Element-wise z = a op b (all n long); z may alias a or b.</summary>
     public abstract void Binary(BinaryOp op, DeviceBuffer a, DeviceBuffer b, DeviceBuffer z, long n);
-    /// <summary>Backward of <see cref="Binary"/>: da += ∂z/∂a·dz, db += ∂z/∂b·dz (either may be null).</summary>
-    public abstract void BinaryBackward(BinaryOp op, DeviceBuffer a, DeviceBuffer b, DeviceBuffer dz,
-        DeviceBuffer? da, DeviceBuffer? db, long n);
-    /// <summary>y = f(x) element-wise.</summary>
+    /// <summary>y = f(x) element-wise; y may alias x.</summary>
     public abstract void Unary(UnaryOp op, DeviceBuffer x, DeviceBuffer y, long n);
-    /// <summary>dx += f'(x)·dy.</summary>
-    public abstract void UnaryBackward(UnaryOp op, DeviceBuffer x, DeviceBuffer dy, DeviceBuffer dx, long n);
     /// <summary>
     /// Broadcast over a (outer, mid, inner) view of a: z[o,m,i] = a[o,m,i] op b[bo,m], with bo = o when
-    /// b has one row per outer index (<paramref name="bPerOuter"/>) and 0 otherwise.
-    /// Used for "h + emb[:, :, None, None]" and per-channel scales.
+    /// b has one row per outer index (<paramref name="bPerOuter"/>) and 0 otherwise; z may alias a.
+    /// Used for "h + emb[:, :, None, None]", per-channel scales, and scaling by a device scalar
+    /// (outer 1, mid 1, inner n) without reading it on the host.
     /// </summary>
     public abstract void Broadcast(BinaryOp op, DeviceBuffer a, DeviceBuffer b, DeviceBuffer z,
         int outer, int mid, int inner, bool bPerOuter);
-    /// <summary>Backward of <see cref="Broadcast"/>; db is reduced over inner (and outer when shared).</summary>
-    public abstract void BroadcastBackward(BinaryOp op, DeviceBuffer a, DeviceBuffer b, DeviceBuffer dz,
-        DeviceBuffer? da, DeviceBuffer? db, int outer, int mid, int inner, bool bPerOuter);
     /// <summary>
     /// Strided block copy: for r in [0,rows): dst[dstOff + r·dstStride + j] (+)= src[srcOff + r·srcStride + j],
     /// j in [0,len). Concatenation and slicing on channels are this.
@@ -79,16 +80,12 @@ public abstract class Backend : IDisposable
     public abstract void SumSquares(DeviceBuffer x, long n, DeviceBuffer result);
     /// <summary>out[0] = Σ (a−b)² (the un-normalised MSE).</summary>
     public abstract void SquaredError(DeviceBuffer a, DeviceBuffer b, long n, DeviceBuffer result);
-    /// <summary>da += g[0]·factor·(a−b), db −= g[0]·factor·(a−b); g[0] is read on the device (graph-safe).</summary>
-    public abstract void SquaredErrorBackward(DeviceBuffer a, DeviceBuffer b, DeviceBuffer gradOut, float factor,
-        DeviceBuffer? da, DeviceBuffer? db, long n);
-    /// <summary>da[i] += g[0]·factor for all i: the backward of sum/mean.</summary>
-    public abstract void AddScalarBroadcast(DeviceBuffer g, float factor, DeviceBuffer da, long n);
 
     // ---- matrix multiply ----------------------------------------------------------------------
     /// <summary>
     /// Batched row-major GEMM: C_b = alpha·op(A_b)·op(B_b) + beta·C_b for b in [0,batch),
-    /// op(A) is M×K, op(B) is K×N. Offsets and strides in elements.
+    /// op(A) is M×K, op(B) is K×N. Offsets and strides in elements. Deterministic (same inputs, same
+    /// bits): the op layer's reductions (bias and broadcast gradients, against a ones vector) are GEMMs.
     /// </summary>
     public abstract void Gemm(in GemmDesc d, DeviceBuffer a, DeviceBuffer b, DeviceBuffer c);
 
@@ -127,10 +124,8 @@ public abstract class Backend : IDisposable
     // ---- resampling ---------------------------------------------------------------------------
     /// <summary>y (N,C,2H,2W) = nearest-neighbour ×2 of x (N,C,H,W).</summary>
     public abstract void Upsample2x(DeviceBuffer x, DeviceBuffer y, int nc, int h, int w);
-    public abstract void Upsample2xBackward(DeviceBuffer dy, DeviceBuffer dx, int nc, int h, int w);
     /// <summary>y (N,C,H/2,W/2) = 2×2 average pool of x (N,C,H,W).</summary>
     public abstract void AvgPool2x(DeviceBuffer x, DeviceBuffer y, int nc, int h, int w);
-    public abstract void AvgPool2xBackward(DeviceBuffer dy, DeviceBuffer dx, int nc, int h, int w);
 
     // ---- misc -------------------------------------------------------------------------------
     /// <summary>
@@ -158,7 +153,11 @@ public abstract class Backend : IDisposable
 
 public enum BinaryOp { Add, Sub, Mul }
 
-public enum UnaryOp { Identity, SiLU, Square, Neg, Exp, Sqrt }
+/// <summary>
+/// Element-wise maps. SiLUGrad is SiLU's derivative σ(x)·(1 + x·(1 − σ(x))), a forward map so that
+/// SiLU's backward is a composition. The CUDA kernels switch on these integer values.
+/// </summary>
+public enum UnaryOp { SiLU, Square, Exp, SiLUGrad }
 
 public readonly record struct GemmDesc(
     bool TransA, bool TransB, int M, int N, int K,

@@ -24,21 +24,6 @@ public sealed partial class CpuBackend
         });
     }
 
-    public override void Upsample2xBackward(DeviceBuffer dy, DeviceBuffer dx, int nc, int h, int w)
-    {
-        var ga = A(dy); var da = A(dx);
-        int w2 = 2 * w;
-        Parallel.For(0, nc, Par, p =>
-        {
-            for (int i = 0; i < h; i++)
-            {
-                int r0 = (p * 2 * h + 2 * i) * w2, r1 = r0 + w2, d = (p * h + i) * w;
-                for (int j = 0; j < w; j++)
-                    da[d + j] += ga[r0 + 2 * j] + ga[r0 + 2 * j + 1] + ga[r1 + 2 * j] + ga[r1 + 2 * j + 1];
-            }
-        });
-    }
-
     public override void AvgPool2x(DeviceBuffer x, DeviceBuffer y, int nc, int h, int w)
     {
         var xa = A(x); var ya = A(y);
@@ -50,24 +35,6 @@ public sealed partial class CpuBackend
                 int r0 = (p * h + 2 * i) * w, r1 = r0 + w, d = (p * ho + i) * wo;
                 for (int j = 0; j < wo; j++)
                     ya[d + j] = 0.25f * (xa[r0 + 2 * j] + xa[r0 + 2 * j + 1] + xa[r1 + 2 * j] + xa[r1 + 2 * j + 1]);
-            }
-        });
-    }
-
-    public override void AvgPool2xBackward(DeviceBuffer dy, DeviceBuffer dx, int nc, int h, int w)
-    {
-        var ga = A(dy); var da = A(dx);
-        int ho = h / 2, wo = w / 2;
-        Parallel.For(0, nc, Par, p =>
-        {
-            for (int i = 0; i < ho; i++)
-            {
-                int r0 = (p * h + 2 * i) * w, r1 = r0 + w, s = (p * ho + i) * wo;
-                for (int j = 0; j < wo; j++)
-                {
-                    float g = 0.25f * ga[s + j];
-                    da[r0 + 2 * j] += g; da[r0 + 2 * j + 1] += g; da[r1 + 2 * j] += g; da[r1 + 2 * j + 1] += g;
-                }
             }
         });
     }

@@ -105,6 +105,8 @@ public sealed partial class CpuBackend : Backend
     public override void Axpby(DeviceBuffer x, DeviceBuffer y, long n, float alpha, float beta)
     {
         var xa = A(x); var ya = A(y);
+        // In place (x is y) the general branch below would read y after scaling it.
+        if (xa == ya) (alpha, beta) = (alpha + beta, 0f);
         Chunked(n, (lo, len) =>
         {
             var xs = xa.AsSpan(lo, len); var ys = ya.AsSpan(lo, len);
@@ -135,88 +137,24 @@ public sealed partial class CpuBackend : Backend
         });
     }
 
-    public override void BinaryBackward(BinaryOp op, DeviceBuffer a, DeviceBuffer b, DeviceBuffer dz,
-        DeviceBuffer? da, DeviceBuffer? db, long n)
-    {
-        var aa = A(a); var ba = A(b); var dza = A(dz);
-        var daa = da is null ? null : A(da); var dba = db is null ? null : A(db);
-        Chunked(n, (lo, len) =>
-        {
-            var g = dza.AsSpan(lo, len);
-            switch (op)
-            {
-                case BinaryOp.Add:
-                    if (daa is not null) TensorPrimitives.Add(daa.AsSpan(lo, len), g, daa.AsSpan(lo, len));
-                    if (dba is not null) TensorPrimitives.Add(dba.AsSpan(lo, len), g, dba.AsSpan(lo, len));
-                    break;
-                case BinaryOp.Sub:
-                    if (daa is not null) TensorPrimitives.Add(daa.AsSpan(lo, len), g, daa.AsSpan(lo, len));
-                    if (dba is not null) TensorPrimitives.Subtract(dba.AsSpan(lo, len), g, dba.AsSpan(lo, len));
-                    break;
-                case BinaryOp.Mul:
-                    if (daa is not null) TensorPrimitives.MultiplyAdd(g, ba.AsSpan(lo, len), daa.AsSpan(lo, len), daa.AsSpan(lo, len));
-                    if (dba is not null) TensorPrimitives.MultiplyAdd(g, aa.AsSpan(lo, len), dba.AsSpan(lo, len), dba.AsSpan(lo, len));
-                    break;
-                default: throw new ArgumentOutOfRangeException(nameof(op));
-            }
-        });
-    }
-
     public override void Unary(UnaryOp op, DeviceBuffer x, DeviceBuffer y, long n)
     {
         var xa = A(x); var ya = A(y);
         Chunked(n, (lo, len) =>
         {
             var xs = xa.AsSpan(lo, len); var ys = ya.AsSpan(lo, len);
+            // Each map reads an element before writing it, so y may be x.
             switch (op)
             {
-                case UnaryOp.Identity: xs.CopyTo(ys); break;
-                case UnaryOp.SiLU:
-                    // silu(x) = x·σ(x) = x / (1 + e^{−x})
-                    TensorPrimitives.Negate(xs, ys);
-                    TensorPrimitives.Exp(ys, ys);
-                    TensorPrimitives.Add(ys, 1f, ys);
-                    TensorPrimitives.Divide(xs, ys, ys);
-                    break;
+                // VecMath's SiLU, the one the fused GroupNorm uses (TensorPrimitives.Exp is scalar here).
+                case UnaryOp.SiLU: xs.CopyTo(ys); VecMath.SiLUInPlace(ys); break;
                 case UnaryOp.Square: TensorPrimitives.Multiply(xs, xs, ys); break;
-                case UnaryOp.Neg: TensorPrimitives.Negate(xs, ys); break;
                 case UnaryOp.Exp: TensorPrimitives.Exp(xs, ys); break;
-                case UnaryOp.Sqrt: TensorPrimitives.Sqrt(xs, ys); break;
+                case UnaryOp.SiLUGrad: VecMath.SiLUGrad(xs, ys); break;
                 default: throw new ArgumentOutOfRangeException(nameof(op));
             }
         });
     }
-
-    public override void UnaryBackward(UnaryOp op, DeviceBuffer x, DeviceBuffer dy, DeviceBuffer dx, long n)
-    {
-        var xa = A(x); var ga = A(dy); var da = A(dx);
-        Chunked(n, (lo, len) =>
-        {
-            for (int i = lo; i < lo + len; i++)
-            {
-                float v = xa[i], g = ga[i];
-                da[i] += op switch
-                {
-                    UnaryOp.Identity => g,
-                    UnaryOp.SiLU => SiLUGrad(v) * g,
-                    UnaryOp.Square => 2f * v * g,
-                    UnaryOp.Neg => -g,
-                    UnaryOp.Exp => MathF.Exp(v) * g,
-                    UnaryOp.Sqrt => 0.5f / MathF.Sqrt(v) * g,
-                    _ => throw new ArgumentOutOfRangeException(nameof(op)),
-                };
-            }
-        }, 1 << 14);
-    }
-
-    /// <summary>d/dx x·σ(x) = σ(x)·(1 + x·(1 − σ(x))).</summary>
-    internal static float SiLUGrad(float x)
-    {
-        float s = 1f / (1f + MathF.Exp(-x));
-        return s * (1f + x * (1f - s));
-    }
-
-    internal static float SiLU(float x) => x / (1f + MathF.Exp(-x));
 
     public override void Broadcast(BinaryOp op, DeviceBuffer a, DeviceBuffer b, DeviceBuffer z,
         int outer, int mid, int inner, bool bPerOuter)
@@ -238,50 +176,6 @@ public sealed partial class CpuBackend : Backend
                 }
             }
         });
-    }
-
-    public override void BroadcastBackward(BinaryOp op, DeviceBuffer a, DeviceBuffer b, DeviceBuffer dz,
-        DeviceBuffer? da, DeviceBuffer? db, int outer, int mid, int inner, bool bPerOuter)
-    {
-        var aa = A(a); var ba = A(b); var ga = A(dz);
-        var daa = da is null ? null : A(da);
-        // db is reduced over inner per (o, m) into a scratch, then over outer serially when shared,
-        // so the summation order (and so the result) does not depend on thread scheduling.
-        var part = db is null ? null : new double[outer * mid];
-        Parallel.For(0, outer, Par, o =>
-        {
-            for (int m = 0; m < mid; m++)
-            {
-                int off = (o * mid + m) * inner;
-                float bv = ba[(bPerOuter ? o * mid : 0) + m];
-                var g = ga.AsSpan(off, inner);
-                if (daa is not null)
-                {
-                    var d = daa.AsSpan(off, inner);
-                    switch (op)
-                    {
-                        case BinaryOp.Add: case BinaryOp.Sub: TensorPrimitives.Add(d, g, d); break;
-                        case BinaryOp.Mul: TensorPrimitives.MultiplyAdd(g, bv, d, d); break;
-                    }
-                }
-                if (part is not null)
-                {
-                    double s = op switch
-                    {
-                        BinaryOp.Add => TensorPrimitives.Sum(g),
-                        BinaryOp.Sub => -TensorPrimitives.Sum(g),
-                        BinaryOp.Mul => TensorPrimitives.Dot(g, aa.AsSpan(off, inner)),
-                        _ => throw new ArgumentOutOfRangeException(nameof(op)),
-                    };
-                    part[o * mid + m] = s;
-                }
-            }
-        });
-        if (part is null) return;
-        var dba = A(db!);
-        for (int o = 0; o < outer; o++)
-            for (int m = 0; m < mid; m++)
-                dba[(bPerOuter ? o * mid : 0) + m] += (float)part[o * mid + m];
     }
 
     public override void CopyBlocks(DeviceBuffer src, long srcOffset, long srcStride,
@@ -334,29 +228,5 @@ public sealed partial class CpuBackend : Backend
             for (int i = lo; i < lo + len; i++) { double d = aa[i] - ba[i]; s += d * d; }
             return s;
         });
-    }
-
-    public override void SquaredErrorBackward(DeviceBuffer a, DeviceBuffer b, DeviceBuffer gradOut, float factor,
-        DeviceBuffer? da, DeviceBuffer? db, long n)
-    {
-        var aa = A(a); var ba = A(b);
-        float k = A(gradOut)[0] * factor;
-        var daa = da is null ? null : A(da); var dba = db is null ? null : A(db);
-        Chunked(n, (lo, len) =>
-        {
-            for (int i = lo; i < lo + len; i++)
-            {
-                float d = k * (aa[i] - ba[i]);
-                if (daa is not null) daa[i] += d;
-                if (dba is not null) dba[i] -= d;
-            }
-        });
-    }
-
-    public override void AddScalarBroadcast(DeviceBuffer g, float factor, DeviceBuffer da, long n)
-    {
-        float k = A(g)[0] * factor;
-        var d = A(da);
-        Chunked(n, (lo, len) => TensorPrimitives.Add(d.AsSpan(lo, len), k, d.AsSpan(lo, len)));
     }
 }

@@ -60,6 +60,20 @@ internal static class VecMath
         for (; i < y.Length; i++) y[i] /= 1f + Exp(-y[i]);
     }
 
+    /// <summary>d = silu'(u) = σ(u)·(1 + u·(1 − σ(u))); d may be u (the forward map UnaryOp.SiLUGrad).</summary>
+    public static void SiLUGrad(ReadOnlySpan<float> u, Span<float> d)
+    {
+        int w = Vector<float>.Count, i = 0;
+        for (; i <= u.Length - w; i += w) SiLUGrad(new Vector<float>(u.Slice(i))).CopyTo(d.Slice(i));
+        for (; i < u.Length; i++) d[i] = SiLUGrad(new Vector<float>(u[i]))[0];
+    }
+
+    private static Vector<float> SiLUGrad(Vector<float> u)
+    {
+        var s = One / (One + Exp(-u));
+        return s * (One + u * (One - s));
+    }
+
     /// <summary>du = dy·silu'(u), silu'(u) = σ(u)·(1 + u·(1 − σ(u))).</summary>
     public static void SiLUBackward(ReadOnlySpan<float> u, ReadOnlySpan<float> dy, Span<float> du)
     {

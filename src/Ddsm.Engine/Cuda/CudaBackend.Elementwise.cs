@@ -1,7 +1,7 @@
 namespace Ddsm.Engine.Cuda;
 
 // Element-wise family → kernels/elementwise.cu. Grid-stride kernels, 256 threads; the host only
-// checks that buffers belong to this backend and passes null gradients as 0.
+// checks that buffers belong to this backend. No backward here: the op layer composes it.
 public sealed partial class CudaBackend
 {
     private const string Ew = "elementwise.cu";
@@ -15,39 +15,13 @@ public sealed partial class CudaBackend
     public override void Binary(BinaryOp op, DeviceBuffer a, DeviceBuffer b, DeviceBuffer z, long n)
         => Launch(Ew, "binary_fwd", (Blocks(n), 1, 1), EwThreads, A().I32((int)op).Ptr(Own(a)).Ptr(Own(b)).Ptr(Own(z)).I64(n));
 
-    public override void BinaryBackward(BinaryOp op, DeviceBuffer a, DeviceBuffer b, DeviceBuffer dz,
-        DeviceBuffer? da, DeviceBuffer? db, long n)
-    {
-        if (da is null && db is null) return;
-        Launch(Ew, "binary_bwd", (Blocks(n), 1, 1), EwThreads,
-            A().I32((int)op).Ptr(Own(a)).Ptr(Own(b)).Ptr(Own(dz)).Ptr(Opt(da)).Ptr(Opt(db)).I64(n));
-    }
-
     public override void Unary(UnaryOp op, DeviceBuffer x, DeviceBuffer y, long n)
         => Launch(Ew, "unary_fwd", (Blocks(n), 1, 1), EwThreads, A().I32((int)op).Ptr(Own(x)).Ptr(Own(y)).I64(n));
-
-    public override void UnaryBackward(UnaryOp op, DeviceBuffer x, DeviceBuffer dy, DeviceBuffer dx, long n)
-        => Launch(Ew, "unary_bwd", (Blocks(n), 1, 1), EwThreads, A().I32((int)op).Ptr(Own(x)).Ptr(Own(dy)).Ptr(Own(dx)).I64(n));
 
     public override void Broadcast(BinaryOp op, DeviceBuffer a, DeviceBuffer b, DeviceBuffer z,
         int outer, int mid, int inner, bool bPerOuter)
         => Launch(Ew, "broadcast_fwd", (Blocks((long)outer * mid * inner), 1, 1), EwThreads,
             A().I32((int)op).Ptr(Own(a)).Ptr(Own(b)).Ptr(Own(z)).I32(outer).I32(mid).I32(inner).I32(bPerOuter ? 1 : 0));
-
-    public override void BroadcastBackward(BinaryOp op, DeviceBuffer a, DeviceBuffer b, DeviceBuffer dz,
-        DeviceBuffer? da, DeviceBuffer? db, int outer, int mid, int inner, bool bPerOuter)
-    {
-        if (da is not null)
-            Launch(Ew, "broadcast_bwd_a", (Blocks((long)outer * mid * inner), 1, 1), EwThreads,
-                A().I32((int)op).Ptr(Own(b)).Ptr(Own(dz)).Ptr(Own(da)).I32(outer).I32(mid).I32(inner).I32(bPerOuter ? 1 : 0));
-        if (db is not null)
-        {
-            // one block per element of db: (outer, mid) when per-outer, else (mid)
-            uint blocks = (uint)(bPerOuter ? (long)outer * mid : mid);
-            Launch(Ew, "broadcast_bwd_b", (blocks, 1, 1), EwThreads,
-                A().I32((int)op).Ptr(Own(a)).Ptr(Own(dz)).Ptr(Own(db)).I32(outer).I32(mid).I32(inner).I32(bPerOuter ? 1 : 0));
-        }
-    }
 
     public override void CopyBlocks(DeviceBuffer src, long srcOffset, long srcStride,
         DeviceBuffer dst, long dstOffset, long dstStride, int rows, long len, bool accumulate)
@@ -59,6 +33,4 @@ public sealed partial class CudaBackend
             A().Ptr(Own(src)).I64(srcOffset).I64(srcStride).Ptr(Own(dst)).I64(dstOffset).I64(dstStride)
                .I32(rows).I64(len).I32(accumulate ? 1 : 0));
     }
-
-    private DeviceBuffer? Opt(DeviceBuffer? b) => b is null ? null : Own(b);
 }

@@ -6,14 +6,8 @@ public sealed partial class CudaBackend
     public override void Upsample2x(DeviceBuffer x, DeviceBuffer y, int nc, int h, int w)
         => Launch(Ew, "upsample2x_fwd", (Blocks(4L * nc * h * w), 1, 1), EwThreads, A().Ptr(Own(x)).Ptr(Own(y)).I32(nc).I32(h).I32(w));
 
-    public override void Upsample2xBackward(DeviceBuffer dy, DeviceBuffer dx, int nc, int h, int w)
-        => Launch(Ew, "upsample2x_bwd", (Blocks((long)nc * h * w), 1, 1), EwThreads, A().Ptr(Own(dy)).Ptr(Own(dx)).I32(nc).I32(h).I32(w));
-
     public override void AvgPool2x(DeviceBuffer x, DeviceBuffer y, int nc, int h, int w)
         => Launch(Ew, "avgpool2x_fwd", (Blocks((long)nc * (h / 2) * (w / 2)), 1, 1), EwThreads, A().Ptr(Own(x)).Ptr(Own(y)).I32(nc).I32(h).I32(w));
-
-    public override void AvgPool2xBackward(DeviceBuffer dy, DeviceBuffer dx, int nc, int h, int w)
-        => Launch(Ew, "avgpool2x_bwd", (Blocks((long)nc * h * w), 1, 1), EwThreads, A().Ptr(Own(dy)).Ptr(Own(dx)).I32(nc).I32(h).I32(w));
 
     public override void TimestepEmbedding(DeviceBuffer t, DeviceBuffer output, int n, int dim, float maxPeriod)
         => Launch(Ew, "timestep_embedding", (Blocks((long)n * dim), 1, 1), EwThreads,

@@ -18,15 +18,4 @@ public sealed partial class CudaBackend
     public override void Sum(DeviceBuffer x, long n, DeviceBuffer result) => Reduce(0, x, null, n, result);
     public override void SumSquares(DeviceBuffer x, long n, DeviceBuffer result) => Reduce(1, x, null, n, result);
     public override void SquaredError(DeviceBuffer a, DeviceBuffer b, long n, DeviceBuffer result) => Reduce(2, a, b, n, result);
-
-    public override void SquaredErrorBackward(DeviceBuffer a, DeviceBuffer b, DeviceBuffer gradOut, float factor,
-        DeviceBuffer? da, DeviceBuffer? db, long n)
-    {
-        if (da is null && db is null) return;
-        Launch(Rd, "sqerr_bwd", (Blocks(n), 1, 1), 256,
-            A().Ptr(Own(a)).Ptr(Own(b)).Ptr(Own(gradOut)).F32(factor).Ptr(Opt(da)).Ptr(Opt(db)).I64(n));
-    }
-
-    public override void AddScalarBroadcast(DeviceBuffer g, float factor, DeviceBuffer da, long n)
-        => Launch(Rd, "add_scalar_bcast", (Blocks(n), 1, 1), 256, A().Ptr(Own(g)).F32(factor).Ptr(Own(da)).I64(n));
 }

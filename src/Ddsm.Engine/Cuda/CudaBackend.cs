@@ -159,6 +159,9 @@ public sealed partial class CudaBackend : Backend
         return c;
     }
 
+    /// <summary>An optional buffer (a gradient not needed, no bias): null goes to the kernel as 0.</summary>
+    private DeviceBuffer? Opt(DeviceBuffer? b) => b is null ? null : Own(b);
+
     public override DeviceBuffer Allocate(long count)
     {
         if (count < 0) throw new ArgumentOutOfRangeException(nameof(count), $"{Name}: cannot allocate {count} floats");

@@ -26,8 +26,23 @@ public static partial class F
         var z = Tensor.Empty(be, a.Shape);
         using (Profiler.Op(name, a.Length, be)) be.Binary(op, a.Buffer, b.Buffer, z.Buffer, a.Length);
         if (Tape.Needs(a, b))
-            Tape.Record(name, z, [a, b], g => be.BinaryBackward(op, a.Buffer, b.Buffer, g.Buffer, Tape.GradOf(a), Tape.GradOf(b), a.Length));
+            Tape.Record(name, z, [a, b], g => BinaryBackward(be, op, a.Buffer, b.Buffer, g.Buffer,
+                Tape.GradOf(a), Tape.GradOf(b), a.Length));
         return z;
+    }
+
+    /// <summary>da += ∂z/∂a·dz, db += ∂z/∂b·dz (either may be null).</summary>
+    private static void BinaryBackward(Backend be, BinaryOp op, DeviceBuffer a, DeviceBuffer b, DeviceBuffer dz,
+        DeviceBuffer? da, DeviceBuffer? db, long n)
+    {
+        if (op == BinaryOp.Mul)
+        {
+            if (da is not null) AccumulateTemp(be, da, n, 1f, t => be.Binary(BinaryOp.Mul, dz, b, t, n));
+            if (db is not null) AccumulateTemp(be, db, n, 1f, t => be.Binary(BinaryOp.Mul, dz, a, t, n));
+            return;
+        }
+        if (da is not null) be.Axpby(dz, da, n, 1f, 1f);
+        if (db is not null) be.Axpby(dz, db, n, op == BinaryOp.Sub ? -1f : 1f, 1f);
     }
 
     /// <summary>alpha·x.</summary>
@@ -51,8 +66,29 @@ public static partial class F
         var y = Tensor.Empty(be, x.Shape);
         using (Profiler.Op(name, flopsPerElement * x.Length, be)) be.Unary(op, x.Buffer, y.Buffer, x.Length);
         if (Tape.Needs(x))
-            Tape.Record(name, y, [x], g => be.UnaryBackward(op, x.Buffer, g.Buffer, x.EnsureGrad().Buffer, x.Length));
+            Tape.Record(name, y, [x], g => UnaryBackward(be, op, x.Buffer, g.Buffer, x.EnsureGrad().Buffer, x.Length));
         return y;
+    }
+
+    /// <summary>dx += f'(x)·dy, with f' recomputed from x (the forward output may be gone by now).</summary>
+    private static void UnaryBackward(Backend be, UnaryOp op, DeviceBuffer x, DeviceBuffer dy, DeviceBuffer dx, long n)
+    {
+        if (op == UnaryOp.Square)
+        {
+            AccumulateTemp(be, dx, n, 2f, t => be.Binary(BinaryOp.Mul, x, dy, t, n));
+            return;
+        }
+        var derivative = op switch
+        {
+            UnaryOp.SiLU => UnaryOp.SiLUGrad,
+            UnaryOp.Exp => UnaryOp.Exp,
+            _ => throw new ArgumentOutOfRangeException(nameof(op), op, "no backward for this map"),
+        };
+        AccumulateTemp(be, dx, n, 1f, t =>
+        {
+            be.Unary(derivative, x, t, n);
+            be.Binary(BinaryOp.Mul, t, dy, t, n);
+        });
     }
 
     /// <summary>
@@ -76,9 +112,35 @@ public static partial class F
         var z = Tensor.Empty(be, a.Shape);
         using (Profiler.Op(name, a.Length, be)) be.Broadcast(op, a.Buffer, b.Buffer, z.Buffer, n, c, inner, perOuter);
         if (Tape.Needs(a, b))
-            Tape.Record(name, z, [a, b], g => be.BroadcastBackward(op, a.Buffer, b.Buffer, g.Buffer,
+            Tape.Record(name, z, [a, b], g => BroadcastBackward(be, op, a.Buffer, b.Buffer, g.Buffer,
                 Tape.GradOf(a), Tape.GradOf(b), n, c, inner, perOuter));
         return z;
+    }
+
+    /// <summary>
+    /// Backward of z = a op b[bo, m] over (outer, mid, inner): da element-wise, db summed over what b
+    /// is broadcast across (<see cref="SumToBroadcast"/>).
+    /// </summary>
+    private static void BroadcastBackward(Backend be, BinaryOp op, DeviceBuffer a, DeviceBuffer b, DeviceBuffer dz,
+        DeviceBuffer? da, DeviceBuffer? db, int outer, int mid, int inner, bool perOuter)
+    {
+        long n = (long)outer * mid * inner;
+        bool mul = op == BinaryOp.Mul;
+        if (da is not null)
+        {
+            if (mul)
+                AccumulateTemp(be, da, n, 1f, t => be.Broadcast(BinaryOp.Mul, dz, b, t, outer, mid, inner, perOuter));
+            else be.Axpby(dz, da, n, 1f, 1f);
+        }
+        if (db is null) return;
+        if (!mul)
+        {
+            SumToBroadcast(be, dz, db, op == BinaryOp.Sub ? -1f : 1f, outer, mid, inner, perOuter);
+            return;
+        }
+        using var adz = new Scratch(be, n);
+        be.Binary(BinaryOp.Mul, a, dz, adz.Buffer, n);
+        SumToBroadcast(be, adz.Buffer, db, 1f, outer, mid, inner, perOuter);
     }
 
     /// <summary>Concatenation on dim 1 of (N, Ci, …) tensors with equal other dims (UNet skips).</summary>

@@ -44,9 +44,8 @@ public static partial class F
         var mask = Tensor.Empty(be, x.Shape); // 0 or 1/(1−p) per element
         using (Profiler.Op(name, x.Length, be)) be.Dropout(x.Buffer, y.Buffer, mask.Buffer, x.Length, p, seed);
         if (Tape.Needs(x))
-            // dx += dy·mask is the "a" half of Mul's backward with b = mask (the a operand is unused then).
-            Tape.Record(name, y, [x], g => be.BinaryBackward(BinaryOp.Mul, mask.Buffer, mask.Buffer, g.Buffer,
-                x.EnsureGrad().Buffer, null, x.Length));
+            Tape.Record(name, y, [x], g => AccumulateTemp(be, x.EnsureGrad().Buffer, x.Length, 1f,
+                t => be.Binary(BinaryOp.Mul, mask.Buffer, g.Buffer, t, x.Length)));
         else
             mask.Dispose(); // nothing will read it; free it now rather than at scope end
         return y;

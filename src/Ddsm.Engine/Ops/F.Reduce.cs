@@ -19,8 +19,16 @@ public static partial class F
             if (factor != 1f) be.Axpby(z.Buffer, z.Buffer, 1, factor, 0f);
         }
         if (Tape.Needs(x))
-            Tape.Record(name, z, [x], g => be.AddScalarBroadcast(g.Buffer, factor, x.EnsureGrad().Buffer, x.Length));
+            Tape.Record(name, z, [x], g => AddScalar(be, g.Buffer, factor, x.EnsureGrad().Buffer, x.Length));
         return z;
+    }
+
+    /// <summary>dx[i] += factor·g[0] for every i; g[0] stays on the device (no host sync, graph-safe).</summary>
+    private static void AddScalar(Backend be, DeviceBuffer g, float factor, DeviceBuffer dx, long n)
+    {
+        using var k = new Scratch(be, 1);
+        be.Axpby(g, k.Buffer, 1, factor, 0f);
+        be.Broadcast(BinaryOp.Add, dx, k.Buffer, dx, 1, 1, checked((int)n), false);
     }
 
     /// <summary>mean((a − b)²) as a one-element tensor: the ε-prediction loss.</summary>
@@ -38,8 +46,19 @@ public static partial class F
             be.Axpby(z.Buffer, z.Buffer, 1, 1f / n, 0f);
         }
         if (Tape.Needs(prediction, target))
-            Tape.Record(name, z, [prediction, target], g => be.SquaredErrorBackward(prediction.Buffer, target.Buffer, g.Buffer,
-                2f / n, Tape.GradOf(prediction), Tape.GradOf(target), n));
+            Tape.Record(name, z, [prediction, target], g => SquaredErrorBackward(be, prediction.Buffer, target.Buffer,
+                g.Buffer, 2f / n, Tape.GradOf(prediction), Tape.GradOf(target), n));
         return z;
+    }
+
+    /// <summary>da += factor·g[0]·(a − b), db −= the same; g[0] stays on the device (graph-safe).</summary>
+    private static void SquaredErrorBackward(Backend be, DeviceBuffer a, DeviceBuffer b, DeviceBuffer g, float factor,
+        DeviceBuffer? da, DeviceBuffer? db, long n)
+    {
+        using var d = new Scratch(be, n);
+        be.Binary(BinaryOp.Sub, a, b, d.Buffer, n);
+        be.Broadcast(BinaryOp.Mul, d.Buffer, g, d.Buffer, 1, 1, checked((int)n), false);
+        if (da is not null) be.Axpby(d.Buffer, da, n, factor, 1f);
+        if (db is not null) be.Axpby(d.Buffer, db, n, -factor, 1f);
     }
 }

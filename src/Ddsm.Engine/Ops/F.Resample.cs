@@ -15,7 +15,9 @@ public static partial class F
         // A pure copy: no arithmetic, so no FLOPs (the call is still timed by the profiler).
         using (Profiler.Op(name, 0, be)) be.Upsample2x(x.Buffer, y.Buffer, n * c, h, w);
         if (Tape.Needs(x))
-            Tape.Record(name, y, [x], g => be.Upsample2xBackward(g.Buffer, x.EnsureGrad().Buffer, n * c, h, w));
+            // Each input feeds 4 outputs: dx += Σ of them = 4·avgpool(dy).
+            Tape.Record(name, y, [x], g => AccumulateTemp(be, x.EnsureGrad().Buffer, x.Length, 4f,
+                t => be.AvgPool2x(g.Buffer, t, n * c, 2 * h, 2 * w)));
         return y;
     }
 
@@ -33,7 +35,9 @@ public static partial class F
         // 3 adds + 1 multiply per output = 1 FLOP per input element.
         using (Profiler.Op(name, x.Length, be)) be.AvgPool2x(x.Buffer, y.Buffer, n * c, h, w);
         if (Tape.Needs(x))
-            Tape.Record(name, y, [x], g => be.AvgPool2xBackward(g.Buffer, x.EnsureGrad().Buffer, n * c, h, w));
+            // Each output is ¼ of 4 inputs: dx += upsample(dy)/4.
+            Tape.Record(name, y, [x], g => AccumulateTemp(be, x.EnsureGrad().Buffer, x.Length, 0.25f,
+                t => be.Upsample2x(g.Buffer, t, n * c, h / 2, w / 2)));
         return y;
     }
 }

@@ -321,7 +321,7 @@ public class CudaKernelTests : BackendFixture
     {
         var r = new Rng(501);
         int nc = 6, h = 10, w = 14, n = nc * h * w;
-        var x = Rand(r, n); var up = Rand(r, 4 * n);
+        var x = Rand(r, n);
         void Same(string what, Action<Backend, DeviceBuffer, DeviceBuffer> op, float[] input, float[] outInit, double atol)
         {
             var oc = Up(outInit, Cpu); op(Cpu, Up(input, Cpu), oc);
@@ -329,9 +329,7 @@ public class CudaKernelTests : BackendFixture
             OpCheck.AssertClose(what, Down(og), D(Down(oc)), atol, 1e-6);
         }
         Same("upsample", (be, i, o) => be.Upsample2x(i, o, nc, h, w), x, Rand(r, 4 * n), 0);
-        Same("upsample backward", (be, i, o) => be.Upsample2xBackward(i, o, nc, h, w), up, Rand(r, n), 1e-6);
         Same("avgpool", (be, i, o) => be.AvgPool2x(i, o, nc, h, w), x, Rand(r, n / 4), 1e-6);
-        Same("avgpool backward", (be, i, o) => be.AvgPool2xBackward(i, o, nc, h, w), Rand(r, n / 4), Rand(r, n), 1e-6);
         var t = Enumerable.Range(0, 5).Select(i => (float)(i * 197.3)).ToArray();
         Same("timestep embedding", (be, i, o) => be.TimestepEmbedding(i, o, 5, 33, 10000f), t, Rand(r, 5 * 33), 1e-6);
 
@@ -414,11 +412,11 @@ public class CudaKernelTests : BackendFixture
         var got = Task.Run(() =>
         {
             var yb = B.Allocate(777);
-            B.Unary(UnaryOp.Neg, xb, yb, 777);
+            B.Unary(UnaryOp.Square, xb, yb, 777);
             var a = Down(yb);
             B.Free(yb);
             return a;
         }).Result;
-        Assert.That(got, Is.EqualTo(x.Select(v => -v).ToArray()));
+        Assert.That(got, Is.EqualTo(x.Select(v => v * v).ToArray()));
     }
 }
