@@ -12,21 +12,14 @@ public sealed partial class IlgpuBackend
     }
     public override void Axpby(DeviceBuffer x, DeviceBuffer y, long n, float alpha, float beta) => throw Pending("Axpby");
     public override void Binary(BinaryOp op, DeviceBuffer a, DeviceBuffer b, DeviceBuffer z, long n) => throw Pending("");
-    public override void BinaryBackward(BinaryOp op, DeviceBuffer a, DeviceBuffer b, DeviceBuffer dz, DeviceBuffer? da, DeviceBuffer? db, long n) => throw Pending("");
     public override void Unary(UnaryOp op, DeviceBuffer x, DeviceBuffer y, long n) => throw Pending("");
-    public override void UnaryBackward(UnaryOp op, DeviceBuffer x, DeviceBuffer dy, DeviceBuffer dx, long n) => throw Pending("");
     public override void Broadcast(BinaryOp op, DeviceBuffer a, DeviceBuffer b, DeviceBuffer z, int outer, int mid, int inner, bool bPerOuter) => throw Pending("");
-    public override void BroadcastBackward(BinaryOp op, DeviceBuffer a, DeviceBuffer b, DeviceBuffer dz, DeviceBuffer? da, DeviceBuffer? db, int outer, int mid, int inner, bool bPerOuter) => throw Pending("");
     public override void CopyBlocks(DeviceBuffer src, long srcOffset, long srcStride, DeviceBuffer dst, long dstOffset, long dstStride, int rows, long len, bool accumulate) => throw Pending("");
     public override void Sum(DeviceBuffer x, long n, DeviceBuffer result) => throw Pending("");
     public override void SumSquares(DeviceBuffer x, long n, DeviceBuffer result) => throw Pending("");
     public override void SquaredError(DeviceBuffer a, DeviceBuffer b, long n, DeviceBuffer result) => throw Pending("");
-    public override void SquaredErrorBackward(DeviceBuffer a, DeviceBuffer b, DeviceBuffer gradOut, float factor, DeviceBuffer? da, DeviceBuffer? db, long n) => throw Pending("");
-    public override void AddScalarBroadcast(DeviceBuffer g, float factor, DeviceBuffer da, long n) => throw Pending("");
     public override void Upsample2x(DeviceBuffer x, DeviceBuffer y, int nc, int h, int w) => throw Pending("");
-    public override void Upsample2xBackward(DeviceBuffer dy, DeviceBuffer dx, int nc, int h, int w) => throw Pending("");
     public override void AvgPool2x(DeviceBuffer x, DeviceBuffer y, int nc, int h, int w) => throw Pending("");
-    public override void AvgPool2xBackward(DeviceBuffer dy, DeviceBuffer dx, int nc, int h, int w) => throw Pending("");
     public override void TimestepEmbedding(DeviceBuffer t, DeviceBuffer output, int n, int dim, float maxPeriod) => throw Pending("");
     public override void Dropout(DeviceBuffer x, DeviceBuffer y, DeviceBuffer mask, long n, float p, ulong seed) => throw Pending("");
     public override void AdamStep(DeviceBuffer param, DeviceBuffer grad, DeviceBuffer m, DeviceBuffer v, long n, in AdamHyper h) => throw Pending("");
