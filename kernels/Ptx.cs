@@ -35,7 +35,7 @@ public static partial class Ptx
     public static IEnumerable<(KernelEntry Entry, string Ptx)> Compile(IEnumerable<KernelEntry> entries, string arch)
     {
         using var context = Context.Create(b => b.EnableAlgorithms().Optimize(OptimizationLevel.O2));
-        using var backend = new PTXBackend(context, Arch(arch), CudaInstructionSet.ISA_78, null);
+        using var backend = new PTXBackend(context, Arch(arch), CudaInstructionSet.ISA_78, nvvmAPI: null!);
         foreach (var e in entries)
         {
             var desc = EntryPointDescription.FromExplicitlyGroupedKernel(e.Method);

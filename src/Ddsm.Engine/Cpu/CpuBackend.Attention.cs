@@ -13,6 +13,7 @@ public sealed partial class CpuBackend
 {
     public override void AttentionForward(in AttentionDesc d, DeviceBuffer qkv, DeviceBuffer output, DeviceBuffer lse)
     {
+        using var timer = Profiler.Kernel("attn_fwd");
         var qa = A(qkv); var oa = A(output); var la = A(lse);
         var g = d;
         int t = d.T, hd = d.HeadDim;
@@ -40,6 +41,7 @@ public sealed partial class CpuBackend
     public override void AttentionBackward(in AttentionDesc d, DeviceBuffer qkv, DeviceBuffer output, DeviceBuffer lse,
         DeviceBuffer dout, DeviceBuffer dqkv)
     {
+        using var timer = Profiler.Kernel("attn_bwd");
         var qa = A(qkv); var la = A(lse); var ga = A(dout); var da = A(dqkv);
         var g = d;
         int t = d.T, hd = d.HeadDim;

@@ -39,6 +39,7 @@ public sealed partial class CpuBackend
 
     public override void Conv2dForward(in ConvDesc d, DeviceBuffer x, DeviceBuffer w, DeviceBuffer? bias, DeviceBuffer y)
     {
+        using var timer = Profiler.Kernel("conv_fwd");
         var dd = d;
         CheckConvBuffers("conv2d forward", d, x, w, y);
         var xa = A(x); var wa = A(w); var ya = A(y); var ba = bias is null ? null : A(bias);
@@ -122,6 +123,7 @@ public sealed partial class CpuBackend
 
     public override void Conv2dBackwardData(in ConvDesc d, DeviceBuffer dy, DeviceBuffer w, DeviceBuffer dx)
     {
+        using var timer = Profiler.Kernel("conv_bwd_data");
         var dd = d;
         CheckConvBuffers("conv2d backward data", d, dx, w, dy);
         var ga = A(dy); var wa = A(w); var dxa = A(dx);
@@ -150,6 +152,7 @@ public sealed partial class CpuBackend
 
     public override void Conv2dBackwardWeight(in ConvDesc d, DeviceBuffer x, DeviceBuffer dy, DeviceBuffer dw, DeviceBuffer? dbias)
     {
+        using var timer = Profiler.Kernel("conv_bwd_weight");
         var dd = d;
         CheckConvBuffers("conv2d backward weight", d, x, dw, dy);
         var xa = A(x); var ga = A(dy); var dwa = A(dw);

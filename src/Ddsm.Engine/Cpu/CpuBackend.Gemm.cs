@@ -8,6 +8,7 @@ public sealed partial class CpuBackend
     /// </summary>
     public override void Gemm(in GemmDesc d, DeviceBuffer a, DeviceBuffer b, DeviceBuffer c)
     {
+        using var timer = Profiler.Kernel("gemm");
         var aa = A(a); var ba = A(b); var ca = A(c);
         var g = d;
         if (g.Batch <= 0) return;

@@ -17,6 +17,7 @@ public sealed partial class CpuBackend
     public override void GroupNormForward(in GroupNormDesc d, DeviceBuffer x, DeviceBuffer gamma, DeviceBuffer beta,
         DeviceBuffer? scale, DeviceBuffer? shift, DeviceBuffer y, DeviceBuffer mean, DeviceBuffer rstd)
     {
+        using var timer = Profiler.Kernel("groupnorm_fwd");
         var xa = A(x); var ga = A(gamma); var ba = A(beta); var ya = A(y); var ma = A(mean); var ra = A(rstd);
         var sca = scale is null ? null : A(scale); var sha = shift is null ? null : A(shift);
         var g = d;
@@ -47,6 +48,7 @@ public sealed partial class CpuBackend
         DeviceBuffer? scale, DeviceBuffer? shift, DeviceBuffer mean, DeviceBuffer rstd, DeviceBuffer dy,
         DeviceBuffer? dx, DeviceBuffer? dgamma, DeviceBuffer? dbeta, DeviceBuffer? dscale, DeviceBuffer? dshift)
     {
+        using var timer = Profiler.Kernel("groupnorm_bwd");
         var xa = A(x); var ga = A(gamma); var ba = A(beta); var ma = A(mean); var ra = A(rstd); var gya = A(dy);
         var sca = scale is null ? null : A(scale); var sha = shift is null ? null : A(shift);
         var dxa = dx is null ? null : A(dx);

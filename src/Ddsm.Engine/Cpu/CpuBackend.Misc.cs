@@ -7,6 +7,7 @@ public sealed partial class CpuBackend
 {
     public override void Upsample2x(DeviceBuffer x, DeviceBuffer y, int nc, int h, int w)
     {
+        using var timer = Profiler.Kernel("upsample2x");
         var xa = A(x); var ya = A(y);
         int w2 = 2 * w;
         Parallel.For(0, nc, Par, p =>
@@ -26,6 +27,7 @@ public sealed partial class CpuBackend
 
     public override void AvgPool2x(DeviceBuffer x, DeviceBuffer y, int nc, int h, int w)
     {
+        using var timer = Profiler.Kernel("avgpool2x");
         var xa = A(x); var ya = A(y);
         int ho = h / 2, wo = w / 2;
         Parallel.For(0, nc, Par, p =>
@@ -41,6 +43,7 @@ public sealed partial class CpuBackend
 
     public override void TimestepEmbedding(DeviceBuffer t, DeviceBuffer output, int n, int dim, float maxPeriod)
     {
+        using var timer = Profiler.Kernel("timestep_embedding");
         var ta = A(t); var oa = A(output);
         int half = dim / 2;
         for (int b = 0; b < n; b++)
@@ -60,6 +63,7 @@ public sealed partial class CpuBackend
 
     public override void Dropout(DeviceBuffer x, DeviceBuffer y, DeviceBuffer mask, long n, float p, ulong seed)
     {
+        using var timer = Profiler.Kernel("dropout");
         var xa = A(x); var ya = A(y); var ma = A(mask);
         uint threshold = (uint)Math.Min(uint.MaxValue, (double)p * 4294967296.0);
         float keepScale = 1f / (1f - p);
@@ -76,6 +80,7 @@ public sealed partial class CpuBackend
 
     public override void AdamStep(DeviceBuffer param, DeviceBuffer grad, DeviceBuffer m, DeviceBuffer v, long n, in AdamHyper h)
     {
+        using var timer = Profiler.Kernel("adam_step");
         var pa = A(param); var ga = A(grad); var ma = A(m); var va = A(v);
         var hp = h;
         Chunked(n, (lo, len) =>

@@ -71,13 +71,22 @@ public sealed partial class CpuBackend : Backend
     }
 
     public override void CopyIn(DeviceBuffer dst, long dstOffset, ReadOnlySpan<float> src)
-        => src.CopyTo(Cast(dst).Array.AsSpan((int)dstOffset, src.Length));
+    {
+        using var timer = Profiler.Kernel("copy_in");
+        src.CopyTo(Cast(dst).Array.AsSpan((int)dstOffset, src.Length));
+    }
 
     public override void CopyOut(DeviceBuffer src, long srcOffset, Span<float> dst)
-        => Cast(src).Array.AsSpan((int)srcOffset, dst.Length).CopyTo(dst);
+    {
+        using var timer = Profiler.Kernel("copy_out");
+        Cast(src).Array.AsSpan((int)srcOffset, dst.Length).CopyTo(dst);
+    }
 
     public override void Copy(DeviceBuffer src, long srcOffset, DeviceBuffer dst, long dstOffset, long count)
-        => Cast(src).Array.AsSpan((int)srcOffset, (int)count).CopyTo(Cast(dst).Array.AsSpan((int)dstOffset, (int)count));
+    {
+        using var timer = Profiler.Kernel("copy");
+        Cast(src).Array.AsSpan((int)srcOffset, (int)count).CopyTo(Cast(dst).Array.AsSpan((int)dstOffset, (int)count));
+    }
 
     internal static CpuBuffer Cast(DeviceBuffer b) =>
         b as CpuBuffer ?? throw new ArgumentException($"cpu backend got a buffer of backend '{b.Backend.Name}'");
@@ -100,10 +109,15 @@ public sealed partial class CpuBackend : Backend
     }
 
     // ---- element-wise --------------------------------------------------------------------------
-    public override void Fill(DeviceBuffer x, long offset, long count, float value) => S(x, offset, count).Fill(value);
+    public override void Fill(DeviceBuffer x, long offset, long count, float value)
+    {
+        using var timer = Profiler.Kernel("fill");
+        S(x, offset, count).Fill(value);
+    }
 
     public override void Axpby(DeviceBuffer x, DeviceBuffer y, long n, float alpha, float beta)
     {
+        using var timer = Profiler.Kernel("axpby");
         var xa = A(x); var ya = A(y);
         // In place (x is y) the general branch below would read y after scaling it.
         if (xa == ya) (alpha, beta) = (alpha + beta, 0f);
@@ -123,6 +137,7 @@ public sealed partial class CpuBackend : Backend
 
     public override void Binary(BinaryOp op, DeviceBuffer a, DeviceBuffer b, DeviceBuffer z, long n)
     {
+        using var timer = Profiler.Kernel("binary");
         var aa = A(a); var ba = A(b); var za = A(z);
         Chunked(n, (lo, len) =>
         {
@@ -139,6 +154,7 @@ public sealed partial class CpuBackend : Backend
 
     public override void Unary(UnaryOp op, DeviceBuffer x, DeviceBuffer y, long n)
     {
+        using var timer = Profiler.Kernel("unary");
         var xa = A(x); var ya = A(y);
         Chunked(n, (lo, len) =>
         {
@@ -159,6 +175,7 @@ public sealed partial class CpuBackend : Backend
     public override void Broadcast(BinaryOp op, DeviceBuffer a, DeviceBuffer b, DeviceBuffer z,
         int outer, int mid, int inner, bool bPerOuter)
     {
+        using var timer = Profiler.Kernel("broadcast");
         var aa = A(a); var ba = A(b); var za = A(z);
         Parallel.For(0, outer, Par, o =>
         {
@@ -181,6 +198,7 @@ public sealed partial class CpuBackend : Backend
     public override void CopyBlocks(DeviceBuffer src, long srcOffset, long srcStride,
         DeviceBuffer dst, long dstOffset, long dstStride, int rows, long len, bool accumulate)
     {
+        using var timer = Profiler.Kernel("copy_blocks");
         var sa = A(src); var da = A(dst);
         Parallel.For(0, rows, Par, r =>
         {
@@ -209,18 +227,21 @@ public sealed partial class CpuBackend : Backend
 
     public override void Sum(DeviceBuffer x, long n, DeviceBuffer result)
     {
+        using var timer = Profiler.Kernel("sum");
         var xa = A(x);
         A(result)[0] = (float)ChunkSum(n, (lo, len) => TensorPrimitives.Sum<float>(xa.AsSpan(lo, len)));
     }
 
     public override void SumSquares(DeviceBuffer x, long n, DeviceBuffer result)
     {
+        using var timer = Profiler.Kernel("sum_squares");
         var xa = A(x);
         A(result)[0] = (float)ChunkSum(n, (lo, len) => TensorPrimitives.SumOfSquares<float>(xa.AsSpan(lo, len)));
     }
 
     public override void SquaredError(DeviceBuffer a, DeviceBuffer b, long n, DeviceBuffer result)
     {
+        using var timer = Profiler.Kernel("squared_error");
         var aa = A(a); var ba = A(b);
         A(result)[0] = (float)ChunkSum(n, (lo, len) =>
         {
