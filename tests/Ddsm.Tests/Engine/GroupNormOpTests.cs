@@ -47,6 +47,7 @@ public abstract class GroupNormOpTests : BackendFixture
     [TestCase(64, 16, 16, false, true)]
     [TestCase(64, 16, 16, true, true)]
     [TestCase(48, 48, 16, true, true)]
+    [Covers("groupnorm_fwd", "groupnorm_bwd", "groupnorm_param_grad")]
     public void ForwardAndGradients(int cMax, int c, int groups, bool scaleShift, bool silu)
     {
         var r = new Rng((ulong)(cMax * 1000 + c * 10 + groups + (scaleShift ? 7 : 0) + (silu ? 3 : 0)));
@@ -69,6 +70,7 @@ public abstract class GroupNormOpTests : BackendFixture
     }
 
     [Test]
+    [Covers("groupnorm_fwd", "groupnorm_bwd", "groupnorm_param_grad")]
     public void GradientOutsideActivePrefixIsExactlyZeroAndAccumulates()
     {
         var r = new Rng(21);
@@ -99,18 +101,21 @@ public abstract class GroupNormOpTests : BackendFixture
     }
 
     [Test]
+    [Covers("groupnorm_fwd")]
     public void LargeSpatialWithBigMeanMatchesReference()
     {
-        // A 32×32 map (group of 2·1024 elements) offset by 50: statistics must not lose the variance.
+        // A 32×32 map (group of 2·1024 elements; Small: 16×16, 2·256) offset by 50: statistics must not
+        // lose the variance.
         var r = new Rng(22);
-        int n = 1, c = 32, cMax = 32, groups = 16, s = 1024;
+        int n = 1, c = 32, cMax = 32, groups = 16, side = Small ? 16 : 32, s = side * side;
         var x = Rand(r, n * c * s).Select(v => 50f + v).ToArray();
         var gamma = Rand(r, cMax); var beta = Rand(r, cMax);
         using var scope = new TensorScope();
-        var y = F.GroupNorm(Tensor.FromArray(B, x, n, c, 32, 32), Tensor.FromArray(B, gamma, cMax), Tensor.FromArray(B, beta, cMax), groups);
+        var y = F.GroupNorm(Tensor.FromArray(B, x, n, c, side, side), Tensor.FromArray(B, gamma, cMax),
+            Tensor.FromArray(B, beta, cMax), groups);
         var want = Reference(D(x), D(gamma), D(beta), null, null, n, c, s, groups, 1e-5, false);
         // Folding x·a + b in float near |x| = 50 costs ~50·2⁻²⁴·a: tolerance 2e-4 absolute.
-        OpCheck.AssertClose("group_norm 32×32 mean 50", y.ToArray(), want, 2e-4 * TolScale, 1e-4 * TolScale);
+        OpCheck.AssertClose($"group_norm {side}×{side} mean 50", y.ToArray(), want, 2e-4 * TolScale, 1e-4 * TolScale);
     }
 
     [Test]

@@ -251,6 +251,65 @@ public abstract class GpuKernelTests : BackendFixture
         }
     }
 
+    /// <summary>
+    /// Shapes that give the kernels' warp-to-channel-row mapping each of its forms at the group sizes the
+    /// backend picks (64 to 256 threads): warps sharing a row of 8² or 16², one row per warp over two
+    /// sweeps, a row per group, a spare warp beside ragged rows; scale and shift each present or absent,
+    /// and only some gradients requested. (N, C, CMax, G, S, scale, shift, SiLU, gradients wanted.)
+    /// </summary>
+    private static IEnumerable<TestCaseData> GroupNormShapes() =>
+    [
+        new TestCaseData(2, 8, 16, 4, 64, true, false, true, "dx dgamma dbeta dscale"),
+        new TestCaseData(1, 16, 16, 4, 256, false, true, false, "dx dgamma dshift"),
+        new TestCaseData(3, 32, 48, 2, 64, true, true, true, "dbeta dscale dshift"),
+        new TestCaseData(2, 4, 8, 4, 64, false, false, false, "dx"),
+        new TestCaseData(2, 12, 12, 4, 36, true, true, true, "dx dgamma dbeta dscale dshift"),
+    ];
+
+    [TestCaseSource(nameof(GroupNormShapes))]
+    [Covers("groupnorm_fwd", "groupnorm_bwd")]
+    public void GroupNormMatchesCpuOracle(int n, int c, int cMax, int groups, int s, bool hasScale, bool hasShift,
+        bool silu, string wanted)
+    {
+        var r = new Rng(500 + (ulong)(c * s + n));
+        var d = new GroupNormDesc(N: n, C: c, S: s, G: groups, CMax: cMax, Eps: 1e-5f, SiLU: silu);
+        var x = Rand(r, n * c * s, 2f).Select(v => v + 0.7f).ToArray();   // off-centre: two-pass statistics
+        var ga = Rand(r, cMax); var be = Rand(r, cMax);
+        var sc = hasScale ? Rand(r, n * c, 0.3f) : null;
+        var sh = hasShift ? Rand(r, n * c, 0.3f) : null;
+        var dy = Rand(r, x.Length);
+        // Gradient buffers the same on both backends, pre-filled (backward accumulates); null = not wanted.
+        string[] names = ["dx", "dgamma", "dbeta", "dscale", "dshift"];
+        long[] lengths = [x.Length, cMax, cMax, n * c, n * c];
+        var init = names.Select((g, i) => wanted.Split(' ').Contains(g) ? Rand(r, lengths[i]) : null).ToArray();
+
+        (float[][] Forward, float[]?[] Grads) RunOn(Backend on)
+        {
+            DeviceBuffer? Maybe(float[]? a) => a is null ? null : Up(a, on);
+            var xb = Up(x, on); var gb = Up(ga, on); var bb = Up(be, on); var scb = Maybe(sc); var shb = Maybe(sh);
+            var yb = Up(new float[x.Length], on);
+            var mb = Up(new float[n * groups], on); var rb = Up(new float[n * groups], on);
+            on.GroupNormForward(d, xb, gb, bb, scb, shb, yb, mb, rb);
+            var gr = init.Select(Maybe).ToArray();
+            on.GroupNormBackward(d, xb, gb, bb, scb, shb, mb, rb, Up(dy, on), gr[0], gr[1], gr[2], gr[3], gr[4]);
+            return ([Down(yb), Down(mb), Down(rb)], gr.Select(b => b is null ? null : Down(b)).ToArray());
+        }
+
+        var (got, gotGrads) = RunOn(B);
+        var (want, wantGrads) = RunOn(Cpu);
+        string[] outs = ["y", "mean", "rstd"];
+        for (int i = 0; i < 3; i++) OpCheck.AssertClose($"groupnorm {outs[i]}", got[i], want[i], 1e-4, 1e-4);
+        for (int i = 0; i < 5; i++)
+        {
+            if (init[i] is not { } before) continue;
+            OpCheck.AssertClose($"groupnorm {names[i]} (accumulated)", Delta(gotGrads[i]!, before),
+                Delta(wantGrads[i]!, before), 2e-4, 2e-4);
+            if (i is 1 or 2)
+                for (int ch = c; ch < cMax; ch++)
+                    Assert.That(gotGrads[i]![ch], Is.EqualTo(before[ch]), $"{names[i]}[{ch}] outside the prefix");
+        }
+    }
+
     // ---- attention -------------------------------------------------------------------------------
     private static double[] AttnRef(AttentionDesc d, double[] qkv, double[]? lse = null)
     {
