@@ -58,6 +58,7 @@ public sealed partial class IlgpuBackend : Backend
         _stream = _acc.CreateStream();   // CUDA: a non-blocking stream (the legacy default stream cannot be captured)
         _pool = new BufferPool(_acc, () => _stream.Synchronize());
         FlexThreads = Math.Min(256, _acc.MaxNumThreadsPerGroup);
+        _partials = _acc.Allocate1D<double>(ReducePartialsMax);
         MaxSharedBytesPerGroup = _acc is CudaAccelerator cuda ? SharedOptIn(cuda) : _acc.MaxSharedMemoryPerGroup;
     }
 
@@ -349,6 +350,7 @@ public sealed partial class IlgpuBackend : Backend
         {
             Synchronize();
             _pool.Release();
+            _partials.Dispose();
             _stream.Dispose();
             _acc.Dispose();
             _context.Dispose();
