@@ -28,6 +28,7 @@ public abstract class MiscOpTests : BackendFixture
     [TestCase(33, 500f)]
     [TestCase(2, 10000f)]
     [TestCase(1, 10000f)]
+    [Covers("timestep_embedding")]
     public void TimestepEmbeddingMatchesReference(int dim, float maxPeriod)
     {
         var ts = new[] { 0f, 1f, 999f, 537.25f, 3.5f };
@@ -79,6 +80,7 @@ public abstract class MiscOpTests : BackendFixture
 
     [TestCase(0.25f)]
     [TestCase(0.5f)]
+    [Covers("dropout", "binary")]
     public void DropoutMatchesDefinitionAndGradient(float p)
     {
         const ulong seed = 1234;

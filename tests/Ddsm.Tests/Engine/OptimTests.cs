@@ -78,6 +78,7 @@ public abstract class OptimTests : BackendFixture
     }
 
     [TestCaseSource(nameof(StepCases))]
+    [Covers("adam_step", "reduce_partials", "reduce_final")]
     public void StepsMatchDoubleReference(AdamOptions o)
     {
         var ps = MakeParams(41);
@@ -322,6 +323,7 @@ public abstract class OptimTests : BackendFixture
     // ---- EMA ---------------------------------------------------------------------------------------
 
     [Test]
+    [Covers("axpby")]
     public void EmaFollowsClosedForm()
     {
         // Shadows start at p0; with the parameters held at p1, k updates give p1 + d^k·(p0 − p1).
