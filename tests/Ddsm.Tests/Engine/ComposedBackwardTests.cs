@@ -1,5 +1,4 @@
 using Ddsm.Engine;
-using Ddsm.Engine.Cpu;
 
 namespace Ddsm.Tests.Engine;
 
@@ -77,6 +76,7 @@ public abstract class ComposedBackwardTests : BackendFixture
 
     /// <summary>Each element-wise kernel with its output on an input agrees with a separate output.</summary>
     [Test]
+    [Covers("axpby", "binary", "broadcast", "unary")]
     public void ElementwiseKernelsRunInPlace()
     {
         const int outer = 3, mid = 4, inner = 5, n = outer * mid * inner;
@@ -136,10 +136,4 @@ public abstract class ComposedBackwardTests : BackendFixture
             B.Free(row);
         }
     }
-}
-
-[TestFixture]
-public class ComposedBackwardTestsCpu : ComposedBackwardTests
-{
-    protected override (Backend?, string) MakeBackend() => (CpuBackend.Instance, "");
 }

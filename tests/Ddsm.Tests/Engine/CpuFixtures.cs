@@ -13,6 +13,12 @@ public class AttentionOpTestsCpu : AttentionOpTests
 }
 
 [TestFixture]
+public class ComposedBackwardTestsCpu : ComposedBackwardTests
+{
+    protected override (Backend?, string) MakeBackend() => (CpuBackend.Instance, "");
+}
+
+[TestFixture]
 public class ConvOpTestsCpu : ConvOpTests
 {
     protected override (Backend?, string) MakeBackend() => (CpuBackend.Instance, "");

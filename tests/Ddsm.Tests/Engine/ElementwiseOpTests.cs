@@ -9,6 +9,7 @@ public abstract class ElementwiseOpTests : BackendFixture
     private static double SiLU(double x) => x / (1 + Math.Exp(-x));
 
     [Test]
+    [Covers("binary", "axpby", "fill")]
     public void Binary()
     {
         var r = new Rng(11);
@@ -19,6 +20,7 @@ public abstract class ElementwiseOpTests : BackendFixture
     }
 
     [Test]
+    [Covers("unary", "binary", "axpby")]
     public void Unary()
     {
         var r = new Rng(12);
@@ -31,6 +33,7 @@ public abstract class ElementwiseOpTests : BackendFixture
 
     [TestCase(true)]
     [TestCase(false)]
+    [Covers("broadcast", "fill")]
     public void BroadcastChannels(bool perSample)
     {
         var r = new Rng(13);
@@ -52,6 +55,7 @@ public abstract class ElementwiseOpTests : BackendFixture
     }
 
     [Test]
+    [Covers("copy_blocks")]
     public void ConcatAndSlice()
     {
         var r = new Rng(14);
@@ -68,6 +72,7 @@ public abstract class ElementwiseOpTests : BackendFixture
     }
 
     [Test]
+    [Covers("reduce_partials", "reduce_final", "broadcast")]
     public void Reductions()
     {
         var r = new Rng(15);

@@ -35,6 +35,7 @@ public abstract class ResampleOpTests : BackendFixture
     [TestCase(2, 3, 4, 5)]
     [TestCase(1, 1, 1, 1)]
     [TestCase(3, 2, 7, 3)]
+    [Covers("upsample2x", "avgpool2x")]
     public void Upsample2x(int n, int c, int h, int w)
     {
         var x = Input.Random(new Rng(21), n, c, h, w);
@@ -49,6 +50,7 @@ public abstract class ResampleOpTests : BackendFixture
     [TestCase(2, 3, 4, 6)]
     [TestCase(1, 1, 2, 2)]
     [TestCase(3, 2, 8, 2)]
+    [Covers("avgpool2x", "upsample2x")]
     public void AvgPool2x(int n, int c, int h, int w)
     {
         var x = Input.Random(new Rng(22), n, c, h, w);

@@ -382,6 +382,59 @@ public abstract class GpuKernelTests : BackendFixture
     }
 
     // ---- element-wise extras against the CPU oracle ------------------------------------------------
+    /// <summary>
+    /// Runs <paramref name="op"/> on the CPU oracle and on this backend, each over its own copy of
+    /// <paramref name="init"/>, and compares every buffer afterwards (outputs, and inputs left untouched).
+    /// </summary>
+    private void SameAsCpu(string what, float[][] init, Action<Backend, DeviceBuffer[]> op, double atol, double rtol)
+    {
+        var cpu = init.Select(a => Up(a, Cpu)).ToArray();
+        var dev = init.Select(a => Up(a)).ToArray();
+        op(Cpu, cpu);
+        op(B, dev);
+        for (int i = 0; i < init.Length; i++)
+            OpCheck.AssertClose($"{what}: buffer {i}", Down(dev[i]), D(Down(cpu[i])), atol, rtol);
+    }
+
+    [Test]
+    [Covers("fill", "axpby", "binary", "unary", "broadcast", "copy_blocks")]
+    public void ElementwiseKernelsMatchCpu()
+    {
+        var r = new Rng(505);
+        const int outer = 3, mid = 5, inner = 7, n = outer * mid * inner;   // 105: a ragged last warp
+        var a = Rand(r, n); var b = Rand(r, n); var row = Rand(r, outer * mid);
+        // Single roundings (add, sub, mul, copies) match exactly; two-term and exp-based maps to float
+        // rounding (a GPU may contract a·b + c into one FMA; the oracle's exp is its own).
+        SameAsCpu("fill 2.5 at an offset", [a], (be, x) => be.Fill(x[0], 10, 40, 2.5f), 0, 0);
+        SameAsCpu("fill 0 at an offset", [a], (be, x) => be.Fill(x[0], 3, 50, 0f), 0, 0);
+        var nan = Enumerable.Repeat(float.NaN, n).ToArray();
+        SameAsCpu("axpby beta 0 never reads y", [a, nan], (be, x) => be.Axpby(x[0], x[1], n, -1.5f, 0f), 0, 0);
+        SameAsCpu("axpby", [a, b], (be, x) => be.Axpby(x[0], x[1], n, 0.75f, -1.25f), 1e-7, 1e-6);
+        SameAsCpu("axpby in place", [a], (be, x) => be.Axpby(x[0], x[0], n, 0.75f, -1.25f), 1e-7, 1e-6);
+        foreach (var op in Enum.GetValues<BinaryOp>())
+        {
+            SameAsCpu($"binary {op}", [a, b, nan], (be, x) => be.Binary(op, x[0], x[1], x[2], n), 0, 0);
+            SameAsCpu($"binary {op}, z = a", [a, b], (be, x) => be.Binary(op, x[0], x[1], x[0], n), 0, 0);
+            SameAsCpu($"binary {op}, z = b", [a, b], (be, x) => be.Binary(op, x[0], x[1], x[1], n), 0, 0);
+            foreach (bool perOuter in new[] { true, false })
+            {
+                SameAsCpu($"broadcast {op} per outer {perOuter}", [a, row, nan],
+                    (be, x) => be.Broadcast(op, x[0], x[1], x[2], outer, mid, inner, perOuter), 0, 0);
+                SameAsCpu($"broadcast {op} per outer {perOuter}, z = a", [a, row],
+                    (be, x) => be.Broadcast(op, x[0], x[1], x[0], outer, mid, inner, perOuter), 0, 0);
+            }
+        }
+        foreach (var op in Enum.GetValues<UnaryOp>())
+        {
+            SameAsCpu($"unary {op}", [a, nan], (be, x) => be.Unary(op, x[0], x[1], n), 1e-6, 1e-5);
+            SameAsCpu($"unary {op} in place", [a], (be, x) => be.Unary(op, x[0], x[0], n), 1e-6, 1e-5);
+        }
+        // Rows of 9 from a row stride of 11 at offset 2 into a stride of 13 at offset 5: 6 rows.
+        foreach (bool accumulate in new[] { false, true })
+            SameAsCpu($"copy_blocks accumulate {accumulate}", [a, b],
+                (be, x) => be.CopyBlocks(x[0], 2, 11, x[1], 5, 13, 6, 9, accumulate), 0, 0);
+    }
+
     [Test]
     [Covers("dropout")]
     public void DropoutMaskMatchesCpuBitForBit()
@@ -405,24 +458,16 @@ public abstract class GpuKernelTests : BackendFixture
         var r = new Rng(501);
         int nc = Small ? 3 : 6, h = 10, w = 14, n = nc * h * w;
         var x = Rand(r, n);
-        void Same(string what, Action<Backend, DeviceBuffer, DeviceBuffer> op, float[] input, float[] outInit, double atol)
-        {
-            var oc = Up(outInit, Cpu); op(Cpu, Up(input, Cpu), oc);
-            var og = Up(outInit); op(B, Up(input), og);
-            OpCheck.AssertClose(what, Down(og), D(Down(oc)), atol, 1e-6);
-        }
-        Same("upsample", (be, i, o) => be.Upsample2x(i, o, nc, h, w), x, Rand(r, 4 * n), 0);
-        Same("avgpool", (be, i, o) => be.AvgPool2x(i, o, nc, h, w), x, Rand(r, n / 4), 1e-6);
+        SameAsCpu("upsample", [x, Rand(r, 4 * n)], (be, b) => be.Upsample2x(b[0], b[1], nc, h, w), 0, 1e-6);
+        SameAsCpu("avgpool", [x, Rand(r, n / 4)], (be, b) => be.AvgPool2x(b[0], b[1], nc, h, w), 1e-6, 1e-6);
         var t = Enumerable.Range(0, 5).Select(i => (float)(i * 197.3)).ToArray();
-        Same("timestep embedding", (be, i, o) => be.TimestepEmbedding(i, o, 5, 33, 10000f), t, Rand(r, 5 * 33), 1e-6);
+        SameAsCpu("timestep embedding", [t, Rand(r, 5 * 33)],
+            (be, b) => be.TimestepEmbedding(b[0], b[1], 5, 33, 10000f), 1e-6, 1e-6);
 
         var p0 = Rand(r, n); var g = Rand(r, n); var m0 = Rand(r, n, 0.1f); var v0 = Rand(r, n).Select(v => v * v).ToArray();
         var hyper = new AdamHyper(1e-3f, 0.9f, 0.999f, 1e-8f, 0.01f, 0.19f, 0.002f, 0.5f);
-        var cpuBufs = new[] { Up(p0, Cpu), Up(m0, Cpu), Up(v0, Cpu) };
-        var gpuBufs = new[] { Up(p0), Up(m0), Up(v0) };
-        Cpu.AdamStep(cpuBufs[0], Up(g, Cpu), cpuBufs[1], cpuBufs[2], n, hyper);
-        B.AdamStep(gpuBufs[0], Up(g), gpuBufs[1], gpuBufs[2], n, hyper);
-        for (int i = 0; i < 3; i++) OpCheck.AssertClose($"adam state {i}", Down(gpuBufs[i]), D(Down(cpuBufs[i])), 1e-6, 1e-5);
+        SameAsCpu("adam (p, g, m, v)", [p0, g, m0, v0],
+            (be, b) => be.AdamStep(b[0], b[1], b[2], b[3], n, hyper), 1e-6, 1e-5);
     }
 
     [Test]
