@@ -15,3 +15,10 @@ public class GpuKernelTestsIlgpuCpu : GpuKernelTests
     protected override (Backend?, string) MakeBackend() => (IlgpuBackend.CpuAccelerator, "");
     protected override bool Small => true;
 }
+
+[TestFixture]
+public class ConvOpTestsIlgpuCpu : ConvOpTests
+{
+    protected override (Backend?, string) MakeBackend() => (IlgpuBackend.CpuAccelerator, "");
+    protected override bool Small => true;
+}

@@ -93,6 +93,7 @@ public abstract class ConvOpTests : BackendFixture
     private static float[] Random(Rng r, int n) { var a = new float[n]; r.FillNormal(a); return a; }
 
     [TestCaseSource(nameof(Cases))]
+    [Covers("conv_fwd_f32", "conv_bwd_data_f32", "conv_bwd_weight_f32", "conv_wgrad_reduce")]
     public void MatchesFloat64Reference(int shapeIndex, bool withBias)
     {
         var s = Shapes[shapeIndex];
@@ -136,6 +137,7 @@ public abstract class ConvOpTests : BackendFixture
     /// and dbias against the float64 reference (same tolerances as above).
     /// </summary>
     [Test]
+    [Covers("conv_fwd_f32", "conv_bwd_data_f32", "conv_bwd_weight_f32", "conv_wgrad_reduce", "conv_bias_grad")]
     public void SingleLargeImageSplitsGemmAcrossThreads()
     {
         var s = new Shape(1, 16, 16, 32, 16, 3, 1, 1, 24, 20);   // 32-wide rows: 16-pixel runs touching the left and the right edge
