@@ -5,10 +5,13 @@
 // out (N, C, T); lse (N·H, T) the row log-sum-exp kept for backward; scale 1/√d.
 //
 // Shape: 128 threads = 4 warps per group and 32-token tiles; grid (ceil(T/32), H, N). Forward and dQ: a
-// group owns 32 queries, each warp 8 of them. While scoring, lane = key: 8 dot products per lane, q read
-// as a broadcast from shared memory, k conflict-free thanks to a 33-float row pitch. While accumulating
-// P·V, lane = channel (j = lane + 32·jj, jj < d/32 rounded up), so each lane keeps 8 × slots
-// accumulators in registers. dK/dV swap the roles (a group owns 32 keys, lane = query while scoring).
+// group owns 32 queries, each warp 8 of them. While scoring, lane = key: 8 dot products per lane, the 8
+// q values of a channel read as a broadcast in two 16-byte loads (Vec4), k conflict-free thanks to a
+// 33-float row pitch. While accumulating P·V, lane = channel (j = lane + 32·jj, jj < d/32 rounded up), so
+// each lane keeps 8 × slots accumulators in registers; P is kept key-major (32 keys × 8 queries) so that
+// the 8 probabilities of a key are again two broadcast 16-byte loads. dK/dV swap the roles (a group owns
+// 32 keys, lane = query while scoring). Shared memory is cut with the vector-read regions first, so they
+// stay 16-byte aligned for any d.
 // Backward recomputes P from lse and splits dQ from dK/dV into two kernels, so neither needs atomics:
 // deterministic. Online softmax keeps a running max per query (reduced over the warp for all 8 rows at
 // once) and per-lane shares of the running sum, summed over the warp at the end; keys past T score NegBig.
@@ -23,6 +26,15 @@ using ILGPU;
 namespace Ddsm.Kernels;
 
 /// <summary>
+/// Four floats that move as one 16-byte access: ILGPU turns a struct load or store into ld/st.shared.v4
+/// (and aligns the dynamic shared memory to 16 bytes), where 4 scalar accesses would cost 4 instructions.
+/// </summary>
+public struct Vec4
+{
+    public float X, Y, Z, W;
+}
+
+/// <summary>
 /// One warp's register tile: 8 rows (queries or keys) × the channels j = lane + 32·jj of the lane's slots
 /// jj, as scalar fields. The implementing type is the head-dim specialisation (d ≤ <see cref="MaxDim"/>).
 /// </summary>
@@ -32,8 +44,11 @@ public interface IAttnTile
     int MaxDim { get; }
     /// <summary>acc[i][·] *= f_i.</summary>
     void Scale(Rows8 f);
-    /// <summary>acc[i][jj] += Σ_kk w[i·32 + kk] · x[j·33 + kk] for the lane's channels j = lane + 32·jj.</summary>
-    void Accumulate(ArrayView<float> w, ArrayView<float> x, int lane, int d);
+    /// <summary>
+    /// acc[i][jj] += Σ_kk w[kk][i] · x[j·33 + kk] for the lane's channels j = lane + 32·jj; w is a warp's
+    /// (32 tokens, 8 rows) block, two Vec4 per token.
+    /// </summary>
+    void Accumulate(ArrayView<Vec4> w, ArrayView<float> x, int lane, int d);
     /// <summary>y[j·33 + col + i] = acc[i][jj] · f_i for the lane's channels j &lt; d.</summary>
     void Stage(ArrayView<float> y, int col, int lane, int d, Rows8 f);
 }
@@ -62,8 +77,8 @@ public static partial class AttentionKernels
     public const int Threads = 128, Warps = 4, Rows = 8, Keys = 32, Pitch = 33;
     /// <summary>Largest head dim of any specialisation.</summary>
     public const int MaxHeadDim = 128;
-    /// <summary>One (8 rows × 32 tokens) score block per warp.</summary>
-    private const int WarpBlocks = Warps * Rows * Keys;
+    /// <summary>The 4 warps' (32 tokens × 8 rows) blocks of probabilities or score gradients.</summary>
+    private const int WarpBlocks = Warps * Keys * Rows;
 
     /// <summary>The specialisation for head dim d (≤ <see cref="MaxHeadDim"/>): "d32", "d64" or "d128".</summary>
     public static string Specialisation(int d) => d <= 32 ? "d32" : d <= 64 ? "d64" : "d128";
@@ -94,23 +109,21 @@ public static partial class AttentionKernels
         ];
     }
 
-    /// <summary>
-    /// out, lse from qkv. Shared: qs (d, 32) the group's queries | ks (d, 33) key tile, then the output
-    /// staging | vs (d, 33) value tile | p (4 warps, 8 queries, 32 keys) probabilities.
-    /// </summary>
+    /// <summary>out, lse from qkv, for the group's 32 queries, looping over every key tile.</summary>
     public static void Forward<TTile>(AttentionArgs a) where TTile : struct, IAttnTile
     {
         int d = a.Dim, T = a.T, n = Grid.IdxZ, h = Grid.IdxY, q0 = Grid.IdxX * Keys;
-        int lane = Warp.LaneIdx, col = (Group.IdxX >> 5) * Rows;   // this warp's first row
-        var sm = SharedMemory.GetDynamic<float>();
-        var qs = sm.SubView(0, d * Keys);
-        var ks = sm.SubView(d * Keys, d * Pitch);
-        var vs = sm.SubView(d * (Keys + Pitch), d * Pitch);
-        var p = sm.SubView(d * (Keys + 2 * Pitch) + col * Keys, Rows * Keys);
+        int lane = Warp.LaneIdx, warp = Group.IdxX >> 5, col = warp * Rows;   // col: the warp's first row
+        var sm = new SharedCut(SharedMemory.GetDynamic<float>());
+        var p = sm.WarpBlock(warp);    // (32 keys, 8 queries) probabilities of this warp
+        var qs = sm.Next(d * Keys);    // (d, 32) the group's queries
+        var ks = sm.Next(d * Pitch);   // (d, 33) key tile, then the output staging
+        var vs = sm.Next(d * Pitch);   // (d, 33) value tile
         long q = a.QBase(n, h), k = q + (long)d * T, v = k + (long)d * T;
         LoadTile(qs, Keys, a.Qkv, q, d, T, q0);
         var m = Rows8.Fill(Dev.NegBig);
         var l = Rows8.Fill(0f);
+        var own = qs.Cast<Vec4>();
         var acc = default(TTile);
         for (int k0 = 0; k0 < T; k0 += Keys)
         {
@@ -119,7 +132,7 @@ public static partial class AttentionKernels
             LoadTile(vs, Pitch, a.Qkv, v, d, T, k0);
             Group.Barrier();
             var s = Rows8.Fill(0f);
-            for (int j = 0; j < d; j++) s.Add(qs, j * Keys + col, ks[j * Pitch + lane]);
+            for (int j = 0; j < d; j++) s.Add(own, j * (Keys / 4) + 2 * warp, ks[j * Pitch + lane]);
             acc.Scale(SoftmaxRows(s.ScaledOrMasked(a.Scale, k0 + lane < T), ref m, ref l, p, lane));
             Warp.Barrier();    // every lane's p is written
             acc.Accumulate(p, vs, lane, d);
@@ -132,23 +145,18 @@ public static partial class AttentionKernels
         StoreTile(a.Out, a.OutBase(n, h), ks, d, T, q0, add: false);
     }
 
-    /// <summary>
-    /// dk, dv += for the group's 32 keys, looping over every query tile. Shared: ks, vs (d, 32) the group's
-    /// keys and values | qs (d, 33) query tile, then dk staging | os (d, 33) dout tile, then dv staging |
-    /// p, ds (4 warps, 8 keys, 32 queries) each.
-    /// </summary>
+    /// <summary>dk, dv += for the group's 32 keys, looping over every query tile.</summary>
     public static void KeyValueGrad<TTile>(AttentionArgs a) where TTile : struct, IAttnTile
     {
         int d = a.Dim, T = a.T, n = Grid.IdxZ, h = Grid.IdxY, k0 = Grid.IdxX * Keys;
-        int lane = Warp.LaneIdx, col = (Group.IdxX >> 5) * Rows;   // this warp's first row
-        var sm = SharedMemory.GetDynamic<float>();
-        var ks = sm.SubView(0, d * Keys);
-        var vs = sm.SubView(d * Keys, d * Keys);
-        var qs = sm.SubView(2 * d * Keys, d * Pitch);
-        var os = sm.SubView(d * (2 * Keys + Pitch), d * Pitch);
-        int blocks = d * (2 * Keys + 2 * Pitch) + col * Keys;
-        var p = sm.SubView(blocks, Rows * Keys);
-        var ds = sm.SubView(blocks + WarpBlocks, Rows * Keys);
+        int lane = Warp.LaneIdx, warp = Group.IdxX >> 5, col = warp * Rows;   // col: the warp's first row
+        var sm = new SharedCut(SharedMemory.GetDynamic<float>());
+        var p = sm.WarpBlock(warp);    // (32 queries, 8 keys) probabilities of this warp
+        var ds = sm.WarpBlock(warp);   // (32 queries, 8 keys) score gradients
+        var ks = sm.Next(d * Keys);    // (d, 32) the group's keys
+        var vs = sm.Next(d * Keys);    // (d, 32) and values
+        var qs = sm.Next(d * Pitch);   // (d, 33) query tile, then dk staging
+        var os = sm.Next(d * Pitch);   // (d, 33) dout tile, then dv staging
         long q = a.QBase(n, h), k = q + (long)d * T, v = k + (long)d * T, o = a.OutBase(n, h), row = a.RowBase(n, h);
         LoadTile(ks, Keys, a.Qkv, k, d, T, k0);
         LoadTile(vs, Keys, a.Qkv, v, d, T, k0);
@@ -165,7 +173,7 @@ public static partial class AttentionKernels
             float lse = queryOk ? a.Lse[row + q0 + lane] : 0f, rowDot = queryOk ? a.RowDot[row + q0 + lane] : 0f;
             var s = Rows8.Fill(0f);
             var dp = Rows8.Fill(0f);
-            Scores(ref s, ref dp, ks, qs, vs, os, col, lane, d);
+            Scores(ref s, ref dp, ks, qs, vs, os, warp, lane, d);
             KeyGradRows(s, dp, keys, queryOk, lse, rowDot, a.Scale, p, ds, lane);
             Warp.Barrier();
             dv.Accumulate(p, os, lane, d);
@@ -179,21 +187,17 @@ public static partial class AttentionKernels
         StoreTile(a.Dqkv, v, os, d, T, k0, add: true);
     }
 
-    /// <summary>
-    /// dq += for the group's 32 queries, looping over every key tile. Shared: qs, os (d, 32) the group's
-    /// queries and their dout | ks (d, 33) key tile, then dq staging | vs (d, 33) value tile |
-    /// ds (4 warps, 8 queries, 32 keys).
-    /// </summary>
+    /// <summary>dq += for the group's 32 queries, looping over every key tile.</summary>
     public static void QueryGrad<TTile>(AttentionArgs a) where TTile : struct, IAttnTile
     {
         int d = a.Dim, T = a.T, n = Grid.IdxZ, h = Grid.IdxY, q0 = Grid.IdxX * Keys;
-        int lane = Warp.LaneIdx, col = (Group.IdxX >> 5) * Rows;   // this warp's first row
-        var sm = SharedMemory.GetDynamic<float>();
-        var qs = sm.SubView(0, d * Keys);
-        var os = sm.SubView(d * Keys, d * Keys);
-        var ks = sm.SubView(2 * d * Keys, d * Pitch);
-        var vs = sm.SubView(d * (2 * Keys + Pitch), d * Pitch);
-        var ds = sm.SubView(d * (2 * Keys + 2 * Pitch) + col * Keys, Rows * Keys);
+        int lane = Warp.LaneIdx, warp = Group.IdxX >> 5, col = warp * Rows;   // col: the warp's first row
+        var sm = new SharedCut(SharedMemory.GetDynamic<float>());
+        var ds = sm.WarpBlock(warp);   // (32 keys, 8 queries) score gradients of this warp
+        var qs = sm.Next(d * Keys);    // (d, 32) the group's queries
+        var os = sm.Next(d * Keys);    // (d, 32) their dout
+        var ks = sm.Next(d * Pitch);   // (d, 33) key tile, then dq staging
+        var vs = sm.Next(d * Pitch);   // (d, 33) value tile
         long q = a.QBase(n, h), k = q + (long)d * T, v = k + (long)d * T, row = a.RowBase(n, h) + q0 + col;
         LoadTile(qs, Keys, a.Qkv, q, d, T, q0);
         LoadTile(os, Keys, a.Dout, a.OutBase(n, h), d, T, q0);
@@ -211,7 +215,7 @@ public static partial class AttentionKernels
             Group.Barrier();
             var s = Rows8.Fill(0f);
             var dp = Rows8.Fill(0f);
-            Scores(ref s, ref dp, qs, ks, os, vs, col, lane, d);
+            Scores(ref s, ref dp, qs, ks, os, vs, warp, lane, d);
             QueryGradRows(s, dp, queries, k0 + lane < T, lse, rowDot, a.Scale, ds, lane);
             Warp.Barrier();
             dq.Accumulate(ds, ks, lane, d);
@@ -237,47 +241,46 @@ public static partial class AttentionKernels
 
     /// <summary>
     /// One query's online-softmax step over a key tile, from the lane's masked, scaled score s and the
-    /// tile's maximum over the warp: the running max m becomes m' = max(m, tileMax), the probability
-    /// exp(s − m') goes to p[at] (0 for a masked key, which scores NegBig) and the lane's share l of the
-    /// running sum is rescaled and extended (the shares are summed over the warp once, at the end: m' is
-    /// the same in every lane, so the rescaling commutes with that sum). Returns the factor exp(m − m')
-    /// that rescales the query's accumulators.
+    /// tile's maximum over the warp: the running max m becomes m' = max(m, tileMax), the lane's share l of
+    /// the running sum is rescaled and extended (the shares are summed over the warp once, at the end: m'
+    /// is the same in every lane, so the rescaling commutes with that sum), and alpha = exp(m − m') is the
+    /// factor that rescales the query's accumulators. Returns the probability exp(s − m'): 0 for a masked
+    /// key, which scores NegBig.
     /// </summary>
-    private static float OnlineSoftmax(float s, float tileMax, ref float m, ref float l, ArrayView<float> p, int at)
+    private static float OnlineSoftmax(float s, float tileMax, ref float m, ref float l, out float alpha)
     {
         float mNew = MathF.Max(m, tileMax);
         float e = MathF.Exp(s - mNew);
-        float alpha = MathF.Exp(m - mNew);
+        alpha = MathF.Exp(m - mNew);
         l = l * alpha + e;
         m = mNew;
-        p[at] = e;
-        return alpha;
+        return e;
     }
 
     /// <summary>
-    /// One (query, key) pair of the backward pass: P = exp(s·scale − lse) recomputed, dS = P·(dP − D) to
-    /// ds[at]; returns P. Masked pairs (a token past T) get 0.
+    /// One (query, key) pair of the backward pass: returns P = exp(s·scale − lse), recomputed, and its
+    /// score gradient dS = P·(dP − D). Masked pairs (a token past T) get 0.
     /// </summary>
-    private static float ScoreGrad(float s, float dp, bool ok, float lse, float rowDot, float scale,
-        ArrayView<float> ds, int at)
+    private static float ScoreGrad(float s, float dp, bool ok, float lse, float rowDot, float scale, out float ds)
     {
         float e = ok ? MathF.Exp(s * scale - lse) : 0f;
-        ds[at] = e * (dp - rowDot);
+        ds = e * (dp - rowDot);
         return e;
     }
 
     /// <summary>
     /// Scores of the warp's 8 own rows against the lane's token of the current tile over the d channels:
-    /// s_i += own[j·32 + col + i]·tile[j·33 + lane] and dp_i likewise from the second pair (own rows are
-    /// broadcast reads, tile rows conflict-free).
+    /// s_i += own[j·32 + 8·warp + i]·tile[j·33 + lane] and dp_i likewise from the second pair (own rows are
+    /// broadcast 16-byte reads, tile rows conflict-free).
     /// </summary>
     private static void Scores(ref Rows8 s, ref Rows8 dp, ArrayView<float> own, ArrayView<float> tile,
-        ArrayView<float> own2, ArrayView<float> tile2, int col, int lane, int d)
+        ArrayView<float> own2, ArrayView<float> tile2, int warp, int lane, int d)
     {
+        ArrayView<Vec4> o = own.Cast<Vec4>(), o2 = own2.Cast<Vec4>();
         for (int j = 0; j < d; j++)
         {
-            s.Add(own, j * Keys + col, tile[j * Pitch + lane]);
-            dp.Add(own2, j * Keys + col, tile2[j * Pitch + lane]);
+            s.Add(o, j * (Keys / 4) + 2 * warp, tile[j * Pitch + lane]);
+            dp.Add(o2, j * (Keys / 4) + 2 * warp, tile2[j * Pitch + lane]);
         }
     }
 
@@ -301,5 +304,26 @@ public static partial class AttentionKernels
             long i = at + (long)j * T + t0 + t;
             dst[i] = add ? dst[i] + sm[j * Pitch + t] : sm[j * Pitch + t];
         }
+    }
+
+    /// <summary>
+    /// The group's dynamic shared memory cut into consecutive regions, in the order the kernel asks for
+    /// them (the host sizes match: *SharedFloats). Vector-read regions come first: every region is a
+    /// multiple of 4 floats up to the last one read as Vec4, so they all stay 16-byte aligned.
+    /// </summary>
+    private struct SharedCut(ArrayView<float> sm)
+    {
+        private int _at;
+
+        public ArrayView<float> Next(int floats)
+        {
+            var v = sm.SubView(_at, floats);
+            _at += floats;
+            return v;
+        }
+
+        /// <summary>The next 4 warps' (32 tokens, 8 rows) blocks: returns warp's own, two Vec4 per token.</summary>
+        public ArrayView<Vec4> WarpBlock(int warp) =>
+            Next(WarpBlocks).Cast<Vec4>().SubView(warp * 2 * Keys, 2 * Keys);
     }
 }

@@ -27,17 +27,34 @@ public struct Rows8
         return r;
     }
 
-    /// <summary>R_i += x[at + i] · y (x is the same for every lane: a broadcast read).</summary>
-    public void Add(ArrayView<float> x, int at, float y)
+    /// <summary>R_i += (x[at], x[at + 1])_i · y: the same x in every lane, two 16-byte reads.</summary>
+    public void Add(ArrayView<Vec4> x, int at, float y)
     {
-        R0 += x[at + 0] * y;
-        R1 += x[at + 1] * y;
-        R2 += x[at + 2] * y;
-        R3 += x[at + 3] * y;
-        R4 += x[at + 4] * y;
-        R5 += x[at + 5] * y;
-        R6 += x[at + 6] * y;
-        R7 += x[at + 7] * y;
+        Vec4 lo = x[at], hi = x[at + 1];
+        R0 += lo.X * y;
+        R1 += lo.Y * y;
+        R2 += lo.Z * y;
+        R3 += lo.W * y;
+        R4 += hi.X * y;
+        R5 += hi.Y * y;
+        R6 += hi.Z * y;
+        R7 += hi.W * y;
+    }
+
+    /// <summary>(x[at], x[at + 1]) = the 8 rows: two 16-byte writes.</summary>
+    public readonly void Write(ArrayView<Vec4> x, int at)
+    {
+        Vec4 lo, hi;
+        lo.X = R0;
+        lo.Y = R1;
+        lo.Z = R2;
+        lo.W = R3;
+        hi.X = R4;
+        hi.Y = R5;
+        hi.Z = R6;
+        hi.W = R7;
+        x[at] = lo;
+        x[at + 1] = hi;
     }
 
     /// <summary>R_i = x[at + i] for i &lt; count, else 0 (rows past the end of the sequence).</summary>
@@ -162,23 +179,22 @@ public struct AttnTile32 : IAttnTile
         A70 *= f.R7;
     }
 
-    public void Accumulate(ArrayView<float> w, ArrayView<float> x, int lane, int d)
+    public void Accumulate(ArrayView<Vec4> w, ArrayView<float> x, int lane, int d)
     {
         // A slot past d reads row d − 1 (in bounds, no branch in the loop); Stage never stores its sums.
         int x0 = Math.Min(lane, d - 1) * AttentionKernels.Pitch;
         for (int kk = 0; kk < AttentionKernels.Keys; kk++)
         {
-            float w0 = w[kk], w1 = w[kk + 32], w2 = w[kk + 64], w3 = w[kk + 96];
-            float w4 = w[kk + 128], w5 = w[kk + 160], w6 = w[kk + 192], w7 = w[kk + 224];
+            Vec4 lo = w[2 * kk], hi = w[2 * kk + 1];   // the token's 8 row weights
             float v0 = x[x0 + kk];
-            A00 += w0 * v0;
-            A10 += w1 * v0;
-            A20 += w2 * v0;
-            A30 += w3 * v0;
-            A40 += w4 * v0;
-            A50 += w5 * v0;
-            A60 += w6 * v0;
-            A70 += w7 * v0;
+            A00 += lo.X * v0;
+            A10 += lo.Y * v0;
+            A20 += lo.Z * v0;
+            A30 += lo.W * v0;
+            A40 += hi.X * v0;
+            A50 += hi.Y * v0;
+            A60 += hi.Z * v0;
+            A70 += hi.W * v0;
         }
     }
 
@@ -225,24 +241,23 @@ public struct AttnTile64 : IAttnTile
         A70 *= f.R7; A71 *= f.R7;
     }
 
-    public void Accumulate(ArrayView<float> w, ArrayView<float> x, int lane, int d)
+    public void Accumulate(ArrayView<Vec4> w, ArrayView<float> x, int lane, int d)
     {
         // A slot past d reads row d − 1 (in bounds, no branch in the loop); Stage never stores its sums.
         int x0 = Math.Min(lane, d - 1) * AttentionKernels.Pitch;
         int x1 = Math.Min(lane + 32, d - 1) * AttentionKernels.Pitch;
         for (int kk = 0; kk < AttentionKernels.Keys; kk++)
         {
-            float w0 = w[kk], w1 = w[kk + 32], w2 = w[kk + 64], w3 = w[kk + 96];
-            float w4 = w[kk + 128], w5 = w[kk + 160], w6 = w[kk + 192], w7 = w[kk + 224];
+            Vec4 lo = w[2 * kk], hi = w[2 * kk + 1];   // the token's 8 row weights
             float v0 = x[x0 + kk], v1 = x[x1 + kk];
-            A00 += w0 * v0; A01 += w0 * v1;
-            A10 += w1 * v0; A11 += w1 * v1;
-            A20 += w2 * v0; A21 += w2 * v1;
-            A30 += w3 * v0; A31 += w3 * v1;
-            A40 += w4 * v0; A41 += w4 * v1;
-            A50 += w5 * v0; A51 += w5 * v1;
-            A60 += w6 * v0; A61 += w6 * v1;
-            A70 += w7 * v0; A71 += w7 * v1;
+            A00 += lo.X * v0; A01 += lo.X * v1;
+            A10 += lo.Y * v0; A11 += lo.Y * v1;
+            A20 += lo.Z * v0; A21 += lo.Z * v1;
+            A30 += lo.W * v0; A31 += lo.W * v1;
+            A40 += hi.X * v0; A41 += hi.X * v1;
+            A50 += hi.Y * v0; A51 += hi.Y * v1;
+            A60 += hi.Z * v0; A61 += hi.Z * v1;
+            A70 += hi.W * v0; A71 += hi.W * v1;
         }
     }
 
@@ -301,7 +316,7 @@ public struct AttnTile128 : IAttnTile
         A70 *= f.R7; A71 *= f.R7; A72 *= f.R7; A73 *= f.R7;
     }
 
-    public void Accumulate(ArrayView<float> w, ArrayView<float> x, int lane, int d)
+    public void Accumulate(ArrayView<Vec4> w, ArrayView<float> x, int lane, int d)
     {
         // A slot past d reads row d − 1 (in bounds, no branch in the loop); Stage never stores its sums.
         int x0 = Math.Min(lane, d - 1) * AttentionKernels.Pitch;
@@ -310,17 +325,16 @@ public struct AttnTile128 : IAttnTile
         int x3 = Math.Min(lane + 96, d - 1) * AttentionKernels.Pitch;
         for (int kk = 0; kk < AttentionKernels.Keys; kk++)
         {
-            float w0 = w[kk], w1 = w[kk + 32], w2 = w[kk + 64], w3 = w[kk + 96];
-            float w4 = w[kk + 128], w5 = w[kk + 160], w6 = w[kk + 192], w7 = w[kk + 224];
+            Vec4 lo = w[2 * kk], hi = w[2 * kk + 1];   // the token's 8 row weights
             float v0 = x[x0 + kk], v1 = x[x1 + kk], v2 = x[x2 + kk], v3 = x[x3 + kk];
-            A00 += w0 * v0; A01 += w0 * v1; A02 += w0 * v2; A03 += w0 * v3;
-            A10 += w1 * v0; A11 += w1 * v1; A12 += w1 * v2; A13 += w1 * v3;
-            A20 += w2 * v0; A21 += w2 * v1; A22 += w2 * v2; A23 += w2 * v3;
-            A30 += w3 * v0; A31 += w3 * v1; A32 += w3 * v2; A33 += w3 * v3;
-            A40 += w4 * v0; A41 += w4 * v1; A42 += w4 * v2; A43 += w4 * v3;
-            A50 += w5 * v0; A51 += w5 * v1; A52 += w5 * v2; A53 += w5 * v3;
-            A60 += w6 * v0; A61 += w6 * v1; A62 += w6 * v2; A63 += w6 * v3;
-            A70 += w7 * v0; A71 += w7 * v1; A72 += w7 * v2; A73 += w7 * v3;
+            A00 += lo.X * v0; A01 += lo.X * v1; A02 += lo.X * v2; A03 += lo.X * v3;
+            A10 += lo.Y * v0; A11 += lo.Y * v1; A12 += lo.Y * v2; A13 += lo.Y * v3;
+            A20 += lo.Z * v0; A21 += lo.Z * v1; A22 += lo.Z * v2; A23 += lo.Z * v3;
+            A30 += lo.W * v0; A31 += lo.W * v1; A32 += lo.W * v2; A33 += lo.W * v3;
+            A40 += hi.X * v0; A41 += hi.X * v1; A42 += hi.X * v2; A43 += hi.X * v3;
+            A50 += hi.Y * v0; A51 += hi.Y * v1; A52 += hi.Y * v2; A53 += hi.Y * v3;
+            A60 += hi.Z * v0; A61 += hi.Z * v1; A62 += hi.Z * v2; A63 += hi.Z * v3;
+            A70 += hi.W * v0; A71 += hi.W * v1; A72 += hi.W * v2; A73 += hi.W * v3;
         }
     }
 
@@ -379,19 +393,23 @@ public struct AttnTile128 : IAttnTile
 
 public static partial class AttentionKernels
 {
-    /// <summary>OnlineSoftmax of the 8 queries over a key tile (s masked, scaled); returns rescale factors.</summary>
-    private static Rows8 SoftmaxRows(Rows8 s, ref Rows8 m, ref Rows8 l, ArrayView<float> p, int lane)
+    /// <summary>
+    /// OnlineSoftmax of the 8 queries over a key tile (s masked, scaled): the probabilities go to the
+    /// lane's token of p; returns the rescale factors.
+    /// </summary>
+    private static Rows8 SoftmaxRows(Rows8 s, ref Rows8 m, ref Rows8 l, ArrayView<Vec4> p, int lane)
     {
         var tileMax = s.WarpMax(lane);
-        Rows8 alpha;
-        alpha.R0 = OnlineSoftmax(s.R0, tileMax.R0, ref m.R0, ref l.R0, p, lane);
-        alpha.R1 = OnlineSoftmax(s.R1, tileMax.R1, ref m.R1, ref l.R1, p, 32 + lane);
-        alpha.R2 = OnlineSoftmax(s.R2, tileMax.R2, ref m.R2, ref l.R2, p, 64 + lane);
-        alpha.R3 = OnlineSoftmax(s.R3, tileMax.R3, ref m.R3, ref l.R3, p, 96 + lane);
-        alpha.R4 = OnlineSoftmax(s.R4, tileMax.R4, ref m.R4, ref l.R4, p, 128 + lane);
-        alpha.R5 = OnlineSoftmax(s.R5, tileMax.R5, ref m.R5, ref l.R5, p, 160 + lane);
-        alpha.R6 = OnlineSoftmax(s.R6, tileMax.R6, ref m.R6, ref l.R6, p, 192 + lane);
-        alpha.R7 = OnlineSoftmax(s.R7, tileMax.R7, ref m.R7, ref l.R7, p, 224 + lane);
+        Rows8 e, alpha;
+        e.R0 = OnlineSoftmax(s.R0, tileMax.R0, ref m.R0, ref l.R0, out alpha.R0);
+        e.R1 = OnlineSoftmax(s.R1, tileMax.R1, ref m.R1, ref l.R1, out alpha.R1);
+        e.R2 = OnlineSoftmax(s.R2, tileMax.R2, ref m.R2, ref l.R2, out alpha.R2);
+        e.R3 = OnlineSoftmax(s.R3, tileMax.R3, ref m.R3, ref l.R3, out alpha.R3);
+        e.R4 = OnlineSoftmax(s.R4, tileMax.R4, ref m.R4, ref l.R4, out alpha.R4);
+        e.R5 = OnlineSoftmax(s.R5, tileMax.R5, ref m.R5, ref l.R5, out alpha.R5);
+        e.R6 = OnlineSoftmax(s.R6, tileMax.R6, ref m.R6, ref l.R6, out alpha.R6);
+        e.R7 = OnlineSoftmax(s.R7, tileMax.R7, ref m.R7, ref l.R7, out alpha.R7);
+        e.Write(p, 2 * lane);
         return alpha;
     }
 
@@ -408,31 +426,41 @@ public static partial class AttentionKernels
         lse.R7 = m.R7 + MathF.Log(l.R7); inv.R7 = 1f / l.R7;
     }
 
-    /// <summary>P and dS (ScoreGrad) of the 8 keys and the lane's query; rows ≥ keys masked.</summary>
+    /// <summary>
+    /// P and dS (ScoreGrad) of the 8 keys and the lane's query, to its token of p and ds; rows ≥ keys
+    /// masked.
+    /// </summary>
     private static void KeyGradRows(Rows8 s, Rows8 dp, int keys, bool queryOk, float lse, float rowDot,
-        float scale, ArrayView<float> p, ArrayView<float> ds, int lane)
+        float scale, ArrayView<Vec4> p, ArrayView<Vec4> ds, int lane)
     {
-        p[lane] = ScoreGrad(s.R0, dp.R0, queryOk && keys > 0, lse, rowDot, scale, ds, lane);
-        p[32 + lane] = ScoreGrad(s.R1, dp.R1, queryOk && keys > 1, lse, rowDot, scale, ds, 32 + lane);
-        p[64 + lane] = ScoreGrad(s.R2, dp.R2, queryOk && keys > 2, lse, rowDot, scale, ds, 64 + lane);
-        p[96 + lane] = ScoreGrad(s.R3, dp.R3, queryOk && keys > 3, lse, rowDot, scale, ds, 96 + lane);
-        p[128 + lane] = ScoreGrad(s.R4, dp.R4, queryOk && keys > 4, lse, rowDot, scale, ds, 128 + lane);
-        p[160 + lane] = ScoreGrad(s.R5, dp.R5, queryOk && keys > 5, lse, rowDot, scale, ds, 160 + lane);
-        p[192 + lane] = ScoreGrad(s.R6, dp.R6, queryOk && keys > 6, lse, rowDot, scale, ds, 192 + lane);
-        p[224 + lane] = ScoreGrad(s.R7, dp.R7, queryOk && keys > 7, lse, rowDot, scale, ds, 224 + lane);
+        Rows8 e, g;
+        e.R0 = ScoreGrad(s.R0, dp.R0, queryOk && keys > 0, lse, rowDot, scale, out g.R0);
+        e.R1 = ScoreGrad(s.R1, dp.R1, queryOk && keys > 1, lse, rowDot, scale, out g.R1);
+        e.R2 = ScoreGrad(s.R2, dp.R2, queryOk && keys > 2, lse, rowDot, scale, out g.R2);
+        e.R3 = ScoreGrad(s.R3, dp.R3, queryOk && keys > 3, lse, rowDot, scale, out g.R3);
+        e.R4 = ScoreGrad(s.R4, dp.R4, queryOk && keys > 4, lse, rowDot, scale, out g.R4);
+        e.R5 = ScoreGrad(s.R5, dp.R5, queryOk && keys > 5, lse, rowDot, scale, out g.R5);
+        e.R6 = ScoreGrad(s.R6, dp.R6, queryOk && keys > 6, lse, rowDot, scale, out g.R6);
+        e.R7 = ScoreGrad(s.R7, dp.R7, queryOk && keys > 7, lse, rowDot, scale, out g.R7);
+        e.Write(p, 2 * lane);
+        g.Write(ds, 2 * lane);
     }
 
-    /// <summary>dS (ScoreGrad) of the 8 queries and the lane's key; rows ≥ queries masked.</summary>
+    /// <summary>
+    /// dS (ScoreGrad) of the 8 queries and the lane's key, to its token of ds; rows ≥ queries masked.
+    /// </summary>
     private static void QueryGradRows(Rows8 s, Rows8 dp, int queries, bool keyOk, Rows8 lse, Rows8 rowDot,
-        float scale, ArrayView<float> ds, int lane)
+        float scale, ArrayView<Vec4> ds, int lane)
     {
-        ScoreGrad(s.R0, dp.R0, keyOk && queries > 0, lse.R0, rowDot.R0, scale, ds, lane);
-        ScoreGrad(s.R1, dp.R1, keyOk && queries > 1, lse.R1, rowDot.R1, scale, ds, 32 + lane);
-        ScoreGrad(s.R2, dp.R2, keyOk && queries > 2, lse.R2, rowDot.R2, scale, ds, 64 + lane);
-        ScoreGrad(s.R3, dp.R3, keyOk && queries > 3, lse.R3, rowDot.R3, scale, ds, 96 + lane);
-        ScoreGrad(s.R4, dp.R4, keyOk && queries > 4, lse.R4, rowDot.R4, scale, ds, 128 + lane);
-        ScoreGrad(s.R5, dp.R5, keyOk && queries > 5, lse.R5, rowDot.R5, scale, ds, 160 + lane);
-        ScoreGrad(s.R6, dp.R6, keyOk && queries > 6, lse.R6, rowDot.R6, scale, ds, 192 + lane);
-        ScoreGrad(s.R7, dp.R7, keyOk && queries > 7, lse.R7, rowDot.R7, scale, ds, 224 + lane);
+        Rows8 g;
+        ScoreGrad(s.R0, dp.R0, keyOk && queries > 0, lse.R0, rowDot.R0, scale, out g.R0);
+        ScoreGrad(s.R1, dp.R1, keyOk && queries > 1, lse.R1, rowDot.R1, scale, out g.R1);
+        ScoreGrad(s.R2, dp.R2, keyOk && queries > 2, lse.R2, rowDot.R2, scale, out g.R2);
+        ScoreGrad(s.R3, dp.R3, keyOk && queries > 3, lse.R3, rowDot.R3, scale, out g.R3);
+        ScoreGrad(s.R4, dp.R4, keyOk && queries > 4, lse.R4, rowDot.R4, scale, out g.R4);
+        ScoreGrad(s.R5, dp.R5, keyOk && queries > 5, lse.R5, rowDot.R5, scale, out g.R5);
+        ScoreGrad(s.R6, dp.R6, keyOk && queries > 6, lse.R6, rowDot.R6, scale, out g.R6);
+        ScoreGrad(s.R7, dp.R7, keyOk && queries > 7, lse.R7, rowDot.R7, scale, out g.R7);
+        g.Write(ds, 2 * lane);
     }
 }

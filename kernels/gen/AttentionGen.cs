@@ -18,10 +18,19 @@ public static class AttentionGen
 
     private static string A(int i, int jj) => $"A{i}{jj}";
 
+    /// <summary>Row i of 8 held as two Vec4, lo (rows 0..3) and hi (rows 4..7).</summary>
+    private static string Part(int i) => (i < 4 ? "lo." : "hi.") + "XYZW"[i % 4];
+
     private static IEnumerable<int> Each(int n) => Enumerable.Range(0, n);
 
-    /// <summary>Row i's entry for this lane in a warp's (8 rows, 32 tokens) block.</summary>
-    private static string At(int i) => i == 0 ? "lane" : $"{i * 32} + lane";
+    /// <summary>A summary comment of several lines.</summary>
+    private static void Doc(Code c, params string[] lines)
+    {
+        c.Line("/// <summary>");
+        foreach (var l in lines) c.Line("/// " + l);
+        c.Line("/// </summary>");
+    }
+
 
     public static string Generate()
     {
@@ -57,9 +66,18 @@ public static class AttentionGen
         c.Line("return r;");
         c.Close();
         c.Line();
-        c.Line("/// <summary>R_i += x[at + i] · y (x is the same for every lane: a broadcast read).</summary>");
-        c.Open("public void Add(ArrayView<float> x, int at, float y)");
-        foreach (int i in Each(Rows)) c.Line($"R{i} += x[at + {i}] * y;");
+        c.Line("/// <summary>R_i += (x[at], x[at + 1])_i · y: the same x in every lane, two 16-byte reads.</summary>");
+        c.Open("public void Add(ArrayView<Vec4> x, int at, float y)");
+        c.Line("Vec4 lo = x[at], hi = x[at + 1];");
+        foreach (int i in Each(Rows)) c.Line($"R{i} += {Part(i)} * y;");
+        c.Close();
+        c.Line();
+        c.Line("/// <summary>(x[at], x[at + 1]) = the 8 rows: two 16-byte writes.</summary>");
+        c.Open("public readonly void Write(ArrayView<Vec4> x, int at)");
+        c.Line("Vec4 lo, hi;");
+        foreach (int i in Each(Rows)) c.Line($"{Part(i)} = R{i};");
+        c.Line("x[at] = lo;");
+        c.Line("x[at + 1] = hi;");
         c.Close();
         c.Line();
         c.Line("/// <summary>R_i = x[at + i] for i &lt; count, else 0 (rows past the end of the sequence).</summary>");
@@ -128,17 +146,15 @@ public static class AttentionGen
             c.Line(string.Join(" ", Each(slots).Select(jj => $"{A(i, jj)} *= f.R{i};")));
         c.Close();
         c.Line();
-        c.Open("public void Accumulate(ArrayView<float> w, ArrayView<float> x, int lane, int d)");
+        c.Open("public void Accumulate(ArrayView<Vec4> w, ArrayView<float> x, int lane, int d)");
         c.Line("// A slot past d reads row d − 1 (in bounds, no branch in the loop); Stage never stores its sums.");
         foreach (int jj in Each(slots))
             c.Line($"int x{jj} = Math.Min(lane{Code.Plus(32 * jj)}, d - 1) * AttentionKernels.Pitch;");
         c.Open("for (int kk = 0; kk < AttentionKernels.Keys; kk++)");
-        foreach (int half in Each(2))
-            c.Line("float " + string.Join(", ", Each(Rows / 2).Select(r => half * Rows / 2 + r)
-                .Select(i => $"w{i} = w[kk{Code.Plus(i * 32)}]")) + ";");
+        c.Line("Vec4 lo = w[2 * kk], hi = w[2 * kk + 1];   // the token's 8 row weights");
         c.Line("float " + string.Join(", ", Each(slots).Select(jj => $"v{jj} = x[x{jj} + kk]")) + ";");
         foreach (int i in Each(Rows))
-            c.Line(string.Join(" ", Each(slots).Select(jj => $"{A(i, jj)} += w{i} * v{jj};")));
+            c.Line(string.Join(" ", Each(slots).Select(jj => $"{A(i, jj)} += {Part(i)} * v{jj};")));
         c.Close();
         c.Close();
         c.Line();
@@ -157,13 +173,14 @@ public static class AttentionGen
     /// <summary>The kernels' per-row steps over the 8 rows: each calls a per-row function of Attention.cs.</summary>
     private static void RowSteps(Code c)
     {
-        c.Line("/// <summary>OnlineSoftmax of the 8 queries over a key tile (s masked, scaled); returns " +
-               "rescale factors.</summary>");
-        c.Open("private static Rows8 SoftmaxRows(Rows8 s, ref Rows8 m, ref Rows8 l, ArrayView<float> p, int lane)");
+        Doc(c, "OnlineSoftmax of the 8 queries over a key tile (s masked, scaled): the probabilities go to the",
+            "lane's token of p; returns the rescale factors.");
+        c.Open("private static Rows8 SoftmaxRows(Rows8 s, ref Rows8 m, ref Rows8 l, ArrayView<Vec4> p, int lane)");
         c.Line("var tileMax = s.WarpMax(lane);");
-        c.Line("Rows8 alpha;");
+        c.Line("Rows8 e, alpha;");
         foreach (int i in Each(Rows))
-            c.Line($"alpha.R{i} = OnlineSoftmax(s.R{i}, tileMax.R{i}, ref m.R{i}, ref l.R{i}, p, {At(i)});");
+            c.Line($"e.R{i} = OnlineSoftmax(s.R{i}, tileMax.R{i}, ref m.R{i}, ref l.R{i}, out alpha.R{i});");
+        c.Line("e.Write(p, 2 * lane);");
         c.Line("return alpha;");
         c.Close();
         c.Line();
@@ -173,20 +190,24 @@ public static class AttentionGen
         foreach (int i in Each(Rows)) c.Line($"lse.R{i} = m.R{i} + MathF.Log(l.R{i}); inv.R{i} = 1f / l.R{i};");
         c.Close();
         c.Line();
-        c.Line("/// <summary>P and dS (ScoreGrad) of the 8 keys and the lane's query; rows ≥ keys masked.</summary>");
+        Doc(c, "P and dS (ScoreGrad) of the 8 keys and the lane's query, to its token of p and ds; rows ≥ keys",
+            "masked.");
         c.Open("private static void KeyGradRows(Rows8 s, Rows8 dp, int keys, bool queryOk, float lse, float rowDot,",
-            "    float scale, ArrayView<float> p, ArrayView<float> ds, int lane)");
+            "    float scale, ArrayView<Vec4> p, ArrayView<Vec4> ds, int lane)");
+        c.Line("Rows8 e, g;");
         foreach (int i in Each(Rows))
-            c.Line($"p[{At(i)}] = ScoreGrad(s.R{i}, dp.R{i}, queryOk && keys > {i}, lse, rowDot, scale, ds, " +
-                   $"{At(i)});");
+            c.Line($"e.R{i} = ScoreGrad(s.R{i}, dp.R{i}, queryOk && keys > {i}, lse, rowDot, scale, out g.R{i});");
+        c.Line("e.Write(p, 2 * lane);");
+        c.Line("g.Write(ds, 2 * lane);");
         c.Close();
         c.Line();
-        c.Line("/// <summary>dS (ScoreGrad) of the 8 queries and the lane's key; rows ≥ queries masked.</summary>");
+        Doc(c, "dS (ScoreGrad) of the 8 queries and the lane's key, to its token of ds; rows ≥ queries masked.");
         c.Open("private static void QueryGradRows(Rows8 s, Rows8 dp, int queries, bool keyOk, Rows8 lse, Rows8 rowDot,",
-            "    float scale, ArrayView<float> ds, int lane)");
+            "    float scale, ArrayView<Vec4> ds, int lane)");
+        c.Line("Rows8 g;");
         foreach (int i in Each(Rows))
-            c.Line($"ScoreGrad(s.R{i}, dp.R{i}, keyOk && queries > {i}, lse.R{i}, rowDot.R{i}, scale, ds, " +
-                   $"{At(i)});");
+            c.Line($"ScoreGrad(s.R{i}, dp.R{i}, keyOk && queries > {i}, lse.R{i}, rowDot.R{i}, scale, out g.R{i});");
+        c.Line("g.Write(ds, 2 * lane);");
         c.Close();
     }
 }
