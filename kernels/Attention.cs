@@ -127,10 +127,7 @@ public static partial class AttentionKernels
         var acc = default(TTile);
         for (int k0 = 0; k0 < T; k0 += Keys)
         {
-            Group.Barrier();   // the previous tile is consumed (and qs loaded)
-            LoadTile(ks, Pitch, a.Qkv, k, d, T, k0);
-            LoadTile(vs, Pitch, a.Qkv, v, d, T, k0);
-            Group.Barrier();
+            LoadTilePair(ks, a.Qkv, k, vs, a.Qkv, v, d, T, k0);
             var s = Rows8.Fill(0f);
             for (int j = 0; j < d; j++) s.Add(own, j * (Keys / 4) + 2 * warp, ks[j * Pitch + lane]);
             acc.Scale(SoftmaxRows(s.ScaledOrMasked(a.Scale, k0 + lane < T), ref m, ref l, p, lane));
@@ -165,15 +162,10 @@ public static partial class AttentionKernels
         var dv = default(TTile);
         for (int q0 = 0; q0 < T; q0 += Keys)
         {
-            Group.Barrier();
-            LoadTile(qs, Pitch, a.Qkv, q, d, T, q0);
-            LoadTile(os, Pitch, a.Dout, o, d, T, q0);
-            Group.Barrier();
+            LoadTilePair(qs, a.Qkv, q, os, a.Dout, o, d, T, q0);
             bool queryOk = q0 + lane < T;
             float lse = queryOk ? a.Lse[row + q0 + lane] : 0f, rowDot = queryOk ? a.RowDot[row + q0 + lane] : 0f;
-            var s = Rows8.Fill(0f);
-            var dp = Rows8.Fill(0f);
-            Scores(ref s, ref dp, ks, qs, vs, os, warp, lane, d);
+            Scores(out var s, out var dp, ks, qs, vs, os, warp, lane, d);
             KeyGradRows(s, dp, keys, queryOk, lse, rowDot, a.Scale, p, ds, lane);
             Warp.Barrier();
             dv.Accumulate(p, os, lane, d);
@@ -209,13 +201,8 @@ public static partial class AttentionKernels
         var dq = default(TTile);
         for (int k0 = 0; k0 < T; k0 += Keys)
         {
-            Group.Barrier();
-            LoadTile(ks, Pitch, a.Qkv, k, d, T, k0);
-            LoadTile(vs, Pitch, a.Qkv, v, d, T, k0);
-            Group.Barrier();
-            var s = Rows8.Fill(0f);
-            var dp = Rows8.Fill(0f);
-            Scores(ref s, ref dp, qs, ks, os, vs, warp, lane, d);
+            LoadTilePair(ks, a.Qkv, k, vs, a.Qkv, v, d, T, k0);
+            Scores(out var s, out var dp, qs, ks, os, vs, warp, lane, d);
             QueryGradRows(s, dp, queries, k0 + lane < T, lse, rowDot, a.Scale, ds, lane);
             Warp.Barrier();
             dq.Accumulate(ds, ks, lane, d);
@@ -273,15 +260,30 @@ public static partial class AttentionKernels
     /// s_i += own[j·32 + 8·warp + i]·tile[j·33 + lane] and dp_i likewise from the second pair (own rows are
     /// broadcast 16-byte reads, tile rows conflict-free).
     /// </summary>
-    private static void Scores(ref Rows8 s, ref Rows8 dp, ArrayView<float> own, ArrayView<float> tile,
+    private static void Scores(out Rows8 s, out Rows8 dp, ArrayView<float> own, ArrayView<float> tile,
         ArrayView<float> own2, ArrayView<float> tile2, int warp, int lane, int d)
     {
+        s = Rows8.Fill(0f);
+        dp = Rows8.Fill(0f);
         ArrayView<Vec4> o = own.Cast<Vec4>(), o2 = own2.Cast<Vec4>();
         for (int j = 0; j < d; j++)
         {
             s.Add(o, j * (Keys / 4) + 2 * warp, tile[j * Pitch + lane]);
             dp.Add(o2, j * (Keys / 4) + 2 * warp, tile2[j * Pitch + lane]);
         }
+    }
+
+    /// <summary>
+    /// The next pair of (d, 33) tiles at token t0, once every warp is done with the previous pair:
+    /// x from src1 at at1, y from src2 at at2 (all threads).
+    /// </summary>
+    private static void LoadTilePair(ArrayView<float> x, ArrayView<float> src1, long at1, ArrayView<float> y,
+        ArrayView<float> src2, long at2, int d, int T, int t0)
+    {
+        Group.Barrier();
+        LoadTile(x, Pitch, src1, at1, d, T, t0);
+        LoadTile(y, Pitch, src2, at2, d, T, t0);
+        Group.Barrier();
     }
 
     /// <summary>sm[j·pitch + t] = src[at + j·T + t0 + t]: the (d, 32) tile at token t0, 0 past T.</summary>
