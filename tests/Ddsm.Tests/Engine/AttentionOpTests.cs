@@ -97,7 +97,8 @@ public abstract class AttentionOpTests : BackendFixture
         qkv.RequiresGrad = true;
         var y = F.Attention(qkv, d);
         var xd = x.Select(v => (double)v).ToArray();
-        OpCheck.AssertClose($"attention T={t} forward", y.ToArray(), Reference(xd, n, heads, d, t), 1e-5 * TolScale, 1e-4 * TolScale);
+        OpCheck.AssertClose($"attention T={t} forward", y.ToArray(), Reference(xd, n, heads, d, t),
+            1e-5 * TolScale, 1e-4 * TolScale);
         Tape.Backward(F.Sum(F.Mul(y, Tensor.FromArray(B, g, y.Shape))));
         var grad = qkv.Grad!.ToArray();
         double analytic = 0;
@@ -105,7 +106,8 @@ public abstract class AttentionOpTests : BackendFixture
         const double h = 1e-5;
         double L(double sign) => OpCheck.Dot(g, Reference(xd.Select((v, i) => v + sign * h * dir[i]).ToArray(), n, heads, d, t));
         double fd = (L(1) - L(-1)) / (2 * h);
-        OpCheck.AssertClose($"attention T={t} directional gradient", [(float)analytic], [fd], 1e-3 * TolScale, 1e-3 * TolScale);
+        OpCheck.AssertClose($"attention T={t} directional gradient", [(float)analytic], [fd],
+            1e-3 * TolScale, 1e-3 * TolScale);
     }
 
     [Test]
