@@ -3,4 +3,464 @@
 // Written by kernels/gen; do not edit: change the generator and run `dotnet run --project kernels/gen`.
 // </auto-generated>
 
+using ILGPU;
+
 namespace Ddsm.Kernels;
+
+/// <summary>One lane's value for each of its warp's 8 rows (queries or keys).</summary>
+public struct Rows8
+{
+    public float R0, R1, R2, R3, R4, R5, R6, R7;
+
+    /// <summary>Every row = v.</summary>
+    public static Rows8 Fill(float v)
+    {
+        Rows8 r;
+        r.R0 = v;
+        r.R1 = v;
+        r.R2 = v;
+        r.R3 = v;
+        r.R4 = v;
+        r.R5 = v;
+        r.R6 = v;
+        r.R7 = v;
+        return r;
+    }
+
+    /// <summary>R_i += (x[at], x[at + 1])_i · y: the same x in every lane, two 16-byte reads.</summary>
+    public void Add(ArrayView<Vec4> x, int at, float y)
+    {
+        Vec4 lo = x[at], hi = x[at + 1];
+        R0 += lo.X * y;
+        R1 += lo.Y * y;
+        R2 += lo.Z * y;
+        R3 += lo.W * y;
+        R4 += hi.X * y;
+        R5 += hi.Y * y;
+        R6 += hi.Z * y;
+        R7 += hi.W * y;
+    }
+
+    /// <summary>(x[at], x[at + 1]) = the 8 rows: two 16-byte writes.</summary>
+    public readonly void Write(ArrayView<Vec4> x, int at)
+    {
+        Vec4 lo, hi;
+        lo.X = R0;
+        lo.Y = R1;
+        lo.Z = R2;
+        lo.W = R3;
+        hi.X = R4;
+        hi.Y = R5;
+        hi.Z = R6;
+        hi.W = R7;
+        x[at] = lo;
+        x[at + 1] = hi;
+    }
+
+    /// <summary>R_i = x[at + i] for i &lt; count, else 0 (rows past the end of the sequence).</summary>
+    public void Load(ArrayView<float> x, long at, int count)
+    {
+        R0 = count > 0 ? x[at + 0] : 0f;
+        R1 = count > 1 ? x[at + 1] : 0f;
+        R2 = count > 2 ? x[at + 2] : 0f;
+        R3 = count > 3 ? x[at + 3] : 0f;
+        R4 = count > 4 ? x[at + 4] : 0f;
+        R5 = count > 5 ? x[at + 5] : 0f;
+        R6 = count > 6 ? x[at + 6] : 0f;
+        R7 = count > 7 ? x[at + 7] : 0f;
+    }
+
+    /// <summary>x[at + i] = R_i for i &lt; count.</summary>
+    public readonly void Store(ArrayView<float> x, long at, int count)
+    {
+        if (count > 0) x[at + 0] = R0;
+        if (count > 1) x[at + 1] = R1;
+        if (count > 2) x[at + 2] = R2;
+        if (count > 3) x[at + 3] = R3;
+        if (count > 4) x[at + 4] = R4;
+        if (count > 5) x[at + 5] = R5;
+        if (count > 6) x[at + 6] = R6;
+        if (count > 7) x[at + 7] = R7;
+    }
+
+    /// <summary>R_i · scale where ok, else NegBig (a masked score).</summary>
+    public readonly Rows8 ScaledOrMasked(float scale, bool ok)
+    {
+        Rows8 r;
+        r.R0 = ok ? R0 * scale : Dev.NegBig;
+        r.R1 = ok ? R1 * scale : Dev.NegBig;
+        r.R2 = ok ? R2 * scale : Dev.NegBig;
+        r.R3 = ok ? R3 * scale : Dev.NegBig;
+        r.R4 = ok ? R4 * scale : Dev.NegBig;
+        r.R5 = ok ? R5 * scale : Dev.NegBig;
+        r.R6 = ok ? R6 * scale : Dev.NegBig;
+        r.R7 = ok ? R7 * scale : Dev.NegBig;
+        return r;
+    }
+
+    /// <summary>Each row's maximum over the warp's 32 lanes, to every lane (9 + 8 shuffles).</summary>
+    public readonly Rows8 WarpMax(int lane)
+    {
+        // Halving exchange: at xor 16 a lane with bit 4 set keeps rows 4..7 and sends rows 0..3 (its
+        // partner the reverse), then likewise at xor 8 and 4; lane l ends with row (l / 4) % 8.
+        bool h4 = (lane & 16) != 0, h3 = (lane & 8) != 0, h2 = (lane & 4) != 0;
+        float a0 = MathF.Max(h4 ? R4 : R0, Warp.ShuffleXor(h4 ? R0 : R4, 16));
+        float a1 = MathF.Max(h4 ? R5 : R1, Warp.ShuffleXor(h4 ? R1 : R5, 16));
+        float a2 = MathF.Max(h4 ? R6 : R2, Warp.ShuffleXor(h4 ? R2 : R6, 16));
+        float a3 = MathF.Max(h4 ? R7 : R3, Warp.ShuffleXor(h4 ? R3 : R7, 16));
+        float b0 = MathF.Max(h3 ? a2 : a0, Warp.ShuffleXor(h3 ? a0 : a2, 8));
+        float b1 = MathF.Max(h3 ? a3 : a1, Warp.ShuffleXor(h3 ? a1 : a3, 8));
+        float v = MathF.Max(h2 ? b1 : b0, Warp.ShuffleXor(h2 ? b0 : b1, 4));
+        v = MathF.Max(v, Warp.ShuffleXor(v, 2));
+        v = MathF.Max(v, Warp.ShuffleXor(v, 1));
+        Rows8 r;
+        r.R0 = Warp.Shuffle(v, 0);
+        r.R1 = Warp.Shuffle(v, 4);
+        r.R2 = Warp.Shuffle(v, 8);
+        r.R3 = Warp.Shuffle(v, 12);
+        r.R4 = Warp.Shuffle(v, 16);
+        r.R5 = Warp.Shuffle(v, 20);
+        r.R6 = Warp.Shuffle(v, 24);
+        r.R7 = Warp.Shuffle(v, 28);
+        return r;
+    }
+
+    /// <summary>Each row's sum over the warp's 32 lanes, to every lane (9 + 8 shuffles).</summary>
+    public readonly Rows8 WarpSum(int lane)
+    {
+        // Halving exchange: at xor 16 a lane with bit 4 set keeps rows 4..7 and sends rows 0..3 (its
+        // partner the reverse), then likewise at xor 8 and 4; lane l ends with row (l / 4) % 8.
+        bool h4 = (lane & 16) != 0, h3 = (lane & 8) != 0, h2 = (lane & 4) != 0;
+        float a0 = (h4 ? R4 : R0) + Warp.ShuffleXor(h4 ? R0 : R4, 16);
+        float a1 = (h4 ? R5 : R1) + Warp.ShuffleXor(h4 ? R1 : R5, 16);
+        float a2 = (h4 ? R6 : R2) + Warp.ShuffleXor(h4 ? R2 : R6, 16);
+        float a3 = (h4 ? R7 : R3) + Warp.ShuffleXor(h4 ? R3 : R7, 16);
+        float b0 = (h3 ? a2 : a0) + Warp.ShuffleXor(h3 ? a0 : a2, 8);
+        float b1 = (h3 ? a3 : a1) + Warp.ShuffleXor(h3 ? a1 : a3, 8);
+        float v = (h2 ? b1 : b0) + Warp.ShuffleXor(h2 ? b0 : b1, 4);
+        v = v + Warp.ShuffleXor(v, 2);
+        v = v + Warp.ShuffleXor(v, 1);
+        Rows8 r;
+        r.R0 = Warp.Shuffle(v, 0);
+        r.R1 = Warp.Shuffle(v, 4);
+        r.R2 = Warp.Shuffle(v, 8);
+        r.R3 = Warp.Shuffle(v, 12);
+        r.R4 = Warp.Shuffle(v, 16);
+        r.R5 = Warp.Shuffle(v, 20);
+        r.R6 = Warp.Shuffle(v, 24);
+        r.R7 = Warp.Shuffle(v, 28);
+        return r;
+    }
+}
+
+/// <summary>Head dim ≤ 32: a lane's 8 rows × 1 channel slot (A{row}{slot}: channel lane + 32·slot).</summary>
+public struct AttnTile32 : IAttnTile
+{
+    public float A00;
+    public float A10;
+    public float A20;
+    public float A30;
+    public float A40;
+    public float A50;
+    public float A60;
+    public float A70;
+
+    public readonly int MaxDim => 32;
+
+    public void Scale(Rows8 f)
+    {
+        A00 *= f.R0;
+        A10 *= f.R1;
+        A20 *= f.R2;
+        A30 *= f.R3;
+        A40 *= f.R4;
+        A50 *= f.R5;
+        A60 *= f.R6;
+        A70 *= f.R7;
+    }
+
+    public void Accumulate(ArrayView<Vec4> w, ArrayView<float> x, int lane, int d)
+    {
+        // A slot past d reads row d − 1 (in bounds, no branch in the loop); Stage never stores its sums.
+        int x0 = Math.Min(lane, d - 1) * AttentionKernels.Pitch;
+        for (int kk = 0; kk < AttentionKernels.Keys; kk++)
+        {
+            Vec4 lo = w[2 * kk], hi = w[2 * kk + 1];   // the token's 8 row weights
+            float v0 = x[x0 + kk];
+            A00 += lo.X * v0;
+            A10 += lo.Y * v0;
+            A20 += lo.Z * v0;
+            A30 += lo.W * v0;
+            A40 += hi.X * v0;
+            A50 += hi.Y * v0;
+            A60 += hi.Z * v0;
+            A70 += hi.W * v0;
+        }
+    }
+
+    public readonly void Stage(ArrayView<float> y, int col, int lane, int d, Rows8 f)
+    {
+        if (lane < d)
+        {
+            int at = lane * AttentionKernels.Pitch + col;
+            y[at] = A00 * f.R0;
+            y[at + 1] = A10 * f.R1;
+            y[at + 2] = A20 * f.R2;
+            y[at + 3] = A30 * f.R3;
+            y[at + 4] = A40 * f.R4;
+            y[at + 5] = A50 * f.R5;
+            y[at + 6] = A60 * f.R6;
+            y[at + 7] = A70 * f.R7;
+        }
+    }
+}
+
+/// <summary>Head dim ≤ 64: a lane's 8 rows × 2 channel slots (A{row}{slot}: channel lane + 32·slot).</summary>
+public struct AttnTile64 : IAttnTile
+{
+    public float A00, A01;
+    public float A10, A11;
+    public float A20, A21;
+    public float A30, A31;
+    public float A40, A41;
+    public float A50, A51;
+    public float A60, A61;
+    public float A70, A71;
+
+    public readonly int MaxDim => 64;
+
+    public void Scale(Rows8 f)
+    {
+        A00 *= f.R0; A01 *= f.R0;
+        A10 *= f.R1; A11 *= f.R1;
+        A20 *= f.R2; A21 *= f.R2;
+        A30 *= f.R3; A31 *= f.R3;
+        A40 *= f.R4; A41 *= f.R4;
+        A50 *= f.R5; A51 *= f.R5;
+        A60 *= f.R6; A61 *= f.R6;
+        A70 *= f.R7; A71 *= f.R7;
+    }
+
+    public void Accumulate(ArrayView<Vec4> w, ArrayView<float> x, int lane, int d)
+    {
+        // A slot past d reads row d − 1 (in bounds, no branch in the loop); Stage never stores its sums.
+        int x0 = Math.Min(lane, d - 1) * AttentionKernels.Pitch;
+        int x1 = Math.Min(lane + 32, d - 1) * AttentionKernels.Pitch;
+        for (int kk = 0; kk < AttentionKernels.Keys; kk++)
+        {
+            Vec4 lo = w[2 * kk], hi = w[2 * kk + 1];   // the token's 8 row weights
+            float v0 = x[x0 + kk], v1 = x[x1 + kk];
+            A00 += lo.X * v0; A01 += lo.X * v1;
+            A10 += lo.Y * v0; A11 += lo.Y * v1;
+            A20 += lo.Z * v0; A21 += lo.Z * v1;
+            A30 += lo.W * v0; A31 += lo.W * v1;
+            A40 += hi.X * v0; A41 += hi.X * v1;
+            A50 += hi.Y * v0; A51 += hi.Y * v1;
+            A60 += hi.Z * v0; A61 += hi.Z * v1;
+            A70 += hi.W * v0; A71 += hi.W * v1;
+        }
+    }
+
+    public readonly void Stage(ArrayView<float> y, int col, int lane, int d, Rows8 f)
+    {
+        if (lane < d)
+        {
+            int at = lane * AttentionKernels.Pitch + col;
+            y[at] = A00 * f.R0;
+            y[at + 1] = A10 * f.R1;
+            y[at + 2] = A20 * f.R2;
+            y[at + 3] = A30 * f.R3;
+            y[at + 4] = A40 * f.R4;
+            y[at + 5] = A50 * f.R5;
+            y[at + 6] = A60 * f.R6;
+            y[at + 7] = A70 * f.R7;
+        }
+        if (lane + 32 < d)
+        {
+            int at = (lane + 32) * AttentionKernels.Pitch + col;
+            y[at] = A01 * f.R0;
+            y[at + 1] = A11 * f.R1;
+            y[at + 2] = A21 * f.R2;
+            y[at + 3] = A31 * f.R3;
+            y[at + 4] = A41 * f.R4;
+            y[at + 5] = A51 * f.R5;
+            y[at + 6] = A61 * f.R6;
+            y[at + 7] = A71 * f.R7;
+        }
+    }
+}
+
+/// <summary>Head dim ≤ 128: a lane's 8 rows × 4 channel slots (A{row}{slot}: channel lane + 32·slot).</summary>
+public struct AttnTile128 : IAttnTile
+{
+    public float A00, A01, A02, A03;
+    public float A10, A11, A12, A13;
+    public float A20, A21, A22, A23;
+    public float A30, A31, A32, A33;
+    public float A40, A41, A42, A43;
+    public float A50, A51, A52, A53;
+    public float A60, A61, A62, A63;
+    public float A70, A71, A72, A73;
+
+    public readonly int MaxDim => 128;
+
+    public void Scale(Rows8 f)
+    {
+        A00 *= f.R0; A01 *= f.R0; A02 *= f.R0; A03 *= f.R0;
+        A10 *= f.R1; A11 *= f.R1; A12 *= f.R1; A13 *= f.R1;
+        A20 *= f.R2; A21 *= f.R2; A22 *= f.R2; A23 *= f.R2;
+        A30 *= f.R3; A31 *= f.R3; A32 *= f.R3; A33 *= f.R3;
+        A40 *= f.R4; A41 *= f.R4; A42 *= f.R4; A43 *= f.R4;
+        A50 *= f.R5; A51 *= f.R5; A52 *= f.R5; A53 *= f.R5;
+        A60 *= f.R6; A61 *= f.R6; A62 *= f.R6; A63 *= f.R6;
+        A70 *= f.R7; A71 *= f.R7; A72 *= f.R7; A73 *= f.R7;
+    }
+
+    public void Accumulate(ArrayView<Vec4> w, ArrayView<float> x, int lane, int d)
+    {
+        // A slot past d reads row d − 1 (in bounds, no branch in the loop); Stage never stores its sums.
+        int x0 = Math.Min(lane, d - 1) * AttentionKernels.Pitch;
+        int x1 = Math.Min(lane + 32, d - 1) * AttentionKernels.Pitch;
+        int x2 = Math.Min(lane + 64, d - 1) * AttentionKernels.Pitch;
+        int x3 = Math.Min(lane + 96, d - 1) * AttentionKernels.Pitch;
+        for (int kk = 0; kk < AttentionKernels.Keys; kk++)
+        {
+            Vec4 lo = w[2 * kk], hi = w[2 * kk + 1];   // the token's 8 row weights
+            float v0 = x[x0 + kk], v1 = x[x1 + kk], v2 = x[x2 + kk], v3 = x[x3 + kk];
+            A00 += lo.X * v0; A01 += lo.X * v1; A02 += lo.X * v2; A03 += lo.X * v3;
+            A10 += lo.Y * v0; A11 += lo.Y * v1; A12 += lo.Y * v2; A13 += lo.Y * v3;
+            A20 += lo.Z * v0; A21 += lo.Z * v1; A22 += lo.Z * v2; A23 += lo.Z * v3;
+            A30 += lo.W * v0; A31 += lo.W * v1; A32 += lo.W * v2; A33 += lo.W * v3;
+            A40 += hi.X * v0; A41 += hi.X * v1; A42 += hi.X * v2; A43 += hi.X * v3;
+            A50 += hi.Y * v0; A51 += hi.Y * v1; A52 += hi.Y * v2; A53 += hi.Y * v3;
+            A60 += hi.Z * v0; A61 += hi.Z * v1; A62 += hi.Z * v2; A63 += hi.Z * v3;
+            A70 += hi.W * v0; A71 += hi.W * v1; A72 += hi.W * v2; A73 += hi.W * v3;
+        }
+    }
+
+    public readonly void Stage(ArrayView<float> y, int col, int lane, int d, Rows8 f)
+    {
+        if (lane < d)
+        {
+            int at = lane * AttentionKernels.Pitch + col;
+            y[at] = A00 * f.R0;
+            y[at + 1] = A10 * f.R1;
+            y[at + 2] = A20 * f.R2;
+            y[at + 3] = A30 * f.R3;
+            y[at + 4] = A40 * f.R4;
+            y[at + 5] = A50 * f.R5;
+            y[at + 6] = A60 * f.R6;
+            y[at + 7] = A70 * f.R7;
+        }
+        if (lane + 32 < d)
+        {
+            int at = (lane + 32) * AttentionKernels.Pitch + col;
+            y[at] = A01 * f.R0;
+            y[at + 1] = A11 * f.R1;
+            y[at + 2] = A21 * f.R2;
+            y[at + 3] = A31 * f.R3;
+            y[at + 4] = A41 * f.R4;
+            y[at + 5] = A51 * f.R5;
+            y[at + 6] = A61 * f.R6;
+            y[at + 7] = A71 * f.R7;
+        }
+        if (lane + 64 < d)
+        {
+            int at = (lane + 64) * AttentionKernels.Pitch + col;
+            y[at] = A02 * f.R0;
+            y[at + 1] = A12 * f.R1;
+            y[at + 2] = A22 * f.R2;
+            y[at + 3] = A32 * f.R3;
+            y[at + 4] = A42 * f.R4;
+            y[at + 5] = A52 * f.R5;
+            y[at + 6] = A62 * f.R6;
+            y[at + 7] = A72 * f.R7;
+        }
+        if (lane + 96 < d)
+        {
+            int at = (lane + 96) * AttentionKernels.Pitch + col;
+            y[at] = A03 * f.R0;
+            y[at + 1] = A13 * f.R1;
+            y[at + 2] = A23 * f.R2;
+            y[at + 3] = A33 * f.R3;
+            y[at + 4] = A43 * f.R4;
+            y[at + 5] = A53 * f.R5;
+            y[at + 6] = A63 * f.R6;
+            y[at + 7] = A73 * f.R7;
+        }
+    }
+}
+
+public static partial class AttentionKernels
+{
+    /// <summary>
+    /// OnlineSoftmax of the 8 queries over a key tile (s masked, scaled): the probabilities go to the
+    /// lane's token of p; returns the rescale factors.
+    /// </summary>
+    private static Rows8 SoftmaxRows(Rows8 s, ref Rows8 m, ref Rows8 l, ArrayView<Vec4> p, int lane)
+    {
+        var tileMax = s.WarpMax(lane);
+        Rows8 e, alpha;
+        e.R0 = OnlineSoftmax(s.R0, tileMax.R0, ref m.R0, ref l.R0, out alpha.R0);
+        e.R1 = OnlineSoftmax(s.R1, tileMax.R1, ref m.R1, ref l.R1, out alpha.R1);
+        e.R2 = OnlineSoftmax(s.R2, tileMax.R2, ref m.R2, ref l.R2, out alpha.R2);
+        e.R3 = OnlineSoftmax(s.R3, tileMax.R3, ref m.R3, ref l.R3, out alpha.R3);
+        e.R4 = OnlineSoftmax(s.R4, tileMax.R4, ref m.R4, ref l.R4, out alpha.R4);
+        e.R5 = OnlineSoftmax(s.R5, tileMax.R5, ref m.R5, ref l.R5, out alpha.R5);
+        e.R6 = OnlineSoftmax(s.R6, tileMax.R6, ref m.R6, ref l.R6, out alpha.R6);
+        e.R7 = OnlineSoftmax(s.R7, tileMax.R7, ref m.R7, ref l.R7, out alpha.R7);
+        e.Write(p, 2 * lane);
+        return alpha;
+    }
+
+    /// <summary>lse = m + log l and 1/l of the 8 queries (l: the warp's total sums) after the last tile.</summary>
+    private static void FinishRows(Rows8 m, Rows8 l, out Rows8 lse, out Rows8 inv)
+    {
+        lse.R0 = m.R0 + MathF.Log(l.R0); inv.R0 = 1f / l.R0;
+        lse.R1 = m.R1 + MathF.Log(l.R1); inv.R1 = 1f / l.R1;
+        lse.R2 = m.R2 + MathF.Log(l.R2); inv.R2 = 1f / l.R2;
+        lse.R3 = m.R3 + MathF.Log(l.R3); inv.R3 = 1f / l.R3;
+        lse.R4 = m.R4 + MathF.Log(l.R4); inv.R4 = 1f / l.R4;
+        lse.R5 = m.R5 + MathF.Log(l.R5); inv.R5 = 1f / l.R5;
+        lse.R6 = m.R6 + MathF.Log(l.R6); inv.R6 = 1f / l.R6;
+        lse.R7 = m.R7 + MathF.Log(l.R7); inv.R7 = 1f / l.R7;
+    }
+
+    /// <summary>
+    /// P and dS (ScoreGrad) of the 8 keys and the lane's query, to its token of p and ds; rows ≥ keys
+    /// masked.
+    /// </summary>
+    private static void KeyGradRows(Rows8 s, Rows8 dp, int keys, bool queryOk, float lse, float rowDot,
+        float scale, ArrayView<Vec4> p, ArrayView<Vec4> ds, int lane)
+    {
+        Rows8 e, g;
+        e.R0 = ScoreGrad(s.R0, dp.R0, queryOk && keys > 0, lse, rowDot, scale, out g.R0);
+        e.R1 = ScoreGrad(s.R1, dp.R1, queryOk && keys > 1, lse, rowDot, scale, out g.R1);
+        e.R2 = ScoreGrad(s.R2, dp.R2, queryOk && keys > 2, lse, rowDot, scale, out g.R2);
+        e.R3 = ScoreGrad(s.R3, dp.R3, queryOk && keys > 3, lse, rowDot, scale, out g.R3);
+        e.R4 = ScoreGrad(s.R4, dp.R4, queryOk && keys > 4, lse, rowDot, scale, out g.R4);
+        e.R5 = ScoreGrad(s.R5, dp.R5, queryOk && keys > 5, lse, rowDot, scale, out g.R5);
+        e.R6 = ScoreGrad(s.R6, dp.R6, queryOk && keys > 6, lse, rowDot, scale, out g.R6);
+        e.R7 = ScoreGrad(s.R7, dp.R7, queryOk && keys > 7, lse, rowDot, scale, out g.R7);
+        e.Write(p, 2 * lane);
+        g.Write(ds, 2 * lane);
+    }
+
+    /// <summary>
+    /// dS (ScoreGrad) of the 8 queries and the lane's key, to its token of ds; rows ≥ queries masked.
+    /// </summary>
+    private static void QueryGradRows(Rows8 s, Rows8 dp, int queries, bool keyOk, Rows8 lse, Rows8 rowDot,
+        float scale, ArrayView<Vec4> ds, int lane)
+    {
+        Rows8 g;
+        ScoreGrad(s.R0, dp.R0, keyOk && queries > 0, lse.R0, rowDot.R0, scale, out g.R0);
+        ScoreGrad(s.R1, dp.R1, keyOk && queries > 1, lse.R1, rowDot.R1, scale, out g.R1);
+        ScoreGrad(s.R2, dp.R2, keyOk && queries > 2, lse.R2, rowDot.R2, scale, out g.R2);
+        ScoreGrad(s.R3, dp.R3, keyOk && queries > 3, lse.R3, rowDot.R3, scale, out g.R3);
+        ScoreGrad(s.R4, dp.R4, keyOk && queries > 4, lse.R4, rowDot.R4, scale, out g.R4);
+        ScoreGrad(s.R5, dp.R5, keyOk && queries > 5, lse.R5, rowDot.R5, scale, out g.R5);
+        ScoreGrad(s.R6, dp.R6, keyOk && queries > 6, lse.R6, rowDot.R6, scale, out g.R6);
+        ScoreGrad(s.R7, dp.R7, keyOk && queries > 7, lse.R7, rowDot.R7, scale, out g.R7);
+        g.Write(ds, 2 * lane);
+    }
+}

@@ -82,5 +82,8 @@ internal sealed class Code
         "// Written by kernels/gen; do not edit: change the generator and run `dotnet run --project kernels/gen`.\n" +
         "// </auto-generated>\n";
 
+    /// <summary>" + d", or nothing for 0: offsets in generated index expressions.</summary>
+    public static string Plus(int d) => d == 0 ? "" : $" + {d}";
+
     public override string ToString() => _sb.ToString();
 }

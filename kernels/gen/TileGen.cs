@@ -203,10 +203,8 @@ public static class TileGen
         for (int i = 0; i < Acc; i++)
         {
             var (dm, dn) = coord(i);
-            c.Line($"Put(ref p, m{Plus(dm)}, n{Plus(dn)}, c.{C(i)});");
+            c.Line($"Put(ref p, m{Code.Plus(dm)}, n{Code.Plus(dn)}, c.{C(i)});");
         }
         c.Close();
     }
-
-    private static string Plus(int d) => d == 0 ? "" : $" + {d}";
 }

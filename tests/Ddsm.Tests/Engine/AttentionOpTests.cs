@@ -48,6 +48,7 @@ public abstract class AttentionOpTests : BackendFixture
     [TestCase(16, 2)]
     [TestCase(64, 1)]
     [TestCase(64, 2)]
+    [Covers("attn_fwd_d32", "attn_bwd_dot", "attn_bwd_kv_d32", "attn_bwd_q_d32")]
     public void ForwardAndGradients(int t, int heads)
     {
         const int d = 8;
@@ -62,6 +63,7 @@ public abstract class AttentionOpTests : BackendFixture
     }
 
     [Test]
+    [Covers("attn_fwd_d32")]
     public void LongSequenceForward()
     {
         // T = 256 (a 16×16 map), 2 heads of 32 channels: forward only (the reference is O(T²d)).
@@ -76,12 +78,15 @@ public abstract class AttentionOpTests : BackendFixture
     }
 
     [Test]
+    [Covers("attn_fwd_d32", "attn_bwd_dot", "attn_bwd_kv_d32", "attn_bwd_q_d32")]
     public void LongestSequenceForwardAndDirectionalGradient()
     {
-        // T = 1024 (a 32×32 map), one head of 8 channels. Forward vs the reference; backward as a
-        // directional derivative: Σ dqkv·v against (L(x+hv) − L(x−hv))/2h with L = Σ g·ref(x) in double
-        // (two reference evaluations instead of one per sampled element).
-        const int n = 1, heads = 1, d = 8, t = 1024;
+        // T = 1024 (a 32×32 map; 256 where launches are slow: still 8 tiles of 32 tokens), one head of 8
+        // channels. Forward vs the reference; backward as a directional derivative: Σ dqkv·v against
+        // (L(x+hv) − L(x−hv))/2h with L = Σ g·ref(x) in double (two reference evaluations instead of one per
+        // sampled element).
+        const int n = 1, heads = 1, d = 8;
+        int t = Small ? 256 : 1024;
         var r = new Rng(34);
         var x = new float[n * 3 * heads * d * t]; r.FillNormal(x);
         var g = new float[n * heads * d * t]; r.FillNormal(g);
@@ -92,7 +97,8 @@ public abstract class AttentionOpTests : BackendFixture
         qkv.RequiresGrad = true;
         var y = F.Attention(qkv, d);
         var xd = x.Select(v => (double)v).ToArray();
-        OpCheck.AssertClose("attention T=1024 forward", y.ToArray(), Reference(xd, n, heads, d, t), 1e-5 * TolScale, 1e-4 * TolScale);
+        OpCheck.AssertClose($"attention T={t} forward", y.ToArray(), Reference(xd, n, heads, d, t),
+            1e-5 * TolScale, 1e-4 * TolScale);
         Tape.Backward(F.Sum(F.Mul(y, Tensor.FromArray(B, g, y.Shape))));
         var grad = qkv.Grad!.ToArray();
         double analytic = 0;
@@ -100,10 +106,12 @@ public abstract class AttentionOpTests : BackendFixture
         const double h = 1e-5;
         double L(double sign) => OpCheck.Dot(g, Reference(xd.Select((v, i) => v + sign * h * dir[i]).ToArray(), n, heads, d, t));
         double fd = (L(1) - L(-1)) / (2 * h);
-        OpCheck.AssertClose("attention T=1024 directional gradient", [(float)analytic], [fd], 1e-3 * TolScale, 1e-3 * TolScale);
+        OpCheck.AssertClose($"attention T={t} directional gradient", [(float)analytic], [fd],
+            1e-3 * TolScale, 1e-3 * TolScale);
     }
 
     [Test]
+    [Covers("attn_fwd_d32")]
     public void SlimmedQkvPrefixGivesTheFirstHeadsExactly()
     {
         // A model with 4 heads slimmed to 2: the slim qkv projection is the channel prefix of the
@@ -125,6 +133,7 @@ public abstract class AttentionOpTests : BackendFixture
     }
 
     [Test]
+    [Covers("attn_fwd_d32", "attn_bwd_dot", "attn_bwd_kv_d32", "attn_bwd_q_d32")]
     public void BackwardAccumulates()
     {
         const int n = 1, heads = 2, d = 8, t = 16;

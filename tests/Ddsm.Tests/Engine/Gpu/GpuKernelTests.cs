@@ -311,49 +311,119 @@ public abstract class GpuKernelTests : BackendFixture
     }
 
     // ---- attention -------------------------------------------------------------------------------
+    /// <summary>Offsets of head h's q, k, v rows in qkv and of its rows in out (ADM's head-major layout).</summary>
+    private static (long Q, long K, long V, long O) AttnBases(AttentionDesc d, int n, int h)
+    {
+        long q = ((long)n * 3 * d.C + h * 3 * d.HeadDim) * d.T, k = q + (long)d.HeadDim * d.T;
+        return (q, k, k + (long)d.HeadDim * d.T, ((long)n * d.C + h * d.HeadDim) * d.T);
+    }
+
+    /// <summary>Softmax probabilities P[t, u] of head h of sample n and each query's log-sum-exp.</summary>
+    private static (double[,] P, double[] Lse) AttnProbs(AttentionDesc d, double[] qkv, int n, int h)
+    {
+        int T = d.T, hd = d.HeadDim;
+        var (qb, kb, _, _) = AttnBases(d, n, h);
+        var p = new double[T, T];
+        var lse = new double[T];
+        double scale = 1 / Math.Sqrt(hd);
+        for (int t = 0; t < T; t++)
+        {
+            double mx = double.NegativeInfinity;
+            for (int u = 0; u < T; u++)
+            {
+                double a = 0;
+                for (int j = 0; j < hd; j++) a += qkv[qb + j * T + t] * qkv[kb + j * T + u];
+                p[t, u] = a * scale; mx = Math.Max(mx, p[t, u]);
+            }
+            double z = 0; for (int u = 0; u < T; u++) { p[t, u] = Math.Exp(p[t, u] - mx); z += p[t, u]; }
+            for (int u = 0; u < T; u++) p[t, u] /= z;
+            lse[t] = mx + Math.Log(z);
+        }
+        return (p, lse);
+    }
+
     private static double[] AttnRef(AttentionDesc d, double[] qkv, double[]? lse = null)
     {
-        int C = d.C, T = d.T, hd = d.HeadDim;
-        var o = new double[d.N * C * T];
-        double scale = 1 / Math.Sqrt(hd);
+        int T = d.T, hd = d.HeadDim;
+        var o = new double[d.N * d.C * T];
         for (int n = 0; n < d.N; n++)
             for (int h = 0; h < d.Heads; h++)
             {
-                long qb = ((long)n * 3 * C + h * 3 * hd) * T, kb = qb + hd * T, vb = kb + hd * T;
+                var (p, l) = AttnProbs(d, qkv, n, h);
+                var (_, _, vb, ob) = AttnBases(d, n, h);
+                if (lse is not null) Array.Copy(l, 0, lse, (n * d.Heads + h) * T, T);
                 for (int t = 0; t < T; t++)
-                {
-                    var s = new double[T];
-                    double mx = double.NegativeInfinity;
-                    for (int u = 0; u < T; u++)
-                    {
-                        double a = 0;
-                        for (int j = 0; j < hd; j++) a += qkv[qb + j * T + t] * qkv[kb + j * T + u];
-                        s[u] = a * scale; mx = Math.Max(mx, s[u]);
-                    }
-                    double z = 0; for (int u = 0; u < T; u++) { s[u] = Math.Exp(s[u] - mx); z += s[u]; }
-                    if (lse is not null) lse[(n * d.Heads + h) * T + t] = mx + Math.Log(z);
                     for (int j = 0; j < hd; j++)
                     {
                         double a = 0;
-                        for (int u = 0; u < T; u++) a += s[u] / z * qkv[vb + j * T + u];
-                        o[((long)n * C + h * hd + j) * T + t] = a;
+                        for (int u = 0; u < T; u++) a += p[t, u] * qkv[vb + j * T + u];
+                        o[ob + j * T + t] = a;
                     }
-                }
             }
         return o;
     }
 
-    /// <summary>Head dims on both sides of the kernels' specialisation boundaries, T not a multiple of the 32-token tile.</summary>
-    private static IEnumerable<TestCaseData> AttentionCases() =>
-    [
-        new TestCaseData(16, 40), new TestCaseData(80, 33), new TestCaseData(64, 64),
-    ];
-
-    [TestCaseSource(nameof(AttentionCases))]
-    public void AttentionForwardBackward(int headDim, int t)
+    /// <summary>
+    /// ∂(Σ g·out)/∂qkv in float64: dV = Pᵀ·dO, dS = P∘(dO·Vᵀ − D) with D = rowsum(dO∘O), dQ = dS·K/√d,
+    /// dK = dSᵀ·Q/√d.
+    /// </summary>
+    private static double[] AttnGradRef(AttentionDesc d, double[] qkv, double[] g)
     {
-        var r = new Rng(400 + (ulong)headDim);
-        var d = new AttentionDesc(N: Small ? 1 : 2, Heads: 2, HeadDim: headDim, T: t);
+        int T = d.T, hd = d.HeadDim;
+        var dx = new double[qkv.Length];
+        double scale = 1 / Math.Sqrt(hd);
+        for (int n = 0; n < d.N; n++)
+            for (int h = 0; h < d.Heads; h++)
+            {
+                var (p, _) = AttnProbs(d, qkv, n, h);
+                var (qb, kb, vb, ob) = AttnBases(d, n, h);
+                var dp = new double[T];
+                for (int t = 0; t < T; t++)
+                {
+                    double rowDot = 0;
+                    for (int u = 0; u < T; u++)
+                    {
+                        dp[u] = 0;
+                        for (int j = 0; j < hd; j++) dp[u] += g[ob + j * T + t] * qkv[vb + j * T + u];
+                        rowDot += p[t, u] * dp[u];
+                    }
+                    for (int u = 0; u < T; u++)
+                    {
+                        double ds = p[t, u] * (dp[u] - rowDot) * scale;
+                        for (int j = 0; j < hd; j++)
+                        {
+                            dx[qb + j * T + t] += ds * qkv[kb + j * T + u];
+                            dx[kb + j * T + u] += ds * qkv[qb + j * T + t];
+                            dx[vb + j * T + u] += p[t, u] * g[ob + j * T + t];
+                        }
+                    }
+                }
+            }
+        return dx;
+    }
+
+    // One test per head-dim specialisation (a test must launch every kernel its [Covers] names). The cases:
+    // head dims on both sides of the boundaries, T not a multiple of the 32-token tile, below one tile and
+    // T = 1, several heads and samples. Arguments: head dim, T, N, heads.
+    [TestCase(16, 40, 1, 2)] [TestCase(32, 1, 2, 3)] [TestCase(32, 7, 2, 1)]
+    [Covers("attn_fwd_d32", "attn_bwd_dot", "attn_bwd_kv_d32", "attn_bwd_q_d32")]
+    public void AttentionForwardBackwardD32(int headDim, int t, int n, int heads) =>
+        AttentionForwardBackward(headDim, t, n, heads);
+
+    [TestCase(64, 64, 1, 2)] [TestCase(33, 20, 2, 1)]
+    [Covers("attn_fwd_d64", "attn_bwd_dot", "attn_bwd_kv_d64", "attn_bwd_q_d64")]
+    public void AttentionForwardBackwardD64(int headDim, int t, int n, int heads) =>
+        AttentionForwardBackward(headDim, t, n, heads);
+
+    [TestCase(80, 33, 1, 2)] [TestCase(128, 9, 1, 1)]
+    [Covers("attn_fwd_d128", "attn_bwd_dot", "attn_bwd_kv_d128", "attn_bwd_q_d128")]
+    public void AttentionForwardBackwardD128(int headDim, int t, int n, int heads) =>
+        AttentionForwardBackward(headDim, t, n, heads);
+
+    private void AttentionForwardBackward(int headDim, int t, int n, int heads)
+    {
+        var r = new Rng(400 + (ulong)headDim + (ulong)t);
+        var d = new AttentionDesc(N: n, Heads: heads, HeadDim: headDim, T: t);
         var qkv = Rand(r, d.N * 3 * d.C * t);
         var lseWant = new double[d.N * d.Heads * t];
         var o = AttnRef(d, D(qkv), lseWant);
@@ -368,9 +438,10 @@ public abstract class GpuKernelTests : BackendFixture
         var dqb = Up(dq0);
         B.AttentionBackward(d, qb, ob, lb, Up(g), dqb);
         var got = Delta(Down(dqb), dq0);
-        // Central differences on a sample of qkv elements (every q, k and v region is hit).
-        var idx = Enumerable.Range(0, 60).Select(_ => r.NextInt(qkv.Length)).Distinct().ToArray();
         var x = D(qkv); var gd = D(g);
+        OpCheck.AssertClose("attention dqkv (accumulated), every element", got, AttnGradRef(d, x, gd), 1e-4, 1e-3);
+        // Central differences on a sample of qkv elements (q, k and v regions are all hit): checks the reference.
+        var idx = Enumerable.Range(0, 40).Select(_ => r.NextInt(qkv.Length)).Distinct().ToArray();
         var fd = idx.Select(i =>
         {
             double x0 = x[i], h = 1e-6 * Math.Max(1, Math.Abs(x0));
@@ -378,7 +449,19 @@ public abstract class GpuKernelTests : BackendFixture
             double s = 0; for (int j = 0; j < gd.Length; j++) s += gd[j] * (lp[j] - lm[j]);
             return s / (2 * h);
         }).ToArray();
-        OpCheck.AssertClose("attention dqkv (accumulated)", idx.Select(i => got[i]).ToArray(), fd, 1e-3, 1e-3, idx);
+        OpCheck.AssertClose("attention dqkv vs central differences", idx.Select(i => got[i]).ToArray(), fd, 1e-3, 1e-3,
+            idx);
+    }
+
+    [Test]
+    public void AttentionRefusesHeadDimAbove128()
+    {
+        var d = new AttentionDesc(N: 1, Heads: 1, HeadDim: 129, T: 4);
+        var qkv = New(3 * 129 * 4);
+        var ex = Assert.Throws<NotSupportedException>(() => B.AttentionForward(d, qkv, New(129 * 4), New(4)));
+        Assert.That(ex!.Message, Does.Contain("head dim 129").And.Contain("128"));
+        Assert.Throws<NotSupportedException>(() =>
+            B.AttentionBackward(d, qkv, New(129 * 4), New(4), New(129 * 4), New(3 * 129 * 4)));
     }
 
     // ---- element-wise extras against the CPU oracle ------------------------------------------------
