@@ -95,8 +95,8 @@ public sealed class DeviceOutOfMemoryException(Accelerator accelerator, long req
 {
     private static string Describe(Accelerator a, long requested, long released)
     {
-        string free = a is CudaAccelerator c ? $"{c.GetFreeMemory() / (1 << 20):N0} MiB free of {a.MemorySize / (1 << 20):N0} MiB" : "";
-        return $"{a.Name}: out of memory allocating {requested / (1 << 20):N1} MiB ({free}; the pool had released " +
+        string free = a is CudaAccelerator c ? $"{c.GetFreeMemory() / (1 << 20):N0} MiB free of {a.MemorySize / (1 << 20):N0} MiB; " : "";
+        return $"{a.Name}: out of memory allocating {requested / (1 << 20):N1} MiB ({free}the pool had released " +
                $"{released / (1 << 20):N0} MiB of cached buffers first). Try a smaller --batch.";
     }
 }
