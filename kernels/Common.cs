@@ -109,11 +109,19 @@ internal static class Dev
         return Interop.IntAsFloat((bits + 0x1000u) & 0xFFFFE000u);
     }
 
-    /// <summary>
-    /// The engine's counter hash (Rng.Hash on the host, bit for bit): a splitmix64 finaliser of
-    /// seed ⊕ index·φ, top 32 bits. Same seed and index, same bits on every backend.
-    /// </summary>
-    public static uint Hash(ulong seed, ulong index)
+    /// <summary>Global thread index and stride of a grid-stride loop over a 1-D launch.</summary>
+    public static long GlobalId => (long)Grid.IdxX * Group.DimX + Group.IdxX;
+    public static long GridStride => (long)Grid.DimX * Group.DimX;
+}
+
+/// <summary>
+/// The engine's one counter-based hash (a splitmix64 finaliser of seed ⊕ index·φ, top 32 bits) and the
+/// dropout decision built on it: the CPU backend (through Rng.Hash) and the GPU kernels call this same
+/// code, so a seed draws the same mask bit for bit on every backend, with no RNG state between launches.
+/// </summary>
+public static class CounterHash
+{
+    public static uint Of(ulong seed, ulong index)
     {
         ulong z = seed ^ (index * 0x9E3779B97F4A7C15UL);
         z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
@@ -122,7 +130,10 @@ internal static class Dev
         return (uint)(z >> 32);
     }
 
-    /// <summary>Global thread index and stride of a grid-stride loop over a 1-D launch.</summary>
-    public static long GlobalId => (long)Grid.IdxX * Group.DimX + Group.IdxX;
-    public static long GridStride => (long)Grid.DimX * Group.DimX;
+    /// <summary>Element i survives dropout with probability p iff <see cref="Of"/>(seed, i) ≥ this.</summary>
+    public static uint DropThreshold(float p) => (uint)Math.Min(uint.MaxValue, (double)p * 4294967296.0);
+
+    /// <summary>The mask value of element i: 1/(1−p) when kept, 0 when dropped (inverted dropout).</summary>
+    public static float Mask(ulong seed, ulong i, uint threshold, float keepScale) =>
+        Of(seed, i) >= threshold ? keepScale : 0f;
 }

@@ -18,6 +18,19 @@ public struct ConvGeom
 {
     public int N, Cin, H, W, Cout, K, S, P, Ho, Wo;
     public long WStride;
+
+    /// <summary>
+    /// Element (row, col) of im2col(x), never materialised: row = ci·K·K + kh·K + kw, col = img·Ho·Wo +
+    /// ho·Wo + wo; zero where the tap falls in the padding. x is (N, Cin, H, W).
+    /// </summary>
+    public readonly float Im2Col(ArrayView<float> x, int row, int col)
+    {
+        int kk = K * K, ci = row / kk, r = row - ci * kk, kh = r / K, kw = r - kh * K;
+        int howo = Ho * Wo, img = col / howo, s = col - img * howo, ho = s / Wo, wo = s - ho * Wo;
+        int h = ho * S - P + kh, w = wo * S - P + kw;
+        if (h < 0 || h >= H || w < 0 || w >= W) return 0f;
+        return x[((long)img * Cin + ci) * H * W + (long)h * W + w];
+    }
 }
 
 /// <summary>Arguments of the convolution kernels; which views are read or written depends on the kernel.</summary>
@@ -39,16 +52,7 @@ internal struct ConvForwardProblem(ConvArgs a) : ITileProblem
     public readonly bool AKContiguous => true;
     public readonly bool BNContiguous => true;
     public readonly float A(int m, int k) => _a.Wt[m * _a.G.WStride + k];
-
-    public readonly float B(int k, int n)
-    {
-        var g = _a.G;
-        int kk = g.K * g.K, ci = k / kk, r = k - ci * kk, kh = r / g.K, kw = r - kh * g.K;
-        int howo = g.Ho * g.Wo, img = n / howo, s = n - img * howo, ho = s / g.Wo, wo = s - ho * g.Wo;
-        int h = ho * g.S - g.P + kh, w = wo * g.S - g.P + kw;
-        if (h < 0 || h >= g.H || w < 0 || w >= g.W) return 0f;
-        return _a.X[((long)img * g.Cin + ci) * g.H * g.W + (long)h * g.W + w];
-    }
+    public readonly float B(int k, int n) => _a.G.Im2Col(_a.X, k, n);
 
     public readonly void Store(int co, int n, float v)
     {
@@ -108,15 +112,7 @@ internal struct ConvBackwardWeightProblem(ConvArgs a, long split) : ITileProblem
         return _a.Wt[((long)img * g.Cout + co) * howo + s];
     }
 
-    public readonly float B(int k, int n)
-    {
-        var g = _a.G;
-        int kk = g.K * g.K, ci = n / kk, r = n - ci * kk, kh = r / g.K, kw = r - kh * g.K;
-        int howo = g.Ho * g.Wo, img = k / howo, s = k - img * howo, ho = s / g.Wo, wo = s - ho * g.Wo;
-        int h = ho * g.S - g.P + kh, w = wo * g.S - g.P + kw;
-        if (h < 0 || h >= g.H || w < 0 || w >= g.W) return 0f;
-        return _a.X[((long)img * g.Cin + ci) * g.H * g.W + (long)h * g.W + w];
-    }
+    public readonly float B(int k, int n) => _a.G.Im2Col(_a.X, n, k);   // im2col(x)ᵀ
 
     public readonly void Store(int co, int n, float v) => _a.Y[_out + (long)co * N + n] = v;
 }

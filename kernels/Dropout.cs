@@ -1,6 +1,6 @@
-// Inverted dropout with the engine's counter hash: element i is kept iff Hash(seed, i) ≥ threshold,
+// Inverted dropout with the engine's counter hash: element i is kept iff CounterHash.Of(seed, i) ≥ threshold,
 // so every backend draws the same mask bit for bit, with no RNG state to carry between launches. The
-// backend computes threshold = p·2³² and keepScale = 1/(1−p) exactly as the CPU oracle does; the
+// backend computes threshold (CounterHash.DropThreshold) and keepScale = 1/(1−p) as the CPU oracle does; the
 // mask (0 or keepScale) is written for the backward pass, which multiplies by it.
 using ILGPU;
 
@@ -29,7 +29,7 @@ public static class DropoutKernels
     {
         for (long i = Dev.GlobalId; i < a.N; i += Dev.GridStride)
         {
-            float m = Dev.Hash(a.Seed, (ulong)i) >= a.Threshold ? a.KeepScale : 0f;
+            float m = CounterHash.Mask(a.Seed, (ulong)i, a.Threshold, a.KeepScale);
             a.Mask[i] = m;
             a.Y[i] = a.X[i] * m;
         }

@@ -81,15 +81,8 @@ public sealed class Rng
     }
 
     /// <summary>
-    /// Stateless counter-based hash (a splitmix64 finaliser of seed and index) that every backend
-    /// implements identically: dropout masks must not depend on the device.
+    /// Stateless counter-based hash of seed and index, the very code the GPU kernels run
+    /// (<see cref="Ddsm.Kernels.CounterHash"/>): dropout masks must not depend on the device.
     /// </summary>
-    public static uint Hash(ulong seed, ulong index)
-    {
-        ulong z = seed ^ (index * 0x9E3779B97F4A7C15UL);
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
-        z ^= z >> 31;
-        return (uint)(z >> 32);
-    }
+    public static uint Hash(ulong seed, ulong index) => Ddsm.Kernels.CounterHash.Of(seed, index);
 }

@@ -1,3 +1,4 @@
+using Ddsm.Kernels;
 using System.Numerics;
 
 namespace Ddsm.Engine.Cpu;
@@ -65,13 +66,13 @@ public sealed partial class CpuBackend
     {
         using var timer = Profiler.Kernel("dropout");
         var xa = A(x); var ya = A(y); var ma = A(mask);
-        uint threshold = (uint)Math.Min(uint.MaxValue, (double)p * 4294967296.0);
+        uint threshold = CounterHash.DropThreshold(p);
         float keepScale = 1f / (1f - p);
         Chunked(n, (lo, len) =>
         {
             for (int i = lo; i < lo + len; i++)
             {
-                float m = Rng.Hash(seed, (ulong)i) >= threshold ? keepScale : 0f;
+                float m = CounterHash.Mask(seed, (ulong)i, threshold, keepScale);
                 ma[i] = m;
                 ya[i] = xa[i] * m;
             }

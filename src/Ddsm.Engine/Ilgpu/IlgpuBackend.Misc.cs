@@ -38,12 +38,12 @@ public sealed partial class IlgpuBackend
 
     public override void Dropout(DeviceBuffer x, DeviceBuffer y, DeviceBuffer mask, long n, float p, ulong seed)
     {
-        // Same threshold and scale arithmetic as the CPU oracle, so both draw identical masks.
+        // The CPU oracle's threshold and scale (CounterHash), so both draw identical masks.
         var args = new DropoutArgs
         {
             X = View(x, n, "dropout"), Y = View(y, n, "dropout"), Mask = View(mask, n, "dropout"),
             N = n, Seed = seed,
-            Threshold = (uint)Math.Min(uint.MaxValue, (double)p * 4294967296.0), KeepScale = 1f / (1f - p),
+            Threshold = CounterHash.DropThreshold(p), KeepScale = 1f / (1f - p),
         };
         LaunchFlat("dropout", n, args);
     }
