@@ -33,15 +33,11 @@ public static class SampleBench
         var (gFull, _) = UNetFlops.StrategyGflops(cfg, sched, full, SamplerKind.Ddim, o);
         var (gDdsm, _) = UNetFlops.StrategyGflops(cfg, sched, ddsm, SamplerKind.Ddim, o);
 
+        var spec = new SampleSpec(SamplerKind.Ddim, o, batch, batch, 5);
         double TimeOne(StepStrategy s)
         {
-            using var scope = new TensorScope();
-            var rng = new Rng(5);
-            var z = new float[batch * cfg.ImageChannels * cfg.ImageSize * cfg.ImageSize];
-            rng.FillNormal(z);
-            var x = Tensor.FromArray(be, z, batch, cfg.ImageChannels, cfg.ImageSize, cfg.ImageSize);
             var sw = Stopwatch.StartNew();
-            Sampler.Create(SamplerKind.Ddim).Sample(model, sched, s, x, rng, o);
+            BatchSampler.Sample(model, cfg.Image, sched, s, spec);
             return sw.Elapsed.TotalMilliseconds / batch;
         }
         TimeOne(full); TimeOne(ddsm);                          // warm-up (JIT, pools)

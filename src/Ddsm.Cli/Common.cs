@@ -1,7 +1,5 @@
 using System.CommandLine;
-using Ddsm.Data;
 using Ddsm.Engine;
-using Ddsm.Engine.Cpu;
 using Ddsm.Engine.Ilgpu;
 using Ddsm.IO;
 using Spectre.Console;
@@ -28,29 +26,6 @@ internal static class Common
 
     public static string DefaultCache =>
         Environment.GetEnvironmentVariable("DDSM_CACHE") ?? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache", "ddsm");
-
-    public static Backend CreateBackend(string device, bool tf32 = false)
-    {
-        var be = device.ToLowerInvariant() switch
-        {
-            "cpu" => (Backend)CpuBackend.Instance,
-            "cuda" => IlgpuBackend.TryCuda(out var reason) ?? throw new NotSupportedException($"--device cuda: no usable GPU: {reason}"),
-            "ilgpu-cpu" => IlgpuBackend.CpuAccelerator,
-            _ => throw new ArgumentException($"unknown device '{device}' (cpu, cuda, ilgpu-cpu)"),
-        };
-        if (be is IlgpuBackend gpu) gpu.ExactFp32 = !tf32;
-        else if (tf32) throw new ArgumentException("--tf32 applies to the GPU backends (--device cuda or ilgpu-cpu)");
-        return be;
-    }
-
-    /// <summary>Loads a data set by spec and brings it to the model's resolution.</summary>
-    public static ImageDataset LoadData(string spec, string cacheDir, int size, int channels)
-    {
-        var ds = Datasets.Open(spec, cacheDir);
-        if (ds.Channels != channels)
-            throw new ArgumentException($"data '{spec}' has {ds.Channels} channel(s); the model wants {channels}");
-        return ds.Height == size && ds.Width == size ? ds : ds.ToResolution(size);
-    }
 
     /// <summary>Runs a verb body and turns expected failures into one clear line and exit code 1.</summary>
     public static int Guard(Func<int> body)
@@ -104,8 +79,4 @@ internal static class Common
     }
 
     public static bool Interactive => AnsiConsole.Profile.Capabilities.Interactive && !Console.IsOutputRedirected;
-
-    public static string Duration(double seconds) =>
-        seconds < 0 || double.IsNaN(seconds) || double.IsInfinity(seconds) ? "?" :
-        seconds >= 3600 ? $"{seconds / 3600:F1} h" : seconds >= 60 ? $"{seconds / 60:F1} min" : $"{seconds:F1} s";
 }

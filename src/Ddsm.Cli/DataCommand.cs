@@ -19,10 +19,11 @@ internal static class DataCommand
             return 0;
         }));
         var spec = new Argument<string>("spec") { Description = "data spec (as for train --data)" };
-        var info = new Command("info", "describe a data set") { spec, Common.CacheDir() };
+        var infoCache = Common.CacheDir();
+        var info = new Command("info", "describe a data set") { spec, infoCache };
         info.SetAction(p => Common.Guard(() =>
         {
-            var ds = Datasets.Open(p.GetValue(spec)!, Common.DefaultCache);
+            var ds = Datasets.Open(p.GetValue(spec)!, p.GetValue(infoCache)!);
             AnsiConsole.MarkupLineInterpolated($"{ds.Name}: {ds.Count:N0} images {ds.Channels}×{ds.Height}×{ds.Width}, classes: {string.Join(", ", ds.ClassCounts())}");
             return 0;
         }));

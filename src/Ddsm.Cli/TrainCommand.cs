@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using Ddsm.Engine;
 using Ddsm.Model;
+using Ddsm.Runs;
 using Ddsm.Training;
 using Spectre.Console;
 
@@ -79,20 +80,22 @@ internal static class TrainCommand
          .Select(v => double.TryParse(v, System.Globalization.CultureInfo.InvariantCulture, out var x) ? x
              : throw new ArgumentException($"--widths: '{v}' is not a number")).Order().ToArray();
 
-    public static int Train(UNetConfig cfg, TrainOptions opts, RunOptions run, string dataSpec, string cache, string device, ulong seed, bool profile,
-        bool tf32 = false)
+    /// <summary>Opens the run (resuming when asked), trains with a progress display, and says where things went.</summary>
+    public static int Train(UNetConfig cfg, TrainOptions opts, RunOptions run, string dataSpec, string cache, string device,
+        ulong seed, bool profile, bool tf32 = false)
     {
-        cfg.Validate();
-        var be = Common.CreateBackend(device, tf32);
-        var ds = Common.LoadData(dataSpec, cache, cfg.ImageSize, cfg.ImageChannels);
-        using var model = new SlimUNet(be, cfg, seed);
-        using var trainer = new SandwichTrainer(model, ds, opts, seed + 1);
-        var loop = new TrainRun(trainer, run);
-        var resumed = loop.TryResume();
-        AnsiConsole.MarkupLineInterpolated($"model [bold]{cfg.Name}[/]: {model.ParameterCount:N0} parameters, widths {string.Join(", ", cfg.Widths)}; data {ds.Name}: {ds.Count:N0} images; device {be.Name}");
-        if (cfg.NumClasses > 0) AnsiConsole.MarkupLineInterpolated($"class-conditional: {cfg.NumClasses} classes + null class, label dropout {opts.LabelDropout}");
-        if (resumed is not null) AnsiConsole.MarkupLineInterpolated($"resumed from {resumed} at step {trainer.Step}");
-        if (trainer.Step >= run.Steps) { AnsiConsole.WriteLine($"already at step {trainer.Step} ≥ {run.Steps}; nothing to do"); return 0; }
+        using var session = TrainSession.Open(cfg, opts, run, dataSpec, cache, Devices.Create(device, tf32), seed);
+        var (model, trainer, loop, ds) = (session.Model, session.Trainer, session.Loop, session.Data);
+        AnsiConsole.WriteLine($"model {cfg.Name}: {model.ParameterCount:N0} parameters, widths {string.Join(", ", cfg.Widths)}; " +
+                              $"data {ds.Name}: {ds.Count:N0} images; device {session.Backend.Name}");
+        if (cfg.NumClasses > 0)
+            AnsiConsole.WriteLine($"class-conditional: {cfg.NumClasses} classes + null class, label dropout {opts.LabelDropout}");
+        if (session.ResumedFrom is { } from) AnsiConsole.WriteLine($"resumed from {from} at step {trainer.Step}");
+        if (session.Finished)
+        {
+            AnsiConsole.WriteLine($"already at step {trainer.Step} ≥ {run.Steps}; nothing to do");
+            return 0;
+        }
         Profiler.Enabled = profile;
 
         using var stop = new Common.StopSignal();
@@ -104,11 +107,12 @@ internal static class TrainCommand
             foreach (var (w, l) in r.Losses) last[w] = last.TryGetValue(w, out var o) ? 0.9 * o + 0.1 * l : l;
             double rate = (r.Step - start) / sw.Elapsed.TotalSeconds;
             var losses = string.Join("  ", last.OrderBy(kv => kv.Key).Select(kv => $"w{kv.Key:0.###}={kv.Value:F4}"));
-            return $"step {r.Step}/{run.Steps}  {losses}  {rate:F2} steps/s  ETA {Common.Duration((run.Steps - r.Step) / rate)}";
+            return $"step {r.Step}/{run.Steps}  {losses}  {rate:F2} steps/s  ETA {Durations.Text((run.Steps - r.Step) / rate)}";
         }
         if (Common.Interactive)
         {
-            AnsiConsole.Progress().Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
+            AnsiConsole.Progress()
+                .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
                 .Start(ctx =>
                 {
                     var task = ctx.AddTask("training", maxValue: run.Steps);
@@ -123,7 +127,7 @@ internal static class TrainCommand
             loop.Run(r => { if (r.Step % every == 0 || r.Step == run.Steps) Console.WriteLine(Status(r)); },
                 note => Console.WriteLine(note), stop.Token);
         }
-        AnsiConsole.MarkupLineInterpolated($"done: step {trainer.Step} in {Common.Duration(sw.Elapsed.TotalSeconds)}; metrics {loop.MetricsPath}");
+        AnsiConsole.WriteLine($"done: step {trainer.Step} in {Durations.Text(sw.Elapsed.TotalSeconds)}; metrics {loop.MetricsPath}");
         if (profile) Common.PrintProfile();
         return stop.Requested ? 130 : 0;
     }

@@ -53,4 +53,16 @@ public static class Datasets
             _ => throw new ArgumentException($"unknown data set spec '{spec}' (fmnist-embedded, fashion-mnist, mnist, idx:IMAGES,LABELS, cifar10:DIR, png:DIR, cache:FILE)"),
         };
     }
+
+    /// <summary>
+    /// <see cref="Open"/>, checked against a model's image channels and brought to its resolution
+    /// (what every run that trains or scores a model on a data set needs).
+    /// </summary>
+    public static ImageDataset OpenAt(string spec, string cacheDir, int size, int channels)
+    {
+        var ds = Open(spec, cacheDir);
+        if (ds.Channels != channels)
+            throw new ArgumentException($"data '{spec}' has {ds.Channels} channel(s); the model wants {channels}");
+        return ds.Height == size && ds.Width == size ? ds : ds.ToResolution(size);
+    }
 }

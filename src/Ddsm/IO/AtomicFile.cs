@@ -35,4 +35,7 @@ public static class AtomicFile
         byte[] copy = data.ToArray();
         Write(path, s => s.Write(copy));
     }
+
+    /// <summary>UTF-8 text (reports, strategies, plans), written atomically.</summary>
+    public static void WriteAllText(string path, string text) => WriteAllBytes(path, System.Text.Encoding.UTF8.GetBytes(text));
 }

@@ -28,6 +28,8 @@ public sealed record UNetConfig
     public double[] Widths { get; init; } = [0.25, 0.5, 0.75, 1.0];
 
     public int TimeEmbedChannels => 4 * ModelChannels;
+    /// <summary>The images the model takes and makes.</summary>
+    [JsonIgnore] public Diffusion.ImageShape Image => new(ImageChannels, ImageSize);
     public double MinWidth => Widths.Min();
     public double MaxWidth => Widths.Max();
 

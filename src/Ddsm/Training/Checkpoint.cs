@@ -8,14 +8,14 @@ namespace Ddsm.Training;
 /// <summary>
 /// A training checkpoint as one safetensors file: model weights under their PyTorch-style names,
 /// EMA weights under "ema.", Adam moments under "adam.m."/"adam.v.", and as metadata the step, the
-/// Adam step, the RNG state, the model config and the training options. Written atomically, so a
-/// kill during a save leaves the previous checkpoint intact.
+/// Adam step, the RNG state, the model config, the training options and the data spec (when known).
+/// Written atomically, so a kill during a save leaves the previous checkpoint intact.
 /// </summary>
 public static class Checkpoint
 {
     public const string Format = "ddsm-checkpoint-v1";
 
-    public static string Save(CheckpointRotation rotation, SandwichTrainer tr)
+    public static string Save(CheckpointRotation rotation, SandwichTrainer tr, string? dataSpec = null)
     {
         tr.Optimizer.EnsureState();
         var tensors = new List<SafeTensor>();
@@ -38,6 +38,7 @@ public static class Checkpoint
             ["config"] = tr.Model.Config.ToJson(),
             ["train_options"] = tr.Options.ToJson(),
         };
+        if (dataSpec is not null) meta["data"] = dataSpec;
         return rotation.Save(tr.Step, tensors, meta);
     }
 

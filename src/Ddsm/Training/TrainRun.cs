@@ -9,9 +9,11 @@ using Ddsm.Model;
 namespace Ddsm.Training;
 
 /// <summary>Where and how often a training run writes things.</summary>
+/// <param name="DataSpec">The data set's spec (<c>--data</c>), recorded in the checkpoints so later runs on the
+/// model can default to it.</param>
 public sealed record RunOptions(
     string OutDir, long Steps, int CheckpointEvery = 500, int KeepCheckpoints = 3,
-    int SampleEvery = 0, int SampleCount = 8, int SampleSteps = 20, bool Resume = false);
+    int SampleEvery = 0, int SampleCount = 8, int SampleSteps = 20, bool Resume = false, string? DataSpec = null);
 
 /// <summary>
 /// Drives a <see cref="SandwichTrainer"/> for a number of steps: appends one JSON line of metrics
@@ -21,6 +23,7 @@ public sealed record RunOptions(
 /// </summary>
 public sealed class TrainRun(SandwichTrainer trainer, RunOptions options)
 {
+    public RunOptions Options => options;
     public CheckpointRotation Checkpoints { get; } = new(Path.Combine(options.OutDir, "checkpoints"), options.KeepCheckpoints);
     public string MetricsPath => Path.Combine(options.OutDir, "metrics.jsonl");
 
@@ -54,7 +57,7 @@ public sealed class TrainRun(SandwichTrainer trainer, RunOptions options)
             // Save first, then tell: `onNote?.Invoke(Save())` would skip the save when nobody listens.
             if (options.CheckpointEvery > 0 && r.Step % options.CheckpointEvery == 0)
             {
-                var saved = Checkpoint.Save(Checkpoints, trainer);
+                var saved = Checkpoint.Save(Checkpoints, trainer, options.DataSpec);
                 onNote?.Invoke("checkpoint " + saved);
             }
             if (options.SampleEvery > 0 && r.Step % options.SampleEvery == 0)
@@ -65,7 +68,7 @@ public sealed class TrainRun(SandwichTrainer trainer, RunOptions options)
         }
         if (Checkpoints.Latest() is not { } last || !last.Contains($"{trainer.Step:D9}"))
         {
-            var saved = Checkpoint.Save(Checkpoints, trainer);
+            var saved = Checkpoint.Save(Checkpoints, trainer, options.DataSpec);
             onNote?.Invoke("checkpoint " + saved);
         }
     }
@@ -112,21 +115,14 @@ public sealed class TrainRun(SandwichTrainer trainer, RunOptions options)
     {
         var model = trainer.Model;
         var cfg = model.Config;
-        int n = options.SampleCount, d = cfg.ImageChannels * cfg.ImageSize * cfg.ImageSize;
-        var all = new float[cfg.Widths.Length * n * d];
+        int n = options.SampleCount;
+        var spec = new SampleSpec(SamplerKind.Ddim, new SamplerOptions(Math.Min(options.SampleSteps, trainer.Schedule.T)), n, n, 1234);
+        var all = new float[cfg.Widths.Length * n * cfg.Image.Floats];
         using (trainer.Ema.SwapIn())
         {
             for (int wi = 0; wi < cfg.Widths.Length; wi++)
-            {
-                using var scope = new TensorScope();
-                var rng = new Rng(1234);
-                var z = new float[n * d];
-                rng.FillNormal(z);
-                var x = Tensor.FromArray(model.Backend, z, n, cfg.ImageChannels, cfg.ImageSize, cfg.ImageSize);
-                Sampler.Create(SamplerKind.Ddim).Sample(model, trainer.Schedule, StepStrategy.Uniform(cfg.Widths[wi], trainer.Schedule.T),
-                    x, rng, new SamplerOptions(Math.Min(options.SampleSteps, trainer.Schedule.T)));
-                x.ToArray().CopyTo(all, wi * n * d);
-            }
+                BatchSampler.Sample(model, cfg.Image, trainer.Schedule, StepStrategy.Uniform(cfg.Widths[wi], trainer.Schedule.T), spec)
+                    .CopyTo(all, wi * n * cfg.Image.Floats);
         }
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
         ImageGrid.WritePng(path, all, cfg.Widths.Length * n, cfg.ImageChannels, cfg.ImageSize, cfg.ImageSize, n);

@@ -1,0 +1,78 @@
+using System.Diagnostics;
+using System.Globalization;
+using Ddsm.Diffusion;
+using Ddsm.Engine;
+using Ddsm.IO;
+using Ddsm.Model;
+
+namespace Ddsm.Runs;
+
+/// <summary>What <c>ddsm sample</c> asks for: how to sample, and for class-conditional models which classes.</summary>
+/// <param name="ClassSpec">a class index, or "all" to cycle through the classes; null: unconditional.</param>
+/// <param name="Guidance">classifier-free guidance scale (needs a class; default 1).</param>
+public sealed record SampleRequest(SampleSpec Spec, string? ClassSpec = null, double? Guidance = null);
+
+/// <summary>What a sample run wrote and what it cost.</summary>
+/// <param name="AttentionShare">the attention matmuls' share of the FLOPs (mean over the widths run).</param>
+public sealed record SampleResult(string GridPath, string RawPath, double Gflops, int Evaluations, double AttentionShare,
+    double MsPerImage, int[]? Labels, double GuidanceScale);
+
+/// <summary>
+/// Images from a loaded model with its strategy: sampled in batches from the seed, written as a PNG grid and
+/// as raw samples (safetensors, with how they were made as metadata), counted in GFLOPs and timed.
+/// </summary>
+public static class SampleRun
+{
+    public static SampleResult Run(LoadedModel model, SampleRequest request, string outPath,
+        Action<SampleProgress>? progress = null)
+    {
+        var (cfg, spec) = (model.Config, request.Spec.Validate());
+        var labels = Labels(request.ClassSpec, cfg, spec.Count);
+        if (request.Guidance is not null && labels is null)
+            throw new ArgumentException("--guidance needs --class (the class to guide towards)");
+        double scale = request.Guidance ?? 1.0;
+        Func<int, int, IDenoiser>? perBatch = null;
+        if (labels is not null)
+        {
+            var unet = model.Plain ?? throw new ArgumentException("--class: a step-adaptive model is unconditional");
+            perBatch = (start, b) => new GuidedDenoiser(unet, labels[start..(start + b)], scale);
+        }
+        var cost = model.CostStrategy;
+        var (gflops, nfe) = UNetFlops.StrategyGflops(cfg, model.Schedule, cost, spec.Sampler, spec.Options,
+            forwardsPerEvaluation: labels is null ? 1 : 2);
+        double attention = cost.DistinctWidths().Average(w =>
+        {
+            var f = UNetFlops.Forward(cfg, w);
+            return (double)f.Attention / f.Total;
+        });
+
+        var sw = Stopwatch.StartNew();
+        var images = BatchSampler.Sample(model.Denoiser, cfg.Image, model.Schedule, model.Strategy, spec, perBatch, progress);
+        double ms = sw.Elapsed.TotalMilliseconds / spec.Count;
+
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(outPath))!);
+        int n = spec.Count, c = cfg.ImageChannels, s = cfg.ImageSize;
+        ImageGrid.WritePng(outPath, images, n, c, s, s, (int)Math.Ceiling(Math.Sqrt(n)));
+        var raw = Path.ChangeExtension(outPath, ".safetensors");
+        var meta = new Dictionary<string, string>
+        {
+            ["sampler"] = spec.Sampler.ToString(), ["steps"] = spec.Options.Steps.ToString(CultureInfo.InvariantCulture),
+            ["strategy"] = model.StrategyName, ["checkpoint"] = model.Path, ["class"] = request.ClassSpec ?? "",
+            ["guidance"] = labels is null ? "" : scale.ToString(CultureInfo.InvariantCulture),
+        };
+        SafeTensors.Write(raw, [SafeTensor.F32("samples", images, n, c, s, s)], meta);
+        return new SampleResult(outPath, raw, gflops, nfe, attention, ms, labels, scale);
+    }
+
+    /// <summary>Labels of images 0..n−1 for --class: K for all, or i mod NumClasses for 'all'; null without --class.</summary>
+    public static int[]? Labels(string? spec, UNetConfig cfg, int n)
+    {
+        if (spec is null) return null;
+        if (cfg.NumClasses <= 0) throw new ArgumentException($"--class: model '{cfg.Name}' is unconditional (trained without --classes)");
+        if (spec.Trim().Equals("all", StringComparison.OrdinalIgnoreCase))
+            return Enumerable.Range(0, n).Select(i => i % cfg.NumClasses).ToArray();
+        if (!int.TryParse(spec, CultureInfo.InvariantCulture, out int k) || k < 0 || k >= cfg.NumClasses)
+            throw new ArgumentException($"--class: '{spec}' is not 'all' or a class in [0, {cfg.NumClasses - 1}]");
+        return Enumerable.Repeat(k, n).ToArray();
+    }
+}
