@@ -2,6 +2,7 @@ using System.CommandLine;
 using Ddsm.Engine;
 using Ddsm.Engine.Ilgpu;
 using Ddsm.IO;
+using Ddsm.Training;
 using Spectre.Console;
 
 namespace Ddsm.Cli;
@@ -27,18 +28,37 @@ internal static class Common
     public static string DefaultCache =>
         Environment.GetEnvironmentVariable("DDSM_CACHE") ?? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache", "ddsm");
 
-    /// <summary>Runs a verb body and turns expected failures into one clear line and exit code 1.</summary>
+    /// <summary>
+    /// Runs a verb body. A user error (<see cref="IsUserError"/>) becomes one line on stderr and exit code 1;
+    /// anything else is a bug and propagates with its stack trace.
+    /// </summary>
     public static int Guard(Func<int> body)
     {
         try { return body(); }
-        catch (Exception e) when (e is ArgumentException or DataFormatException or FileNotFoundException or DirectoryNotFoundException
-                                   or IOException or InvalidOperationException or FormatException or NotSupportedException
-                                   or UnauthorizedAccessException or DeviceException || e.GetType().Name is "TrainingDivergedException")
+        catch (Exception e) when (IsUserError(e))
         {
-            AnsiConsole.MarkupLineInterpolated($"[red]error:[/] {e.Message}");
+            Console.Error.WriteLine($"error: {e.Message}");
             return 1;
         }
     }
+
+    /// <summary>
+    /// What the person running the command can fix: bad input (ArgumentException, FormatException), a bad or
+    /// missing file or directory (DataFormatException, IOException and its FileNotFound/DirectoryNotFound,
+    /// UnauthorizedAccessException), what this machine cannot do (NotSupportedException; DeviceException: no GPU,
+    /// a driver failure, out of device memory) and a training run that diverged. Not user errors, though they
+    /// derive from ArgumentException: ArgumentNullException and ArgumentOutOfRangeException, which this code
+    /// throws only for its own mistakes (an index, an enum value); nor InvalidOperationException (an object used
+    /// in the wrong state: a bug).
+    /// </summary>
+    public static bool IsUserError(Exception e) => e switch
+    {
+        ArgumentNullException or ArgumentOutOfRangeException => false,
+        ArgumentException or FormatException => true,
+        DataFormatException or IOException or UnauthorizedAccessException => true,
+        NotSupportedException or DeviceException or TrainingDivergedException => true,
+        _ => false,
+    };
 
     /// <summary>
     /// A token that Ctrl-C (SIGINT) and SIGTERM (what `kill`, job schedulers and container stops send) cancel

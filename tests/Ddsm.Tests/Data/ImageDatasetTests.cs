@@ -129,7 +129,7 @@ public class ImageDatasetTests
         var picked = Enumerable.Range(0, a.Count).Select(i => source[Convert.ToHexString(a.Image(i)) + a.Labels[i]]).ToArray();
         Assert.That(picked.Distinct().Count(), Is.EqualTo(100));
         Assert.That(picked.Take(20).Select(i => (int)ds.Labels[i]).Distinct().Count(), Is.GreaterThan(1), "classes are shuffled together");
-        Assert.Throws<InvalidOperationException>(() => ds.Stratified(1000, 1));
+        Assert.Throws<ArgumentException>(() => ds.Stratified(1000, 1));
     }
 
     [Test]

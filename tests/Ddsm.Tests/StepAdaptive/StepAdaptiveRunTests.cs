@@ -137,7 +137,7 @@ public class StepAdaptiveRunTests
         var wrongSize = Assert.Throws<ArgumentException>(() => new StepAdaptiveRun(Cpu, basePath, Datasets.EmbeddedFashionMnist(), Path.Combine(_dir, "x"), Opts));
         Assert.That(wrongSize!.Message, Does.Contain("28").And.Contain("8×8"));
         var changed = new StepAdaptiveRun(Cpu, basePath, Data.Value, dir, Opts with { K = 0.9, Resume = true });
-        var ex2 = Assert.Throws<InvalidOperationException>(() => changed.Run());
+        var ex2 = Assert.Throws<ArgumentException>(() => changed.Run());
         Assert.That(ex2!.Message, Does.Contain("differs"));
         Assert.That(File.ReadAllBytes(Path.Combine(dir, "stepadapt.safetensors")), Is.EqualTo(before), "a refused run changes nothing");
     }
