@@ -30,14 +30,15 @@ public static class SampleBench
             .Select(t => t < 0.27 * sched.T ? 1.0 : t < 0.47 * sched.T ? Near(0.75) : Near(0.5)).ToArray());
         var full = StepStrategy.Uniform(1.0, sched.T);
         var o = new SamplerOptions(steps);
-        var (gFull, _) = UNetFlops.StrategyGflops(cfg, sched, full, SamplerKind.Ddim, o);
-        var (gDdsm, _) = UNetFlops.StrategyGflops(cfg, sched, ddsm, SamplerKind.Ddim, o);
+        var ddim = Sampler.Create(SamplerKind.Ddim);
+        var (gFull, _) = ddim.Cost(model, sched, full, o);
+        var (gDdsm, _) = ddim.Cost(model, sched, ddsm, o);
 
         var spec = new SampleSpec(SamplerKind.Ddim, o, batch, batch, 5);
         double TimeOne(StepStrategy s)
         {
             var sw = Stopwatch.StartNew();
-            BatchSampler.Sample(model, cfg.Image, sched, s, spec);
+            BatchSampler.Sample(model, sched, s, spec);
             return sw.Elapsed.TotalMilliseconds / batch;
         }
         TimeOne(full); TimeOne(ddsm);                          // warm-up (JIT, pools)

@@ -38,7 +38,8 @@ public static class Profiler
     public static OpTimer Op(string name, long flops, Backend backend)
     {
         FlopCounter.Add(name, flops);
-        if (!Enabled) return default;
+        // Work on the meta backend is not work: nothing to time.
+        if (!Enabled || backend is MetaBackend) return default;
         backend.Synchronize();
         (_childTicks ??= new List<long>()).Add(0);
         return new OpTimer(name, flops, backend, Stopwatch.GetTimestamp());
@@ -135,26 +136,31 @@ public static class Profiler
 }
 
 /// <summary>
-/// Counts forward FLOPs reported by ops on this thread while it is alive (nestable).
-/// Backward ops (names ending in ".bwd") are counted separately.
+/// Counts forward FLOPs reported by ops on this thread while it is alive (nestable: the enclosing
+/// counters count them too, unless this one is isolated). Backward ops (names ending in ".bwd") are
+/// counted separately.
 /// </summary>
 public sealed class FlopCounter : IDisposable
 {
     [ThreadStatic] private static FlopCounter? _current;
     private readonly FlopCounter? _parent;
+    private readonly bool _isolated;
     public long Forward { get; private set; }
     public long Backward { get; private set; }
     public Dictionary<string, long> ByOp { get; } = new();
 
-    public FlopCounter()
+    /// <param name="isolated">keep the counts from the enclosing counters (a FLOP count made on the
+    /// <see cref="MetaBackend"/> inside a real run is not work the run did).</param>
+    public FlopCounter(bool isolated = false)
     {
         _parent = _current;
+        _isolated = isolated;
         _current = this;
     }
 
     internal static void Add(string op, long flops)
     {
-        for (var c = _current; c is not null; c = c._parent)
+        for (var c = _current; c is not null; c = c._isolated ? null : c._parent)
         {
             if (op.EndsWith(".bwd", StringComparison.Ordinal)) c.Backward += flops;
             else c.Forward += flops;

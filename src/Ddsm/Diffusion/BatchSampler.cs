@@ -30,10 +30,11 @@ public static class BatchSampler
     /// <param name="denoiserFor">The denoiser for images [start, start + count) (class guidance slices its
     /// labels per batch); null: <paramref name="model"/> for every batch.</param>
     /// <returns>(Count, C, H, W) floats.</returns>
-    public static float[] Sample(IDenoiser model, ImageShape shape, NoiseSchedule schedule, StepStrategy strategy,
-        SampleSpec spec, Func<int, int, IDenoiser>? denoiserFor = null, Action<SampleProgress>? progress = null)
+    public static float[] Sample(IDenoiser model, NoiseSchedule schedule, StepStrategy strategy, SampleSpec spec,
+        Func<int, int, IDenoiser>? denoiserFor = null, Action<SampleProgress>? progress = null)
     {
         spec.Validate();
+        var shape = model.Image;
         int n = spec.Count, d = shape.Floats;
         var all = new float[(long)n * d];
         var rng = new Rng(spec.Seed);

@@ -6,7 +6,8 @@ namespace Ddsm.Diffusion;
 public sealed class DdimSampler : Sampler
 {
     public override SamplerKind Kind => SamplerKind.Ddim;
-    public override int Evaluations(int T, SamplerOptions o) => o.Steps;
+    public override IReadOnlyList<double> EvaluationTimes(NoiseSchedule s, SamplerOptions o) =>
+        SpacedTimesteps(s.T, o.Steps).Select(t => (double)t).ToArray();
 
     protected override void Run(IDenoiser model, NoiseSchedule s, StepStrategy strategy, Tensor x, Rng rng,
         SamplerOptions o, Action<int, int>? progress)

@@ -6,7 +6,8 @@ namespace Ddsm.Diffusion;
 public sealed class DdpmSampler : Sampler
 {
     public override SamplerKind Kind => SamplerKind.Ddpm;
-    public override int Evaluations(int T, SamplerOptions o) => T;
+    public override IReadOnlyList<double> EvaluationTimes(NoiseSchedule s, SamplerOptions o) =>
+        Enumerable.Range(0, s.T).Reverse().Select(t => (double)t).ToArray();
 
     protected override void Run(IDenoiser model, NoiseSchedule s, StepStrategy strategy, Tensor x, Rng rng,
         SamplerOptions o, Action<int, int>? progress)

@@ -13,7 +13,8 @@ namespace Ddsm.Diffusion;
 public sealed class DpmSolver2MSampler : Sampler
 {
     public override SamplerKind Kind => SamplerKind.DpmSolver2M;
-    public override int Evaluations(int T, SamplerOptions o) => o.Steps;
+    public override IReadOnlyList<double> EvaluationTimes(NoiseSchedule s, SamplerOptions o) =>
+        LogSnrSpacedTimesteps(s, o.Steps).Select(t => (double)t).ToArray();
 
     protected override void Run(IDenoiser model, NoiseSchedule s, StepStrategy strategy, Tensor x, Rng rng,
         SamplerOptions o, Action<int, int>? progress)

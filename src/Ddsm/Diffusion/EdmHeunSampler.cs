@@ -11,7 +11,18 @@ namespace Ddsm.Diffusion;
 public sealed class EdmHeunSampler : Sampler
 {
     public override SamplerKind Kind => SamplerKind.EdmHeun;
-    public override int Evaluations(int T, SamplerOptions o) => 2 * o.Steps - 1;
+    /// <summary>Step i evaluates at σ_i, and (Heun's correction) at σ_{i+1} unless that is 0.</summary>
+    public override IReadOnlyList<double> EvaluationTimes(NoiseSchedule s, SamplerOptions o)
+    {
+        var sig = KarrasSigmas(s, o.Steps, o.Rho);
+        var times = new List<double>();
+        for (int i = 0; i < o.Steps; i++)
+        {
+            times.Add(s.SigmaToT(sig[i]));
+            if (sig[i + 1] != 0) times.Add(s.SigmaToT(sig[i + 1]));
+        }
+        return times;
+    }
 
     public static double[] KarrasSigmas(NoiseSchedule s, int steps, double rho)
     {

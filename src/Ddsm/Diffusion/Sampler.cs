@@ -49,8 +49,25 @@ public abstract class Sampler
     protected abstract void Run(IDenoiser model, NoiseSchedule schedule, StepStrategy strategy, Tensor x, Rng rng,
         SamplerOptions options, Action<int, int>? progress);
 
-    /// <summary>Model evaluations per sample for a given step count.</summary>
-    public abstract int Evaluations(int T, SamplerOptions options);
+    /// <summary>
+    /// The timesteps at which <see cref="Sample"/> calls the model, in order (fractional for EDM): computed from
+    /// the same helpers its Run steps through, without sampling. Their count is the sampler's NFE.
+    /// </summary>
+    public abstract IReadOnlyList<double> EvaluationTimes(NoiseSchedule schedule, SamplerOptions options);
+
+    /// <summary>
+    /// GFLOPs per image of sampling with a strategy: the denoiser's own cost of every call the sampler will
+    /// make (so a grouped model's per-group widths, or guidance's doubled batch, are counted as they run), and
+    /// the number of calls.
+    /// </summary>
+    public (double Gflops, int Evaluations) Cost(IDenoiser model, NoiseSchedule schedule, StepStrategy strategy,
+        SamplerOptions options)
+    {
+        if (strategy.T != schedule.T)
+            throw new ArgumentException($"sampler: strategy has {strategy.T} timesteps, schedule {schedule.T}");
+        var times = EvaluationTimes(schedule, options);
+        return (times.Sum(t => (double)model.FlopsPerImage(t, strategy.At(t))) / 1e9, times.Count);
+    }
 
     /// <summary>Evenly spaced integer timesteps from T−1 down to 0 (S of them, distinct).</summary>
     public static int[] SpacedTimesteps(int T, int steps)

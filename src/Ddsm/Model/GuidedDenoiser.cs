@@ -33,9 +33,11 @@ public sealed class GuidedDenoiser : IDenoiser
     }
 
     public Backend Backend => Model.Backend;
+    public ImageShape Image => Model.Image;
 
-    /// <summary>UNet forwards (at batch N) per PredictEps, for FLOPs accounting: 2 (cond + uncond).</summary>
-    public int ForwardsPerEvaluation => 2;
+    /// <summary>Two forwards per image (the conditional and the unconditional half of the doubled batch); the
+    /// combining arithmetic is not counted.</summary>
+    public long FlopsPerImage(double t, double width) => 2 * Model.FlopsPerImage(t, width);
 
     public Tensor PredictEps(Tensor x, double t, double width)
     {

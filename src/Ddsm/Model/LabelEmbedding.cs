@@ -42,7 +42,4 @@ public sealed class LabelEmbedding : Module
         }
         return F.Linear(Tensor.FromArray(Backend, oneHot, n, k1), _w, null, outFeatures);
     }
-
-    /// <summary>Forward FLOPs as the ops report them: the one-hot GEMM (2·N·(K+1)·E).</summary>
-    public static long Flops(int classes, int batch, int embed) => 2L * batch * (classes + 1) * embed;
 }

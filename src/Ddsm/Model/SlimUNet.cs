@@ -142,6 +142,10 @@ public sealed class SlimUNet : Module, IDenoiser
     }
 
     Backend IDenoiser.Backend => Backend;
+    public ImageShape Image => Config.Image;
+
+    /// <summary>IDenoiser: one forward at the width (the same at every t).</summary>
+    public long FlopsPerImage(double t, double width) => UNetFlops.Forward(Config, width).Total;
 
     /// <summary>IDenoiser: the whole batch at one timestep, no dropout.</summary>
     public Tensor PredictEps(Tensor x, double t, double width)

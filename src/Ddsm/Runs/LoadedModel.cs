@@ -36,8 +36,6 @@ public sealed class LoadedModel : IDisposable
     /// <summary>The strategy to pass the sampler, and what to call it in reports.</summary>
     public required StepStrategy Strategy { get; init; }
     public required string StrategyName { get; init; }
-    /// <summary>The widths the denoiser really runs for a strategy passed to it (a grouped model caps them).</summary>
-    public required Func<StepStrategy, StepStrategy>? WidthsRun { get; init; }
     /// <summary>One line on what kind of model this is (grouped: its groups and widths); null for a plain one.</summary>
     public string? Note { get; init; }
 
@@ -45,8 +43,6 @@ public sealed class LoadedModel : IDisposable
     public SlimUNet? Plain => Denoiser as SlimUNet;
     /// <summary>The group models of a step-adaptive checkpoint (for a denoiser of another width mode); null for a plain one.</summary>
     public GroupedModel? Grouped { get; init; }
-    /// <summary>The widths the denoiser really runs for <see cref="Strategy"/> (what FLOPs are counted on).</summary>
-    public StepStrategy CostStrategy => WidthsRun?.Invoke(Strategy) ?? Strategy;
 
     public void Dispose() => _owner.Dispose();
 
@@ -93,7 +89,7 @@ public sealed class LoadedModel : IDisposable
         return new LoadedModel(model)
         {
             Path = path, Denoiser = model, Config = cfg, Schedule = sched, DataSpec = data,
-            Strategy = strategy, StrategyName = o.Strategy ?? "uniform:1", WidthsRun = null,
+            Strategy = strategy, StrategyName = o.Strategy ?? "uniform:1",
         };
     }
 
@@ -111,7 +107,7 @@ public sealed class LoadedModel : IDisposable
             {
                 Path = path, Denoiser = den, Grouped = gm, Config = gm.BaseConfig, Schedule = gm.Schedule, DataSpec = data,
                 Strategy = given ?? StepStrategy.Uniform(gm.BaseConfig.MaxWidth, gm.Schedule.T),
-                StrategyName = o.Strategy ?? "step-adaptive", WidthsRun = den.EffectiveStrategy,
+                StrategyName = o.Strategy ?? "step-adaptive",
                 Note = $"step-adaptive: {gm.Groups.Count} group models ({ranges})" +
                        (capped ? ", strategy widths capped at each group's" : ""),
             };

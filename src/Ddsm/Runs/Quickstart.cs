@@ -77,7 +77,7 @@ public static class Quickstart
         {
             var sw = Stopwatch.StartNew();
             using var flops = new FlopCounter();
-            BatchSampler.Sample(model, cfg.Image, sched, strategies[i].Item2, spec).CopyTo(grid, i * perRow);
+            BatchSampler.Sample(model, sched, strategies[i].Item2, spec).CopyTo(grid, i * perRow);
             var row = new QuickstartRow(strategies[i].Item1, flops.Forward / 1e9 / s.Samples, sw.Elapsed.TotalMilliseconds / s.Samples);
             rows.Add(row);
             onRow?.Invoke(row);

@@ -13,7 +13,7 @@ namespace Ddsm.Runs;
 public sealed record SampleRequest(SampleSpec Spec, string? ClassSpec = null, double? Guidance = null);
 
 /// <summary>What a sample run wrote and what it cost.</summary>
-/// <param name="AttentionShare">the attention matmuls' share of the FLOPs (mean over the widths run).</param>
+/// <param name="AttentionShare">the attention matmuls' share of the FLOPs the ops counted while sampling.</param>
 public sealed record SampleResult(string GridPath, string RawPath, double Gflops, int Evaluations, double AttentionShare,
     double MsPerImage, int[]? Labels, double GuidanceScale);
 
@@ -31,24 +31,21 @@ public static class SampleRun
         if (request.Guidance is not null && labels is null)
             throw new ArgumentException("--guidance needs --class (the class to guide towards)");
         double scale = request.Guidance ?? 1.0;
+        var denoiser = model.Denoiser;
         Func<int, int, IDenoiser>? perBatch = null;
         if (labels is not null)
         {
             var unet = model.Plain ?? throw new ArgumentException("--class: a step-adaptive model is unconditional");
+            denoiser = new GuidedDenoiser(unet, labels, scale);
             perBatch = (start, b) => new GuidedDenoiser(unet, labels[start..(start + b)], scale);
         }
-        var cost = model.CostStrategy;
-        var (gflops, nfe) = UNetFlops.StrategyGflops(cfg, model.Schedule, cost, spec.Sampler, spec.Options,
-            forwardsPerEvaluation: labels is null ? 1 : 2);
-        double attention = cost.DistinctWidths().Average(w =>
-        {
-            var f = UNetFlops.Forward(cfg, w);
-            return (double)f.Attention / f.Total;
-        });
+        var (gflops, nfe) = Sampler.Create(spec.Sampler).Cost(denoiser, model.Schedule, model.Strategy, spec.Options);
 
         var sw = Stopwatch.StartNew();
-        var images = BatchSampler.Sample(model.Denoiser, cfg.Image, model.Schedule, model.Strategy, spec, perBatch, progress);
+        using var counter = new FlopCounter();
+        var images = BatchSampler.Sample(denoiser, model.Schedule, model.Strategy, spec, perBatch, progress);
         double ms = sw.Elapsed.TotalMilliseconds / spec.Count;
+        double attention = (double)counter.ByOp.GetValueOrDefault("attention") / counter.Forward;
 
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(outPath))!);
         int n = spec.Count, c = cfg.ImageChannels, s = cfg.ImageSize;

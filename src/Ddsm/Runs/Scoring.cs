@@ -3,7 +3,6 @@ using Ddsm.Diffusion;
 using Ddsm.Engine;
 using Ddsm.Eval;
 using Ddsm.IO;
-using Ddsm.Model;
 using Ddsm.Search;
 
 namespace Ddsm.Runs;
@@ -38,9 +37,8 @@ public sealed class Scoring : IDisposable
     }
 
     /// <summary>A sampling evaluator whose quality is the FD of the samples' features to the reference.</summary>
-    public SamplingEvaluator Sampling(IDenoiser model, UNetConfig cfg, NoiseSchedule sched, SampleSpec spec,
-        Func<StepStrategy, StepStrategy>? widthsRun = null) =>
-        new(model, cfg, sched, spec, (imgs, n) => FrechetDistance.Compute(Reference.Stats, Net.Extract(imgs, n)), widthsRun);
+    public SamplingEvaluator Sampling(IDenoiser model, NoiseSchedule sched, SampleSpec spec) =>
+        new(model, sched, spec, (imgs, n) => FrechetDistance.Compute(Reference.Stats, Net.Extract(imgs, n)));
 
     /// <summary>
     /// FD, KID and precision/recall of a sample file (<c>ddsm sample</c>'s .safetensors) against the data set

@@ -39,7 +39,7 @@ public static class SearchRun
         using var scoring = Scoring.Open(be, s.Features, s.Data ?? loaded.DataSpec ?? "fmnist-embedded", s.Cache, s.Count);
         var so = new SamplerOptions(s.SamplerSteps);
         SamplingEvaluator Make(ulong seed) =>
-            scoring.Sampling(model, cfg, sched, new SampleSpec(s.Sampler, so, s.Count, s.Batch, seed), loaded.WidthsRun);
+            scoring.Sampling(model, sched, new SampleSpec(s.Sampler, so, s.Count, s.Batch, seed));
 
         Directory.CreateDirectory(s.OutDir);
         var statePath = Path.Combine(s.OutDir, "search-state.json");

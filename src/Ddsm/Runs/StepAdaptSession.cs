@@ -88,8 +88,7 @@ public sealed class StepAdaptSession
         var fixedDen = (GroupedDenoiser)grouped.Denoiser;
         ComparisonRow Row(string name, IDenoiser den, StepStrategy strategy, double? hours, ulong seed)
         {
-            var ev = scoring.Sampling(den, cfg, sched, new SampleSpec(s.Sampler, so, s.Count, s.Batch, seed),
-                den is GroupedDenoiser g ? g.EffectiveStrategy : null);
+            var ev = scoring.Sampling(den, sched, new SampleSpec(s.Sampler, so, s.Count, s.Batch, seed));
             return StrategyComparison.Score(name, ev, strategy, scoring.Scorer, hours, m => log?.Invoke("  " + m));
         }
         var rows = new List<ComparisonRow> { Row("base, full width", baseModel.Denoiser, full, baseH, s.Seed) };

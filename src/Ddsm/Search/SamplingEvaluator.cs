@@ -1,20 +1,17 @@
 using Ddsm.Diffusion;
-using Ddsm.Model;
 
 namespace Ddsm.Search;
 
 /// <summary>
 /// The real search objective: sample N images with the candidate strategy and score them
-/// (quality: e.g. FD of their features to the data's statistics), cost = analytic GFLOPs per image
-/// of that strategy under this sampler. Common random numbers by construction: every evaluation
-/// samples from the same seed (<see cref="BatchSampler"/>), so x_T and every per-step noise draw are
-/// identical across candidates, and the only difference between two candidates is their widths.
-/// <paramref name="widthsRun"/> maps a strategy to the widths the model really runs (a grouped step-adaptive
-/// denoiser caps them per group); cost is counted on those.
+/// (quality: e.g. FD of their features to the data's statistics), cost = GFLOPs per image of that
+/// strategy under this sampler, as the model will run it (<see cref="Sampler.Cost"/>: a grouped
+/// step-adaptive model counts the widths it caps per group). Common random numbers by construction:
+/// every evaluation samples from the same seed (<see cref="BatchSampler"/>), so x_T and every per-step
+/// noise draw are identical across candidates, and the only difference between two candidates is their widths.
 /// </summary>
-public sealed class SamplingEvaluator(
-    IDenoiser model, UNetConfig config, NoiseSchedule schedule, SampleSpec spec, Func<float[], int, double> score,
-    Func<StepStrategy, StepStrategy>? widthsRun = null) : IStrategyEvaluator
+public sealed class SamplingEvaluator(IDenoiser model, NoiseSchedule schedule, SampleSpec spec,
+    Func<float[], int, double> score) : IStrategyEvaluator
 {
     /// <summary>Images per evaluation.</summary>
     public int Count => spec.Count;
@@ -29,11 +26,9 @@ public sealed class SamplingEvaluator(
         return (double.IsFinite(q) ? q : double.PositiveInfinity, Cost(s));
     }
 
-    /// <summary>Analytic GFLOPs per image of a strategy under this sampler (no sampling).</summary>
-    public double Cost(StepStrategy s) =>
-        UNetFlops.StrategyGflops(config, schedule, widthsRun?.Invoke(s) ?? s, spec.Sampler, spec.Options).Gflops;
+    /// <summary>GFLOPs per image of a strategy under this sampler (no sampling).</summary>
+    public double Cost(StepStrategy s) => Sampler.Create(spec.Sampler).Cost(model, schedule, s, spec.Options).Gflops;
 
     /// <summary>The candidate's samples: (count, C, H, W) floats, same noise for every candidate.</summary>
-    public float[] Sample(StepStrategy s) =>
-        BatchSampler.Sample(model, config.Image, schedule, s, spec, progress: OnProgress);
+    public float[] Sample(StepStrategy s) => BatchSampler.Sample(model, schedule, s, spec, progress: OnProgress);
 }

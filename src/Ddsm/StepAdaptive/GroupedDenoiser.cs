@@ -17,9 +17,6 @@ public enum GroupWidthMode
     CappedByGroup,
 }
 
-/// <summary>One dispatched call: which group's model served timestep T, at which width.</summary>
-public readonly record struct DispatchRecord(double T, int Group, double Width);
-
 /// <summary>
 /// Step-adaptive sampling (Xu et al., "Not All Steps are Equal"): one model per timestep group, each
 /// possibly pruned/fine-tuned for its group's noise levels. ε̂(x, t) comes from the model of the group
@@ -29,16 +26,14 @@ public sealed class GroupedDenoiser : IDenoiser
 {
     private readonly SlimUNet[] _models;
     private readonly double[] _widths;
-    private readonly List<DispatchRecord> _calls = new();
 
     public TimestepGroups Groups { get; }
     public GroupWidthMode Mode { get; }
     public IReadOnlyList<SlimUNet> Models => _models;
     /// <summary>Per-group width used under <see cref="GroupWidthMode.FixedPerGroup"/>.</summary>
     public IReadOnlyList<double> GroupWidths => _widths;
-    /// <summary>Every call since construction or <see cref="ClearCalls"/>, in order.</summary>
-    public IReadOnlyList<DispatchRecord> Calls => _calls;
     public Backend Backend { get; }
+    public ImageShape Image => _models[0].Image;
 
     /// <param name="groupWidths">Fixed width per group (defaults to each model's largest width).</param>
     public GroupedDenoiser(IReadOnlyList<SlimUNet> models, TimestepGroups groups, IReadOnlyList<double>? groupWidths = null,
@@ -67,28 +62,36 @@ public sealed class GroupedDenoiser : IDenoiser
 
     public int GroupOf(double t) => Groups.GroupOf(Math.Clamp((int)Math.Round(t), 0, Groups.T - 1));
 
-    public Tensor PredictEps(Tensor x, double t, double width)
+    /// <summary>
+    /// Which group's model serves a call at t asked for <paramref name="width"/>, and at which width: the group's
+    /// own width, or (capped) the smaller of the two. The one decision behind <see cref="PredictEps"/>,
+    /// <see cref="FlopsPerImage"/> and <see cref="EffectiveStrategy"/>.
+    /// </summary>
+    public (int Group, double Width) Dispatch(double t, double width)
     {
         int g = GroupOf(t);
-        double w = Mode == GroupWidthMode.FixedPerGroup ? _widths[g] : Math.Min(width, _widths[g]);
-        var eps = _models[g].PredictEps(x, t, w);
-        _calls.Add(new DispatchRecord(t, g, w));
-        return eps;
+        return (g, Mode == GroupWidthMode.FixedPerGroup ? _widths[g] : Math.Min(width, _widths[g]));
     }
 
-    public void ClearCalls() => _calls.Clear();
+    public Tensor PredictEps(Tensor x, double t, double width)
+    {
+        var (g, w) = Dispatch(t, width);
+        return _models[g].PredictEps(x, t, w);
+    }
+
+    public long FlopsPerImage(double t, double width)
+    {
+        var (g, w) = Dispatch(t, width);
+        return _models[g].FlopsPerImage(t, w);
+    }
 
     /// <summary>
     /// The width this denoiser actually runs at every integer t when a sampler passes it
-    /// <paramref name="requested"/> (what FLOPs are counted by): the group's width, or the capped one.
+    /// <paramref name="requested"/>: what the base model runs to match the step-adaptive widths.
     /// </summary>
     public StepStrategy EffectiveStrategy(StepStrategy requested)
     {
         if (requested.T != Groups.T) throw new ArgumentException($"grouped denoiser: strategy has T = {requested.T}, groups T = {Groups.T}");
-        return new StepStrategy(Enumerable.Range(0, Groups.T).Select(t =>
-        {
-            double wg = _widths[Groups.GroupOf(t)];
-            return Mode == GroupWidthMode.FixedPerGroup ? wg : Math.Min(requested[t], wg);
-        }).ToArray());
+        return new StepStrategy(Enumerable.Range(0, Groups.T).Select(t => Dispatch(t, requested[t]).Width).ToArray());
     }
 }

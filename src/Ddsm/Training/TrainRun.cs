@@ -121,7 +121,7 @@ public sealed class TrainRun(SandwichTrainer trainer, RunOptions options)
         using (trainer.Ema.SwapIn())
         {
             for (int wi = 0; wi < cfg.Widths.Length; wi++)
-                BatchSampler.Sample(model, cfg.Image, trainer.Schedule, StepStrategy.Uniform(cfg.Widths[wi], trainer.Schedule.T), spec)
+                BatchSampler.Sample(model, trainer.Schedule, StepStrategy.Uniform(cfg.Widths[wi], trainer.Schedule.T), spec)
                     .CopyTo(all, wi * n * cfg.Image.Floats);
         }
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);

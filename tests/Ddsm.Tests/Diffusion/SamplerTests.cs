@@ -12,7 +12,10 @@ namespace Ddsm.Tests.Diffusion;
 internal sealed class GaussianDenoiser(NoiseSchedule schedule, double[] mu, double[] s) : IDenoiser
 {
     public Backend Backend => CpuBackend.Instance;
+    public ImageShape Image => new(mu.Length, 1);
     public List<(double t, double width)> Calls { get; } = new();
+    /// <summary>A cost that depends on t and width, so a sum over the wrong calls shows.</summary>
+    public long FlopsPerImage(double t, double width) => (long)Math.Round(1000 * width) + (long)Math.Round(t);
 
     public Tensor PredictEps(Tensor x, double t, double width)
     {
@@ -105,8 +108,13 @@ public class SamplerTests
             var den = new GaussianDenoiser(Sched, mu, s);
             var o = new SamplerOptions(10);
             Run(kind, o, strat, den: den);
-            Assert.That(den.Calls, Has.Count.EqualTo(Sampler.Create(kind).Evaluations(Sched.T, o)), $"{kind} NFE");
+            var sampler = Sampler.Create(kind);
+            Assert.That(den.Calls.Select(c => c.t), Is.EqualTo(sampler.EvaluationTimes(Sched, o)), $"{kind}: the times it calls at");
             foreach (var (t, w) in den.Calls) Assert.That(w, Is.EqualTo(strat.At(t)), $"{kind} width at t={t}");
+            var (gflops, nfe) = sampler.Cost(den, Sched, strat, o);
+            Assert.That(nfe, Is.EqualTo(den.Calls.Count));
+            Assert.That(gflops * 1e9, Is.EqualTo(den.Calls.Sum(c => (double)den.FlopsPerImage(c.t, c.width))).Within(1e-3),
+                $"{kind}: the cost is the denoiser's cost of the calls it makes");
         }
     }
 

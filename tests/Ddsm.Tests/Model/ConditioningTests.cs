@@ -146,14 +146,15 @@ public class ConditioningTests
         var cfg = CondConfig;
         var s = NoiseSchedule.Linear();
         var uni = StepStrategy.Uniform(1.0, s.T);
-        var (plain, n1) = UNetFlops.StrategyGflops(cfg, s, uni, SamplerKind.Ddim, new SamplerOptions(20));
-        var (guided, n2) = UNetFlops.StrategyGflops(cfg, s, uni, SamplerKind.Ddim, new SamplerOptions(20), forwardsPerEvaluation: 2);
+        using var m = new SlimUNet(Cpu, cfg, 1);
+        var ddim = Sampler.Create(SamplerKind.Ddim);
+        var (plain, n1) = ddim.Cost(m, s, uni, new SamplerOptions(20));
+        var (guided, n2) = ddim.Cost(new GuidedDenoiser(m, [0], 3), s, uni, new SamplerOptions(20));
         Assert.That(n2, Is.EqualTo(n1).And.EqualTo(20));
         Assert.That(guided, Is.EqualTo(2 * plain).Within(1e-12));
         Assert.That(plain, Is.EqualTo(20 * UNetFlops.Forward(cfg, 1.0).Total / 1e9).Within(1e-12));
 
         // One guided evaluation really costs what the analytic count says (2 forwards at batch N).
-        using var m = new SlimUNet(Cpu, cfg, 1);
         using var scope = new TensorScope();
         using var counter = new FlopCounter();
         using (Tape.NoGrad())
@@ -162,7 +163,7 @@ public class ConditioningTests
         // doubled-batch forward, which costs exactly 2 forwards at batch N.
         long combine = 3L * 2 * 64;
         Assert.That(counter.Forward - combine, Is.EqualTo(2 * UNetFlops.Forward(cfg, 0.5, batch: 2).Total));
-        Assert.That(new GuidedDenoiser(m, [0], 3).ForwardsPerEvaluation, Is.EqualTo(2));
+        Assert.That(counter.Forward - combine, Is.EqualTo(2 * new GuidedDenoiser(m, [0, 5], 3).FlopsPerImage(500, 0.5)));
     }
 
     private static TrainOptions Opts => new() { BatchSize = 16, Lr = 2e-3f, WarmupSteps = 10, EmaDecay = 0.99f, SandwichN = 3 };

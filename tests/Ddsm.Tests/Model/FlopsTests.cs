@@ -40,6 +40,17 @@ public class FlopsTests
         Assert.That(analytic.Conv, Is.EqualTo(counter.ByOp["conv2d"]));
     }
 
+    /// <summary>The count runs the model's forward on the meta backend: that is no work, and no enclosing counter sees it.</summary>
+    [Test]
+    public void CountingIsNotWorkDone()
+    {
+        var cfg = SlimUNetTests.TestConfig with { Name = "not-counted-before" };
+        using var outer = new FlopCounter();
+        Assert.That(UNetFlops.Forward(cfg, 1.0).Total, Is.GreaterThan(0));
+        Assert.That(outer.Forward, Is.Zero);
+        Assert.That(outer.ByOp, Is.Empty);
+    }
+
     [Test]
     public void PinnedCountsPerWidth()
     {
@@ -61,17 +72,18 @@ public class FlopsTests
     public void StrategyTotalsFollowTheSamplersCallPattern()
     {
         var cfg = UNetConfig.Fmnist32;
+        using var m = new SlimUNet(CpuBackend.Instance, cfg, 1);
         var s = NoiseSchedule.Linear();
         double full = UNetFlops.Forward(cfg, 1.0).Total / 1e9, half = UNetFlops.Forward(cfg, 0.5).Total / 1e9;
         var uni = StepStrategy.Uniform(1.0, s.T);
-        var (ddim, nd) = UNetFlops.StrategyGflops(cfg, s, uni, SamplerKind.Ddim, new SamplerOptions(50));
+        var (ddim, nd) = Sampler.Create(SamplerKind.Ddim).Cost(m, s, uni, new SamplerOptions(50));
         Assert.That(nd, Is.EqualTo(50));
         Assert.That(ddim, Is.EqualTo(50 * full).Within(1e-9));
-        var (heun, nh) = UNetFlops.StrategyGflops(cfg, s, uni, SamplerKind.EdmHeun, new SamplerOptions(18));
+        var (heun, nh) = Sampler.Create(SamplerKind.EdmHeun).Cost(m, s, uni, new SamplerOptions(18));
         Assert.That(nh, Is.EqualTo(35));
         Assert.That(heun, Is.EqualTo(35 * full).Within(1e-9));
         var split = new StepStrategy(Enumerable.Range(0, s.T).Select(t => t < 500 ? 1.0 : 0.5).ToArray());
-        var (ddpm, _) = UNetFlops.StrategyGflops(cfg, s, split, SamplerKind.Ddpm, new SamplerOptions());
+        var (ddpm, _) = Sampler.Create(SamplerKind.Ddpm).Cost(m, s, split, new SamplerOptions());
         Assert.That(ddpm, Is.EqualTo(500 * full + 500 * half).Within(1e-6));
     }
 }

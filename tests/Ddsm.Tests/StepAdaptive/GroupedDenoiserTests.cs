@@ -44,18 +44,14 @@ public class GroupedDenoiserTests
             var den = new GroupedDenoiser(ms, groups, widths);
             using var scope = new TensorScope();
             var x = Input(4);
+            for (int t = 0; t < groups.T; t++)
+            {
+                var (g, w) = den.Dispatch(t, 1.0);
+                Assert.That(g, Is.EqualTo(groups.GroupOf(t)), $"t = {t}");
+                Assert.That(w, Is.EqualTo(widths[g]), "fixed per-group width overrides the strategy's");
+            }
             using (Tape.NoGrad())
             {
-                for (int t = 0; t < groups.T; t++) den.PredictEps(x, t, 1.0);
-                Assert.That(den.Calls.Select(c => c.T), Is.EqualTo(Enumerable.Range(0, groups.T).Select(t => (double)t)));
-                foreach (var c in den.Calls)
-                {
-                    Assert.That(c.Group, Is.EqualTo(groups.GroupOf((int)c.T)), $"t = {c.T}");
-                    Assert.That(c.Width, Is.EqualTo(widths[c.Group]), "fixed per-group width overrides the strategy's");
-                }
-                for (int g = 0; g < 3; g++)
-                    Assert.That(den.Calls.Count(c => c.Group == g), Is.EqualTo(groups.Groups[g].Count));
-
                 foreach (var gr in groups.Groups)
                 {
                     int t = (gr.TFirst + gr.TLast) / 2;
@@ -64,16 +60,11 @@ public class GroupedDenoiserTests
                     var other = ms[(gr.Index + 1) % 3];
                     Assert.That(got, Is.Not.EqualTo(other.PredictEps(x, t, other.Config.MaxWidth).ToArray()));
                 }
-
-                // Fractional and out-of-range t: the nearest step's group, clamped.
-                den.ClearCalls();
-                var g1 = groups.Groups[1];
-                den.PredictEps(x, g1.TFirst - 0.4, 1.0);
-                den.PredictEps(x, g1.TFirst - 0.6, 1.0);
-                den.PredictEps(x, -3.0, 1.0);
-                den.PredictEps(x, groups.T + 5.0, 1.0);
-                Assert.That(den.Calls.Select(c => c.Group), Is.EqualTo(new[] { 1, 0, 0, 2 }));
             }
+            // Fractional and out-of-range t: the nearest step's group, clamped.
+            var g1 = groups.Groups[1];
+            double[] ts = [g1.TFirst - 0.4, g1.TFirst - 0.6, -3.0, groups.T + 5.0];
+            Assert.That(ts.Select(t => den.Dispatch(t, 1.0).Group), Is.EqualTo(new[] { 1, 0, 0, 2 }));
         }
         finally { foreach (var m in ms) m.Dispose(); }
     }
@@ -92,16 +83,15 @@ public class GroupedDenoiserTests
             {
                 var a = den.PredictEps(x, 150, 0.5).ToArray();
                 Assert.That(a, Is.EqualTo(ms[2].PredictEps(x, 150, 0.5).ToArray()));
-                Assert.That(den.Calls[^1], Is.EqualTo(new DispatchRecord(150, 2, 0.5)));
-                den.PredictEps(x, 150, 1.0);
-                Assert.That(den.Calls[^1].Width, Is.EqualTo(1.0));
+                Assert.That(den.Dispatch(150, 0.5), Is.EqualTo((2, 0.5)));
+                Assert.That(den.Dispatch(150, 1.0), Is.EqualTo((2, 1.0)));
 
                 // With group widths, a strategy's wider request is capped at the group's width.
                 var capped = new GroupedDenoiser(ms, groups, [1.0, 0.5, 0.5], GroupWidthMode.CappedByGroup);
                 Assert.That(capped.PredictEps(x, 150, 1.0).ToArray(), Is.EqualTo(ms[2].PredictEps(x, 150, 0.5).ToArray()));
-                Assert.That(capped.Calls[^1], Is.EqualTo(new DispatchRecord(150, 2, 0.5)));
-                capped.PredictEps(x, 10, 0.5);
-                Assert.That(capped.Calls[^1], Is.EqualTo(new DispatchRecord(10, 0, 0.5)), "a narrower request is kept");
+                Assert.That(capped.Dispatch(150, 1.0), Is.EqualTo((2, 0.5)));
+                Assert.That(capped.Dispatch(10, 0.5), Is.EqualTo((0, 0.5)), "a narrower request is kept");
+                Assert.That(capped.FlopsPerImage(150, 1.0), Is.EqualTo(ms[2].FlopsPerImage(150, 0.5)), "costed as it runs");
                 Assert.Throws<ArgumentException>(() => den.PredictEps(x, 150, 0.3), "the group model rejects a width it does not allow");
             }
             Assert.Throws<ArgumentException>(() => new GroupedDenoiser(ms[..2], groups));
@@ -113,7 +103,7 @@ public class GroupedDenoiserTests
     /// <summary>
     /// Every sampler (its own timestep spacing, Heun's second evaluation at the next t, DPM-Solver's λ grid)
     /// sends each evaluation to the model of the group holding round(t), at the width EffectiveStrategy says;
-    /// and the FLOPs counted from EffectiveStrategy equal what the ops really did.
+    /// and the cost the sampler computes from the grouped denoiser (no side channel) equals what the ops did.
     /// </summary>
     [TestCase(SamplerKind.Ddpm)]
     [TestCase(SamplerKind.Ddim)]
@@ -133,22 +123,25 @@ public class GroupedDenoiserTests
             var den = new GroupedDenoiser(ms, groups, [0.5, 1.0, 1.0], GroupWidthMode.CappedByGroup);
             var eff = den.EffectiveStrategy(strategy);
             var o = new SamplerOptions(Steps: 12);
+            var sampler = Sampler.Create(kind);
             using var scope = new TensorScope();
             var x = Input(6);
             using var flops = new FlopCounter();
-            using (Tape.NoGrad()) Sampler.Create(kind).Sample(den, sched, strategy, x, new Rng(1), o);
-            Assert.That(den.Calls, Is.Not.Empty);
-            Assert.That(den.Calls.Select(c => c.Group).Distinct().Count(), Is.EqualTo(3), "the trajectory crosses every group");
-            foreach (var c in den.Calls)
+            using (Tape.NoGrad()) sampler.Sample(den, sched, strategy, x, new Rng(1), o);
+            var calls = sampler.EvaluationTimes(sched, o).Select(t => (T: t, D: den.Dispatch(t, strategy.At(t)))).ToList();
+            Assert.That(calls.Select(c => c.D.Group).Distinct().Count(), Is.EqualTo(3), "the trajectory crosses every group");
+            foreach (var (t, (g, w)) in calls)
             {
-                Assert.That(c.Group, Is.EqualTo(groups.GroupOf(Math.Clamp((int)Math.Round(c.T), 0, 199))), $"t = {c.T}");
-                Assert.That(c.Width, Is.EqualTo(eff.At(c.T)), $"t = {c.T}");
-                Assert.That(c.Width, Is.EqualTo(Math.Min(strategy.At(c.T), c.Group == 0 ? 0.5 : 1.0)));
+                Assert.That(g, Is.EqualTo(groups.GroupOf(Math.Clamp((int)Math.Round(t), 0, 199))), $"t = {t}");
+                Assert.That(w, Is.EqualTo(eff.At(t)), $"t = {t}");
+                Assert.That(w, Is.EqualTo(Math.Min(strategy.At(t), g == 0 ? 0.5 : 1.0)));
             }
-            var (gflops, nfe) = UNetFlops.StrategyGflops(cfg, sched, eff, kind, o);
-            Assert.That(nfe, Is.EqualTo(den.Calls.Count));
-            Assert.That(gflops * 1e9, Is.EqualTo((double)flops.Forward).Within(0.5), "analytic GFLOPs of the effective strategy = op counter");
-            Assert.That(den.Calls.Select(c => c.Width).Distinct().Count(), Is.EqualTo(2), "both widths were run");
+            Assert.That(calls.Select(c => c.D.Width).Distinct().Count(), Is.EqualTo(2), "both widths are run");
+            var (gflops, nfe) = sampler.Cost(den, sched, strategy, o);
+            Assert.That(nfe, Is.EqualTo(calls.Count));
+            Assert.That(gflops * 1e9, Is.EqualTo((double)flops.Forward).Within(0.5), "the grouped model's cost = op counter");
+            Assert.That(sampler.Cost(ms[0], sched, eff, o).Gflops, Is.EqualTo(gflops).Within(1e-12),
+                "= one model run at the effective strategy");
         }
         finally { foreach (var m in ms) m.Dispose(); }
     }
