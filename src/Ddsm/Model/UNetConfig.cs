@@ -26,6 +26,12 @@ public sealed record UNetConfig
     public int NumClasses { get; init; }
     /// <summary>Allowed width fractions, ascending (DDSM: k/8 for k = 2..8).</summary>
     public double[] Widths { get; init; } = [0.25, 0.5, 0.75, 1.0];
+    /// <summary>The noise schedule the model is trained and sampled on (linear, cosine) and its T: part of the
+    /// model, saved with it (checkpoints made before it was kept their schedule in the train options).</summary>
+    public string Schedule { get; init; } = "linear";
+    public int DiffusionSteps { get; init; } = 1000;
+
+    public Diffusion.NoiseSchedule NoiseSchedule() => Diffusion.NoiseSchedule.ByName(Schedule, DiffusionSteps);
 
     public int TimeEmbedChannels => 4 * ModelChannels;
     /// <summary>The images the model takes and makes.</summary>
@@ -87,6 +93,8 @@ public sealed record UNetConfig
         if (ImageSize % (1 << (ChannelMult.Length - 1)) != 0)
             errors.Add($"image size {ImageSize} is not divisible by 2^{ChannelMult.Length - 1} (levels)");
         if (Widths.Length == 0) errors.Add("no allowed widths");
+        if (Schedule is not ("linear" or "cosine")) errors.Add($"unknown noise schedule '{Schedule}' (linear, cosine)");
+        if (DiffusionSteps < 2) errors.Add($"diffusion steps must be ≥ 2, got {DiffusionSteps}");
         foreach (var w in Widths)
         {
             if (!(w > 0 && w <= 1)) { errors.Add($"width {w} outside (0, 1]"); continue; }
@@ -119,6 +127,25 @@ public sealed record UNetConfig
     public string ToJson() => JsonSerializer.Serialize(this, Json);
     public static UNetConfig FromJson(string json) =>
         JsonSerializer.Deserialize<UNetConfig>(json, Json) ?? throw new FormatException("UNet config JSON is empty");
+
+    /// <summary>
+    /// A config as saved with a model. One saved before the schedule was part of the config takes it from
+    /// the train options saved beside it (their "Schedule" and "DiffusionSteps"; absent there too: the
+    /// defaults, linear and 1000, which is what those runs trained on).
+    /// </summary>
+    public static UNetConfig FromJson(string json, string? legacyTrainOptions)
+    {
+        var cfg = FromJson(json);
+        using var doc = JsonDocument.Parse(json);
+        if (doc.RootElement.TryGetProperty(nameof(Schedule), out _) || legacyTrainOptions is null) return cfg;
+        using var old = JsonDocument.Parse(legacyTrainOptions);
+        var o = old.RootElement;
+        return cfg with
+        {
+            Schedule = o.TryGetProperty(nameof(Schedule), out var s) && s.ValueKind == JsonValueKind.String ? s.GetString()! : cfg.Schedule,
+            DiffusionSteps = o.TryGetProperty(nameof(DiffusionSteps), out var t) && t.TryGetInt32(out var n) ? n : cfg.DiffusionSteps,
+        };
+    }
 
     public bool SameArchitecture(UNetConfig o) =>
         ImageChannels == o.ImageChannels && ImageSize == o.ImageSize && ModelChannels == o.ModelChannels &&

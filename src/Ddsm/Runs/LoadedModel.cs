@@ -80,8 +80,7 @@ public sealed class LoadedModel : IDisposable
     private static LoadedModel LoadPlain(SafeTensorsFile file, string path, Backend be, LoadOptions o, string? data)
     {
         var (cfg, meta, _) = Checkpoint.Read(file, path);
-        var topts = Checkpoint.TrainOptionsOf(meta);
-        var sched = NoiseSchedule.ByName(topts.Schedule, topts.DiffusionSteps);
+        var sched = cfg.NoiseSchedule();
         var strategy = ParseStrategy(o.Strategy ?? "uniform:1", sched, cfg);
         var model = new SlimUNet(be, cfg, 0);
         try { Checkpoint.LoadWeights(file, path, model, o.Ema); }

@@ -48,7 +48,7 @@ public sealed class StepAdaptSession
             throw new FileNotFoundException($"--features: '{s.Features}' not found (ddsm eval train-features makes one)", s.Features);
         var basePath = LoadedModel.Resolve(s.Base);
         var (cfg, meta, _) = Checkpoint.Read(basePath);
-        var searched = s.Strategy is null ? null : StepStrategy.Parse(s.Strategy, Checkpoint.TrainOptionsOf(meta).DiffusionSteps);
+        var searched = s.Strategy is null ? null : StepStrategy.Parse(s.Strategy, cfg.DiffusionSteps);
         if (searched is not null) foreach (var w in searched.DistinctWidths()) cfg.CheckWidth(w);
         var data = s.Data ?? meta.GetValueOrDefault("data") ?? "fmnist-embedded";
         s = s with { Data = data, Options = s.Options with { Searched = searched } };

@@ -30,8 +30,8 @@ public sealed class GroupedModel : IDisposable
 
 /// <summary>
 /// One safetensors file holding every group's weights (the EMA weights the groups were fine-tuned to,
-/// under "group{g}." + the PyTorch-style parameter name), and as metadata the base model config, the
-/// base run's train options (noise schedule), the grouping (count, mode and each group's t range, checked
+/// under "group{g}." + the PyTorch-style parameter name), and as metadata the base model config (with its
+/// noise schedule; files written before that took it from the base run's train options), the grouping (count, mode and each group's t range, checked
 /// against a rebuild on load), each group's width and the plan. Full-size tensors: a group model slims by
 /// prefix like any other, so its pruned channels are simply never read. Written atomically.
 /// </summary>
@@ -42,8 +42,9 @@ public static class GroupedCheckpoint
     public static bool IsGrouped(SafeTensorsFile file) => file.Metadata.TryGetValue("format", out var f) && f == Format;
 
     /// <param name="models">Group models, index-aligned with the groups, holding the weights to save.</param>
-    public static void Save(string path, UNetConfig baseCfg, TrainOptions baseOptions, TimestepGroups groups,
-        IReadOnlyList<SlimUNet> models, StepAdaptivePlan plan, string baseCheckpoint)
+    /// <param name="dataSpec">the data set the groups were fine-tuned on (null: not recorded).</param>
+    public static void Save(string path, UNetConfig baseCfg, TimestepGroups groups, IReadOnlyList<SlimUNet> models,
+        StepAdaptivePlan plan, string baseCheckpoint, string? dataSpec = null)
     {
         if (models.Count != groups.Count) throw new ArgumentException($"grouped checkpoint: {models.Count} models for {groups.Count} groups");
         var tensors = new List<SafeTensor>();
@@ -57,7 +58,6 @@ public static class GroupedCheckpoint
         {
             ["format"] = Format,
             ["config"] = baseCfg.ToJson(),
-            ["train_options"] = baseOptions.ToJson(),
             ["groups"] = groups.Count.ToString(CultureInfo.InvariantCulture),
             ["grouping"] = groups.Mode.ToString(),
             ["group_ranges"] = Ranges(groups),
@@ -65,6 +65,7 @@ public static class GroupedCheckpoint
             ["plan"] = plan.ToJson(),
             ["base_checkpoint"] = baseCheckpoint,
         };
+        if (dataSpec is not null) meta["data"] = dataSpec;
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
         SafeTensors.Write(path, tensors, meta);
     }
@@ -78,21 +79,13 @@ public static class GroupedCheckpoint
         string Meta(string key) => meta.TryGetValue(key, out var v) ? v : throw new DataFormatException(path, $"metadata '{key}' missing");
         if (!meta.TryGetValue("format", out var fmt) || fmt != Format)
             throw new DataFormatException(path, $"not a step-adaptive checkpoint (format '{fmt ?? "missing"}', want '{Format}')");
-        UNetConfig cfg;
-        TrainOptions topts;
+        var cfg = Checkpoint.ConfigOf(meta, path);
         StepAdaptivePlan? plan;
-        try
-        {
-            cfg = UNetConfig.FromJson(Meta("config"));
-            topts = TrainOptions.FromJson(Meta("train_options"));
-            plan = meta.TryGetValue("plan", out var pj) ? StepAdaptivePlan.FromJson(pj) : null;
-        }
+        try { plan = meta.TryGetValue("plan", out var pj) ? StepAdaptivePlan.FromJson(pj) : null; }
         catch (Exception e) when (e is System.Text.Json.JsonException or FormatException)
-        { throw new DataFormatException(path, $"config, train options or plan unreadable ({e.Message})"); }
-        try { cfg.Validate(); topts.Validate(); }
-        catch (ArgumentException e) { throw new DataFormatException(path, e.Message); }
+        { throw new DataFormatException(path, $"plan unreadable ({e.Message})"); }
 
-        var sched = NoiseSchedule.ByName(topts.Schedule, topts.DiffusionSteps);
+        var sched = cfg.NoiseSchedule();
         if (!int.TryParse(Meta("groups"), NumberStyles.None, CultureInfo.InvariantCulture, out int count) || count < 1 || count > sched.T)
             throw new DataFormatException(path, $"metadata 'groups' = '{meta["groups"]}' is not a group count in [1, {sched.T}]");
         if (!Enum.TryParse<GroupingMode>(Meta("grouping"), out var mode) || !Enum.IsDefined(mode))

@@ -37,7 +37,7 @@ public sealed record StepAdaptiveOptions
     /// order measured far worse before fine-tuning (bench/RESULTS.md); on a base trained at full width only it helps.
     /// </summary>
     public PruneMode Prune { get; init; } = PruneMode.Auto;
-    /// <summary>Fine-tuning settings (batch, lr, warm-up, EMA, sandwich n); schedule and t range come from the base and the group.</summary>
+    /// <summary>Fine-tuning settings (batch, lr, warm-up, EMA, sandwich n); the t range comes from the group.</summary>
     public TrainOptions FineTune { get; init; } = new() { Lr = 1e-4f, WarmupSteps = 50, EmaDecay = 0.999f };
     public long StepsPerGroup { get; init; } = 500;
     public int CheckpointEvery { get; init; } = 100;
@@ -81,7 +81,8 @@ public sealed class StepAdaptiveRun
     private readonly StepAdaptiveOptions _o;
 
     public UNetConfig BaseConfig { get; }
-    public TrainOptions BaseOptions { get; }
+    /// <summary>The data spec the base was trained on, as its checkpoint records it (null: not recorded).</summary>
+    public string? BaseDataSpec { get; }
     public NoiseSchedule Schedule { get; }
     public TimestepGroups Groups { get; }
     public string PlanPath => Path.Combine(_outDir, "plan.json");
@@ -99,8 +100,8 @@ public sealed class StepAdaptiveRun
             throw new ArgumentException($"step-adaptive: data set '{data.Name}' has images {data.Channels}×{data.Height}×{data.Width}, " +
                                         $"base model '{cfg.Name}' wants {cfg.ImageChannels}×{cfg.ImageSize}×{cfg.ImageSize}");
         BaseConfig = cfg;
-        BaseOptions = Checkpoint.TrainOptionsOf(meta);
-        Schedule = NoiseSchedule.ByName(BaseOptions.Schedule, BaseOptions.DiffusionSteps);
+        BaseDataSpec = meta.GetValueOrDefault("data");
+        Schedule = cfg.NoiseSchedule();
         Groups = TimestepGroups.Build(Schedule, options.Groups, options.Grouping);
         if (!options.Resume && (File.Exists(PlanPath) || Directory.Exists(GroupDir(0))))
             throw new IOException($"{outDir} already holds a step-adaptive run; pass --resume to continue it, or choose another --out");
@@ -146,7 +147,7 @@ public sealed class StepAdaptiveRun
             bool done = models.Count == Groups.Count && !cancel.IsCancellationRequested;
             if (done)
             {
-                GroupedCheckpoint.Save(CheckpointPath, BaseConfig, BaseOptions, Groups, models, plan, Path.GetFullPath(_basePath));
+                GroupedCheckpoint.Save(CheckpointPath, BaseConfig, Groups, models, plan, Path.GetFullPath(_basePath), BaseDataSpec);
                 onNote?.Invoke($"grouped checkpoint {CheckpointPath}");
             }
             return new StepAdaptiveResult(plan, Groups, reports, CheckpointPath, reports.Sum(r => r.TrainSeconds), done);
@@ -166,7 +167,6 @@ public sealed class StepAdaptiveRun
             var opts = _o.FineTune with
             {
                 TMin = grp.TFirst, TMax = grp.TLast, SandwichN = Math.Min(_o.FineTune.SandwichN, cfg.Widths.Length),
-                Schedule = BaseOptions.Schedule, DiffusionSteps = BaseOptions.DiffusionSteps,
             };
             var run = new RunOptions(GroupDir(g), _o.StepsPerGroup, _o.CheckpointEvery, _o.KeepCheckpoints, Resume: true);
             double Loss(SlimUNet m) => GroupLoss.Mean(m, _data, Schedule, grp.TFirst, grp.TLast, w, _o.Loss);

@@ -51,16 +51,23 @@ public static class Checkpoint
     {
         if (!f.Metadata.TryGetValue("format", out var fmt) || fmt != Format)
             throw new DataFormatException(path, $"not a DDSM training checkpoint (format '{fmt ?? "missing"}', want '{Format}')");
-        if (!f.Metadata.TryGetValue("config", out var cj)) throw new DataFormatException(path, $"checkpoint has no model config");
-        UNetConfig cfg;
-        try { cfg = UNetConfig.FromJson(cj); }
-        catch (System.Text.Json.JsonException e) { throw new DataFormatException(path, $"model config is not valid JSON ({e.Message})"); }
-        return (cfg, f.Metadata, f);
+        return (ConfigOf(f.Metadata, path), f.Metadata, f);
     }
 
-    /// <summary>The train options a checkpoint was made with (defaults for files that carry none): its noise schedule.</summary>
-    public static TrainOptions TrainOptionsOf(IReadOnlyDictionary<string, string> meta) =>
-        meta.TryGetValue("train_options", out var tj) ? TrainOptions.FromJson(tj) : new TrainOptions();
+    /// <summary>
+    /// The model config in a checkpoint's metadata (a training or a grouped one), validated; for a file written
+    /// before the schedule was part of the config, with the schedule of its train options.
+    /// </summary>
+    public static UNetConfig ConfigOf(IReadOnlyDictionary<string, string> meta, string path)
+    {
+        if (!meta.TryGetValue("config", out var cj)) throw new DataFormatException(path, "metadata 'config' missing");
+        UNetConfig cfg;
+        try { cfg = UNetConfig.FromJson(cj, meta.GetValueOrDefault("train_options")); }
+        catch (System.Text.Json.JsonException e) { throw new DataFormatException(path, $"model config is not valid JSON ({e.Message})"); }
+        try { cfg.Validate(); }
+        catch (ArgumentException e) { throw new DataFormatException(path, e.Message); }
+        return cfg;
+    }
 
     /// <summary>Loads model weights only (for sampling): the EMA weights when present and asked for.</summary>
     public static void LoadWeights(string path, SlimUNet model, bool ema) => LoadWeights(SafeTensors.Read(path), path, model, ema);

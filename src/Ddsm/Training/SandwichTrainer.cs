@@ -33,6 +33,7 @@ public sealed class SandwichTrainer : IDisposable
 
     private readonly ImageDataset _data;
     private readonly float[] _x0, _xt, _eps, _t;
+    private readonly (int First, int Last) _tRange;
 
     /// <summary>Timesteps of the last width pass (one per image), for tests and diagnostics.</summary>
     public IReadOnlyList<float> LastTimesteps => _t;
@@ -57,7 +58,8 @@ public sealed class SandwichTrainer : IDisposable
         _data = data;
         Options = options;
         Rng = new Rng(seed);
-        Schedule = NoiseSchedule.ByName(options.Schedule, options.DiffusionSteps);
+        Schedule = c.NoiseSchedule();
+        _tRange = options.TimestepRange(Schedule.T);
         Optimizer = new Adam(model.Parameters(), new AdamOptions(options.Lr, WeightDecay: options.WeightDecay,
             ClipNorm: options.ClipNorm, WarmupSteps: options.WarmupSteps));
         Ema = new Ema(model.Parameters());
@@ -152,7 +154,7 @@ public sealed class SandwichTrainer : IDisposable
 
     /// <summary>x_t, ε and t of one width pass, drawn per sample on the host (cheap next to a forward).</summary>
     private void NoiseBatch() =>
-        NoisedBatch.Fill(Schedule, Rng, Options.TMin ?? 0, Options.TMax ?? Schedule.T - 1, _x0, _xt, _eps, _t);
+        NoisedBatch.Fill(Schedule, Rng, _tRange.First, _tRange.Last, _x0, _xt, _eps, _t);
 
     public void Dispose()
     {

@@ -16,8 +16,6 @@ public sealed record TrainOptions
     /// <summary>Smaller widths also regress the largest width's detached prediction (weight 1).</summary>
     public bool InplaceDistill { get; init; }
     public bool HorizontalFlip { get; init; }
-    public string Schedule { get; init; } = "linear";
-    public int DiffusionSteps { get; init; } = 1000;
     /// <summary>
     /// Timesteps drawn for training, [TMin, TMax] inclusive (null = all): step-adaptive training
     /// fine-tunes each timestep group's model on its own range only.
@@ -37,9 +35,15 @@ public sealed record TrainOptions
         if (!(Lr > 0) || !float.IsFinite(Lr)) throw new ArgumentException($"learning rate must be > 0, got {Lr}");
         if (!(EmaDecay >= 0 && EmaDecay < 1)) throw new ArgumentException($"EMA decay must be in [0, 1), got {EmaDecay}");
         if (!(LabelDropout >= 0 && LabelDropout <= 1)) throw new ArgumentException($"label dropout must be in [0, 1], got {LabelDropout}");
-        if (DiffusionSteps < 2) throw new ArgumentException($"diffusion steps must be ≥ 2, got {DiffusionSteps}");
-        int lo = TMin ?? 0, hi = TMax ?? DiffusionSteps - 1;
-        if (lo < 0 || hi >= DiffusionSteps || lo > hi)
-            throw new ArgumentException($"timestep range [{lo}, {hi}] must lie within [0, {DiffusionSteps - 1}] and not be empty");
+        if (TMin < 0 || TMin > TMax) throw new ArgumentException($"timestep range [{TMin}, {TMax}] must start at ≥ 0 and not be empty");
+    }
+
+    /// <summary>The timestep range drawn on a schedule of <paramref name="T"/> steps (checked to lie within it).</summary>
+    public (int First, int Last) TimestepRange(int T)
+    {
+        int lo = TMin ?? 0, hi = TMax ?? T - 1;
+        if (lo < 0 || hi >= T || lo > hi)
+            throw new ArgumentException($"timestep range [{lo}, {hi}] must lie within [0, {T - 1}] and not be empty");
+        return (lo, hi);
     }
 }

@@ -185,7 +185,7 @@ public class TrainingTests
         Assert.That(seen, Has.All.InRange(250f, 499f));
         Assert.That(seen.Distinct().Count(), Is.GreaterThan(20), "draws spread over the range");
         Assert.Throws<ArgumentException>(() => (Opts with { TMin = 600, TMax = 500 }).Validate());
-        Assert.Throws<ArgumentException>(() => (Opts with { TMax = 1000 }).Validate());
+        Assert.Throws<ArgumentException>(() => new SandwichTrainer(m, Data.Value, Opts with { TMax = 1000 }, 2));
     }
 
     [Test]

@@ -6,6 +6,7 @@ using Ddsm.Model;
 using Ddsm.StepAdaptive;
 using Ddsm.Training;
 using Ddsm.Tests.Model;
+using Ddsm.Tests.Runs;
 using static Ddsm.Tests.StepAdaptive.StepAdaptiveTestUtil;
 
 namespace Ddsm.Tests.StepAdaptive;
@@ -187,6 +188,18 @@ public class StepAdaptiveRunTests
             var ex = Assert.Throws<DataFormatException>(() => GroupedCheckpoint.Load(path, Cpu).Dispose(), want);
             Assert.That(ex!.Message, Does.Contain(want));
         }
+        // Written before the schedule was part of the config: it comes from the saved train options. The same
+        // file claiming a cosine schedule is refused, as its groups' t ranges are not that schedule's.
+        string Legacy(string schedule) => Variant("legacy-" + schedule, m =>
+        {
+            m["config"] = LegacyFiles.ConfigWithoutSchedule(m["config"]);
+            m["train_options"] = $$"""{"BatchSize":4,"Schedule":"{{schedule}}","DiffusionSteps":1000}""";
+            return m;
+        });
+        using (var old = GroupedCheckpoint.Load(Legacy("linear"), Cpu))
+            Assert.That((old.Schedule.Kind, old.Schedule.T, old.BaseConfig.Schedule), Is.EqualTo(("linear", 1000, "linear")));
+        Assert.That(() => GroupedCheckpoint.Load(Legacy("cosine"), Cpu).Dispose(),
+            Throws.TypeOf<DataFormatException>().With.Message.Contains("differ from this schedule's grouping '0-942,943-999'"));
         var bytes = File.ReadAllBytes(good);
         var cut = Path.Combine(_dir, "cut.safetensors");
         File.WriteAllBytes(cut, bytes[..(bytes.Length / 2)]);

@@ -1,0 +1,15 @@
+using System.Text.Json.Nodes;
+
+namespace Ddsm.Tests.Runs;
+
+/// <summary>Files as earlier versions wrote them.</summary>
+internal static class LegacyFiles
+{
+    /// <summary>A model config JSON as written before the noise schedule was part of it.</summary>
+    public static string ConfigWithoutSchedule(string configJson)
+    {
+        var o = JsonNode.Parse(configJson)!.AsObject();
+        Assert.That(o.Remove("Schedule") && o.Remove("DiffusionSteps"), "the config of today carries the schedule");
+        return o.ToJsonString();
+    }
+}
