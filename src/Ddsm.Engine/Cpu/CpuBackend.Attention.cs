@@ -19,8 +19,9 @@ public sealed partial class CpuBackend
         int t = d.T, hd = d.HeadDim;
         float alpha = 1f / MathF.Sqrt(hd);
         long tt = (long)t * t;
-        Parallel.For(0, d.N * d.Heads, Par, () => _scratch.Rent(tt), (nh, _, p) =>
+        Parallel.For(0, d.N * d.Heads, Par, nh =>
         {
+            var p = Scratch.Take(Scratch.Use.Attention, tt);
             var (qOff, kOff, vOff, oOff) = HeadOffsets(g, nh);
             // P (T×T) row t = scores of query t against every key.
             Sgemm.Run(true, false, t, t, hd, alpha, qa, qOff, t, qa, kOff, t, 0f, p, 0, t);
@@ -34,8 +35,7 @@ public sealed partial class CpuBackend
             }
             // O (d×T) = V (d×T) · Pᵀ.
             Sgemm.Run(false, true, hd, t, t, 1f, qa, vOff, t, p, 0, t, 0f, oa, oOff, t);
-            return p;
-        }, p => _scratch.Return(p));
+        });
     }
 
     public override void AttentionBackward(in AttentionDesc d, DeviceBuffer qkv, DeviceBuffer output, DeviceBuffer lse,
@@ -47,8 +47,9 @@ public sealed partial class CpuBackend
         int t = d.T, hd = d.HeadDim;
         float alpha = 1f / MathF.Sqrt(hd);
         long tt = (long)t * t;
-        Parallel.For(0, d.N * d.Heads, Par, () => _scratch.Rent(2 * tt), (nh, _, buf) =>
+        Parallel.For(0, d.N * d.Heads, Par, nh =>
         {
+            var buf = Scratch.Take(Scratch.Use.Attention, 2 * tt);
             var (qOff, kOff, vOff, oOff) = HeadOffsets(g, nh);
             // P recomputed from the saved row log-sum-exp.
             Sgemm.Run(true, false, t, t, hd, alpha, qa, qOff, t, qa, kOff, t, 0f, buf, 0, t);
@@ -71,8 +72,7 @@ public sealed partial class CpuBackend
             // dQ (d×T) += α·K·dSᵀ;  dK (d×T) += α·Q·dS.
             Sgemm.Run(false, true, hd, t, t, alpha, qa, kOff, t, buf, tt, t, 1f, da, qOff, t);
             Sgemm.Run(false, false, hd, t, t, alpha, qa, qOff, t, buf, tt, t, 1f, da, kOff, t);
-            return buf;
-        }, buf => _scratch.Return(buf));
+        });
     }
 
     /// <summary>Element offsets of head (n, h)'s q, k, v blocks in qkv and of its rows in out.</summary>

@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Numerics.Tensors;
 
 namespace Ddsm.Engine.Cpu;
@@ -11,22 +10,11 @@ namespace Ddsm.Engine.Cpu;
 /// GEMM's B packing (no column matrix). Backward data: col = Wᵀ · dy_n, then col2im adds into dx_n.
 /// (At stride 1 backward data instead runs as a forward conv with flipped, transposed weights.)
 /// Backward weight: dW += dy_n · im2col(x_n)ᵀ summed per chunk of images, chunks reduced in order.
-/// Images go to threads when there are enough of them (each thread owns its reusable column and
-/// packing buffers); a small batch instead splits each GEMM across threads.
+/// Images go to threads when there are enough of them (column and packing buffers are each thread's
+/// <see cref="Scratch"/>); a small batch instead splits each GEMM across threads.
 /// </summary>
 public sealed partial class CpuBackend
 {
-    [ThreadStatic] private static float[]? _colBuffer;
-    [ThreadStatic] private static Sgemm.PinnedBuffer? _weightPack;
-    [ThreadStatic] private static float[]? _flippedWeight;
-
-    private static float[] ColBuffer(long count)
-    {
-        if (_colBuffer is null || _colBuffer.Length < count)
-            _colBuffer = GC.AllocateUninitializedArray<float>((int)Math.Max(count, 1024));
-        return _colBuffer;
-    }
-
     /// <summary>1×1, stride 1, no padding: the image (Cin, H·W) already is the column matrix.</summary>
     private static bool IsPointwise(in ConvDesc d) => d.K == 1 && d.Stride == 1 && d.Pad == 0;
 
@@ -51,7 +39,7 @@ public sealed partial class CpuBackend
         if (!pointwise)
             unsafe
             {
-                fixed (float* pw = wa) packedW = (nint)Sgemm.PackWholeA(false, pw, ldw, d.Cout, kk, _weightPack ??= new Sgemm.PinnedBuffer());
+                fixed (float* pw = wa) packedW = (nint)Sgemm.PackWholeA(false, pw, ldw, d.Cout, kk);
             }
         ForEachImage(d.N, (n, threads) =>
         {
@@ -102,13 +90,13 @@ public sealed partial class CpuBackend
     {
         int k = d.K, k2 = k * k, ldw = d.CinMax * k2, kkT = d.Cout * k2;
         var t = new ConvDesc(d.N, d.Cout, d.Ho, d.Wo, d.Cin, k, 1, k - 1 - d.Pad, d.Cout, d.Cin);
-        var wt = _flippedWeight is { } f && f.Length >= d.Cin * kkT ? f : _flippedWeight = new float[Math.Max(d.Cin * kkT, 1024)];
+        var wt = Scratch.Take(Scratch.Use.ConvFlippedWeight, (long)d.Cin * kkT);
         for (int ci = 0; ci < d.Cin; ci++)
         for (int co = 0; co < d.Cout; co++)
         for (int q = 0; q < k2; q++)
             wt[(ci * d.Cout + co) * k2 + q] = wa[co * ldw + ci * k2 + (k2 - 1 - q)];   // (kh, kw) → (K−1−kh, K−1−kw)
         nint packed;
-        fixed (float* pw = wt) packed = (nint)Sgemm.PackWholeA(false, pw, kkT, d.Cin, kkT, _weightPack ??= new Sgemm.PinnedBuffer());
+        fixed (float* pw = wt) packed = (nint)Sgemm.PackWholeA(false, pw, kkT, d.Cin, kkT);
         long xImg = (long)d.Cin * d.H * d.W, yImg = (long)d.Cout * d.Ho * d.Wo;
         ForEachImage(d.N, (n, threads) => ForwardIm2ColGemm(t, packed, ga, n * yImg, dxa, n * xImg, 1f, threads));
     }
@@ -144,7 +132,7 @@ public sealed partial class CpuBackend
                 Sgemm.RunParallel(true, false, kk, hw, dd.Cout, 1f, wa, 0, ldw, ga, n * yImg, hw, 1f, dxa, n * xImg, hw, threads);
                 return;
             }
-            var col = ColBuffer((long)kk * hw);
+            var col = Scratch.Take(Scratch.Use.ConvColumns, (long)kk * hw);
             Sgemm.RunParallel(true, false, kk, hw, dd.Cout, 1f, wa, 0, ldw, ga, n * yImg, hw, 0f, col, 0, hw, threads);
             Im2Col.BackwardAdd(dd, col.AsSpan(0, kk * hw), dxa.AsSpan((int)(n * xImg), (int)xImg));
         });
@@ -167,7 +155,7 @@ public sealed partial class CpuBackend
             if (pointwise) { col = xa; colOff = n * xImg; }
             else
             {
-                col = ColBuffer((long)kk * hw); colOff = 0;
+                col = Scratch.Take(Scratch.Use.ConvColumns, (long)kk * hw); colOff = 0;
                 Im2Col.Forward(dd, xa.AsSpan((int)(n * xImg), (int)xImg), col);
             }
             Sgemm.RunParallel(false, true, dd.Cout, kk, hw, 1f, ga, n * yImg, hw, col, colOff, hw, beta, dst, dstOff, ldDst, threads);
@@ -182,26 +170,19 @@ public sealed partial class CpuBackend
         }
         else
         {
+            // The calling thread's partials (chunk t at t·partLen): the chunk tasks use other scratch.
             int partLen = d.Cout * kk;
-            var parts = new float[chunks][];
-            for (int t = 0; t < chunks; t++) parts[t] = ArrayPool<float>.Shared.Rent(partLen);
-            try
+            var parts = Scratch.Take(Scratch.Use.WeightGradPartials, (long)chunks * partLen);
+            Parallel.For(0, chunks, Par, t =>
             {
-                Parallel.For(0, chunks, Par, t =>
-                {
-                    int lo = (int)((long)dd.N * t / chunks), hi = (int)((long)dd.N * (t + 1) / chunks);
-                    for (int n = lo; n < hi; n++) Accumulate(n, parts[t], 0, kk, n == lo ? 0f : 1f, 1);
-                });
-                Parallel.For(0, dd.Cout, Par, co =>
-                {
-                    var dst = dwa.AsSpan(co * ldw, kk);
-                    for (int t = 0; t < chunks; t++) TensorPrimitives.Add(dst, parts[t].AsSpan(co * kk, kk), dst);
-                });
-            }
-            finally
+                int lo = (int)((long)dd.N * t / chunks), hi = (int)((long)dd.N * (t + 1) / chunks);
+                for (int n = lo; n < hi; n++) Accumulate(n, parts, (long)t * partLen, kk, n == lo ? 0f : 1f, 1);
+            });
+            Parallel.For(0, dd.Cout, Par, co =>
             {
-                foreach (var p in parts) ArrayPool<float>.Shared.Return(p);
-            }
+                var dst = dwa.AsSpan(co * ldw, kk);
+                for (int t = 0; t < chunks; t++) TensorPrimitives.Add(dst, parts.AsSpan(t * partLen + co * kk, kk), dst);
+            });
         }
 
         if (dbias is not null)

@@ -11,9 +11,6 @@ namespace Ddsm.Engine.Cpu;
 // fixed order: results are bit-identical whatever the thread schedule.
 public sealed partial class CpuBackend
 {
-    /// <summary>Per-worker scratch shared by the normalisation and attention kernels.</summary>
-    private readonly ScratchPool _scratch = new();
-
     public override void GroupNormForward(in GroupNormDesc d, DeviceBuffer x, DeviceBuffer gamma, DeviceBuffer beta,
         DeviceBuffer? scale, DeviceBuffer? shift, DeviceBuffer y, DeviceBuffer mean, DeviceBuffer rstd)
     {
@@ -63,8 +60,9 @@ public sealed partial class CpuBackend
         var partG = dgamma is null ? null : new double[d.N * d.C];
         // Scratch: xhat (group), du (group, when needed), one row of temporaries.
         long scratchLen = groupLen * (needDu ? 2L : 1L) + s;
-        Parallel.For(0, d.N * d.G, Par, () => _scratch.Rent(scratchLen), (ng, _, buf) =>
+        Parallel.For(0, d.N * d.G, Par, ng =>
         {
+            var buf = Scratch.Take(Scratch.Use.Norm, scratchLen);
             int n = ng / g.G, c0 = ng % g.G * cpg;
             int off = (n * g.C + c0) * s;
             double mu = ma[ng], r = ra[ng];
@@ -110,8 +108,7 @@ public sealed partial class CpuBackend
                     TensorPrimitives.Add(dxr, t1, dxr);
                 }
             }
-            return buf;
-        }, buf => _scratch.Return(buf));
+        });
 
         // Fixed-order reduction over samples: deterministic dγ, dβ on the active prefix only.
         if (partG is not null) ReduceOverSamples(partG, A(dgamma!), d.N, d.C);

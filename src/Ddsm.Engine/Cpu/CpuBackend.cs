@@ -63,13 +63,6 @@ public sealed partial class CpuBackend : Backend
         }
     }
 
-    /// <summary>Drops every pooled array and kernel scratch buffer (memory back to the GC).</summary>
-    public void TrimPool()
-    {
-        lock (_poolGate) { _pool.Clear(); _pooledFloats = 0; }
-        _scratch.Clear();
-    }
-
     public override void CopyIn(DeviceBuffer dst, long dstOffset, ReadOnlySpan<float> src)
     {
         using var timer = Profiler.Kernel("copy_in");

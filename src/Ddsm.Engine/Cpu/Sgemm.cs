@@ -13,7 +13,7 @@ namespace Ddsm.Engine.Cpu;
 /// independent FMA chains hide the FMA latency on two pipes). Transposes are absorbed by the packing,
 /// so the microkernel sees one layout. Edges are zero-padded in the packs and clipped on store.</para>
 /// <para>Beta semantics follow BLAS: beta == 0 overwrites C without reading it (NaN in C is ignored).</para>
-/// <para>Packing buffers are thread-static and pinned: no allocation per call in steady state.</para>
+/// <para>Packing buffers are the thread's <see cref="Scratch"/>: no allocation per call in steady state.</para>
 /// </summary>
 public static unsafe class Sgemm
 {
@@ -39,8 +39,6 @@ public static unsafe class Sgemm
     internal static bool ForcePortable { get; set; }
 
     public static bool UsesAvx2Fma => !ForcePortable && Fma.IsSupported && Avx2.IsSupported;
-
-    [ThreadStatic] private static PinnedBuffer? _packA, _packB;
 
     public static void Run(bool transA, bool transB, int m, int n, int k, float alpha,
         float[] a, long offA, int lda, float[] b, long offB, int ldb, float beta, float[] c, long offC, int ldc)
@@ -81,13 +79,13 @@ public static unsafe class Sgemm
     /// <summary>
     /// Packs all of op(A) (M×K) once, KC block after KC block, in the layout the loop nest reads
     /// (block (pc, ic) at pc·RoundUp(M, MR) + ic·kc). A convolution packs its weight this way once
-    /// and reuses it for every image, instead of repacking it per GEMM. Returns the packed pointer
-    /// (valid until the next call on this buffer).
+    /// and reuses it for every image, instead of repacking it per GEMM. Returns the packed pointer: this
+    /// thread's <see cref="Scratch.Use.ConvWeight"/>, valid until its next take.
     /// </summary>
-    internal static float* PackWholeA(bool transA, float* a, int lda, int m, int k, PinnedBuffer dst)
+    internal static float* PackWholeA(bool transA, float* a, int lda, int m, int k)
     {
         int mr = RoundUp(m, MR);
-        float* p = dst.Get((long)mr * k);
+        float* p = Scratch.TakeAligned(Scratch.Use.ConvWeight, (long)mr * k);
         int kcStep = KcStep(k);
         for (int pc = 0; pc < k; pc += kcStep)
             PackA(transA, a, lda, 0, m, pc, Math.Min(kcStep, k - pc), p + (long)pc * mr);
@@ -159,8 +157,8 @@ public static unsafe class Sgemm
         }
         int ncMax = Math.Min(NC, RoundUp(n, NR));
         int kcStep = KcStep(k);
-        float* pB = (_packB ??= new PinnedBuffer()).Get((long)kcStep * ncMax);
-        float* pA = (_packA ??= new PinnedBuffer()).Get((long)Math.Min(MC, RoundUp(m, MR)) * kcStep);
+        float* pB = Scratch.TakeAligned(Scratch.Use.GemmB, (long)kcStep * ncMax);
+        float* pA = Scratch.TakeAligned(Scratch.Use.GemmA, (long)Math.Min(MC, RoundUp(m, MR)) * kcStep);
         bool avx = UsesAvx2Fma;
         float* edge = stackalloc float[MR * NR];
 
@@ -455,22 +453,5 @@ public static unsafe class Sgemm
                 float v = alpha * acc[r * NR + j];
                 *cp = beta == 0f ? v : v + beta * *cp;
             }
-    }
-
-    /// <summary>A pinned, 64-byte-aligned float scratch that only grows (one per thread per role).</summary>
-    internal sealed class PinnedBuffer
-    {
-        private float[]? _array;
-        private float* _aligned;
-
-        public float* Get(long count)
-        {
-            if (_array is null || _array.Length < count + 16)
-            {
-                _array = GC.AllocateUninitializedArray<float>((int)Math.Max(count + 16, 1024), pinned: true);
-                fixed (float* p = _array) _aligned = (float*)(((nint)p + 63) & ~(nint)63);
-            }
-            return _aligned;
-        }
     }
 }
