@@ -39,9 +39,9 @@ T = 1000
 GOLDEN = UNetConfig(name="golden", image_channels=3, image_size=8, model_channels=16, channel_mult=[1, 2],
                     num_res_blocks=1, attention_resolutions=[4], head_channels=8, groups=4, dropout=0.0,
                     num_classes=3, widths=[0.5, 0.75, 1.0])
-GOLDEN_ONE_HEAD = UNetConfig(name="golden-one-head", image_channels=3, image_size=8, model_channels=8, channel_mult=[1, 2],
-                             num_res_blocks=1, attention_resolutions=[4], attention_heads=1, groups=2, dropout=0.0,
-                             scale_shift_norm=False, widths=[0.5, 1.0])
+GOLDEN_ONE_HEAD = UNetConfig(name="golden-one-head", image_channels=3, image_size=8, model_channels=8,
+                             channel_mult=[1, 2], num_res_blocks=1, attention_resolutions=[4], attention_heads=1,
+                             groups=2, dropout=0.0, scale_shift_norm=False, widths=[0.5, 1.0])
 OURS = UNetConfig(name="ours-small", image_channels=3, image_size=8, model_channels=8, channel_mult=[1, 2],
                   num_res_blocks=1, attention_resolutions=[4], head_channels=4, groups=2, dropout=0.1,
                   widths=[0.5, 1.0])

@@ -222,7 +222,8 @@ class SlimUNet(nn.Module):
                     seq.append(Upsample(cur))
                     res *= 2
                 self.output_blocks.append(seq)
-        self.out = nn.ModuleList([SlimGroupNorm(cur, cfg.groups), nn.SiLU(), SlimConv(cur, cfg.image_channels, 3, zero=True)])
+        self.out = nn.ModuleList([SlimGroupNorm(cur, cfg.groups), nn.SiLU(),
+                                  SlimConv(cur, cfg.image_channels, 3, zero=True)])
         if cfg.num_classes > 0:
             self.label_emb = LabelEmbedding(cfg.num_classes, emb)
 

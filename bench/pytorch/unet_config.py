@@ -63,13 +63,14 @@ PRESETS = {
     "fmnist32": UNetConfig(name="fmnist32", image_channels=1, image_size=32, model_channels=64, channel_mult=[1, 2, 2],
                            num_res_blocks=2, attention_resolutions=[16], head_channels=32, dropout=0.1,
                            widths=[2 / 8, 4 / 8, 6 / 8, 8 / 8]),
-    "cifar10": UNetConfig(name="cifar10", image_channels=3, image_size=32, model_channels=128, channel_mult=[1, 2, 2, 2],
-                          num_res_blocks=2, attention_resolutions=[16], head_channels=32, dropout=0.1,
-                          scale_shift_norm=False, widths=_eighths()),
-    "celeba64": UNetConfig(name="celeba64", image_channels=3, image_size=64, model_channels=128, channel_mult=[1, 2, 2, 2],
-                           num_res_blocks=3, attention_resolutions=[16, 8], head_channels=32, dropout=0.1,
-                           widths=_eighths()),
+    "cifar10": UNetConfig(name="cifar10", image_channels=3, image_size=32, model_channels=128,
+                          channel_mult=[1, 2, 2, 2], num_res_blocks=2, attention_resolutions=[16], head_channels=32,
+                          dropout=0.1, scale_shift_norm=False, widths=_eighths()),
+    "celeba64": UNetConfig(name="celeba64", image_channels=3, image_size=64, model_channels=128,
+                           channel_mult=[1, 2, 2, 2], num_res_blocks=3, attention_resolutions=[16, 8], head_channels=32,
+                           dropout=0.1, widths=_eighths()),
     "tiny": UNetConfig(name="tiny", image_channels=1, image_size=8, model_channels=32, channel_mult=[1, 2],
                        num_res_blocks=1, attention_resolutions=[4], head_channels=16, dropout=0.0, widths=[0.5, 1.0]),
 }
-PRESETS["cifar10-ddsm"] = PRESETS["cifar10"].replace(name="cifar10-ddsm", groups=32, attention_heads=1, widths=_quarters())
+PRESETS["cifar10-ddsm"] = PRESETS["cifar10"].replace(name="cifar10-ddsm", groups=32, attention_heads=1,
+                                                     widths=_quarters())

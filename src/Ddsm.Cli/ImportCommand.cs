@@ -13,12 +13,25 @@ internal static class ImportCommand
 {
     public static Command Create()
     {
-        var source = new Argument<string>("CKPT") { Description = "a .pt/.pth written by torch.save (PyTorch ≥ 1.6), or a .safetensors state dict" };
-        var layout = new Option<string>("--layout") { Description = "parameter names: ours (ADM's, as our model) or ddsm-release (the DDSM release's CIFAR-10 UNet)", DefaultValueFactory = _ => "ours" };
-        var preset = new Option<string?>("--preset") { Description = "the model: a preset name or a config JSON file (default: the file's own config; cifar10-ddsm for ddsm-release)" };
+        var source = new Argument<string>("CKPT")
+        {
+            Description = "a .pt/.pth written by torch.save (PyTorch ≥ 1.6), or a .safetensors state dict",
+        };
+        var layout = new Option<string>("--layout")
+        {
+            Description = "parameter names: ours (ADM's, as our model) or ddsm-release (the DDSM release's CIFAR-10 UNet)",
+            DefaultValueFactory = _ => "ours",
+        };
+        var preset = new Option<string?>("--preset")
+        {
+            Description = "the model: a preset name or a config JSON file " +
+                          "(default: the file's own config; cifar10-ddsm for ddsm-release)",
+        };
         var outPath = new Option<string>("--out") { Description = "checkpoint to write (.safetensors)", Required = true };
-        var cmd = new Command("import", "import a PyTorch or safetensors checkpoint (our layout or the DDSM release's)") { source, layout, preset, outPath };
-        cmd.SetAction(p => Common.Guard(() => Run(p.GetValue(source)!, p.GetValue(layout)!, p.GetValue(preset), p.GetValue(outPath)!)));
+        var cmd = new Command("import", "import a PyTorch or safetensors checkpoint (our layout or the DDSM release's)")
+            { source, layout, preset, outPath };
+        cmd.SetAction(p => Common.Guard(() =>
+            Run(p.GetValue(source)!, p.GetValue(layout)!, p.GetValue(preset), p.GetValue(outPath)!)));
         return cmd;
     }
 
@@ -29,7 +42,8 @@ internal static class ImportCommand
         string step = r.SourceStep is { } s ? $", step {s}" : "";
         AnsiConsole.MarkupLineInterpolated($"{source}: {r.Found}, {r.Parameters:N0} parameters{step}");
         if (r.Ignored.Count > 0) AnsiConsole.MarkupLineInterpolated($"not imported: {string.Join(", ", r.Ignored)}");
-        AnsiConsole.MarkupLineInterpolated($"model '{r.Config.Name}' ({r.ConfigSource}), widths {string.Join(", ", r.Config.Widths)}");
+        string widths = string.Join(", ", r.Config.Widths);
+        AnsiConsole.MarkupLineInterpolated($"model '{r.Config.Name}' ({r.ConfigSource}), widths {widths}");
         AnsiConsole.MarkupLineInterpolated($"wrote {r.OutPath}: sample it with `ddsm sample --checkpoint {r.OutPath}`");
         return 0;
     }

@@ -44,13 +44,14 @@ public static class TorchPickle
 {
     private static readonly Dictionary<string, TorchDType> StorageTypes = new()
     {
-        ["FloatStorage"] = TorchDType.Float32, ["DoubleStorage"] = TorchDType.Float64, ["HalfStorage"] = TorchDType.Float16,
-        ["BFloat16Storage"] = TorchDType.BFloat16, ["LongStorage"] = TorchDType.Int64, ["IntStorage"] = TorchDType.Int32,
-        ["ShortStorage"] = TorchDType.Int16, ["CharStorage"] = TorchDType.Int8, ["ByteStorage"] = TorchDType.UInt8,
-        ["BoolStorage"] = TorchDType.Bool,
+        ["FloatStorage"] = TorchDType.Float32, ["DoubleStorage"] = TorchDType.Float64,
+        ["HalfStorage"] = TorchDType.Float16, ["BFloat16Storage"] = TorchDType.BFloat16,
+        ["LongStorage"] = TorchDType.Int64, ["IntStorage"] = TorchDType.Int32, ["ShortStorage"] = TorchDType.Int16,
+        ["CharStorage"] = TorchDType.Int8, ["ByteStorage"] = TorchDType.UInt8, ["BoolStorage"] = TorchDType.Bool,
     };
 
-    private const string Allowed = "a tensor state dict needs only torch._utils._rebuild_tensor_v2, collections.OrderedDict and torch.*Storage";
+    private const string Allowed =
+        "a tensor state dict needs only torch._utils._rebuild_tensor_v2, collections.OrderedDict and torch.*Storage";
 
     /// <summary>A global the file named that we accept (a callable for REDUCE or a storage type).</summary>
     private sealed record Global(string Module, string Name)
@@ -82,7 +83,8 @@ public static class TorchPickle
                 stack.RemoveAt(stack.Count - 1);
                 return v;
             }
-            object? Top() => stack.Count == 0 || stack[^1] is Mark ? throw r.Error($"{Where()}: stack underflow") : stack[^1];
+            object? Top() =>
+                stack.Count == 0 || stack[^1] is Mark ? throw r.Error($"{Where()}: stack underflow") : stack[^1];
             List<object?> PopMark()
             {
                 int m = stack.FindLastIndex(v => v is Mark);
@@ -92,7 +94,8 @@ public static class TorchPickle
                 return items;
             }
             void Memo(long key) => memo[key] = Top();
-            object? Get(long key) => memo.TryGetValue(key, out var v) ? v : throw r.Error($"{Where()}: memo key {key} was never stored");
+            object? Get(long key) =>
+                memo.TryGetValue(key, out var v) ? v : throw r.Error($"{Where()}: memo key {key} was never stored");
             T As<T>(object? v, string what) where T : class =>
                 v as T ?? throw r.Error($"{Where()}: {what} applied to {Describe(v)}");
 
@@ -133,29 +136,71 @@ public static class TorchPickle
                 case (byte)')': stack.Add(new PickleTuple([])); break;  // EMPTY_TUPLE
                 case (byte)'t': stack.Add(new PickleTuple(PopMark().ToArray())); break;           // TUPLE
                 case 0x85: stack.Add(new PickleTuple([Pop()])); break;                             // TUPLE1
-                case 0x86: { var b = Pop(); var a = Pop(); stack.Add(new PickleTuple([a, b])); break; }          // TUPLE2
-                case 0x87: { var c = Pop(); var b = Pop(); var a = Pop(); stack.Add(new PickleTuple([a, b, c])); break; } // TUPLE3
+                case 0x86: // TUPLE2
+                {
+                    var b = Pop(); var a = Pop();
+                    stack.Add(new PickleTuple([a, b]));
+                    break;
+                }
+                case 0x87: // TUPLE3
+                {
+                    var c = Pop(); var b = Pop(); var a = Pop();
+                    stack.Add(new PickleTuple([a, b, c]));
+                    break;
+                }
                 case (byte)'d': stack.Add(DictOf(PopMark(), r, Where)); break;                    // DICT
                 case (byte)'l': stack.Add(PopMark()); break;                                       // LIST
-                case (byte)'s': { var v = Pop(); var k = Pop(); As<PickleDict>(Top(), "SETITEM").Items.Add(new(k, v)); break; }
-                case (byte)'u': { var items = PopMark(); As<PickleDict>(Top(), "SETITEMS").Items.AddRange(DictOf(items, r, Where).Items); break; }
-                case (byte)'a': { var v = Pop(); As<List<object?>>(Top(), "APPEND").Add(v); break; }
-                case (byte)'e': { var items = PopMark(); As<List<object?>>(Top(), "APPENDS").AddRange(items); break; }
+                case (byte)'s': // SETITEM
+                {
+                    var v = Pop(); var k = Pop();
+                    As<PickleDict>(Top(), "SETITEM").Items.Add(new(k, v));
+                    break;
+                }
+                case (byte)'u': // SETITEMS
+                {
+                    var items = DictOf(PopMark(), r, Where).Items;
+                    As<PickleDict>(Top(), "SETITEMS").Items.AddRange(items);
+                    break;
+                }
+                case (byte)'a': // APPEND
+                {
+                    var v = Pop();
+                    As<List<object?>>(Top(), "APPEND").Add(v);
+                    break;
+                }
+                case (byte)'e': // APPENDS
+                {
+                    var items = PopMark();
+                    As<List<object?>>(Top(), "APPENDS").AddRange(items);
+                    break;
+                }
                 case (byte)'q': Memo(r.U8()); break;                    // BINPUT
                 case (byte)'r': Memo(r.U32()); break;                   // LONG_BINPUT
                 case 0x94: Memo(memo.Count); break;                     // MEMOIZE
                 case (byte)'h': stack.Add(Get(r.U8())); break;          // BINGET
                 case (byte)'j': stack.Add(Get(r.U32())); break;         // LONG_BINGET
                 case (byte)'c': stack.Add(Resolve(r.Line(Where), r.Line(Where), r)); break;       // GLOBAL
-                case 0x93: { var name = Pop(); var module = Pop(); stack.Add(Resolve(module as string, name as string, r)); break; } // STACK_GLOBAL
-                case (byte)'R': { var args = As<PickleTuple>(Pop(), "REDUCE arguments"); var f = Pop(); stack.Add(Call(f, args.Items, r, Where)); break; }
+                case 0x93: // STACK_GLOBAL
+                {
+                    var name = Pop(); var module = Pop();
+                    stack.Add(Resolve(module as string, name as string, r));
+                    break;
+                }
+                case (byte)'R': // REDUCE
+                {
+                    var args = As<PickleTuple>(Pop(), "REDUCE arguments"); var f = Pop();
+                    stack.Add(Call(f, args.Items, r, Where));
+                    break;
+                }
                 case (byte)'Q': stack.Add(PersistentLoad(Pop(), storages, r, Where)); break;     // BINPERSID
                 case (byte)'b': // BUILD: instance state; only an OrderedDict's _metadata or a tensor's hooks come here
                 {
                     var state = Pop();
                     var target = Top();
-                    if (target is not (PickleDict or TorchTensorRef) || state is not (PickleDict or PickleTuple or null))
-                        throw r.Error($"{Where()}: BUILD of {Describe(target)} with {Describe(state)} is not part of a state dict");
+                    if (target is not (PickleDict or TorchTensorRef)
+                        || state is not (PickleDict or PickleTuple or null))
+                        throw r.Error($"{Where()}: BUILD of {Describe(target)} with {Describe(state)} " +
+                                      "is not part of a state dict");
                     break;
                 }
                 case (byte)'i' or (byte)'o' or 0x81 or 0x92:
@@ -180,7 +225,8 @@ public static class TorchPickle
     {
         if (module is null || name is null) throw r.Error("STACK_GLOBAL: module and name must be strings");
         var g = new Global(module, name);
-        bool ok = g.FullName is "torch._utils._rebuild_tensor_v2" or "torch._utils._rebuild_parameter" or "collections.OrderedDict"
+        bool ok = g.FullName is "torch._utils._rebuild_tensor_v2" or "torch._utils._rebuild_parameter"
+                                 or "collections.OrderedDict"
                   || (module == "torch" && StorageTypes.ContainsKey(name));
         // Refused here, when named, not when called: nothing the file names outside the list is ever touched.
         if (!ok) throw r.Error($"refused global '{g.FullName}': {Allowed}");
@@ -201,7 +247,7 @@ public static class TorchPickle
             case "torch._utils._rebuild_tensor_v2":
                 return RebuildTensor(args, r, where);
             default:
-                throw r.Error($"{where()}: {g.FullName} is a storage type, accepted only inside a storage's persistent id");
+                throw r.Error($"{where()}: {g.FullName} is a storage type, accepted only in a storage's persistent id");
         }
     }
 
@@ -210,28 +256,33 @@ public static class TorchPickle
     {
         if (a.Length is < 6 or > 7 || a[0] is not TorchStorage s || a[1] is not long offset
             || a[2] is not PickleTuple size || a[3] is not PickleTuple stride || a[4] is not bool)
-            throw r.Error($"{where()}: _rebuild_tensor_v2 arguments are not (storage, offset, size, stride, requires_grad, hooks)");
+            throw r.Error($"{where()}: _rebuild_tensor_v2 arguments are not " +
+                          "(storage, offset, size, stride, requires_grad, hooks)");
         if (a[5] is PickleDict { Items.Count: > 0 })
             throw r.Error($"{where()}: a tensor with backward hooks is not part of a state dict");
         long[] Longs(PickleTuple t, string what) => t.Items.Select(v => v is long l && l >= 0 ? l
             : throw r.Error($"{where()}: tensor {what} {Describe(v)} is not a non-negative integer")).ToArray();
         var shape = Longs(size, "size");
         var strides = Longs(stride, "stride");
-        if (shape.Length != strides.Length) throw r.Error($"{where()}: tensor has {shape.Length} sizes and {strides.Length} strides");
+        if (shape.Length != strides.Length)
+            throw r.Error($"{where()}: tensor has {shape.Length} sizes and {strides.Length} strides");
         if (offset < 0) throw r.Error($"{where()}: negative storage offset {offset}");
         return new TorchTensorRef(s, offset, shape, strides);
     }
 
-    /// <summary>('storage', torch.XStorage, key, location, numel): one storage per key, shared by its tensors.</summary>
-    private static TorchStorage PersistentLoad(object? pid, Dictionary<string, TorchStorage> storages, Reader r, Func<string> where)
+    /// <summary>('storage', torch.XStorage, key, location, numel): one storage per key, shared by its views.</summary>
+    private static TorchStorage PersistentLoad(object? pid, Dictionary<string, TorchStorage> storages, Reader r,
+        Func<string> where)
     {
-        if (pid is not PickleTuple { Items: ["storage", Global g, string key, string, long numel] } || g.Module != "torch"
-            || !StorageTypes.TryGetValue(g.Name, out var dtype))
-            throw r.Error($"{where()}: persistent id {Describe(pid)} is not ('storage', torch.XStorage, key, location, numel)");
+        if (pid is not PickleTuple { Items: ["storage", Global g, string key, string, long numel] }
+            || g.Module != "torch" || !StorageTypes.TryGetValue(g.Name, out var dtype))
+            throw r.Error($"{where()}: persistent id {Describe(pid)} is not " +
+                          "('storage', torch.XStorage, key, location, numel)");
         if (numel < 0) throw r.Error($"{where()}: storage '{key}' has {numel} elements");
         if (storages.TryGetValue(key, out var seen))
         {
-            if (seen.DType != dtype || seen.Numel != numel) throw r.Error($"{where()}: storage '{key}' is named twice with different types");
+            if (seen.DType != dtype || seen.Numel != numel)
+                throw r.Error($"{where()}: storage '{key}' is named twice with different types");
             return seen;
         }
         return storages[key] = new TorchStorage(key, dtype, numel);
@@ -263,7 +314,8 @@ public static class TorchPickle
 
         public ReadOnlySpan<byte> Bytes(long n)
         {
-            if (n < 0 || n > _d.Length - Pos) throw Error($"pickle truncated: {n} bytes wanted at byte {Pos} of {_d.Length}");
+            if (n < 0 || n > _d.Length - Pos)
+                throw Error($"pickle truncated: {n} bytes wanted at byte {Pos} of {_d.Length}");
             var s = _d.Span.Slice(Pos, (int)n);
             Pos += (int)n;
             return s;
@@ -276,7 +328,8 @@ public static class TorchPickle
         public long U64()
         {
             ulong v = BinaryPrimitives.ReadUInt64LittleEndian(Bytes(8));
-            return v > int.MaxValue ? throw Error($"pickle length {v} at byte {Pos - 8} is larger than the file") : (long)v;
+            return v > int.MaxValue ? throw Error($"pickle length {v} at byte {Pos - 8} is larger than the file")
+                                    : (long)v;
         }
 
         /// <summary>A two's-complement little-endian integer of n bytes (LONG1/LONG4), at most 64 bits.</summary>

@@ -22,7 +22,8 @@ public sealed class TorchZip : IDisposable
     public object? Root { get; }
 
     /// <summary>True when the bytes start like a zip archive (local file header "PK\x03\x04").</summary>
-    public static bool IsZip(ReadOnlySpan<byte> head) => head.Length >= 4 && head[0] == 'P' && head[1] == 'K' && head[2] == 3 && head[3] == 4;
+    public static bool IsZip(ReadOnlySpan<byte> head) =>
+        head.Length >= 4 && head[0] == 'P' && head[1] == 'K' && head[2] == 3 && head[3] == 4;
 
     public static TorchZip Open(string path) => new(File.OpenRead(path), path);
 
@@ -31,18 +32,21 @@ public sealed class TorchZip : IDisposable
         _source = source;
         try
         {
-            _zip = BoundedRead.Guarded(() => new ZipArchive(stream, ZipArchiveMode.Read, leaveOpen: false), source, "zip");
+            _zip = BoundedRead.Guarded(() => new ZipArchive(stream, ZipArchiveMode.Read, leaveOpen: false), source,
+                "zip");
             // The central directory is parsed lazily, on first use of Entries: corrupt ones throw there.
             var entries = BoundedRead.Guarded(() => _zip.Entries.ToList(), source, "zip central directory");
-            var pkl = entries.Where(e => e.FullName.EndsWith("data.pkl", StringComparison.Ordinal) && e.FullName.Count(c => c == '/') == 1).ToList();
-            DataFormatException.Check(pkl.Count == 1, source,
-                pkl.Count == 0 ? "no PREFIX/data.pkl in the archive: not a torch.save checkpoint" : "several data.pkl in the archive");
+            var pkl = entries.Where(e => e.FullName.EndsWith("data.pkl", StringComparison.Ordinal)
+                                         && e.FullName.Count(c => c == '/') == 1).ToList();
+            DataFormatException.Check(pkl.Count == 1, source, pkl.Count == 0
+                ? "no PREFIX/data.pkl in the archive: not a torch.save checkpoint" : "several data.pkl in the archive");
             _prefix = pkl[0].FullName[..^"data.pkl".Length];
             var order = entries.FirstOrDefault(e => e.FullName == _prefix + "byteorder");
             if (order is not null)
             {
                 var o = System.Text.Encoding.ASCII.GetString(ReadEntry(order, 16, "byteorder")).Trim();
-                DataFormatException.Check(o == "little", source, $"byte order '{o}': only little-endian checkpoints are supported");
+                DataFormatException.Check(o == "little", source,
+                    $"byte order '{o}': only little-endian checkpoints are supported");
             }
             Root = TorchPickle.Load(ReadEntry(pkl[0], MaxPickleBytes, "data.pkl"), source + ":data.pkl");
         }
@@ -55,7 +59,8 @@ public sealed class TorchZip : IDisposable
 
     private byte[] ReadEntry(ZipArchiveEntry e, long cap, string what)
     {
-        DataFormatException.Check(e.Length >= 0 && e.Length <= cap, _source, $"{what}: {e.Length} bytes (at most {cap})");
+        DataFormatException.Check(e.Length >= 0 && e.Length <= cap, _source,
+            $"{what}: {e.Length} bytes (at most {cap})");
         using var s = BoundedRead.Guarded(() => e.Open(), _source, what);
         return BoundedRead.Exactly(s, e.Length, _source, what);
     }
@@ -66,8 +71,9 @@ public sealed class TorchZip : IDisposable
         long bytes = st.Numel > Array.MaxLength / st.ElementSize ? -1 : st.Numel * st.ElementSize;
         DataFormatException.Check(bytes >= 0, _source, $"storage '{st.Key}': {st.Numel} elements is too large");
         var e = _zip.GetEntry(_prefix + "data/" + st.Key)
-                ?? throw new DataFormatException(_source, $"storage '{st.Key}' is named by the pickle but not in the archive");
-        DataFormatException.Check(e.Length == bytes, _source, $"storage '{st.Key}': {e.Length} bytes, the pickle says {st.Numel} × {st.ElementSize}");
+                ?? throw new DataFormatException(_source, $"storage '{st.Key}' is named by the pickle, not in the zip");
+        DataFormatException.Check(e.Length == bytes, _source,
+            $"storage '{st.Key}': {e.Length} bytes, the pickle says {st.Numel} × {st.ElementSize}");
         return _storages[st.Key] = ReadEntry(e, bytes, $"storage '{st.Key}'");
     }
 
@@ -75,17 +81,18 @@ public sealed class TorchZip : IDisposable
     private long CheckView(TorchTensorRef t, string name)
     {
         long n = 1, last = t.Offset;
+        string shape = string.Join(", ", t.Shape);
         foreach (var (size, stride) in t.Shape.Zip(t.Stride))
         {
             if (size == 0) return 0;
-            DataFormatException.Check(size <= Array.MaxLength / n && (size - 1) <= (long.MaxValue - last) / Math.Max(1, stride),
-                _source, $"tensor '{name}': shape ({string.Join(", ", t.Shape)}) is too large");
+            bool fits = size <= Array.MaxLength / n && (size - 1) <= (long.MaxValue - last) / Math.Max(1, stride);
+            DataFormatException.Check(fits, _source, $"tensor '{name}': shape ({shape}) is too large");
             n *= size;
             last += (size - 1) * stride;
         }
         DataFormatException.Check(last < t.Storage.Numel, _source,
-            $"tensor '{name}': view (offset {t.Offset}, shape ({string.Join(", ", t.Shape)}), strides ({string.Join(", ", t.Stride)})) " +
-            $"runs past its storage of {t.Storage.Numel} elements");
+            $"tensor '{name}': view (offset {t.Offset}, shape ({shape}), " +
+            $"strides ({string.Join(", ", t.Stride)})) runs past its storage of {t.Storage.Numel} elements");
         return n;
     }
 
@@ -93,14 +100,14 @@ public sealed class TorchZip : IDisposable
     public float[] ReadFloats(TorchTensorRef t, string name)
     {
         var dt = t.Storage.DType;
-        DataFormatException.Check(dt is TorchDType.Float32 or TorchDType.Float64 or TorchDType.Float16 or TorchDType.BFloat16,
-            _source, $"tensor '{name}' is {dt}, not floating point");
+        DataFormatException.Check(IsFloat(dt), _source, $"tensor '{name}' is {dt}, not floating point");
         var data = Storage(t.Storage);
         var outv = new float[CheckView(t, name)];
         if (dt == TorchDType.Float32 && IsRowMajor(t) && BitConverter.IsLittleEndian)
         {
             // The common case, a contiguous float32 tensor: one block copy.
-            System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(data.AsSpan((int)(t.Offset * 4), outv.Length * 4)).CopyTo(outv);
+            var bytes = data.AsSpan((int)(t.Offset * 4), outv.Length * 4);
+            System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(bytes).CopyTo(outv);
             return outv;
         }
         Gather(t, outv.Length, (i, e) => outv[i] = dt switch
@@ -108,7 +115,8 @@ public sealed class TorchZip : IDisposable
             TorchDType.Float32 => BinaryPrimitives.ReadSingleLittleEndian(data.AsSpan((int)(e * 4))),
             TorchDType.Float64 => (float)BinaryPrimitives.ReadDoubleLittleEndian(data.AsSpan((int)(e * 8))),
             TorchDType.Float16 => (float)BinaryPrimitives.ReadHalfLittleEndian(data.AsSpan((int)(e * 2))),
-            _ => BitConverter.Int32BitsToSingle(BinaryPrimitives.ReadUInt16LittleEndian(data.AsSpan((int)(e * 2))) << 16),
+            _ => BitConverter.Int32BitsToSingle(BinaryPrimitives.ReadUInt16LittleEndian(data.AsSpan((int)(e * 2)))
+                                                << 16),
         });
         return outv;
     }
@@ -117,8 +125,7 @@ public sealed class TorchZip : IDisposable
     public long[] ReadLongs(TorchTensorRef t, string name)
     {
         var dt = t.Storage.DType;
-        DataFormatException.Check(dt is not (TorchDType.Float32 or TorchDType.Float64 or TorchDType.Float16 or TorchDType.BFloat16),
-            _source, $"tensor '{name}' is {dt}, not an integer type");
+        DataFormatException.Check(!IsFloat(dt), _source, $"tensor '{name}' is {dt}, not an integer type");
         var data = Storage(t.Storage);
         var outv = new long[CheckView(t, name)];
         Gather(t, outv.Length, (i, e) => outv[i] = dt switch
@@ -131,6 +138,9 @@ public sealed class TorchZip : IDisposable
         });
         return outv;
     }
+
+    private static bool IsFloat(TorchDType dt) =>
+        dt is TorchDType.Float32 or TorchDType.Float64 or TorchDType.Float16 or TorchDType.BFloat16;
 
     private static bool IsRowMajor(TorchTensorRef t)
     {

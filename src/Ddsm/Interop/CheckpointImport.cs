@@ -34,14 +34,16 @@ public static class CheckpointImport
         _ => throw new ArgumentException($"unknown layout '{name}' (ours, ddsm-release)"),
     };
 
-    /// <param name="preset">A preset name or a config JSON file; null: the file's own config, else the layout's preset.</param>
+    /// <param name="preset">A preset name or config JSON file; null: the file's own config, else the layout's.</param>
     public static ImportResult Run(string source, StateDictLayout layout, string outPath, string? preset = null)
     {
         var sd = StateDictFile.Read(source);
         var (cfg, cfgSource) = ResolveConfig(preset, sd.ConfigJson, layout, source);
         var raw = ToOurs(sd.Raw, layout, cfg, source);
         var ema = ReferenceEquals(sd.Raw, sd.Ema) ? raw : ToOurs(sd.Ema, layout, cfg, source);
-        int T = layout == StateDictLayout.DdsmRelease ? sd.Raw[DdsmReleaseLayout.TimeTable].Shape[0] : new TrainOptions().DiffusionSteps;
+        // The release's table has a row per diffusion step; ours carry no T, so the default (1000).
+        int T = layout == StateDictLayout.DdsmRelease ? sd.Raw[DdsmReleaseLayout.TimeTable].Shape[0]
+                                                      : new TrainOptions().DiffusionSteps;
         var meta = new Dictionary<string, string>
         {
             ["imported_from"] = Path.GetFileName(source),
@@ -49,34 +51,45 @@ public static class CheckpointImport
         };
         if (sd.Step is { } step) meta["source_step"] = step.ToString(CultureInfo.InvariantCulture);
         Checkpoint.SaveWeights(outPath, cfg, raw, ema, new TrainOptions { DiffusionSteps = T }, meta);
-        return new ImportResult(outPath, cfg, cfgSource, raw.Values.Sum(t => (long)t.Values.Length), sd.Found, sd.Ignored, sd.Step);
+        long count = raw.Values.Sum(t => (long)t.Values.Length);
+        return new ImportResult(outPath, cfg, cfgSource, count, sd.Found, sd.Ignored, sd.Step);
     }
 
-    /// <summary>The explicit preset or config file, else the config the file carries, else the layout's preset.</summary>
-    public static (UNetConfig Config, string Source) ResolveConfig(string? preset, string? embeddedJson, StateDictLayout layout, string path)
+    /// <summary>The preset or config file given, else the config the file carries, else the layout's preset.</summary>
+    public static (UNetConfig Config, string Source) ResolveConfig(string? preset, string? embeddedJson,
+        StateDictLayout layout, string path)
     {
         if (preset is not null)
         {
             if (!File.Exists(preset)) return (UNetConfig.Preset(preset), $"preset {preset}");
             try { return (UNetConfig.FromJson(File.ReadAllText(preset)), $"config {preset}"); }
-            catch (System.Text.Json.JsonException e) { throw new ArgumentException($"--preset {preset}: not a UNet config JSON ({e.Message})"); }
+            catch (System.Text.Json.JsonException e)
+            {
+                throw new ArgumentException($"--preset {preset}: not a UNet config JSON ({e.Message})");
+            }
         }
         if (embeddedJson is not null)
         {
             try { return (UNetConfig.FromJson(embeddedJson), "the file's config"); }
-            catch (System.Text.Json.JsonException e) { throw new DataFormatException(path, $"config is not valid JSON ({e.Message})"); }
+            catch (System.Text.Json.JsonException e)
+            {
+                throw new DataFormatException(path, $"config is not valid JSON ({e.Message})");
+            }
         }
         if (layout == StateDictLayout.DdsmRelease) return (UNetConfig.Cifar10Ddsm, "preset cifar10-ddsm");
-        throw new ArgumentException($"{path} carries no model config: name one with --preset ({string.Join(", ", UNetConfig.PresetNames)}, or a config JSON file)");
+        throw new ArgumentException($"{path} carries no model config: name one with --preset " +
+                                    $"({string.Join(", ", UNetConfig.PresetNames)}, or a config JSON file)");
     }
 
     /// <summary>A state dict under our names, each tensor checked against the config's model.</summary>
-    public static Dictionary<string, HostTensor> ToOurs(IReadOnlyDictionary<string, HostTensor> src, StateDictLayout layout,
-        UNetConfig cfg, string path)
+    public static Dictionary<string, HostTensor> ToOurs(IReadOnlyDictionary<string, HostTensor> src,
+        StateDictLayout layout, UNetConfig cfg, string path)
     {
+        // DataParallel's "module." prefix goes, in either layout.
         var ours = layout == StateDictLayout.DdsmRelease
             ? DdsmReleaseLayout.ToOurs(src, cfg, path)
-            : src.ToDictionary(kv => kv.Key.StartsWith("module.", StringComparison.Ordinal) ? kv.Key[7..] : kv.Key, kv => kv.Value);
+            : src.ToDictionary(kv => kv.Key.StartsWith("module.", StringComparison.Ordinal) ? kv.Key[7..] : kv.Key,
+                               kv => kv.Value);
         CheckAgainstModel(ours, cfg, path);
         return ours;
     }
@@ -93,7 +106,8 @@ public static class CheckpointImport
         if (missing.Count + unexpected.Count + wrong.Count == 0) return;
         static string List(string what, List<string> xs) =>
             xs.Count == 0 ? "" : $" {xs.Count} {what}: {string.Join(", ", xs.Take(5))}{(xs.Count > 5 ? ", …" : "")};";
-        throw new DataFormatException(path, $"does not fit model '{cfg.Name}' ({cfg.ModelChannels} ch, mult {string.Join(",", cfg.ChannelMult)}):" +
-                                            List("missing", missing) + List("unexpected", unexpected) + List("of another shape", wrong));
+        string target = $"model '{cfg.Name}' ({cfg.ModelChannels} ch, mult {string.Join(",", cfg.ChannelMult)})";
+        throw new DataFormatException(path, $"does not fit {target}:" + List("missing", missing) +
+                                            List("unexpected", unexpected) + List("of another shape", wrong));
     }
 }

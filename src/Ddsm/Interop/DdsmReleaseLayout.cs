@@ -22,7 +22,8 @@ public static class DdsmReleaseLayout
 {
     public const string TimeTable = "time_embedding.timembedding.0.weight";
 
-    public static Dictionary<string, HostTensor> ToOurs(IReadOnlyDictionary<string, HostTensor> src, UNetConfig cfg, string path)
+    public static Dictionary<string, HostTensor> ToOurs(IReadOnlyDictionary<string, HostTensor> src, UNetConfig cfg,
+        string path)
     {
         CheckConfig(cfg);
         src = StripPrefix(src, "module.");
@@ -36,7 +37,8 @@ public static class DdsmReleaseLayout
         for (int level = 0; level < cfg.ChannelMult.Length; level++)
         {
             bool attn = cfg.AttentionResolutions.Contains(res);
-            for (int r = 0; r < cfg.NumResBlocks; r++) ResBlock(m, $"downblocks.{down++}", $"input_blocks.{input++}", attn);
+            for (int r = 0; r < cfg.NumResBlocks; r++)
+                ResBlock(m, $"downblocks.{down++}", $"input_blocks.{input++}", attn);
             if (level == cfg.ChannelMult.Length - 1) continue;
             m.Map($"downblocks.{down++}.main", $"input_blocks.{input++}.0.op");
             res /= 2;
@@ -47,7 +49,8 @@ public static class DdsmReleaseLayout
         for (int level = cfg.ChannelMult.Length - 1; level >= 0; level--)
         {
             bool attn = cfg.AttentionResolutions.Contains(res);
-            for (int i = 0; i <= cfg.NumResBlocks; i++) ResBlock(m, $"upblocks.{up++}", $"output_blocks.{output++}", attn);
+            for (int i = 0; i <= cfg.NumResBlocks; i++)
+                ResBlock(m, $"upblocks.{up++}", $"output_blocks.{output++}", attn);
             if (level == 0) continue;
             m.Map($"upblocks.{up++}.main", $"output_blocks.{output - 1}.{(attn ? 2 : 1)}.conv");
             res *= 2;
@@ -58,7 +61,7 @@ public static class DdsmReleaseLayout
         return m.Result;
     }
 
-    /// <summary>The release's ResBlock (with its optional attn) as our ResBlock at .resIndex and attention after it.</summary>
+    /// <summary>The release's ResBlock (with its optional attn): our ResBlock at .resIndex, attention next.</summary>
     private static void ResBlock(Mapper m, string from, string to, bool attn, int resIndex = 0)
     {
         string r = $"{to}.{resIndex}";
@@ -82,7 +85,8 @@ public static class DdsmReleaseLayout
         if (cfg.AttentionHeads != 1) problems.Add("one attention head over the active channels (AttentionHeads = 1)");
         if (cfg.NumClasses != 0) problems.Add("no classes (the release is unconditional)");
         if (problems.Count > 0)
-            throw new ArgumentException($"layout ddsm-release: preset '{cfg.Name}' must have {string.Join(", ", problems)}; use cifar10-ddsm");
+            throw new ArgumentException($"layout ddsm-release: preset '{cfg.Name}' must have " +
+                                        $"{string.Join(", ", problems)}; use cifar10-ddsm");
         // Convs round to multiples of 8, the linears (time embedding, each ResBlock's projection) of 16.
         var layers = cfg.ChannelMult.Append(1).Distinct().Select(k => (C: cfg.ModelChannels * k, Factor: 8))
             .Concat(cfg.ChannelMult.Distinct().Select(k => (C: cfg.ModelChannels * k, Factor: 16)))
@@ -92,19 +96,20 @@ public static class DdsmReleaseLayout
             {
                 int ours = cfg.Channels(c, w), theirs = MakeDivisible(c * w, factor);
                 if (ours != theirs)
-                    throw new ArgumentException($"layout ddsm-release: preset '{cfg.Name}' at width {w} runs {ours} of {c} channels " +
-                                                $"where the release runs {theirs} (multiples of {factor})");
+                    throw new ArgumentException($"layout ddsm-release: preset '{cfg.Name}' at width {w} runs {ours} " +
+                                                $"of {c} channels where the release runs {theirs} " +
+                                                $"(multiples of {factor})");
             }
     }
 
-    /// <summary>The release's channel rounding (TF-slim's make_divisible): nearest multiple, at most 10 % down.</summary>
+    /// <summary>The release's channel rounding (TF-slim's make_divisible): nearest multiple, ≤ 10 % down.</summary>
     internal static int MakeDivisible(double v, int factor)
     {
         int n = Math.Max(1, (int)(v + factor / 2.0) / factor * factor);
         return n < 0.9 * v ? n + factor : n;
     }
 
-    /// <summary>Linear weight columns: interleaved [sin₀, cos₀, sin₁, …] → halves [cos₀…, sin₀…].</summary>
+    /// <summary>Linear weight columns: interleaved [sin₀, cos₀, sin₁, …] → halves [cos…, sin…].</summary>
     private static HostTensor Interleaved(HostTensor w, string name)
     {
         if (!name.EndsWith(".weight", StringComparison.Ordinal)) return w;
@@ -123,7 +128,8 @@ public static class DdsmReleaseLayout
     private static HostTensor Conv1d(HostTensor w, string name) =>
         w.Shape.Length == 4 ? w with { Shape = [w.Shape[0], w.Shape[1], 1] } : w;
 
-    private static IReadOnlyDictionary<string, HostTensor> StripPrefix(IReadOnlyDictionary<string, HostTensor> src, string prefix) =>
+    private static IReadOnlyDictionary<string, HostTensor> StripPrefix(IReadOnlyDictionary<string, HostTensor> src,
+        string prefix) =>
         src.Count > 0 && src.Keys.All(k => k.StartsWith(prefix, StringComparison.Ordinal))
             ? src.ToDictionary(kv => kv.Key[prefix.Length..], kv => kv.Value) : src;
 
@@ -138,7 +144,8 @@ public static class DdsmReleaseLayout
         private HostTensor Take(string name)
         {
             if (!src.TryGetValue(name, out var t))
-                throw new IO.DataFormatException(path, $"layout ddsm-release: tensor '{name}' missing (is this the release's UNet at this preset's size?)");
+                throw new IO.DataFormatException(path, $"layout ddsm-release: tensor '{name}' missing " +
+                                                       "(is this the release's UNet at this preset's size?)");
             _used.Add(name);
             return t;
         }
@@ -152,26 +159,27 @@ public static class DdsmReleaseLayout
             }
         }
 
-        /// <summary>proj_q, proj_k, proj_v (C, C, 1, 1) → qkv (3C, C, 1): one head is [q; k; v] in ADM's layout.</summary>
+        /// <summary>proj_q, proj_k, proj_v (C, C, 1, 1) → qkv (3C, C, 1): one head is [q; k; v] in ADM's.</summary>
         public void MapQkv(string from, string to)
         {
             foreach (var p in new[] { ".weight", ".bias" })
             {
                 var parts = new[] { "proj_q", "proj_k", "proj_v" }.Select(q => Take($"{from}.{q}{p}")).ToArray();
                 if (parts.Any(x => !x.Shape.SequenceEqual(parts[0].Shape)))
-                    throw new IO.DataFormatException(path, $"layout ddsm-release: {from}.proj_q/k/v{p} differ in shape");
+                    throw new IO.DataFormatException(path, $"layout ddsm-release: {from}.proj_q/k/v{p} differ");
                 var s = parts[0].Shape;
                 int[] shape = p == ".bias" ? [3 * s[0]] : [3 * s[0], s.Length > 1 ? s[1] : 1, 1];
                 Result[to + p] = new HostTensor(shape, parts.SelectMany(x => x.Values).ToArray());
             }
         }
 
-        /// <summary>The (T, ch) table must be the release's interleaved sinusoid, since we compute ours instead.</summary>
+        /// <summary>The (T, ch) table must be the release's interleaved sinusoid: we compute ours instead.</summary>
         public void CheckTimeTable(int ch)
         {
             var t = Take(TimeTable);
             if (t.Shape.Length != 2 || t.Shape[1] != ch)
-                throw new IO.DataFormatException(path, $"layout ddsm-release: {TimeTable} is {t.ShapeText}, want (T, {ch})");
+                throw new IO.DataFormatException(path, $"layout ddsm-release: {TimeTable} is {t.ShapeText}, " +
+                                                       $"want (T, {ch})");
             double worst = 0;
             for (int step = 0; step < t.Shape[0]; step++)
                 for (int j = 0; j < ch / 2; j++)
@@ -182,15 +190,17 @@ public static class DdsmReleaseLayout
                 }
             // float32 angles up to T rad: about 1e-4 from the exact sinusoid; anything else is another network.
             if (worst > 1e-3)
-                throw new IO.DataFormatException(path, $"layout ddsm-release: {TimeTable} is not the release's sinusoidal table (off by {worst:G3})");
+                throw new IO.DataFormatException(path, $"layout ddsm-release: {TimeTable} is not the release's " +
+                                                       $"sinusoidal table (off by {worst:G3})");
         }
 
         public void CheckAllUsed()
         {
             var extra = src.Keys.Where(k => !_used.Contains(k)).Order(StringComparer.Ordinal).ToList();
             if (extra.Count > 0)
-                throw new IO.DataFormatException(path, $"layout ddsm-release: {extra.Count} tensors this preset has no place for: " +
-                                                       string.Join(", ", extra.Take(8)) + (extra.Count > 8 ? ", …" : ""));
+                throw new IO.DataFormatException(path, $"layout ddsm-release: {extra.Count} tensors this preset has " +
+                                                       "no place for: " + string.Join(", ", extra.Take(8)) +
+                                                       (extra.Count > 8 ? ", …" : ""));
         }
     }
 }

@@ -97,9 +97,10 @@ public sealed class AttentionBlock : UNetLayer
         var xn = _norm.Forward(x, silu: false);
         bool cut = _fixedHeads > 0 && c < _cMax;   // heads narrower than stored: cut inside each head
         int headChannels = _fixedHeads > 0 ? c / _fixedHeads : _headChannels;
-        var qkv = cut ? _qkv.ForwardBlocks(xn, 3 * _fixedHeads, headChannels, 1) : _qkv.Forward(xn, 3 * c); // (N, 3C, H, W)
-        var a = F.Attention(qkv.Reshape(n, 3 * c, hh * ww), headChannels);                                 // (N, C, T)
-        var h = cut ? _proj.ForwardBlocks(a.Reshape(n, c, hh, ww), 1, c, _fixedHeads) : _proj.Forward(a.Reshape(n, c, hh, ww), c);
+        var qkv = cut ? _qkv.ForwardBlocks(xn, 3 * _fixedHeads, headChannels, 1)    // (N, 3C, H, W)
+                      : _qkv.Forward(xn, 3 * c);
+        var a = F.Attention(qkv.Reshape(n, 3 * c, hh * ww), headChannels).Reshape(n, c, hh, ww);
+        var h = cut ? _proj.ForwardBlocks(a, 1, c, _fixedHeads) : _proj.Forward(a, c);
         return F.Add(x, h);
     }
 }

@@ -44,7 +44,8 @@ public sealed class SlimConv2d : Module
     {
         int k2 = Kernel * Kernel, cin = x.Shape[1], rows = outBlocks * outPerBlock;
         if (OutMax % outBlocks != 0 || InMax % inBlocks != 0 || cin % inBlocks != 0 || outPerBlock > OutMax / outBlocks)
-            throw new ArgumentException($"{_w.Name}: ({OutMax}, {InMax}) does not cut into {outBlocks}×{outPerBlock} rows and {inBlocks} column blocks of {cin}");
+            throw new ArgumentException($"{_w.Name}: ({OutMax}, {InMax}) does not cut into {outBlocks}×{outPerBlock}" +
+                                        $" rows and {inBlocks} column blocks of {cin}");
         Tensor w = _w.Reshape(OutMax, InMax * k2), b = _b;
         int wRows = OutMax, wCols = InMax;
         if (outBlocks > 1)

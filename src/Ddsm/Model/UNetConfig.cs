@@ -102,7 +102,8 @@ public sealed record UNetConfig
         if (ImageSize % (1 << (ChannelMult.Length - 1)) != 0)
             errors.Add($"image size {ImageSize} is not divisible by 2^{ChannelMult.Length - 1} (levels)");
         if (Widths.Length == 0) errors.Add("no allowed widths");
-        if (AttentionHeads < 0 || (AttentionHeads == 0 && HeadChannels <= 0)) errors.Add("attention heads must be ≥ 0 and head channels > 0");
+        if (AttentionHeads < 0 || (AttentionHeads == 0 && HeadChannels <= 0))
+            errors.Add("attention heads must be ≥ 0 and head channels > 0");
         foreach (var w in Widths)
         {
             if (!(w > 0 && w <= 1)) { errors.Add($"width {w} outside (0, 1]"); continue; }
@@ -122,11 +123,9 @@ public sealed record UNetConfig
                 if (!middle && !AttentionResolutions.Contains(res)) continue;
                 int c = Channels(ModelChannels * ChannelMult[middle ? ^1 : level], w);
                 string where = middle ? "in the middle block" : $"at {res}×{res}";
-                if (AttentionHeads > 0)
-                {
-                    if (c % AttentionHeads != 0) errors.Add($"width {w}: {c} attention channels {where} do not divide into {AttentionHeads} heads");
-                }
-                else if (c % HeadChannels != 0) errors.Add($"width {w}: {c} attention channels {where} do not divide into heads of {HeadChannels}");
+                string heads = AttentionHeads > 0 ? $"{AttentionHeads} heads" : $"heads of {HeadChannels}";
+                if (c % (AttentionHeads > 0 ? AttentionHeads : HeadChannels) != 0)
+                    errors.Add($"width {w}: {c} attention channels {where} do not divide into {heads}");
             }
         }
         if (errors.Count > 0) throw new ArgumentException($"UNet config '{Name}': " + string.Join("; ", errors.Distinct()));

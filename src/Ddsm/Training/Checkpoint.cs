@@ -47,7 +47,8 @@ public static class Checkpoint
     /// sample, search and stepadapt read it and train --resume does not. Written atomically.
     /// </summary>
     public static void SaveWeights(string path, UNetConfig cfg, IReadOnlyDictionary<string, Interop.HostTensor> raw,
-        IReadOnlyDictionary<string, Interop.HostTensor> ema, TrainOptions options, IReadOnlyDictionary<string, string> extra)
+        IReadOnlyDictionary<string, Interop.HostTensor> ema, TrainOptions options,
+        IReadOnlyDictionary<string, string> extra)
     {
         var tensors = new List<SafeTensor>();
         foreach (var (prefix, state) in new[] { ("", raw), ("ema.", ema) })

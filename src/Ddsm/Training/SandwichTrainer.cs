@@ -97,7 +97,8 @@ public sealed class SandwichTrainer : IDisposable
             var xt = Tensor.FromArray(be, _xt, b, Model.Config.ImageChannels, Model.Config.ImageSize, Model.Config.ImageSize);
             var eps = Tensor.FromArray(be, _eps, xt.Shape);
             var t = Tensor.FromArray(be, _t, b);
-            var (loss, lv) = WidthPassLoss(Model, xt, eps, t, widths[p], _labels, Rng.NextULong(), Options.InplaceDistill);
+            var (loss, lv) = WidthPassLoss(Model, xt, eps, t, widths[p], _labels, Rng.NextULong(),
+                Options.InplaceDistill);
             if (!double.IsFinite(lv))
                 throw new TrainingDivergedException(Step + 1, $"loss is {lv} at width {widths[p]}");
             Tape.Backward(loss);
@@ -116,8 +117,8 @@ public sealed class SandwichTrainer : IDisposable
     /// One width pass of the sandwich step, before backward: the loss to differentiate (the ε MSE, plus with
     /// in-place distillation the MSE to the full width's detached prediction) and the ε MSE's value.
     /// </summary>
-    public static (Tensor Loss, double EpsMse) WidthPassLoss(SlimUNet model, Tensor xt, Tensor eps, Tensor t, double width,
-        int[]? labels, ulong dropoutSeed, bool inplaceDistill)
+    public static (Tensor Loss, double EpsMse) WidthPassLoss(SlimUNet model, Tensor xt, Tensor eps, Tensor t,
+        double width, int[]? labels, ulong dropoutSeed, bool inplaceDistill)
     {
         var pred = model.Forward(xt, t, width, labels, training: true, dropoutSeed: dropoutSeed);
         var loss = F.MseLoss(pred, eps);

@@ -53,12 +53,14 @@ public class TorchPickleTests
     private static byte[] Pickle(params object[] parts)
     {
         var b = new List<byte> { 0x80, 2 };
-        foreach (var p in parts) b.AddRange(p is string s ? Encoding.Latin1.GetBytes(s) : p is byte x ? [x] : (byte[])p);
+        foreach (var p in parts)
+            b.AddRange(p is string s ? Encoding.Latin1.GetBytes(s) : p is byte x ? [x] : (byte[])p);
         b.Add((byte)'.');
         return b.ToArray();
     }
 
-    private static byte[] Str(string s) => [(byte)'X', .. BitConverter.GetBytes(s.Length), .. Encoding.UTF8.GetBytes(s)];
+    private static byte[] Str(string s) =>
+        [(byte)'X', .. BitConverter.GetBytes(s.Length), .. Encoding.UTF8.GetBytes(s)];
 
     [TestCase("cbuiltins\neval\n", "refused global 'builtins.eval'")]
     [TestCase("c__builtin__\nexec\n", "refused global '__builtin__.exec'")]
@@ -74,18 +76,20 @@ public class TorchPickleTests
     [Test]
     public void ObjectConstructionAndMisusedGlobalsAreRefused()
     {
-        Fuzz.Rejects(() => TorchPickle.Load(Pickle((byte)0x8c, (byte)2, "os", (byte)0x8c, (byte)6, "system", (byte)0x93), "x"),
-            "refused global 'os.system'");                                                       // STACK_GLOBAL
-        Fuzz.Rejects(() => TorchPickle.Load(Pickle("ccollections\nOrderedDict\n)", (byte)0x81), "x"), "object construction"); // NEWOBJ
-        Fuzz.Rejects(() => TorchPickle.Load(Pickle("(ios\nsystem\n"), "x"), "object construction");                       // INST
-        Fuzz.Rejects(() => TorchPickle.Load(Pickle("ctorch\nFloatStorage\n)R"), "x"), "storage type");
-        Fuzz.Rejects(() => TorchPickle.Load(Pickle("ctorch._utils\n_rebuild_tensor_v2\n(NK\x00)\x89}t", "R"), "x"), "_rebuild_tensor_v2 arguments");
+        void Refused(byte[] pickle, string message) => Fuzz.Rejects(() => TorchPickle.Load(pickle, "x"), message);
+        Refused(Pickle((byte)0x8c, (byte)2, "os", (byte)0x8c, (byte)6, "system", (byte)0x93),     // STACK_GLOBAL
+            "refused global 'os.system'");
+        Refused(Pickle("ccollections\nOrderedDict\n)", (byte)0x81), "object construction");      // NEWOBJ
+        Refused(Pickle("(ios\nsystem\n"), "object construction");                                 // INST
+        Refused(Pickle("ctorch\nFloatStorage\n)R"), "storage type");
+        Refused(Pickle("ctorch._utils\n_rebuild_tensor_v2\n(NK\x00)\x89}t", "R"), "_rebuild_tensor_v2 arguments");
     }
 
     [Test]
     public void PersistentIdsAreCheckedAndCyclesDoNotHang()
     {
-        Fuzz.Rejects(() => TorchPickle.Load(Pickle("(", Str("storage"), Str("not a type"), Str("0"), Str("cpu"), "K\x04tQ"), "x"), "persistent id");
+        var badPid = Pickle("(", Str("storage"), Str("not a type"), Str("0"), Str("cpu"), "K\x04tQ");
+        Fuzz.Rejects(() => TorchPickle.Load(badPid, "x"), "persistent id");
         // A list that contains itself: loads (as Python's pickle does); nothing walks it recursively.
         var cyclic = (List<object?>)TorchPickle.Load(Pickle("]q\0h\0a"), "x")!;
         Assert.That(cyclic[0], Is.SameAs(cyclic));
@@ -101,7 +105,8 @@ public class TorchPickleTests
             var pkl = PickleOf(fixture);
             Assert.That(TorchPickle.Load(pkl, "full"), Is.InstanceOf<PickleDict>());
             for (int n = 0; n < pkl.Length; n += step)
-                Assert.Throws<DataFormatException>(() => TorchPickle.Load(pkl.AsMemory(0, n), $"first {n} bytes"), $"{fixture} cut at {n}");
+                Assert.Throws<DataFormatException>(() => TorchPickle.Load(pkl.AsMemory(0, n), $"first {n} bytes"),
+                    $"{fixture} cut at {n}");
         }
     }
 

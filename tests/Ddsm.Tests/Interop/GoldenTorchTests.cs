@@ -11,7 +11,8 @@ namespace Ddsm.Tests.Interop;
 /// llm.c's test_gpt2 for our UNet: each golden file holds a state written once by the PyTorch reference
 /// (bench/pytorch/slim_unet.py): golden.safetensors a small class-conditional UNet with every block kind,
 /// scale-shift norm and heads of 8 channels at three widths; golden-one-head.safetensors a smaller one built
-/// like the DDSM release's (one head that shrinks with the width, no scale-shift). We load the weights and check ε̂ at every width, the losses and every parameter gradient of one
+/// like the DDSM release's (one head that shrinks with the width, no scale-shift). We load the weights and
+/// check ε̂ at every width, the losses and every parameter gradient of one
 /// sandwich step (widths 1, ½, ¾, gradients accumulated), and a 5-step DDIM trajectory whose width
 /// changes along the way. Tolerances: |Δ| ≤ atol + rtol·|ref| element-wise, atol a fraction of the tensor's
 /// largest |ref|; float32 reduction-order noise measured at most 1.2e-6 (ε̂), 4.3e-6 (gradients), 2.7e-6
@@ -53,7 +54,8 @@ public class GoldenTorchTests(string fixture)
             using var scope = new TensorScope();
             using var _ = Tape.NoGrad();
             var eps = _model.Forward(In("pass.0.xt"), In("pass.0.t"), w, _labels);
-            TorchFixtures.AssertClose(eps.ToArray(), _golden[$"eps_hat.{Key(w)}"].ToFloat(), $"ε̂ at width {w}", ForwardRtol, ForwardAtol);
+            TorchFixtures.AssertClose(eps.ToArray(), _golden[$"eps_hat.{Key(w)}"].ToFloat(), $"ε̂ at width {w}",
+                ForwardRtol, ForwardAtol);
         }
     }
 
@@ -66,15 +68,17 @@ public class GoldenTorchTests(string fixture)
         for (int p = 0; p < widths.Length; p++)
         {
             using var scope = new TensorScope();
-            var (loss, value) = SandwichTrainer.WidthPassLoss(_model, In($"pass.{p}.xt"), In($"pass.{p}.eps"), In($"pass.{p}.t"),
-                widths[p], _labels, dropoutSeed: 0, inplaceDistill: false);
-            Assert.That(value, Is.EqualTo(wantLoss[p]).Within(LossRtol * wantLoss[p]), $"loss of pass {p} (width {widths[p]})");
+            var (loss, value) = SandwichTrainer.WidthPassLoss(_model, In($"pass.{p}.xt"), In($"pass.{p}.eps"),
+                In($"pass.{p}.t"), widths[p], _labels, dropoutSeed: 0, inplaceDistill: false);
+            Assert.That(value, Is.EqualTo(wantLoss[p]).Within(LossRtol * wantLoss[p]),
+                $"loss of pass {p} (width {widths[p]})");
             Tape.Backward(loss);
         }
         foreach (var (name, param) in _model.NamedParameters())
         {
             Assert.That(param.Grad, Is.Not.Null, $"{name} got no gradient");
-            TorchFixtures.AssertClose(param.Grad!.ToArray(), _golden["grad." + name].ToFloat(), $"gradient of {name}", GradRtol, GradAtol);
+            TorchFixtures.AssertClose(param.Grad!.ToArray(), _golden["grad." + name].ToFloat(), $"gradient of {name}",
+                GradRtol, GradAtol);
         }
         _model.ZeroGrad();
     }
@@ -87,11 +91,12 @@ public class GoldenTorchTests(string fixture)
         using var scope = new TensorScope();
         var x = In("ddim.x_T");
         var seen = new List<float[]>();
-        Sampler.Create(SamplerKind.Ddim).Sample(_model, NoiseSchedule.Linear(1000), new StepStrategy(widths), x, new Rng(0),
-            new SamplerOptions(steps), (_, _) => seen.Add(x.ToArray()));
+        Sampler.Create(SamplerKind.Ddim).Sample(_model, NoiseSchedule.Linear(1000), new StepStrategy(widths), x,
+            new Rng(0), new SamplerOptions(steps), (_, _) => seen.Add(x.ToArray()));
         Assert.That(seen, Has.Count.EqualTo(steps));
         for (int i = 0; i < steps; i++)
-            TorchFixtures.AssertClose(seen[i], _golden[$"ddim.step.{i}"].ToFloat(), $"DDIM step {i}", TrajectoryRtol, TrajectoryAtol);
+            TorchFixtures.AssertClose(seen[i], _golden[$"ddim.step.{i}"].ToFloat(), $"DDIM step {i}",
+                TrajectoryRtol, TrajectoryAtol);
     }
 
     /// <summary>Python's str(float) of a width: 0.5, 0.75, 1.0.</summary>

@@ -42,9 +42,11 @@ public class ImportTests
         using var _ = Tape.NoGrad();
         foreach (var w in widths ?? model.Config.Widths)
         {
-            var eps = model.Forward(TorchFixtures.Tensor(Cpu, expected, "x"), TorchFixtures.Tensor(Cpu, expected, "t"), w);
+            var eps = model.Forward(TorchFixtures.Tensor(Cpu, expected, "x"), TorchFixtures.Tensor(Cpu, expected, "t"),
+                w);
             var key = w.ToString("0.0###", System.Globalization.CultureInfo.InvariantCulture);
-            TorchFixtures.AssertClose(eps.ToArray(), expected[$"eps_hat.{key}"].ToFloat(), $"{what}: ε̂ at width {w}", Rtol, AtolOfMax);
+            TorchFixtures.AssertClose(eps.ToArray(), expected[$"eps_hat.{key}"].ToFloat(), $"{what}: ε̂ at width {w}",
+                Rtol, AtolOfMax);
         }
     }
 
@@ -68,7 +70,8 @@ public class ImportTests
             var z = new float[2 * 3 * 8 * 8];
             new Rng(1).FillNormal(z);
             var x = Tensor.FromArray(Cpu, z, 2, 3, 8, 8);
-            Sampler.Create(SamplerKind.Ddim).Sample(model, NoiseSchedule.Linear(1000), StepStrategy.Uniform(0.5, 1000), x, new Rng(2), new SamplerOptions(4));
+            Sampler.Create(SamplerKind.Ddim).Sample(model, NoiseSchedule.Linear(1000), StepStrategy.Uniform(0.5, 1000),
+                x, new Rng(2), new SamplerOptions(4));
             Assert.That(x.ToArray(), Has.All.Matches<float>(v => float.IsFinite(v) && Math.Abs(v) <= 1.0001f));
         }
         finally { File.Delete(json); File.Delete(output); }
@@ -84,7 +87,8 @@ public class ImportTests
         try
         {
             // A bare state dict, no metadata: the config must then come from --preset.
-            SafeTensors.Write(plain, sd.Raw.Select(kv => SafeTensor.F32(kv.Key, kv.Value.Values, kv.Value.Shape.Select(d => (long)d).ToArray())).ToList());
+            SafeTensors.Write(plain, sd.Raw.Select(kv =>
+                SafeTensor.F32(kv.Key, kv.Value.Values, kv.Value.Shape.Select(d => (long)d).ToArray())).ToList());
             Assert.Throws<ArgumentException>(() => CheckpointImport.Run(plain, StateDictLayout.Ours, output));
             string json = Temp(".json");
             File.WriteAllText(json, cfg.ToJson());
@@ -103,7 +107,8 @@ public class ImportTests
         try
         {
             File.WriteAllText(json, ReleaseSmall.ToJson());
-            var r = CheckpointImport.Run(TorchFixtures.PathOf("ddsm-release.pt"), StateDictLayout.DdsmRelease, output, json);
+            var r = CheckpointImport.Run(TorchFixtures.PathOf("ddsm-release.pt"), StateDictLayout.DdsmRelease, output,
+                json);
             Assert.That(r.SourceStep, Is.EqualTo(450000));
             Assert.That(r.Ignored, Is.EquivalentTo(new[] { "sched", "optim", "x_T" }));
             Assert.That(r.Found, Does.Contain("net_model").And.Contain("ema_model"));
@@ -122,16 +127,18 @@ public class ImportTests
     public void DdsmReleaseNamesAndShapesImportIntoTheCifar10DdsmPreset()
     {
         // The release's full 35.7M-parameter CIFAR-10 UNet: its names and shapes from the fixture, weights by a
-        // formula PyTorch computed the same way, ε̂ from the release's forward rules (at every quarter width in the
-        // fixture; checked at the two cut widths whose channels do not halve evenly, ¼ and ¾: all four take 6 s in Debug).
+        // formula PyTorch computed the same way, ε̂ from the release's forward rules (at every quarter width in
+        // the fixture; checked at the cut widths ¼ and ¾ here: all four take 6 s in Debug).
         var expected = TorchFixtures.Read("ddsm-cifar10.safetensors");
-        var manifest = System.Text.Json.JsonSerializer.Deserialize<System.Text.Json.JsonElement[][]>(expected.Metadata["manifest"])!;
+        var manifest = System.Text.Json.JsonSerializer.Deserialize<System.Text.Json.JsonElement[][]>(
+            expected.Metadata["manifest"])!;
         var release = new Dictionary<string, HostTensor>();
         for (int i = 0; i < manifest.Length; i++)
         {
             string name = manifest[i][0].GetString()!;
             int[] shape = manifest[i][1].EnumerateArray().Select(e => e.GetInt32()).ToArray();
-            release[name] = new HostTensor(shape, i == 0 ? SinusoidTable(shape[0], shape[1]) : FormulaWeights(i, name, shape));
+            release[name] = new HostTensor(shape,
+                i == 0 ? SinusoidTable(shape[0], shape[1]) : FormulaWeights(i, name, shape));
         }
         var cfg = CheckpointImport.ResolveConfig(null, null, StateDictLayout.DdsmRelease, "formula").Config;
         Assert.That(cfg.Name, Is.EqualTo("cifar10-ddsm"));
@@ -146,7 +153,8 @@ public class ImportTests
     {
         var sd = StateDictFile.Read(TorchFixtures.PathOf("ddsm-release.pt"));
         // 16 groups and heads of 32 channels (our cifar10 preset) are another network than the release's.
-        var e = Assert.Throws<ArgumentException>(() => CheckpointImport.ToOurs(sd.Ema, StateDictLayout.DdsmRelease, UNetConfig.Cifar10, "x"));
+        var e = Assert.Throws<ArgumentException>(() =>
+            CheckpointImport.ToOurs(sd.Ema, StateDictLayout.DdsmRelease, UNetConfig.Cifar10, "x"));
         Assert.That(e!.Message, Does.Contain("one attention head"));
         // Widths the release rounds differently (3/8 of 32 = 12 channels, the release runs 16).
         var odd = ReleaseSmall with { Groups = 4, Widths = [0.375, 1.0] };
@@ -164,7 +172,8 @@ public class ImportTests
     public void HostileCheckpointIsRefusedInOneLine()
     {
         string output = Temp(".safetensors");
-        var e = Assert.Throws<DataFormatException>(() => CheckpointImport.Run(TorchFixtures.PathOf("hostile.pt"), StateDictLayout.Ours, output, "tiny"));
+        var e = Assert.Throws<DataFormatException>(() =>
+            CheckpointImport.Run(TorchFixtures.PathOf("hostile.pt"), StateDictLayout.Ours, output, "tiny"));
         Assert.That(e!.Message, Does.Contain("refused global 'posix.system'").And.Not.Contain('\n'));
         Assert.That(File.Exists(output), Is.False);
     }

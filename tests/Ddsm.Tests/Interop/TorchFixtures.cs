@@ -10,7 +10,8 @@ namespace Ddsm.Tests.Interop;
 /// </summary>
 internal static class TorchFixtures
 {
-    public static string PathOf(string name) => Path.Combine(TestContext.CurrentContext.TestDirectory, "Fixtures", "Torch", name);
+    public static string PathOf(string name) =>
+        Path.Combine(TestContext.CurrentContext.TestDirectory, "Fixtures", "Torch", name);
 
     public static SafeTensorsFile Read(string name) => SafeTensors.Read(PathOf(name));
 
@@ -23,7 +24,8 @@ internal static class TorchFixtures
     /// |got − ref| ≤ atol + rtol·|ref| element-wise, with atol relative to the largest |ref| (gradients of
     /// different layers differ by orders of magnitude); on failure names the worst element (llm.c's check).
     /// </summary>
-    public static void AssertClose(ReadOnlySpan<float> got, ReadOnlySpan<float> want, string what, double rtol, double atolOfMax)
+    public static void AssertClose(ReadOnlySpan<float> got, ReadOnlySpan<float> want, string what, double rtol,
+        double atolOfMax)
     {
         Assert.That(got.Length, Is.EqualTo(want.Length), $"{what}: length");
         double max = 0;
@@ -37,7 +39,7 @@ internal static class TorchFixtures
             if (excess > worst) (worst, at) = (excess, i);
         }
         if (worst > 0)
-            Assert.Fail($"{what}: element {at} is {got[at]}, PyTorch {want[at]} (|Δ| {Math.Abs(got[at] - want[at]):G3} > " +
-                        $"{atol:G3} + {rtol}·|ref|; max |ref| {max:G3})");
+            Assert.Fail($"{what}: element {at} is {got[at]}, PyTorch {want[at]} " +
+                        $"(|Δ| {Math.Abs(got[at] - want[at]):G3} > {atol:G3} + {rtol}·|ref|; max |ref| {max:G3})");
     }
 }

@@ -131,7 +131,8 @@ public class SlimUNetTests
     {
         Assert.DoesNotThrow(() => UNetConfig.Cifar10Ddsm.Validate());
         // 32 groups allow only the quarter widths of 128 channels (3/8 is 48).
-        var ex = Assert.Throws<ArgumentException>(() => (UNetConfig.Cifar10Ddsm with { Widths = [0.375, 1.0] }).Validate());
+        var odd = UNetConfig.Cifar10Ddsm with { Widths = [0.375, 1.0] };
+        var ex = Assert.Throws<ArgumentException>(() => odd.Validate());
         Assert.That(ex!.Message, Does.Contain("48 channels do not divide into 32 groups"));
         // Three fixed heads over the middle block's 64 channels (tiny at full width).
         ex = Assert.Throws<ArgumentException>(() => (UNetConfig.Tiny with { AttentionHeads = 3 }).Validate());
