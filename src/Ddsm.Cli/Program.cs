@@ -16,6 +16,7 @@ public static class Program
             StepAdaptCommand.Create(),
             QuickstartCommand.Create(),
             KernelsCommand.Create(),
+            ImportCommand.Create(),
         };
         return root.Parse(args).Invoke();
     }

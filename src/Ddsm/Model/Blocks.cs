@@ -72,16 +72,20 @@ public sealed class ResBlock : UNetLayer
     }
 }
 
-/// <summary>Self-attention over H·W tokens; heads = active channels / head channels (slimming drops whole heads).</summary>
+/// <summary>
+/// Self-attention over H·W tokens (ADM's legacy qkv layout: per head, its q, k and v rows). Heads of
+/// HeadChannels: heads = active channels / head channels, slimming drops whole heads. A fixed number
+/// of heads (AttentionHeads, the DDSM release's one): every head keeps the prefix of its q, k and v.
+/// </summary>
 public sealed class AttentionBlock : UNetLayer
 {
     private readonly SlimGroupNorm _norm;
     private readonly SlimConv2d _qkv, _proj;
-    private readonly int _cMax, _headChannels;
+    private readonly int _cMax, _headChannels, _fixedHeads;
 
     public AttentionBlock(Backend be, Rng rng, UNetConfig cfg, int cMax) : base(be)
     {
-        (_cMax, _headChannels) = (cMax, cfg.HeadChannels);
+        (_cMax, _headChannels, _fixedHeads) = (cMax, cfg.HeadChannels, cfg.AttentionHeads);
         _norm = Child("norm", new SlimGroupNorm(be, cMax, cfg.Groups));
         _qkv = Child("qkv", new SlimConv2d(be, rng, cMax, 3 * cMax, 1, conv1d: true));
         _proj = Child("proj_out", new SlimConv2d(be, rng, cMax, cMax, 1, zeroInit: true, conv1d: true));
@@ -90,9 +94,13 @@ public sealed class AttentionBlock : UNetLayer
     public override Tensor Forward(Tensor x, Tensor embAct, ForwardContext ctx)
     {
         int n = x.Shape[0], c = x.Shape[1], hh = x.Shape[2], ww = x.Shape[3];
-        var qkv = _qkv.Forward(_norm.Forward(x, silu: false), 3 * c);            // (N, 3C, H, W)
-        var a = F.Attention(qkv.Reshape(n, 3 * c, hh * ww), _headChannels);      // (N, C, T)
-        var h = _proj.Forward(a.Reshape(n, c, hh, ww), c);
+        var xn = _norm.Forward(x, silu: false);
+        bool cut = _fixedHeads > 0 && c < _cMax;   // heads narrower than stored: cut inside each head
+        int headChannels = _fixedHeads > 0 ? c / _fixedHeads : _headChannels;
+        var qkv = cut ? _qkv.ForwardBlocks(xn, 3 * _fixedHeads, headChannels, 1)    // (N, 3C, H, W)
+                      : _qkv.Forward(xn, 3 * c);
+        var a = F.Attention(qkv.Reshape(n, 3 * c, hh * ww), headChannels).Reshape(n, c, hh, ww);
+        var h = cut ? _proj.ForwardBlocks(a, 1, c, _fixedHeads) : _proj.Forward(a, c);
         return F.Add(x, h);
     }
 }

@@ -31,6 +31,38 @@ public sealed class SlimConv2d : Module
         var w = _conv1d ? _w.Reshape(OutMax, InMax, 1, 1) : _w;
         return F.Conv2d(x, w, _b, outChannels, Stride, Kernel / 2);
     }
+
+    /// <summary>
+    /// Forward when the channels are equal blocks that shrink together: attention with a fixed number
+    /// of heads, whose q, k and v of every head each keep the prefix of their own channels. The output
+    /// rows are <paramref name="outBlocks"/> blocks cut to <paramref name="outPerBlock"/> rows each, the
+    /// input columns <paramref name="inBlocks"/> blocks cut to (active input)/<paramref name="inBlocks"/>.
+    /// The cut weight is a copy (gradients flow back into the prefixes); one block each way is the
+    /// plain prefix, without a copy.
+    /// </summary>
+    public Tensor ForwardBlocks(Tensor x, int outBlocks, int outPerBlock, int inBlocks)
+    {
+        int k2 = Kernel * Kernel, cin = x.Shape[1], rows = outBlocks * outPerBlock;
+        if (OutMax % outBlocks != 0 || InMax % inBlocks != 0 || cin % inBlocks != 0 || outPerBlock > OutMax / outBlocks)
+            throw new ArgumentException($"{_w.Name}: ({OutMax}, {InMax}) does not cut into {outBlocks}×{outPerBlock}" +
+                                        $" rows and {inBlocks} column blocks of {cin}");
+        Tensor w = _w.Reshape(OutMax, InMax * k2), b = _b;
+        int wRows = OutMax, wCols = InMax;
+        if (outBlocks > 1)
+        {
+            // (blocks, rows per block, in·k²) → the first outPerBlock rows of every block.
+            w = F.SliceChannels(w.Reshape(outBlocks, OutMax / outBlocks, InMax * k2), 0, outPerBlock);
+            b = F.SliceChannels(_b.Reshape(outBlocks, OutMax / outBlocks), 0, outPerBlock).Reshape(rows);
+            wRows = rows;
+        }
+        if (inBlocks > 1 && cin < InMax)
+        {
+            // (rows·blocks, columns per block, k²) → the first cin/blocks columns of every block.
+            w = F.SliceChannels(w.Reshape(wRows * inBlocks, InMax / inBlocks, k2), 0, cin / inBlocks);
+            wCols = cin;
+        }
+        return F.Conv2d(x, w.Reshape(wRows, wCols, Kernel, Kernel), b, rows, Stride, Kernel / 2);
+    }
 }
 
 /// <summary>Slimmable linear (PyTorch layout (outMax, inMax)).</summary>

@@ -19,6 +19,12 @@ public sealed record UNetConfig
     /// <summary>Resolutions (in pixels) whose blocks get self-attention.</summary>
     public int[] AttentionResolutions { get; init; } = [16];
     public int HeadChannels { get; init; } = 32;
+    /// <summary>
+    /// 0: attention heads of <see cref="HeadChannels"/> channels, so slimming drops whole heads (ADM's
+    /// num_head_channels). &gt; 0: this many heads whose channels shrink with the width (ADM's num_heads;
+    /// the DDSM release has one head over all active channels).
+    /// </summary>
+    public int AttentionHeads { get; init; }
     public float Dropout { get; init; } = 0.1f;
     public bool ScaleShiftNorm { get; init; } = true;
     public int Groups { get; init; } = 16;
@@ -56,6 +62,16 @@ public sealed record UNetConfig
         Widths = Enumerable.Range(2, 7).Select(k => k / 8.0).ToArray(),
     };
 
+    /// <summary>
+    /// The DDSM release's CIFAR-10 UNet itself, for its checkpoints (<c>ddsm import --layout ddsm-release</c>):
+    /// the cifar10 layout with GroupNorm(32) and one attention head over the active channels. 32 groups
+    /// allow only the quarter widths, which is what the release trains and searches.
+    /// </summary>
+    public static UNetConfig Cifar10Ddsm => Cifar10 with
+    {
+        Name = "cifar10-ddsm", Groups = 32, AttentionHeads = 1, Widths = [0.25, 0.5, 0.75, 1.0],
+    };
+
     public static UNetConfig Celeba64 => new()
     {
         Name = "celeba64", ImageChannels = 3, ImageSize = 64, ModelChannels = 128, ChannelMult = [1, 2, 2, 2],
@@ -70,12 +86,13 @@ public sealed record UNetConfig
         NumResBlocks = 1, AttentionResolutions = [4], HeadChannels = 16, Dropout = 0f, Widths = [0.5, 1.0],
     };
 
-    public static IReadOnlyList<string> PresetNames => ["fmnist32", "cifar10", "celeba64", "tiny"];
+    public static IReadOnlyList<string> PresetNames => ["fmnist32", "cifar10", "cifar10-ddsm", "celeba64", "tiny"];
 
     public static UNetConfig Preset(string name) => name switch
     {
         "fmnist32" => Fmnist32,
         "cifar10" => Cifar10,
+        "cifar10-ddsm" => Cifar10Ddsm,
         "celeba64" => Celeba64,
         "tiny" => Tiny,
         _ => throw new ArgumentException($"unknown preset '{name}' ({string.Join(", ", PresetNames)})"),
@@ -95,6 +112,8 @@ public sealed record UNetConfig
         if (Widths.Length == 0) errors.Add("no allowed widths");
         if (Schedule is not ("linear" or "cosine")) errors.Add($"unknown noise schedule '{Schedule}' (linear, cosine)");
         if (DiffusionSteps < 2) errors.Add($"diffusion steps must be ≥ 2, got {DiffusionSteps}");
+        if (AttentionHeads < 0 || (AttentionHeads == 0 && HeadChannels <= 0))
+            errors.Add("attention heads must be ≥ 0 and head channels > 0");
         foreach (var w in Widths)
         {
             if (!(w > 0 && w <= 1)) { errors.Add($"width {w} outside (0, 1]"); continue; }
@@ -105,12 +124,18 @@ public sealed record UNetConfig
                 if (Math.Abs(c - ModelChannels * m * w) > 1e-9) errors.Add($"width {w}: {ModelChannels * m}·{w} is not a whole channel count");
                 else if (c % Groups != 0) errors.Add($"width {w}: {c} channels do not divide into {Groups} groups");
             }
-            for (int level = 0; level < ChannelMult.Length; level++)
+            // Every level with attention, and the middle block (attention at the lowest resolution).
+            for (int level = 0; level <= ChannelMult.Length; level++)
             {
-                int res = ImageSize >> level;
-                if (!AttentionResolutions.Contains(res)) continue;
-                int c = Channels(ModelChannels * ChannelMult[level], w);
-                if (c % HeadChannels != 0) errors.Add($"width {w}: {c} attention channels at {res}×{res} do not divide into heads of {HeadChannels}");
+                if (AttentionHeads < 0 || (AttentionHeads == 0 && HeadChannels <= 0)) break;
+                bool middle = level == ChannelMult.Length;
+                int res = ImageSize >> Math.Min(level, ChannelMult.Length - 1);
+                if (!middle && !AttentionResolutions.Contains(res)) continue;
+                int c = Channels(ModelChannels * ChannelMult[middle ? ^1 : level], w);
+                string where = middle ? "in the middle block" : $"at {res}×{res}";
+                string heads = AttentionHeads > 0 ? $"{AttentionHeads} heads" : $"heads of {HeadChannels}";
+                if (c % (AttentionHeads > 0 ? AttentionHeads : HeadChannels) != 0)
+                    errors.Add($"width {w}: {c} attention channels {where} do not divide into {heads}");
             }
         }
         if (errors.Count > 0) throw new ArgumentException($"UNet config '{Name}': " + string.Join("; ", errors.Distinct()));
@@ -151,5 +176,6 @@ public sealed record UNetConfig
         ImageChannels == o.ImageChannels && ImageSize == o.ImageSize && ModelChannels == o.ModelChannels &&
         ChannelMult.SequenceEqual(o.ChannelMult) && NumResBlocks == o.NumResBlocks &&
         AttentionResolutions.SequenceEqual(o.AttentionResolutions) && HeadChannels == o.HeadChannels &&
+        AttentionHeads == o.AttentionHeads &&
         ScaleShiftNorm == o.ScaleShiftNorm && Groups == o.Groups && NumClasses == o.NumClasses;
 }

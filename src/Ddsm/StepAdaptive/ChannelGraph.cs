@@ -72,6 +72,12 @@ public sealed class ChannelGraph
     public static ChannelGraph Build(UNetConfig cfg)
     {
         cfg.Validate();
+        // A fixed head count cuts inside every head (q, k, v each keep their prefix): the permutable
+        // units are not the whole heads modelled here.
+        if (cfg.AttentionHeads > 0)
+            throw new NotSupportedException($"channel graph: '{cfg.Name}' has a fixed number of attention heads " +
+                                            $"({cfg.AttentionHeads}); importance pruning supports heads of " +
+                                            "HeadChannels only (use --prune prefix)");
         var g = new ChannelGraph(cfg);
         int ch = cfg.ModelChannels, emb = cfg.TimeEmbedChannels;
         var t0 = g.New("time_embed.0:out", emb);

@@ -42,6 +42,31 @@ public static class Checkpoint
         return rotation.Save(tr.Step, tensors, meta);
     }
 
+    /// <summary>
+    /// A checkpoint of weights only (imported ones): raw weights, EMA weights under "ema.", the config, the
+    /// train options (their noise schedule) and <paramref name="extra"/> metadata; no optimiser state, so
+    /// sample, search and stepadapt read it and train --resume does not. Written atomically.
+    /// </summary>
+    public static void SaveWeights(string path, UNetConfig cfg, IReadOnlyDictionary<string, Interop.HostTensor> raw,
+        IReadOnlyDictionary<string, Interop.HostTensor> ema, TrainOptions options,
+        IReadOnlyDictionary<string, string> extra)
+    {
+        var tensors = new List<SafeTensor>();
+        foreach (var (prefix, state) in new[] { ("", raw), ("ema.", ema) })
+            foreach (var (name, t) in state.OrderBy(kv => kv.Key, StringComparer.Ordinal))
+                tensors.Add(SafeTensor.F32(prefix + name, t.Values, t.Shape.Select(d => (long)d).ToArray()));
+        var meta = new Dictionary<string, string>(extra)
+        {
+            ["format"] = Format,
+            ["step"] = "0",
+            ["config"] = cfg.ToJson(),
+            ["train_options"] = options.ToJson(),
+        };
+        var dir = Path.GetDirectoryName(Path.GetFullPath(path));
+        if (dir is not null) Directory.CreateDirectory(dir);
+        SafeTensors.Write(path, tensors, meta);
+    }
+
     /// <summary>Reads only the metadata and the model config (e.g. to build the model first).</summary>
     public static (UNetConfig Config, IReadOnlyDictionary<string, string> Meta, SafeTensorsFile File) Read(string path) =>
         Read(SafeTensors.Read(path), path);

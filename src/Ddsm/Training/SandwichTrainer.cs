@@ -92,7 +92,6 @@ public sealed class SandwichTrainer : IDisposable
 
         var widths = PickWidths();
         var losses = new (double, double)[widths.Length];
-        double maxW = Model.Config.MaxWidth;
         for (int p = 0; p < widths.Length; p++)
         {
             using var scope = new TensorScope();
@@ -100,15 +99,8 @@ public sealed class SandwichTrainer : IDisposable
             var xt = Tensor.FromArray(be, _xt, b, Model.Config.ImageChannels, Model.Config.ImageSize, Model.Config.ImageSize);
             var eps = Tensor.FromArray(be, _eps, xt.Shape);
             var t = Tensor.FromArray(be, _t, b);
-            var pred = Model.Forward(xt, t, widths[p], _labels, training: true, dropoutSeed: Rng.NextULong());
-            var loss = F.MseLoss(pred, eps);
-            double lv = loss.Item();
-            if (Options.InplaceDistill && widths[p] != maxW)
-            {
-                Tensor teacher;
-                using (Tape.NoGrad()) teacher = Model.Forward(xt, t, maxW, _labels);
-                loss = F.Add(loss, F.MseLoss(pred, teacher));
-            }
+            var (loss, lv) = WidthPassLoss(Model, xt, eps, t, widths[p], _labels, Rng.NextULong(),
+                Options.InplaceDistill);
             if (!double.IsFinite(lv))
                 throw new TrainingDivergedException(Step + 1, $"loss is {lv} at width {widths[p]}");
             Tape.Backward(loss);
@@ -121,6 +113,26 @@ public sealed class SandwichTrainer : IDisposable
         Ema.Update(EmaDecayAt(Step));
         Step++;
         return new StepResult(Step, losses, info.GradNorm, info.Lr);
+    }
+
+    /// <summary>
+    /// One width pass of the sandwich step, before backward: the loss to differentiate (the ε MSE, plus with
+    /// in-place distillation the MSE to the full width's detached prediction) and the ε MSE's value.
+    /// </summary>
+    public static (Tensor Loss, double EpsMse) WidthPassLoss(SlimUNet model, Tensor xt, Tensor eps, Tensor t,
+        double width, int[]? labels, ulong dropoutSeed, bool inplaceDistill)
+    {
+        var pred = model.Forward(xt, t, width, labels, training: true, dropoutSeed: dropoutSeed);
+        var loss = F.MseLoss(pred, eps);
+        double lv = loss.Item();
+        double maxW = model.Config.MaxWidth;
+        if (inplaceDistill && width != maxW)
+        {
+            Tensor teacher;
+            using (Tape.NoGrad()) teacher = model.Forward(xt, t, maxW, labels);
+            loss = F.Add(loss, F.MseLoss(pred, teacher));
+        }
+        return (loss, lv);
     }
 
     /// <summary>

@@ -17,6 +17,7 @@ public class SlimUNetTests
 
     [TestCase("fmnist32", 6_946_881)]
     [TestCase("cifar10", 35_746_307)]      // the DDSM release's 35.7M CIFAR-10 supernet
+    [TestCase("cifar10-ddsm", 35_746_307)] // the same tensors: it differs in groups and heads only
     [TestCase("celeba64", 52_542_979)]
     [TestCase("tiny", 755_009)]
     public void PresetParameterCountsArePinned(string preset, long count)
@@ -123,5 +124,18 @@ public class SlimUNetTests
         var ex = Assert.Throws<ArgumentException>(() => (UNetConfig.Fmnist32 with { Widths = [0.375, 1.0] }).Validate());
         Assert.That(ex!.Message, Does.Contain("0.375").And.Contain("16 groups"));
         Assert.DoesNotThrow(() => UNetConfig.Cifar10.Validate());
+    }
+
+    [Test]
+    public void ConfigValidationChecksGroupsAndFixedHeadsAtEveryWidth()
+    {
+        Assert.DoesNotThrow(() => UNetConfig.Cifar10Ddsm.Validate());
+        // 32 groups allow only the quarter widths of 128 channels (3/8 is 48).
+        var odd = UNetConfig.Cifar10Ddsm with { Widths = [0.375, 1.0] };
+        var ex = Assert.Throws<ArgumentException>(() => odd.Validate());
+        Assert.That(ex!.Message, Does.Contain("48 channels do not divide into 32 groups"));
+        // Three fixed heads over the middle block's 64 channels (tiny at full width).
+        ex = Assert.Throws<ArgumentException>(() => (UNetConfig.Tiny with { AttentionHeads = 3 }).Validate());
+        Assert.That(ex!.Message, Does.Contain("in the middle block do not divide into 3 heads"));
     }
 }
