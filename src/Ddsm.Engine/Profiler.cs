@@ -88,7 +88,7 @@ public static class Profiler
         }
     }
 
-    public static void Reset()
+    internal static void Reset()
     {
         lock (Gate)
         {

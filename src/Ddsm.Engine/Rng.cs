@@ -65,9 +65,6 @@ public sealed class Rng
         for (int i = 0; i < dst.Length; i++) dst[i] = (float)(lo + (hi - lo) * NextDouble());
     }
 
-    /// <summary>An independent generator seeded from this one (advances this one).</summary>
-    public Rng Fork() => new(NextULong());
-
     /// <summary>The full state as 6 words (4 state words, spare flag, spare bits).</summary>
     public ulong[] GetState() => [_s0, _s1, _s2, _s3, _hasSpare ? 1UL : 0UL, (ulong)BitConverter.DoubleToInt64Bits(_spare)];
 

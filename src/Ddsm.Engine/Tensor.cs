@@ -68,8 +68,6 @@ public sealed class Tensor : IDisposable
         return t;
     }
 
-    public static Tensor Scalar(Backend backend, float value) => FromArray(backend, [value]);
-
     /// <summary>A trainable leaf that no scope will dispose (the module owns it).</summary>
     public static Tensor Parameter(Backend backend, string name, ReadOnlySpan<float> data, params int[] shape)
     {
@@ -120,9 +118,6 @@ public sealed class Tensor : IDisposable
             throw new ArgumentException($"CopyFrom: {src.Describe()} into {Describe()}");
         Backend.Copy(src.Buffer, 0, Buffer, 0, Length);
     }
-
-    /// <summary>A new tensor with the same contents on <paramref name="backend"/>.</summary>
-    public Tensor To(Backend backend) => FromArray(backend, ToArray(), Shape);
 
     public Tensor Clone()
     {

@@ -22,7 +22,6 @@ public static class Tape
 
     private static List<TapeNode> Nodes => _nodes ??= new List<TapeNode>();
 
-    public static bool IsRecording => _noGrad == 0;
     internal static int Count => _nodes?.Count ?? 0;
 
     /// <summary>Ops inside the returned handle record nothing (sampling, evaluation, EMA updates).</summary>

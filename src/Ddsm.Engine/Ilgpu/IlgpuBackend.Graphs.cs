@@ -77,7 +77,7 @@ public sealed partial class IlgpuBackend
     }
 
     /// <summary>(free, total) accelerator memory in bytes (free is total minus the pool's use off CUDA).</summary>
-    public (long Free, long Total) MemoryInfo()
+    internal (long Free, long Total) MemoryInfo()
     {
         _acc.Bind();
         return _acc is CudaAccelerator c ? (c.GetFreeMemory(), _acc.MemorySize) : (_acc.MemorySize - LiveBytes - CachedBytes, _acc.MemorySize);
@@ -109,7 +109,7 @@ public sealed class IlgpuGraph : IDisposable
         _backend.LaunchGraph(_exec);
     }
 
-    public int HeldBuffers => _held.Count;
+    internal int HeldBuffers => _held.Count;
 
     public void Dispose()
     {

@@ -172,17 +172,10 @@ public sealed partial class IlgpuBackend : Backend
 
     internal void ReleaseHeld(IlgpuBuffer b) => _pool.Return(b.Memory);
 
-    /// <summary>Gives every cached (free) buffer back to the accelerator.</summary>
-    public void ReleaseCachedMemory()
-    {
-        _acc.Bind();
-        _pool.Release();
-    }
-
     public long CachedBytes => _pool.CachedFloats * sizeof(float);
     public long LiveBytes => _pool.LiveFloats * sizeof(float);
     /// <summary>Allocations that reached the accelerator (flat in steady state: the pool serves the rest).</summary>
-    public long DeviceAllocCount => _pool.DeviceAllocations;
+    internal long DeviceAllocCount => _pool.DeviceAllocations;
 
     private static void CheckRange(IlgpuBuffer b, long offset, long count, string what)
     {
@@ -301,7 +294,7 @@ public sealed partial class IlgpuBackend : Backend
             MaxSharedBytesPerGroup), $"cuFuncSetAttribute({name}, MAX_DYNAMIC_SHARED_SIZE_BYTES)");
     }
 
-    private readonly Dictionary<string, IPreloadable> _launchers = new();
+    private readonly Dictionary<string, ILauncher> _launchers = new();
 
     /// <summary>The launcher of catalog kernel <paramref name="name"/> (one per backend: it holds the loaded kernel).</summary>
     internal Launcher<TArgs> K<TArgs>(string name) where TArgs : struct
@@ -316,30 +309,9 @@ public sealed partial class IlgpuBackend : Backend
     }
 
     /// <summary>Launches per catalog kernel so far (kernels never launched are absent).</summary>
-    public IReadOnlyDictionary<string, long> LaunchCounts
+    internal IReadOnlyDictionary<string, long> LaunchCounts
     {
         get { lock (_launchers) return _launchers.Values.Where(l => l.Launches > 0).ToDictionary(l => l.Entry.Name, l => l.Launches); }
-    }
-
-    /// <summary>Catalog kernels this backend has compiled and loaded so far.</summary>
-    public IReadOnlyList<string> LoadedKernels
-    {
-        get { lock (_launchers) return _launchers.Values.Where(l => l.IsLoaded).Select(l => l.Entry.Name).ToList(); }
-    }
-
-    /// <summary>Compiles and loads every catalog kernel now (else each loads at its first launch).</summary>
-    public void Warmup()
-    {
-        foreach (var e in KernelCatalog.All)
-        {
-            IPreloadable l;
-            lock (_launchers)
-            {
-                if (!_launchers.TryGetValue(e.Name, out l!))
-                    _launchers[e.Name] = l = (IPreloadable)Activator.CreateInstance(typeof(Launcher<>).MakeGenericType(e.ArgsType), e)!;
-            }
-            l.Preload(this);
-        }
     }
 
     public override void Dispose()

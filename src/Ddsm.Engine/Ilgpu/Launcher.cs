@@ -4,13 +4,11 @@ using Ddsm.Kernels;
 
 namespace Ddsm.Engine.Ilgpu;
 
-/// <summary>Something the backend can load ahead of its first launch.</summary>
-internal interface IPreloadable
+/// <summary>A launcher of any argument type: which kernel, and how often it was launched.</summary>
+internal interface ILauncher
 {
     KernelEntry Entry { get; }
-    bool IsLoaded { get; }
     long Launches { get; }
-    void Preload(IlgpuBackend backend);
 }
 
 /// <summary>
@@ -18,7 +16,7 @@ internal interface IPreloadable
 /// backend), then a typed launcher delegate. Kernels take a single argument struct, so one generic
 /// launch path serves every family.
 /// </summary>
-internal sealed class Launcher<TArgs> : IPreloadable where TArgs : struct
+internal sealed class Launcher<TArgs> : ILauncher where TArgs : struct
 {
     private readonly object _gate = new();
     private Action<AcceleratorStream, KernelConfig, TArgs>? _fn;
@@ -33,13 +31,10 @@ internal sealed class Launcher<TArgs> : IPreloadable where TArgs : struct
     }
 
     public KernelEntry Entry { get; }
-    public bool IsLoaded => _fn is not null;
     /// <summary>Launches queued so far (the conformance suite checks that each test ran the kernels it claims).</summary>
     public long Launches => Interlocked.Read(ref _launches);
     private long _launches;
     internal void Count() => Interlocked.Increment(ref _launches);
-
-    public void Preload(IlgpuBackend backend) => Loaded(backend, 0);
 
     /// <summary>The launch delegate, compiling the kernel on first use; raises the shared-memory limit when asked for more than 48 KB.</summary>
     public Action<AcceleratorStream, KernelConfig, TArgs> Loaded(IlgpuBackend backend, int sharedBytes)

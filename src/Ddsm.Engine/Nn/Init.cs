@@ -11,7 +11,6 @@ public static class Init
 {
     public static Initializer Zeros { get; } = (v, _) => v.Clear();
     public static Initializer Ones { get; } = (v, _) => v.Fill(1f);
-    public static Initializer Constant(float c) => (v, _) => v.Fill(c);
 
     public static Initializer Normal(Rng rng, float std) => (v, _) => rng.FillNormal(v, std);
 

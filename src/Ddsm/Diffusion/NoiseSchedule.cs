@@ -52,8 +52,7 @@ public sealed class NoiseSchedule
     public double Snr(int t) => AlphaBars[t] / (1 - AlphaBars[t]);
     public double LogSnr(int t) => Math.Log(Snr(t));
 
-    /// <summary>σ_t = √((1−ᾱ)/ᾱ): the noise level of x_t/√ᾱ (the EDM variable).</summary>
-    public double Sigma(int t) => Math.Exp(_logSigmas[t]);
+    /// <summary>σ = √((1−ᾱ)/ᾱ), the noise level of x_t/√ᾱ (the EDM variable), at t = 0 and T − 1.</summary>
     public double SigmaMin => Math.Exp(_logSigmas[0]);
     public double SigmaMax => Math.Exp(_logSigmas[T - 1]);
 
@@ -71,15 +70,5 @@ public sealed class NoiseSchedule
         }
         double w = (ls - _logSigmas[lo]) / (_logSigmas[hi] - _logSigmas[lo]);
         return lo + w;
-    }
-
-    /// <summary>ᾱ at fractional t, consistent with <see cref="SigmaToT"/> (log σ linear between steps).</summary>
-    public double AlphaBarAt(double t)
-    {
-        t = Math.Clamp(t, 0, T - 1);
-        int lo = (int)Math.Floor(t), hi = Math.Min(lo + 1, T - 1);
-        double ls = _logSigmas[lo] + (t - lo) * (_logSigmas[hi] - _logSigmas[lo]);
-        double s2 = Math.Exp(2 * ls);
-        return 1 / (1 + s2);
     }
 }

@@ -28,8 +28,6 @@ public sealed class SafeTensor
         (Name, DType, Shape, Data) = (name, dtype, shape, data);
     }
 
-    public long ElementCount => Data.Length / ElementSize(DType)!.Value;
-
     /// <summary>Bytes per element of each dtype we know, null for unknown ones.</summary>
     public static int? ElementSize(string dtype) => dtype switch
     {
@@ -69,7 +67,7 @@ public sealed class SafeTensor
     }
 
     /// <summary>The values as int64 (integer dtypes only), e.g. step counters and RNG state.</summary>
-    public long[] ToInt64()
+    internal long[] ToInt64()
     {
         Func<int, long> read = DType switch
         {

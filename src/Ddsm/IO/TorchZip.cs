@@ -122,7 +122,7 @@ public sealed class TorchZip : IDisposable
     }
 
     /// <summary>The tensor's elements in row-major order, as int64 (integer and bool storages only).</summary>
-    public long[] ReadLongs(TorchTensorRef t, string name)
+    internal long[] ReadLongs(TorchTensorRef t, string name)
     {
         var dt = t.Storage.DType;
         DataFormatException.Check(!IsFloat(dt), _source, $"tensor '{name}' is {dt}, not an integer type");

@@ -18,7 +18,6 @@ public sealed class SlimUNet : Module, IDenoiser
     private readonly LayerSequence _middle;
     private readonly SlimGroupNorm _outNorm;
     private readonly SlimConv2d _outConv;
-    private readonly int _outChMax;
     private readonly LabelEmbedding? _labelEmb;
 
     public SlimUNet(Backend be, UNetConfig cfg, ulong seed) : base(be)
@@ -89,7 +88,6 @@ public sealed class SlimUNet : Module, IDenoiser
         _outNorm = outList.Add(new SlimGroupNorm(be, cur, cfg.Groups));
         outList.Skip();
         _outConv = outList.Add(new SlimConv2d(be, rng, cur, cfg.ImageChannels, 3, zeroInit: true));
-        _outChMax = cur;
         // Built last so a conditional model shares every other initial weight with the
         // unconditional one of the same seed (and unconditional parameter counts are unchanged).
         if (cfg.NumClasses > 0) _labelEmb = Child("label_emb", new LabelEmbedding(be, rng, cfg.NumClasses, emb));

@@ -40,7 +40,6 @@ public sealed class ChannelSpace(string name, int size, int channelsPerElement)
     public int ChannelsPerElement { get; } = channelsPerElement;
     public List<SpaceUse> Uses { get; } = new();
     public List<NormRead> Norms { get; } = new();
-    public bool IsHeads => ChannelsPerElement > 1;
 }
 
 /// <summary>

@@ -13,10 +13,7 @@ public sealed record SpaceInfo(string Name, int Size, int ChannelsPerElement, st
 /// Per space, new position p takes old position Perm[p]. <see cref="Widths"/> are the widths whose
 /// function the plan preserves exactly (the full width only, or every allowed width).
 /// </summary>
-public sealed record PermutationPlan(IReadOnlyDictionary<string, int[]> Perms, IReadOnlyList<double> Widths)
-{
-    public bool IsIdentity => Perms.Values.All(p => p.Select((v, i) => v == i).All(b => b));
-}
+public sealed record PermutationPlan(IReadOnlyDictionary<string, int[]> Perms, IReadOnlyList<double> Widths);
 
 /// <summary>
 /// Function-preserving channel permutation of a <see cref="SlimUNet"/> (for importance pruning of the

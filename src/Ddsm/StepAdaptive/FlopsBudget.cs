@@ -40,7 +40,4 @@ public static class FlopsBudget
         }
         return best;
     }
-
-    /// <summary>Cost model of a slimmed conv net: both in and out channels scale with w, so FLOPs ∝ w².</summary>
-    public static double QuadraticCost(double w) => w * w;
 }

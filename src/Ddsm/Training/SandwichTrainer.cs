@@ -36,7 +36,7 @@ public sealed class SandwichTrainer : IDisposable
     private readonly (int First, int Last) _tRange;
 
     /// <summary>Timesteps of the last width pass (one per image), for tests and diagnostics.</summary>
-    public IReadOnlyList<float> LastTimesteps => _t;
+    internal IReadOnlyList<float> LastTimesteps => _t;
     private readonly int[]? _labels; // (B) class labels of the batch, null class after dropout; null when unconditional
 
     public SandwichTrainer(SlimUNet model, ImageDataset data, TrainOptions options, ulong seed)
@@ -155,7 +155,7 @@ public sealed class SandwichTrainer : IDisposable
     }
 
     /// <summary>The labels of the last drawn batch (after dropout); null for an unconditional model.</summary>
-    public IReadOnlyList<int>? LastLabels => _labels;
+    internal IReadOnlyList<int>? LastLabels => _labels;
 
     /// <summary>
     /// EMA decay with warm-up, min(decay, (1+t)/(10+t)): without it a short run's EMA keeps a large

@@ -48,7 +48,7 @@ public class ModuleTests
             blocks.Add(new ModuleList(b)).Add(new Lin(b, rng, 3, 4));
             blocks.Add(new ModuleList(b)).Add(new Res(b, rng, 4));
             Child("out", new Lin(b, rng, 4, 2));
-            Param("scale", [1], Init.Constant(0.5f)); // own parameters are listed before children's
+            Param("scale", [1], (v, _) => v.Fill(0.5f)); // own parameters are listed before children's
         }
     }
 

@@ -21,7 +21,7 @@ public class EvolutionarySearchTests
         var truth = obj.TrueFront();
         // Reference point 10 % beyond the true front's worst quality and cost.
         var reference = new Objectives(truth.Max(p => p.Quality) * 1.1, truth.Max(p => p.Cost) * 1.1);
-        return Nsga2.Hypervolume(s.Front().Select(i => i.Objectives), reference) / Nsga2.Hypervolume(truth, reference);
+        return Hypervolume.Of(s.Front().Select(i => i.Objectives), reference) / Hypervolume.Of(truth, reference);
     }
 
     [Test]

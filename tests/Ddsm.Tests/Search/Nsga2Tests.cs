@@ -108,6 +108,6 @@ public class Nsga2Tests
         // Staircase (1,3) (2,1) with reference (4,4): [1..2)×(4−3)... in (cost, quality) terms:
         // sorted by cost: (q=2,c=1) covers cost 1..3 at height 4−2 = 2 → 4; (q=1,c=3) covers 3..4 at height 3 → 3.
         var pts = P((2, 1), (1, 3), (3, 3.5), (5, 0));   // (3,3.5) dominated, (5,0) outside the reference
-        Assert.That(Nsga2.Hypervolume(pts, new Objectives(4, 4)), Is.EqualTo(7.0).Within(1e-12));
+        Assert.That(Hypervolume.Of(pts, new Objectives(4, 4)), Is.EqualTo(7.0).Within(1e-12));
     }
 }

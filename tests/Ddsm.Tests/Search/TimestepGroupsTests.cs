@@ -85,14 +85,17 @@ public class TimestepGroupsTests
         Assert.Throws<ArgumentException>(() => FlopsBudget.Fractions(4, 1.5));
     }
 
+    /// <summary>Cost model of a slimmed conv net: both in and out channels scale with w, so FLOPs ∝ w².</summary>
+    private static double QuadraticCost(double w) => w * w;
+
     [Test]
     public void FlopsFractionMapsToTheNearestWidth()
     {
         double[] widths = [0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0];
         // Quadratic cost: relative costs 0.0625 0.1406 0.25 0.3906 0.5625 0.7656 1.
-        Assert.That(FlopsBudget.NearestWidth(0.625, widths, FlopsBudget.QuadraticCost), Is.EqualTo(0.75));   // |0.5625−0.625| = 0.0625 < 0.1406
-        Assert.That(FlopsBudget.NearestWidth(0.875, widths, FlopsBudget.QuadraticCost), Is.EqualTo(0.875));  // 0.109 vs 0.125 for 1.0
-        Assert.That(FlopsBudget.NearestWidth(0.3, widths, FlopsBudget.QuadraticCost), Is.EqualTo(0.5));
+        Assert.That(FlopsBudget.NearestWidth(0.625, widths, QuadraticCost), Is.EqualTo(0.75));   // |0.5625−0.625| = 0.0625 < 0.1406
+        Assert.That(FlopsBudget.NearestWidth(0.875, widths, QuadraticCost), Is.EqualTo(0.875));  // 0.109 vs 0.125 for 1.0
+        Assert.That(FlopsBudget.NearestWidth(0.3, widths, QuadraticCost), Is.EqualTo(0.5));
         Assert.That(FlopsBudget.NearestWidth(0.625, widths, w => w), Is.EqualTo(0.625), "linear cost model");
         Assert.That(FlopsBudget.NearestWidth(0.75, [0.5, 1.0], w => w), Is.EqualTo(1.0), "tie → the wider");
     }

@@ -33,7 +33,7 @@ public class ChannelImportanceTests
 
         var before = Forward(m, 1.0, 9);
         var plan = ChannelPermutation.Compute(m, s0);
-        Assert.That(plan.IsIdentity, Is.False, "random weights are not already in importance order");
+        Assert.That(plan.IsIdentity(), Is.False, "random weights are not already in importance order");
         ChannelPermutation.Apply(m, plan);
         Assert.That(RelDiff(before, Forward(m, 1.0, 9)), Is.LessThan(1e-5));
 

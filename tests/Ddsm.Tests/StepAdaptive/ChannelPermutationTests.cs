@@ -41,7 +41,7 @@ public class ChannelPermutationTests
         var full = Forward(m, 1.0, 3);
         var narrow = Forward(m, cfg.MinWidth, 3);
         var plan = ChannelPermutation.Random(m, 4);
-        Assert.That(plan.IsIdentity, Is.False);
+        Assert.That(plan.IsIdentity(), Is.False);
         ChannelPermutation.Apply(m, plan);
         Assert.That(RelDiff(full, Forward(m, 1.0, 3)), Is.LessThan(Tol));
         // A full-width plan moves whole groups across the narrow prefix: the narrow model is another
@@ -65,7 +65,7 @@ public class ChannelPermutationTests
         Randomise(m, 2);
         var before = cfg.Widths.Select(w => Forward(m, w, 5)).ToArray();
         var plan = ChannelPermutation.Random(m, 6, allWidths: true);
-        Assert.That(plan.IsIdentity, Is.False);
+        Assert.That(plan.IsIdentity(), Is.False);
         Assert.That(plan.Widths, Is.EqualTo(cfg.Widths));
         ChannelPermutation.Apply(m, plan);
         for (int i = 0; i < cfg.Widths.Length; i++)

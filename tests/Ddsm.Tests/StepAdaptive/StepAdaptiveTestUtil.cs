@@ -37,6 +37,10 @@ internal static class StepAdaptiveTestUtil
             return m.Forward(Tensor.FromArray(Cpu, x, n, c.ImageChannels, c.ImageSize, c.ImageSize), Tensor.FromArray(Cpu, t, n), width).ToArray();
     }
 
+    /// <summary>Every channel stays where it is.</summary>
+    public static bool IsIdentity(this Ddsm.StepAdaptive.PermutationPlan plan) =>
+        plan.Perms.Values.All(p => p.Select((v, i) => v == i).All(b => b));
+
     /// <summary>max |a − b| / max |a|.</summary>
     public static double RelDiff(float[] a, float[] b)
     {
