@@ -27,22 +27,6 @@ public static class ConvBench
         public const int RowMajor = 101, NoTrans = 111;
     }
 
-    private static double Median(int reps, Action body)
-    {
-        // Warm-up until tiered JIT has settled: at least 3 calls and 0.3 s (packs, page faults, tier-1 code).
-        var warm = Stopwatch.StartNew();
-        for (int i = 0; i < 3 || warm.ElapsedMilliseconds < 300; i++) body();
-        var t = new double[reps];
-        for (int r = 0; r < reps; r++)
-        {
-            long t0 = Stopwatch.GetTimestamp();
-            body();
-            t[r] = Stopwatch.GetElapsedTime(t0).TotalSeconds;
-        }
-        Array.Sort(t);
-        return t[reps / 2];
-    }
-
     /// <summary>GF/s of each run per rep, the runs timed round-robin within each rep (after warm-up).</summary>
     private static double[][] Interleaved(int reps, (double flops, Action run)[] runs)
     {
