@@ -141,8 +141,8 @@ public static class ConvKernels
             "y = conv(x, w prefix) + bias, implicit GEMM"),
         KernelEntry.Of<ConvArgs>(BackwardData<TMode>, KernelCatalog.Tagged<TMode>("conv_bwd_data"), "conv", hot: true,
             "dx += convᵀ(dy, w prefix), gather form"),
-        KernelEntry.Of<ConvArgs>(BackwardWeight<TMode>, KernelCatalog.Tagged<TMode>("conv_bwd_weight"), "conv", hot: true,
-            "split-K partials of dw = dy ⋆ x"),
+        KernelEntry.Of<ConvArgs>(BackwardWeight<TMode>, KernelCatalog.Tagged<TMode>("conv_bwd_weight"), "conv",
+            hot: true, "split-K partials of dw = dy ⋆ x"),
     ];
 
     /// <summary>y (N,Cout,Ho,Wo) = conv(x, w prefix) + bias prefix (empty view: none).
@@ -150,14 +150,16 @@ public static class ConvKernels
     public static void Forward<TMode>(ConvArgs a) where TMode : struct, IMathMode
     {
         var p = new ConvForwardProblem(a);
-        TileGemm.Run<ConvForwardProblem, TMode>(ref p, Grid.IdxY * TileGemm.Bm, Grid.IdxX * TileGemm.Bn, 0, a.G.Cin * a.G.K * a.G.K);
+        TileGemm.Run<ConvForwardProblem, TMode>(ref p, Grid.IdxY * TileGemm.Bm, Grid.IdxX * TileGemm.Bn, 0,
+                                                a.G.Cin * a.G.K * a.G.K);
     }
 
     /// <summary>dx (N,Cin,H,W) += convᵀ(dy, w prefix). Grid (ceil(N·H·W/64), ceil(Cin/64)), 128 threads.</summary>
     public static void BackwardData<TMode>(ConvArgs a) where TMode : struct, IMathMode
     {
         var p = new ConvBackwardDataProblem(a);
-        TileGemm.Run<ConvBackwardDataProblem, TMode>(ref p, Grid.IdxY * TileGemm.Bm, Grid.IdxX * TileGemm.Bn, 0, a.G.Cout * a.G.K * a.G.K);
+        TileGemm.Run<ConvBackwardDataProblem, TMode>(ref p, Grid.IdxY * TileGemm.Bm, Grid.IdxX * TileGemm.Bn, 0,
+                                                     a.G.Cout * a.G.K * a.G.K);
     }
 
     /// <summary>partial[z] (Cout, Cin·K·K) = Σ over split z of dy ⋆ x.

@@ -27,7 +27,9 @@ internal struct GemmProblem : ITileProblem
     public GemmProblem(in GemmArgs g, long batch)
     {
         _a = g.A; _b = g.B; _c = g.C;
-        _offA = g.OffsetA + batch * g.StrideA; _offB = g.OffsetB + batch * g.StrideB; _offC = g.OffsetC + batch * g.StrideC;
+        _offA = g.OffsetA + batch * g.StrideA;
+        _offB = g.OffsetB + batch * g.StrideB;
+        _offC = g.OffsetC + batch * g.StrideC;
         _m = g.M; _n = g.N; _lda = g.Lda; _ldb = g.Ldb; _ldc = g.Ldc;
         _ta = g.TransA != 0; _tb = g.TransB != 0; _alpha = g.Alpha; _beta = g.Beta;
     }
@@ -57,7 +59,9 @@ public static class GemmKernels
         KernelEntry.Of<GemmArgs>(Gemm<TMode>, KernelCatalog.Tagged<TMode>("gemm"), "gemm", hot: true,
             "batched C = alpha·op(A)·op(B) + beta·C on 64×64 tiles");
 
-    /// <summary>C (batch × M×N) = alpha·op(A)·op(B) + beta·C. Grid (ceil(N/64), ceil(M/64), batch), 128 threads.</summary>
+    /// <summary>
+    /// C (batch × M×N) = alpha·op(A)·op(B) + beta·C. Grid (ceil(N/64), ceil(M/64), batch), 128 threads.
+    /// </summary>
     public static void Gemm<TMode>(GemmArgs a) where TMode : struct, IMathMode
     {
         var p = new GemmProblem(a, Grid.IdxZ);

@@ -26,9 +26,11 @@ public static class KernelCatalog
     private static readonly Lazy<IReadOnlyList<KernelEntry>> AllLazy = new(() =>
     {
         var all = typeof(KernelCatalog).Assembly.GetTypes()
-            .Where(t => t is { IsAbstract: true, IsSealed: true } && t.Name.EndsWith("Kernels", StringComparison.Ordinal))
+            .Where(t =>
+                t is { IsAbstract: true, IsSealed: true } && t.Name.EndsWith("Kernels", StringComparison.Ordinal))
             .OrderBy(t => t.Name, StringComparer.Ordinal)
-            .SelectMany(t => (KernelEntry[])(t.GetProperty("Catalog", BindingFlags.NonPublic | BindingFlags.Static)?.GetValue(null)
+            .SelectMany(t =>
+                (KernelEntry[])(t.GetProperty("Catalog", BindingFlags.NonPublic | BindingFlags.Static)?.GetValue(null)
                 ?? throw new InvalidOperationException($"{t.Name} has no internal static Catalog")))
             .ToList();
         var dup = all.GroupBy(e => e.Name).FirstOrDefault(g => g.Count() > 1);

@@ -21,7 +21,8 @@ internal static class Mma
         Ref<float> r0 = d0, r1 = d1, r2 = d2, r3 = d3;
         Input<uint> x0 = a0, x1 = a1, x2 = a2, x3 = a3, y0 = b0, y1 = b1;
         CudaAsm.EmitRef(
-            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};",
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, " +
+            "%1, %2, %3};",
             ref r0, ref r1, ref r2, ref r3, ref x0, ref x1, ref x2, ref x3, ref y0, ref y1);
         d0 = r0.Value; d1 = r1.Value; d2 = r2.Value; d3 = r3.Value;
     }

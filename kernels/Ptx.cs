@@ -65,8 +65,10 @@ public static partial class Ptx
         string output = p.StandardOutput.ReadToEnd() + p.StandardError.ReadToEnd();
         p.WaitForExit();
         if (p.ExitCode != 0) return new Resources(kernel, arch, 0, 0, 0, 0, 0, output.Trim());
-        int Num(Regex r) => r.Match(output) is { Success: true } m ? int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture) : 0;
-        return new Resources(kernel, arch, Num(Regs()), Num(Smem()), Num(Stack()), Num(SpillSt()), Num(SpillLd()), null);
+        int Num(Regex r) =>
+            r.Match(output) is { Success: true } m ? int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture) : 0;
+        return new Resources(kernel, arch, Num(Regs()), Num(Smem()), Num(Stack()), Num(SpillSt()), Num(SpillLd()),
+                             null);
     }
 
     [GeneratedRegex(@"^\s*\.extern\s+\.func.*$", RegexOptions.Multiline)] private static partial Regex ExternFunc();

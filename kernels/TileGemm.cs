@@ -37,7 +37,9 @@ internal interface ITileProblem
     void Store(int m, int n, float value);
 }
 
-/// <summary>Which slice elements a thread stages: element r is (base + r·step), and where it lands in shared memory.</summary>
+/// <summary>
+/// Which slice elements a thread stages: element r is (base + r·step), and where it lands in shared memory.
+/// </summary>
 internal struct SliceMap
 {
     public int AM, AK, AStepM, AStepK, ASmem, ASmemStep;

@@ -15,7 +15,8 @@ namespace Ddsm.Bench;
 /// </summary>
 public static class ConvBench
 {
-    public static void Register() => Program.Register("conv", "sgemm ceiling (OpenBLAS) vs our Sgemm and conv2d kernels", Run);
+    public static void Register() =>
+        Program.Register("conv", "sgemm ceiling (OpenBLAS) vs our Sgemm and conv2d kernels", Run);
 
     private static class OpenBlas
     {
@@ -50,7 +51,8 @@ public static class ConvBench
     {
         int reps = args.Select(a => a.StartsWith("reps=") ? int.Parse(a[5..]) : 0).FirstOrDefault(v => v > 0, 7);
         bool gemmOnly = args.Contains("gemm"), convOnly = args.Contains("convonly");
-        Console.WriteLine($"conv bench: {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, {Environment.ProcessorCount} cores, AVX2+FMA microkernel: {Sgemm.UsesAvx2Fma}, median of {reps} after warm-up");
+        Console.WriteLine($"conv bench: {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, {Environment.ProcessorCount} cores, " +
+                          $"AVX2+FMA microkernel: {Sgemm.UsesAvx2Fma}, median of {reps} after warm-up");
         Console.WriteLine($"load average at start: {File.ReadAllText("/proc/loadavg").Trim()}");
 
         // (M, N, K): the square ceiling, and the forward GEMM of a 128-channel 3×3 conv on 32×32
@@ -65,7 +67,8 @@ public static class ConvBench
             Console.WriteLine("OpenBLAS not found (apt-get install libopenblas0): no ceiling");
         }
 
-        Console.WriteLine($"\n{"GEMM (M×N×K)",-22} {"threads",7} {"OpenBLAS GF/s",14} {"ours GF/s",14} {"ours/OpenBLAS",14}   (median (best); ratio: median of per-rep ratios)");
+        Console.WriteLine($"\n{"GEMM (M×N×K)",-22} {"threads",7} {"OpenBLAS GF/s",14} {"ours GF/s",14} " +
+                          $"{"ours/OpenBLAS",14}   (median (best); ratio: median of per-rep ratios)");
         var rng = new Rng(1);
         foreach (var (name, m, n, k) in shapes)
         {
@@ -76,9 +79,16 @@ public static class ConvBench
             {
                 if (haveBlas) OpenBlas.openblas_set_num_threads(threads);
                 Action blas = haveBlas
-                    ? () => OpenBlas.cblas_sgemm(OpenBlas.RowMajor, OpenBlas.NoTrans, OpenBlas.NoTrans, m, n, k, 1f, a, k, b, n, 0f, c, n)
+                    ? () =>
+                        OpenBlas.cblas_sgemm(OpenBlas.RowMajor, OpenBlas.NoTrans, OpenBlas.NoTrans, m, n, k, 1f, a, k,
+                                             b, n, 0f, c, n)
                     : () => { };
-                var gf = Interleaved(reps, [(flops, blas), (flops, () => Sgemm.RunParallel(false, false, m, n, k, 1f, a, 0, k, b, 0, n, 0f, c, 0, n, threads))]);
+                var gf = Interleaved(reps,
+                                     [(flops, blas),
+                                      (flops,
+                                       () =>
+                                           Sgemm.RunParallel(false, false, m, n, k, 1f, a, 0, k, b, 0, n, 0f, c, 0, n,
+                                                             threads))]);
                 var ratio = MedianOf(gf[1].Select((g, r) => g / gf[0][r]).ToArray());
                 Console.WriteLine($"{name,-22} {threads,7} {Fmt(gf[0]),14} {Fmt(gf[1]),14} {ratio,14:F2}");
             }
@@ -91,12 +101,17 @@ public static class ConvBench
         var sa = new float[2048 * 2048]; var sb = new float[2048 * 2048]; var sc = new float[2048 * 2048];
         rng.FillNormal(sa); rng.FillNormal(sb);
         Action ceilingRun = haveBlas
-            ? () => OpenBlas.cblas_sgemm(OpenBlas.RowMajor, OpenBlas.NoTrans, OpenBlas.NoTrans, 2048, 2048, 2048, 1f, sa, 2048, sb, 2048, 0f, sc, 2048)
+            ? () =>
+                OpenBlas.cblas_sgemm(OpenBlas.RowMajor, OpenBlas.NoTrans, OpenBlas.NoTrans, 2048, 2048, 2048, 1f, sa,
+                                     2048, sb, 2048, 0f, sc, 2048)
             : () => { };
         if (haveBlas) OpenBlas.openblas_set_num_threads(2);
-        Console.WriteLine($"\nconv2d 3×3 pad 1, batch 32, Cin = Cout = C, {be.Threads} threads. GF/s: median (best) of {reps}; frac: median over reps of");
-        Console.WriteLine("conv GF/s ÷ the 2-thread OpenBLAS n=2048 GF/s timed in the same rep; frac184: median ÷ 184 (DESIGN.md's quiet-machine ceiling)");
-        Console.WriteLine($"{"shape",-14} {"ceiling",14} | {"fwd",14} {"frac",5} {"f184",5} | {"bwd-data",14} {"frac",5} {"f184",5} | {"bwd-weight",14} {"frac",5} {"f184",5}");
+        Console.WriteLine($"\nconv2d 3×3 pad 1, batch 32, Cin = Cout = C, {be.Threads} threads. GF/s: median (best) " +
+                          $"of {reps}; frac: median over reps of");
+        Console.WriteLine("conv GF/s ÷ the 2-thread OpenBLAS n=2048 GF/s timed in the same rep; frac184: median ÷ " +
+                          "184 (DESIGN.md's quiet-machine ceiling)");
+        Console.WriteLine($"{"shape",-14} {"ceiling",14} | {"fwd",14} {"frac",5} {"f184",5} | {"bwd-data",14} " +
+                          $"{"frac",5} {"f184",5} | {"bwd-weight",14} {"frac",5} {"f184",5}");
         foreach (int ch in new[] { 64, 128 })
         foreach (int hw in new[] { 32, 16 })
         {

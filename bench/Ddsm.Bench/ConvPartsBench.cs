@@ -11,7 +11,8 @@ namespace Ddsm.Bench;
 /// </summary>
 public static class ConvPartsBench
 {
-    public static void Register() => Program.Register("convparts", "single-thread Sgemm and conv kernel GF/s (best of 9, tuning aid)", Run);
+    public static void Register() =>
+        Program.Register("convparts", "single-thread Sgemm and conv kernel GF/s (best of 9, tuning aid)", Run);
 
     private static double Best(int reps, Action a)
     {

@@ -18,7 +18,8 @@ namespace Ddsm.Bench;
 /// </summary>
 public static class GpuBench
 {
-    public static void Register() => Program.Register("gpu", "GPU backend: ceilings, conv TFLOP/s, training and sampling step (device time)", Run);
+    public static void Register() =>
+        Program.Register("gpu", "GPU backend: ceilings, conv TFLOP/s, training and sampling step (device time)", Run);
 
     private static int Run(string[] args)
     {
@@ -31,7 +32,8 @@ public static class GpuBench
             _ => throw new ArgumentException($"device '{device}' (cuda, ilgpu-cpu)"),
         };
         bool small = !be.IsCuda || args.Contains("small");
-        Console.WriteLine($"device {be.DeviceName} ({be.Name}), {be.Multiprocessors} multiprocessors, {reps} reps{(small ? ", small shapes" : "")}");
+        Console.WriteLine($"device {be.DeviceName} ({be.Name}), {be.Multiprocessors} multiprocessors, {reps} " +
+                          $"reps{(small ? ", small shapes" : "")}");
 
         double Median(Action body)
         {
@@ -70,9 +72,12 @@ public static class GpuBench
         // (b) conv at the UNet's shapes: 3×3 pad 1, batch 64 (fmnist32/cifar10 levels)
         var shapes = small
             ? new[] { new ConvDesc(2, 16, 8, 8, 16, 3, 1, 1, 16, 16) }
-            : new[] { new ConvDesc(64, 64, 32, 32, 64, 3, 1, 1, 64, 64), new ConvDesc(64, 128, 16, 16, 128, 3, 1, 1, 128, 128),
-                      new ConvDesc(64, 256, 8, 8, 256, 3, 1, 1, 256, 256), new ConvDesc(64, 32, 32, 32, 32, 3, 1, 1, 128, 128) };
-        Console.WriteLine($"{"conv (N,Cin,H,W)->Cout",-28} {"mode",5} {"fwd TF/s",9} {"bwd-data",9} {"bwd-w",9} {"fwd/gemm",9}");
+            : new[] { new ConvDesc(64, 64, 32, 32, 64, 3, 1, 1, 64, 64),
+                      new ConvDesc(64, 128, 16, 16, 128, 3, 1, 1, 128, 128),
+                      new ConvDesc(64, 256, 8, 8, 256, 3, 1, 1, 256, 256),
+                      new ConvDesc(64, 32, 32, 32, 32, 3, 1, 1, 128, 128) };
+        Console.WriteLine(
+            $"{"conv (N,Cin,H,W)->Cout",-28} {"mode",5} {"fwd TF/s",9} {"bwd-data",9} {"bwd-w",9} {"fwd/gemm",9}");
         foreach (var d in shapes)
         {
             var x = Rand((long)d.N * d.Cin * d.H * d.W); var w = Rand((long)d.CoutMax * d.CinMax * 9);
@@ -85,7 +90,8 @@ public static class GpuBench
                 double fwd = f / Median(() => be.Conv2dForward(d, x, w, null, y));
                 double bd = f / Median(() => be.Conv2dBackwardData(d, y, w, dx));
                 double bw = f / Median(() => be.Conv2dBackwardWeight(d, x, y, dw, null));
-                Console.WriteLine($"{$"({d.N},{d.Cin},{d.H},{d.W})->{d.Cout}",-28} {(exact ? "fp32" : "tf32"),5} {fwd,9:F3} {bd,9:F3} {bw,9:F3} {fwd / gemmTf32,9:P0}");
+                Console.WriteLine($"{$"({d.N},{d.Cin},{d.H},{d.W})->{d.Cout}",-28} {(exact ? "fp32" : "tf32"),5} " +
+                                  $"{fwd,9:F3} {bd,9:F3} {bw,9:F3} {fwd / gemmTf32,9:P0}");
             }
             foreach (var buf in new[] { x, w, y, dw, dx }) be.Free(buf);
         }
@@ -115,8 +121,9 @@ public static class GpuBench
                             Tensor.FromArray(be, t, batch), width);
                     }));
                 }).ToList();
-                Console.WriteLine($"{preset} B{batch} {(exact ? "fp32" : "tf32")}: training step (sandwich n=4) {step:F1} ms; " +
-                                  $"sampling forward {string.Join(", ", fwd.Select(f => $"w{f.width:0.##} {f.ms:F2} ms"))}");
+                Console.WriteLine($"{preset} B{batch} {(exact ? "fp32" : "tf32")}: training step (sandwich n=4) " +
+                                  $"{step:F1} ms; sampling forward " +
+                                  $"{string.Join(", ", fwd.Select(f => $"w{f.width:0.##} {f.ms:F2} ms"))}");
             }
         }
         return 0;

@@ -10,7 +10,9 @@ public static class Program
     public static int Main(string[] args)
     {
         foreach (var t in typeof(Program).Assembly.GetTypes())
-            if (t.GetMethod("Register", System.Reflection.BindingFlags.Static | System.Reflection.BindingFlags.Public) is { } m && t != typeof(Program))
+            if (t.GetMethod("Register",
+                            System.Reflection.BindingFlags.Static | System.Reflection.BindingFlags.Public) is { } m &&
+                t != typeof(Program))
                 m.Invoke(null, null);
         if (args.Length == 0 || !Benches.TryGetValue(args[0], out var b))
         {

@@ -15,7 +15,8 @@ namespace Ddsm.Bench;
 /// </summary>
 public static class SampleBench
 {
-    public static void Register() => Program.Register("sample", "sampling wall time: full width vs DDSM-shaped strategy (CPU)", Run);
+    public static void Register() =>
+        Program.Register("sample", "sampling wall time: full width vs DDSM-shaped strategy (CPU)", Run);
 
     private static int Run(string[] args)
     {
@@ -46,11 +47,15 @@ public static class SampleBench
         for (int r = 0; r < reps; r++) { tf.Add(TimeOne(full)); td.Add(TimeOne(ddsm)); }
         double mf = Median(tf), md = Median(td);
         double flopSave = 1 - gDdsm / gFull, wallSave = 1 - md / mf;
-        Console.WriteLine($"model {cfg.Name}, DDIM {steps} steps, batch {batch}, {reps} interleaved reps, {Environment.ProcessorCount} threads");
+        Console.WriteLine($"model {cfg.Name}, DDIM {steps} steps, batch {batch}, {reps} interleaved reps, " +
+                          $"{Environment.ProcessorCount} threads");
         Console.WriteLine($"{"strategy",-12} {"GFLOPs/img",11} {"ms/img (median)",16} {"all reps",30}");
-        Console.WriteLine($"{"full",-12} {gFull,11:F2} {mf,16:F1} {string.Join(" ", tf.Select(v => v.ToString("F0"))),30}");
-        Console.WriteLine($"{"DDSM-shaped",-12} {gDdsm,11:F2} {md,16:F1} {string.Join(" ", td.Select(v => v.ToString("F0"))),30}");
-        Console.WriteLine($"FLOPs saving {flopSave:P1}, wall saving {wallSave:P1}, ratio {wallSave / flopSave:F2} (target ≥ 0.80)");
+        Console.WriteLine(
+            $"{"full",-12} {gFull,11:F2} {mf,16:F1} {string.Join(" ", tf.Select(v => v.ToString("F0"))),30}");
+        Console.WriteLine(
+            $"{"DDSM-shaped",-12} {gDdsm,11:F2} {md,16:F1} {string.Join(" ", td.Select(v => v.ToString("F0"))),30}");
+        Console.WriteLine(
+            $"FLOPs saving {flopSave:P1}, wall saving {wallSave:P1}, ratio {wallSave / flopSave:F2} (target ≥ 0.80)");
         return 0;
     }
 

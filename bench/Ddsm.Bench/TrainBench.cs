@@ -14,7 +14,8 @@ namespace Ddsm.Bench;
 /// </summary>
 public static class TrainBench
 {
-    public static void Register() => Program.Register("train", "sandwich-step training throughput and peak memory (CPU)", Run);
+    public static void Register() =>
+        Program.Register("train", "sandwich-step training throughput and peak memory (CPU)", Run);
 
     private static int Run(string[] args)
     {
@@ -37,9 +38,12 @@ public static class TrainBench
         }
         double med = SampleBench.Median(times);
         var fwd = widths.Average(w => (double)UNetFlops.Forward(cfg, w).Total);
-        Console.WriteLine($"model {cfg.Name} ({model.ParameterCount:N0} params), batch {batch}, sandwich n={n}, {steps} steps, {Environment.ProcessorCount} threads");
-        Console.WriteLine($"median step {med:F2} s → {batch / med:F2} images/s per sandwich step (all steps: {string.Join(" ", times.Select(t => t.ToString("F2")))})");
-        Console.WriteLine($"≈ {3 * fwd * n * batch / med / 1e9:F1} GFLOP/s effective (forward + 2× backward, mean width {widths.Average():F3})");
+        Console.WriteLine($"model {cfg.Name} ({model.ParameterCount:N0} params), batch {batch}, sandwich n={n}, " +
+                          $"{steps} steps, {Environment.ProcessorCount} threads");
+        Console.WriteLine($"median step {med:F2} s → {batch / med:F2} images/s per sandwich step (all steps: " +
+                          $"{string.Join(" ", times.Select(t => t.ToString("F2")))})");
+        Console.WriteLine($"≈ {3 * fwd * n * batch / med / 1e9:F1} GFLOP/s effective (forward + 2× backward, mean " +
+                          $"width {widths.Average():F3})");
         Console.WriteLine($"peak working set {Process.GetCurrentProcess().PeakWorkingSet64 / (1 << 20):N0} MiB");
         return 0;
     }

@@ -70,13 +70,16 @@ internal static partial class TileGemm
         Bs[s.BSmem + 7 * s.BSmemStep] = Operand<TMode>(st.B7);
     }
 
-    /// <summary>Exact FP32: acc += As[:, rows]ᵀ · Bs[:, cols] over the 16-deep slice, 8×4 outer products per k.</summary>
+    /// <summary>
+    /// Exact FP32: acc += As[:, rows]ᵀ · Bs[:, cols] over the 16-deep slice, 8×4 outer products per k.
+    /// </summary>
     private static void FmaSlice(ArrayView<float> As, ArrayView<float> Bs, int ty, int tx, ref Acc32 c)
     {
         for (int k = 0; k < Bk; k++)
         {
             int ao = k * Ld + ty * 8, bo = k * Ld + tx * 4;
-            float a0 = As[ao + 0], a1 = As[ao + 1], a2 = As[ao + 2], a3 = As[ao + 3], a4 = As[ao + 4], a5 = As[ao + 5], a6 = As[ao + 6], a7 = As[ao + 7];
+            float a0 = As[ao + 0], a1 = As[ao + 1], a2 = As[ao + 2], a3 = As[ao + 3], a4 = As[ao + 4], a5 = As[ao + 5],
+                a6 = As[ao + 6], a7 = As[ao + 7];
             float b0 = Bs[bo + 0], b1 = Bs[bo + 1], b2 = Bs[bo + 2], b3 = Bs[bo + 3];
             c.C00 += a0 * b0;
             c.C01 += a0 * b1;
@@ -119,14 +122,17 @@ internal static partial class TileGemm
     /// b1 (k t+4, n g). Shared rows are 72 floats, so each fragment load hits 32 distinct banks. Off the
     /// GPU the same fragments go to <see cref="EmulateMma"/>, which applies the documented layout.
     /// </summary>
-    private static void MmaSlice(ArrayView<float> As, ArrayView<float> Bs, ArrayView<float> x, int warp, int lane, ref Acc32 c)
+    private static void MmaSlice(ArrayView<float> As, ArrayView<float> Bs, ArrayView<float> x, int warp, int lane,
+        ref Acc32 c)
     {
         int g = lane >> 2, t = lane & 3, wm = (warp >> 1) * 32 + g, wn = (warp & 1) * 32 + g;
         for (int kk = 0; kk < Bk; kk += 8)
         {
             int r0 = (kk + t) * Ld, r4 = r0 + 4 * Ld;
-            uint a00 = Bits(As[r0 + wm + 0]), a01 = Bits(As[r0 + wm + 8]), a02 = Bits(As[r4 + wm + 0]), a03 = Bits(As[r4 + wm + 8]);
-            uint a10 = Bits(As[r0 + wm + 16]), a11 = Bits(As[r0 + wm + 24]), a12 = Bits(As[r4 + wm + 16]), a13 = Bits(As[r4 + wm + 24]);
+            uint a00 = Bits(As[r0 + wm + 0]), a01 = Bits(As[r0 + wm + 8]), a02 = Bits(As[r4 + wm + 0]),
+                a03 = Bits(As[r4 + wm + 8]);
+            uint a10 = Bits(As[r0 + wm + 16]), a11 = Bits(As[r0 + wm + 24]), a12 = Bits(As[r4 + wm + 16]),
+                a13 = Bits(As[r4 + wm + 24]);
             uint b00 = Bits(Bs[r0 + wn + 0]), b01 = Bits(Bs[r4 + wn + 0]);
             uint b10 = Bits(Bs[r0 + wn + 8]), b11 = Bits(Bs[r4 + wn + 8]);
             uint b20 = Bits(Bs[r0 + wn + 16]), b21 = Bits(Bs[r4 + wn + 16]);
@@ -144,7 +150,8 @@ internal static partial class TileGemm
             }
             else
             {
-                EmulateMma(x, warp, lane, a00, a01, a02, a03, a10, a11, a12, a13, b00, b01, b10, b11, b20, b21, b30, b31, ref c);
+                EmulateMma(x, warp, lane, a00, a01, a02, a03, a10, a11, a12, a13, b00, b01, b10, b11, b20, b21, b30,
+                    b31, ref c);
             }
         }
     }
@@ -155,7 +162,9 @@ internal static partial class TileGemm
     /// columns of its accumulators where the PTX fragment layout puts them. Products of TF32 values are
     /// exact in FP32, as in the tensor core; only the summation order may differ.
     /// </summary>
-    private static void EmulateMma(ArrayView<float> x, int warp, int lane, uint a00, uint a01, uint a02, uint a03, uint a10, uint a11, uint a12, uint a13, uint b00, uint b01, uint b10, uint b11, uint b20, uint b21, uint b30, uint b31, ref Acc32 c)
+    private static void EmulateMma(ArrayView<float> x, int warp, int lane, uint a00, uint a01, uint a02, uint a03,
+        uint a10, uint a11, uint a12, uint a13, uint b00, uint b01, uint b10, uint b11, uint b20, uint b21, uint b30,
+        uint b31, ref Acc32 c)
     {
         int o = warp * 512;   // A fragments [mt][reg][lane] at o, B fragments [nt][reg][lane] at o + 256
         x[o + 0 + lane] = Interop.IntAsFloat(a00);
@@ -180,12 +189,18 @@ internal static partial class TileGemm
         {
             // A[mt][row][k]: lane (row % 8)·4 + k, register a0 (row < 8) or a1; column k + 4: a2 / a3.
             // B[nt][k][col]: lane col·4 + k, register b0; row k + 4: b1.
-            float p0g = x[o + 0 + g * 4 + k], p0g8 = x[o + 32 + g * 4 + k], q0g = x[o + 64 + g * 4 + k], q0g8 = x[o + 96 + g * 4 + k];
-            float p1g = x[o + 128 + g * 4 + k], p1g8 = x[o + 160 + g * 4 + k], q1g = x[o + 192 + g * 4 + k], q1g8 = x[o + 224 + g * 4 + k];
-            float u00 = x[o + 256 + 8 * t + k], u01 = x[o + 256 + 8 * t + 4 + k], v00 = x[o + 288 + 8 * t + k], v01 = x[o + 288 + 8 * t + 4 + k];
-            float u10 = x[o + 320 + 8 * t + k], u11 = x[o + 320 + 8 * t + 4 + k], v10 = x[o + 352 + 8 * t + k], v11 = x[o + 352 + 8 * t + 4 + k];
-            float u20 = x[o + 384 + 8 * t + k], u21 = x[o + 384 + 8 * t + 4 + k], v20 = x[o + 416 + 8 * t + k], v21 = x[o + 416 + 8 * t + 4 + k];
-            float u30 = x[o + 448 + 8 * t + k], u31 = x[o + 448 + 8 * t + 4 + k], v30 = x[o + 480 + 8 * t + k], v31 = x[o + 480 + 8 * t + 4 + k];
+            float p0g = x[o + 0 + g * 4 + k], p0g8 = x[o + 32 + g * 4 + k], q0g = x[o + 64 + g * 4 + k],
+                q0g8 = x[o + 96 + g * 4 + k];
+            float p1g = x[o + 128 + g * 4 + k], p1g8 = x[o + 160 + g * 4 + k], q1g = x[o + 192 + g * 4 + k],
+                q1g8 = x[o + 224 + g * 4 + k];
+            float u00 = x[o + 256 + 8 * t + k], u01 = x[o + 256 + 8 * t + 4 + k], v00 = x[o + 288 + 8 * t + k],
+                v01 = x[o + 288 + 8 * t + 4 + k];
+            float u10 = x[o + 320 + 8 * t + k], u11 = x[o + 320 + 8 * t + 4 + k], v10 = x[o + 352 + 8 * t + k],
+                v11 = x[o + 352 + 8 * t + 4 + k];
+            float u20 = x[o + 384 + 8 * t + k], u21 = x[o + 384 + 8 * t + 4 + k], v20 = x[o + 416 + 8 * t + k],
+                v21 = x[o + 416 + 8 * t + 4 + k];
+            float u30 = x[o + 448 + 8 * t + k], u31 = x[o + 448 + 8 * t + 4 + k], v30 = x[o + 480 + 8 * t + k],
+                v31 = x[o + 480 + 8 * t + 4 + k];
             c.C00 += p0g * u00 + q0g * v00;
             c.C01 += p0g * u01 + q0g * v01;
             c.C02 += p0g8 * u00 + q0g8 * v00;
@@ -222,7 +237,9 @@ internal static partial class TileGemm
         Warp.Barrier();   // the area is rewritten by the next step
     }
 
-    /// <summary>Hands every accumulator of the exact FP32 layout to the problem's Store (inside the problem only).</summary>
+    /// <summary>
+    /// Hands every accumulator of the exact FP32 layout to the problem's Store (inside the problem only).
+    /// </summary>
     private static void StoreSimt<TP>(ref TP p, int m0, int n0, int tid, ref Acc32 c)
         where TP : struct, ITileProblem
     {
@@ -261,7 +278,9 @@ internal static partial class TileGemm
         Put(ref p, m + 7, n + 3, c.C31);
     }
 
-    /// <summary>Hands every accumulator of the TF32 mma layout to the problem's Store (inside the problem only).</summary>
+    /// <summary>
+    /// Hands every accumulator of the TF32 mma layout to the problem's Store (inside the problem only).
+    /// </summary>
     private static void StoreMma<TP>(ref TP p, int m0, int n0, int tid, ref Acc32 c)
         where TP : struct, ITileProblem
     {

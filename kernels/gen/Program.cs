@@ -27,7 +27,11 @@ public static class Program
             bool same = File.Exists(path) && File.ReadAllText(path) == text;
             if (check)
             {
-                if (!same) { Console.Error.WriteLine($"stale: {path} (run: dotnet run --project kernels/gen)"); stale++; }
+                if (!same)
+                {
+                    Console.Error.WriteLine($"stale: {path} (run: dotnet run --project kernels/gen)");
+                    stale++;
+                }
                 continue;
             }
             if (!same) File.WriteAllText(path, text);
@@ -49,16 +53,47 @@ public static class Program
     }
 }
 
-/// <summary>Indented C# text, one statement per line.</summary>
+/// <summary>Indented C# text, one statement per line, wrapped at the repository's 120 columns.</summary>
 internal sealed class Code
 {
+    private const int Columns = 120;
     private readonly System.Text.StringBuilder _sb = new();
     private int _indent;
 
+    /// <summary>
+    /// One line; a longer one is wrapped: a /// comment between words (a one-line summary becomes a block),
+    /// code after the last ", " that fits (generated code has no string literals, so every ", " separates a
+    /// declarator or an argument), its continuation indented one step further.
+    /// </summary>
     public Code Line(string s = "")
     {
-        if (s.Length == 0) _sb.Append('\n');
-        else _sb.Append(' ', 4 * _indent).Append(s).Append('\n');
+        if (s.Length == 0)
+        {
+            _sb.Append('\n');
+            return this;
+        }
+        string pad = new(' ', 4 * _indent);
+        const string Open = "/// <summary>", Close = "</summary>";
+        if (pad.Length + s.Length > Columns && s.StartsWith(Open, StringComparison.Ordinal) &&
+            s.EndsWith(Close, StringComparison.Ordinal))
+        {
+            Line(Open);
+            Line("/// " + s[Open.Length..^Close.Length].Trim());
+            return Line("/// " + Close);
+        }
+        bool comment = s.StartsWith("///", StringComparison.Ordinal);
+        string cont = comment ? pad + "/// " : pad + "    ";
+        string line = pad + s;
+        while (line.Length > Columns)
+        {
+            string sep = comment ? " " : ", ";
+            int cut = line.LastIndexOf(sep, Columns - (comment ? 0 : 1), StringComparison.Ordinal);
+            if (cut <= cont.Length) break;
+            int keep = comment ? cut : cut + 1;
+            _sb.Append(line, 0, keep).Append('\n');
+            line = cont + line[(cut + sep.Length)..];
+        }
+        _sb.Append(line).Append('\n');
         return this;
     }
 

@@ -37,13 +37,15 @@ public static class TileGen
         c.Line();
         c.Line("namespace Ddsm.Kernels;");
         c.Line();
-        c.Line("/// <summary>One thread's 32 accumulators of a 64×64 tile (which element each is: TileGemm's epilogues).</summary>");
+        c.Line("/// <summary>One thread's 32 accumulators of a 64×64 tile (which element each is: TileGemm's " +
+               "epilogues).</summary>");
         c.Open("public struct Acc32");
         for (int i = 0; i < Acc; i += 8)
             c.Line("public float " + string.Join(", ", Enumerable.Range(i, 8).Select(C)) + ";");
         c.Close();
         c.Line();
-        c.Line("/// <summary>One thread's share of a 64×16 slice of A and a 16×64 slice of B on its way to shared memory.</summary>");
+        c.Line("/// <summary>One thread's share of a 64×16 slice of A and a 16×64 slice of B on its way to shared " +
+               "memory.</summary>");
         c.Open("public struct Stage16");
         c.Line("public float " + string.Join(", ", Enumerable.Range(0, Loads).Select(r => $"A{r}")) + ";");
         c.Line("public float " + string.Join(", ", Enumerable.Range(0, Loads).Select(r => $"B{r}")) + ";");
@@ -70,8 +72,10 @@ public static class TileGen
 
     private static void LoadStage(Code c)
     {
-        c.Line("/// <summary>This thread's 8 + 8 elements of the slice at k0 (zero outside the problem or past kEnd).</summary>");
-        c.Open("private static void LoadStage<TP>(ref TP p, int m0, int n0, int k0, int kEnd, SliceMap s, ref Stage16 st)",
+        c.Line("/// <summary>This thread's 8 + 8 elements of the slice at k0 (zero outside the problem or past " +
+               "kEnd).</summary>");
+        c.Open(
+            "private static void LoadStage<TP>(ref TP p, int m0, int n0, int k0, int kEnd, SliceMap s, ref Stage16 st)",
             "    where TP : struct, ITileProblem");
         for (int r = 0; r < Loads; r++)
             c.Line($"st.A{r} = LoadA(ref p, m0 + s.AM + {r} * s.AStepM, k0 + s.AK + {r} * s.AStepK, kEnd);");
@@ -82,8 +86,10 @@ public static class TileGen
 
     private static void StoreStage(Code c)
     {
-        c.Line("/// <summary>Writes the staged elements to the (k, m) / (k, n) shared tiles, rounded to TF32 in that mode.</summary>");
-        c.Open("private static void StoreStage<TMode>(ArrayView<float> As, ArrayView<float> Bs, SliceMap s, ref Stage16 st)",
+        c.Line("/// <summary>Writes the staged elements to the (k, m) / (k, n) shared tiles, rounded to TF32 in that " +
+               "mode.</summary>");
+        c.Open("private static void StoreStage<TMode>(ArrayView<float> As, ArrayView<float> Bs, SliceMap s, ref " +
+               "Stage16 st)",
             "    where TMode : struct, IMathMode");
         for (int r = 0; r < Loads; r++)
             c.Line($"As[s.ASmem + {r} * s.ASmemStep] = Operand<TMode>(st.A{r});");
@@ -94,7 +100,8 @@ public static class TileGen
 
     private static void FmaSlice(Code c)
     {
-        c.Line("/// <summary>Exact FP32: acc += As[:, rows]ᵀ · Bs[:, cols] over the 16-deep slice, 8×4 outer products per k.</summary>");
+        c.Line("/// <summary>Exact FP32: acc += As[:, rows]ᵀ · Bs[:, cols] over the 16-deep slice, 8×4 outer " +
+               "products per k.</summary>");
         c.Open("private static void FmaSlice(ArrayView<float> As, ArrayView<float> Bs, int ty, int tx, ref Acc32 c)");
         c.Open("for (int k = 0; k < Bk; k++)");
         c.Line("int ao = k * Ld + ty * 8, bo = k * Ld + tx * 4;");
@@ -113,11 +120,13 @@ public static class TileGen
     {
         c.Line("/// <summary>");
         c.Line("/// TF32: acc += the warp's 32×32 block over the 16-deep slice as 2 k8 steps × 2 m16 × 4 n8 mma.sync.");
-        c.Line("/// Fragments (PTX ISA, m16n8k8 .tf32): a0 (g, t) a1 (g+8, t) a2 (g, t+4) a3 (g+8, t+4); b0 (k t, n g)");
+        c.Line(
+            "/// Fragments (PTX ISA, m16n8k8 .tf32): a0 (g, t) a1 (g+8, t) a2 (g, t+4) a3 (g+8, t+4); b0 (k t, n g)");
         c.Line("/// b1 (k t+4, n g). Shared rows are 72 floats, so each fragment load hits 32 distinct banks. Off the");
         c.Line("/// GPU the same fragments go to <see cref=\"EmulateMma\"/>, which applies the documented layout.");
         c.Line("/// </summary>");
-        c.Open("private static void MmaSlice(ArrayView<float> As, ArrayView<float> Bs, ArrayView<float> x, int warp, int lane, ref Acc32 c)");
+        c.Open("private static void MmaSlice(ArrayView<float> As, ArrayView<float> Bs, ArrayView<float> x, int warp, " +
+               "int lane, ref Acc32 c)");
         c.Line("int g = lane >> 2, t = lane & 3, wm = (warp >> 1) * 32 + g, wn = (warp & 1) * 32 + g;");
         c.Open("for (int kk = 0; kk < Bk; kk += 8)");
         c.Line("int r0 = (kk + t) * Ld, r4 = r0 + 4 * Ld;");
@@ -177,11 +186,13 @@ public static class TileGen
         c.Line("// A[mt][row][k]: lane (row % 8)·4 + k, register a0 (row < 8) or a1; column k + 4: a2 / a3.");
         c.Line("// B[nt][k][col]: lane col·4 + k, register b0; row k + 4: b1.");
         for (int mt = 0; mt < 2; mt++)
-            c.Line($"float p{mt}g = x[o + {(mt * 4 + 0) * 32} + g * 4 + k], p{mt}g8 = x[o + {(mt * 4 + 1) * 32} + g * 4 + k], " +
-                   $"q{mt}g = x[o + {(mt * 4 + 2) * 32} + g * 4 + k], q{mt}g8 = x[o + {(mt * 4 + 3) * 32} + g * 4 + k];");
+            c.Line($"float p{mt}g = x[o + {(mt * 4 + 0) * 32} + g * 4 + k], p{mt}g8 = x[o + {(mt * 4 + 1) * 32} + g " +
+                   $"* 4 + k], q{mt}g = x[o + {(mt * 4 + 2) * 32} + g * 4 + k], q{mt}g8 = x[o + {(mt * 4 + 3) * 32} " +
+                   $"+ g * 4 + k];");
         for (int nt = 0; nt < 4; nt++)
-            c.Line($"float u{nt}0 = x[o + {256 + (nt * 2) * 32} + 8 * t + k], u{nt}1 = x[o + {256 + (nt * 2) * 32} + 8 * t + 4 + k], " +
-                   $"v{nt}0 = x[o + {256 + (nt * 2 + 1) * 32} + 8 * t + k], v{nt}1 = x[o + {256 + (nt * 2 + 1) * 32} + 8 * t + 4 + k];");
+            c.Line($"float u{nt}0 = x[o + {256 + (nt * 2) * 32} + 8 * t + k], u{nt}1 = x[o + {256 + (nt * 2) * 32} + " +
+                   $"8 * t + 4 + k], v{nt}0 = x[o + {256 + (nt * 2 + 1) * 32} + 8 * t + k], v{nt}1 = x[o + " +
+                   $"{256 + (nt * 2 + 1) * 32} + 8 * t + 4 + k];");
         for (int i = 0; i < Acc; i++)
         {
             int tile = i / 4, r = i % 4, mt = tile / 4, nt = tile % 4;
@@ -196,7 +207,8 @@ public static class TileGen
 
     private static void Epilogue(Code c, string name, string what, string[] prologue, Func<int, (int dm, int dn)> coord)
     {
-        c.Line($"/// <summary>Hands every accumulator of the {what} layout to the problem's Store (inside the problem only).</summary>");
+        c.Line($"/// <summary>Hands every accumulator of the {what} layout to the problem's Store (inside the " +
+               $"problem only).</summary>");
         c.Open($"private static void {name}<TP>(ref TP p, int m0, int n0, int tid, ref Acc32 c)",
             "    where TP : struct, ITileProblem");
         foreach (var l in prologue) c.Line(l);

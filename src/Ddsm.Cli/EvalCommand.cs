@@ -13,23 +13,50 @@ internal static class EvalCommand
 {
     public static Command Create()
     {
-        var data = new Option<string>("--data") { Description = "labelled data set (as train --data)", DefaultValueFactory = _ => "fmnist-embedded" };
+        var data = new Option<string>("--data")
+        {
+            Description = "labelled data set (as train --data)",
+            DefaultValueFactory = _ => "fmnist-embedded",
+        };
         var steps = new Option<int>("--steps") { Description = "training steps", DefaultValueFactory = _ => 1500 };
-        var outPath = new Option<string>("--out") { Description = "feature net file", DefaultValueFactory = _ => "runs/features.safetensors" };
+        var outPath = new Option<string>("--out")
+        {
+            Description = "feature net file",
+            DefaultValueFactory = _ => "runs/features.safetensors",
+        };
         var device = Common.Device(); var seed = Common.Seed(); var cache = Common.CacheDir();
-        var train = new Command("train-features", "train the LeNet-style feature network on the data set's labels") { data, steps, outPath, device, seed, cache };
+        var train = new Command("train-features", "train the LeNet-style feature network on the data set's labels")
+        {
+            data, steps, outPath, device, seed, cache,
+        };
         train.SetAction(p => Common.Guard(() =>
         {
-            TrainFeatures(p.GetValue(data)!, p.GetValue(cache)!, p.GetValue(steps), p.GetValue(device)!, p.GetValue(seed),
-                p.GetValue(outPath)!);
+            TrainFeatures(p.GetValue(data)!, p.GetValue(cache)!, p.GetValue(steps), p.GetValue(device)!,
+                p.GetValue(seed), p.GetValue(outPath)!);
             return 0;
         }));
 
-        var samples = new Option<string>("--samples") { Description = "raw samples written by `ddsm sample` (.safetensors)", Required = true };
-        var features = new Option<string>("--features") { Description = "feature net file", DefaultValueFactory = _ => "runs/features.safetensors" };
-        var refData = new Option<string>("--data") { Description = "reference data set", DefaultValueFactory = _ => "fmnist-embedded" };
+        var samples = new Option<string>("--samples")
+        {
+            Description = "raw samples written by `ddsm sample` (.safetensors)",
+            Required = true,
+        };
+        var features = new Option<string>("--features")
+        {
+            Description = "feature net file",
+            DefaultValueFactory = _ => "runs/features.safetensors",
+        };
+        var refData = new Option<string>("--data")
+        {
+            Description = "reference data set",
+            DefaultValueFactory = _ => "fmnist-embedded",
+        };
         var dev2 = Common.Device(); var cache2 = Common.CacheDir();
-        var score = new Command("score", "FD, KID and precision/recall of generated samples, with the real-vs-real baseline") { samples, features, refData, dev2, cache2 };
+        var score =
+            new Command("score", "FD, KID and precision/recall of generated samples, with the real-vs-real baseline")
+        {
+            samples, features, refData, dev2, cache2,
+        };
         score.SetAction(p => Common.Guard(() =>
         {
             var (samplesScore, baseline) = Scoring.ScoreFile(Devices.Create(p.GetValue(dev2)!), p.GetValue(samples)!,
@@ -41,9 +68,11 @@ internal static class EvalCommand
     }
 
     /// <summary>Trains, saves and describes the feature net.</summary>
-    public static void TrainFeatures(string dataSpec, string cache, int steps, string device, ulong seed, string outPath)
+    public static void TrainFeatures(string dataSpec, string cache, int steps, string device, ulong seed,
+                                     string outPath)
     {
-        using var net = FeatureNetRun.Train(Devices.Create(device), dataSpec, cache, steps, seed, outPath, AnsiConsole.WriteLine);
+        using var net =
+            FeatureNetRun.Train(Devices.Create(device), dataSpec, cache, steps, seed, outPath, AnsiConsole.WriteLine);
         AnsiConsole.WriteLine($"feature net: held-out accuracy {net.Info.HeldOutAccuracy:P1} → {outPath}");
     }
 }

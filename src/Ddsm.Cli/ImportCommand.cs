@@ -19,7 +19,8 @@ internal static class ImportCommand
         };
         var layout = new Option<string>("--layout")
         {
-            Description = "parameter names: ours (ADM's, as our model) or ddsm-release (the DDSM release's CIFAR-10 UNet)",
+            Description =
+                "parameter names: ours (ADM's, as our model) or ddsm-release (the DDSM release's CIFAR-10 UNet)",
             DefaultValueFactory = _ => "ours",
         };
         var preset = new Option<string?>("--preset")
@@ -27,7 +28,11 @@ internal static class ImportCommand
             Description = "the model: a preset name or a config JSON file " +
                           "(default: the file's own config; cifar10-ddsm for ddsm-release)",
         };
-        var outPath = new Option<string>("--out") { Description = "checkpoint to write (.safetensors)", Required = true };
+        var outPath = new Option<string>("--out")
+        {
+            Description = "checkpoint to write (.safetensors)",
+            Required = true,
+        };
         var cmd = new Command("import", "import a PyTorch or safetensors checkpoint (our layout or the DDSM release's)")
             { source, layout, preset, outPath };
         cmd.SetAction(p => Common.Guard(() =>

@@ -14,10 +14,25 @@ internal static class KernelsCommand
     public static Command Create()
     {
         var ptxDir = new Option<string?>("--ptx") { Description = "write one .ptx per kernel into this directory" };
-        var arch = new Option<string>("--arch") { Description = "target(s) of --ptx, comma-separated: " + string.Join(", ", Ptx.Architectures), DefaultValueFactory = _ => "sm_90" };
-        var table = new Option<string?>("--table") { Description = "with --ptx and ptxas: also write the resource table (markdown) to this file" };
-        var check = new Option<bool>("--check") { Description = "with --ptx: exit 1 unless ptxas assembles every kernel, nothing calls an unresolved function and the hot kernels have no stack frame" };
-        var cmd = new Command("kernels", "list the GPU kernels; write their PTX and ptxas resource usage") { ptxDir, arch, table, check };
+        var arch = new Option<string>("--arch")
+        {
+            Description = "target(s) of --ptx, comma-separated: " + string.Join(", ", Ptx.Architectures),
+            DefaultValueFactory = _ => "sm_90",
+        };
+        var table = new Option<string?>("--table")
+        {
+            Description = "with --ptx and ptxas: also write the resource table (markdown) to this file",
+        };
+        var check = new Option<bool>("--check")
+        {
+            Description =
+                "with --ptx: exit 1 unless ptxas assembles every kernel, nothing calls an unresolved function and " +
+                "the hot kernels have no stack frame",
+        };
+        var cmd = new Command("kernels", "list the GPU kernels; write their PTX and ptxas resource usage")
+        {
+            ptxDir, arch, table, check,
+        };
         cmd.SetAction(p => Common.Guard(() => p.GetValue(ptxDir) is { } dir
             ? WritePtx(dir, p.GetValue(arch)!, p.GetValue(table), p.GetValue(check))
             : List()));
@@ -37,8 +52,11 @@ internal static class KernelsCommand
     public static string? FindPtxas()
     {
         var env = Environment.GetEnvironmentVariable("PTXAS");
-        if (!string.IsNullOrEmpty(env)) return File.Exists(env) ? env : throw new FileNotFoundException($"$PTXAS names {env}, which does not exist");
-        foreach (var d in (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries))
+        if (!string.IsNullOrEmpty(env))
+            return File.Exists(env) ? env
+                : throw new FileNotFoundException($"$PTXAS names {env}, which does not exist");
+        foreach (var d in (Environment.GetEnvironmentVariable("PATH") ?? "")
+            .Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries))
             if (File.Exists(Path.Combine(d, "ptxas"))) return Path.Combine(d, "ptxas");
         return null;
     }
@@ -48,7 +66,8 @@ internal static class KernelsCommand
         var archs = archList.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         if (archs.Length == 0) throw new ArgumentException("--arch: no architecture given");
         var ptxas = FindPtxas();
-        if (check && ptxas is null) throw new FileNotFoundException("--check needs NVIDIA's ptxas on PATH or in $PTXAS");
+        if (check && ptxas is null)
+            throw new FileNotFoundException("--check needs NVIDIA's ptxas on PATH or in $PTXAS");
         var rows = new List<(KernelEntry Entry, Ptx.Resources?[] R)>();
         for (int a = 0; a < archs.Length; a++)
         {
@@ -75,11 +94,15 @@ internal static class KernelsCommand
         Console.WriteLine(md);
         if (tablePath is not null) File.WriteAllText(tablePath, md);
         foreach (var p in problems) Console.Error.WriteLine($"kernels: {p}");
-        if (problems.Count == 0) Console.WriteLine($"ptxas assembled all {rows.Count} kernels for {string.Join(" and ", archs)}; hot kernels have no stack frame");
+        if (problems.Count == 0)
+            Console.WriteLine($"ptxas assembled all {rows.Count} kernels for {string.Join(" and ", archs)}; hot " +
+                              $"kernels have no stack frame");
         return check && problems.Count > 0 ? 1 : 0;
     }
 
-    /// <summary>What --check refuses: ptxas errors, unresolved externals, stack frames or spills in hot kernels.</summary>
+    /// <summary>
+    /// What --check refuses: ptxas errors, unresolved externals, stack frames or spills in hot kernels.
+    /// </summary>
     public static IEnumerable<string> Problems(IEnumerable<(KernelEntry Entry, Ptx.Resources? R)> rows)
     {
         foreach (var (e, r) in rows)
@@ -87,7 +110,8 @@ internal static class KernelsCommand
             if (r is null) continue;
             if (r.Error is not null) yield return $"{e.Name} ({r.Arch}): {r.Error}";
             else if (e.Hot && (r.StackBytes > 0 || r.SpillStores > 0 || r.SpillLoads > 0))
-                yield return $"{e.Name} ({r.Arch}) is hot but has a {r.StackBytes}-byte stack frame, {r.SpillStores}/{r.SpillLoads} bytes of spills";
+                yield return $"{e.Name} ({r.Arch}) is hot but has a {r.StackBytes}-byte stack frame, " +
+                             $"{r.SpillStores}/{r.SpillLoads} bytes of spills";
         }
     }
 
@@ -103,8 +127,9 @@ internal static class KernelsCommand
         sb.AppendLine($"| kernel | hot | registers | shared B | stack B | spill st/ld B |");
         sb.AppendLine("|---|:-:|---:|---:|---:|---:|");
         foreach (var (e, r) in rows)
-            sb.AppendLine($"| {e.Name} | {(e.Hot ? "✓" : "")} | {Col(r, x => x.Registers.ToString())} | {Col(r, x => x.SharedBytes.ToString())} | " +
-                          $"{Col(r, x => x.StackBytes.ToString())} | {Col(r, x => $"{x.SpillStores}/{x.SpillLoads}")} |");
+            sb.AppendLine($"| {e.Name} | {(e.Hot ? "✓" : "")} | {Col(r, x => x.Registers.ToString())} | " +
+                          $"{Col(r, x => x.SharedBytes.ToString())} | {Col(r, x => x.StackBytes.ToString())} | " +
+                          $"{Col(r, x => $"{x.SpillStores}/{x.SpillLoads}")} |");
         sb.AppendLine($"(ptxas 11.8 -v; where two values are given: {string.Join(" / ", archs)})");
         return sb.ToString();
     }

@@ -6,7 +6,8 @@ public static class Program
 {
     public static int Main(string[] args)
     {
-        var root = new RootCommand("ddsm — step-aware diffusion: slimmable UNet training, width-per-step sampling, strategy search")
+        var root = new RootCommand(
+            "ddsm — step-aware diffusion: slimmable UNet training, width-per-step sampling, strategy search")
         {
             TrainCommand.Create(),
             SampleCommand.Create(),

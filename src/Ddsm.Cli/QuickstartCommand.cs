@@ -17,21 +17,45 @@ internal static class QuickstartCommand
     {
         var steps = new Option<long>("--steps") { Description = "training steps", DefaultValueFactory = _ => 300 };
         var batch = new Option<int>("--batch") { Description = "images per step", DefaultValueFactory = _ => 16 };
-        var channels = new Option<int>("--channels") { Description = "model channels (fmnist32 layout)", DefaultValueFactory = _ => 32 };
-        var outDir = new Option<string>("--out") { Description = "run directory", DefaultValueFactory = _ => "runs/quickstart" };
-        var samples = new Option<int>("--samples") { Description = "images per width in the sample grid", DefaultValueFactory = _ => 16 };
-        var searchN = new Option<int>("--search-n") { Description = "images per search candidate", DefaultValueFactory = _ => 64 };
-        var gens = new Option<int>("--generations") { Description = "search generations", DefaultValueFactory = _ => 3 };
+        var channels = new Option<int>("--channels")
+        {
+            Description = "model channels (fmnist32 layout)",
+            DefaultValueFactory = _ => 32,
+        };
+        var outDir = new Option<string>("--out")
+        {
+            Description = "run directory",
+            DefaultValueFactory = _ => "runs/quickstart",
+        };
+        var samples = new Option<int>("--samples")
+        {
+            Description = "images per width in the sample grid",
+            DefaultValueFactory = _ => 16,
+        };
+        var searchN = new Option<int>("--search-n")
+        {
+            Description = "images per search candidate",
+            DefaultValueFactory = _ => 64,
+        };
+        var gens = new Option<int>("--generations")
+        {
+            Description = "search generations", DefaultValueFactory = _ => 3,
+        };
         var seed = Common.Seed(); var device = Common.Device();
-        var cmd = new Command("quickstart", "train, search, sample and report on the embedded Fashion-MNIST subset (no network needed)")
+        var cmd = new Command("quickstart",
+                              "train, search, sample and report on the embedded Fashion-MNIST subset (no " +
+                              "network needed)")
             { steps, batch, channels, outDir, samples, searchN, gens, seed, device };
         cmd.SetAction(p => Common.Guard(() => Run(new QuickstartSettings(p.GetValue(steps), p.GetValue(batch),
-            p.GetValue(channels), p.GetValue(outDir)!, p.GetValue(samples), p.GetValue(searchN), p.GetValue(gens), p.GetValue(seed),
+            p.GetValue(channels), p.GetValue(outDir)!, p.GetValue(samples), p.GetValue(searchN), p.GetValue(gens),
+            p.GetValue(seed),
             Common.DefaultCache), p.GetValue(device)!)));
         return cmd;
     }
 
-    /// <summary>The four stages, each through its verb's own display; every stage resumes in the output directory.</summary>
+    /// <summary>
+    /// The four stages, each through its verb's own display; every stage resumes in the output directory.
+    /// </summary>
     private static int Run(QuickstartSettings s, string device)
     {
         var clock = Stopwatch.StartNew();
@@ -47,9 +71,12 @@ internal static class QuickstartCommand
         AnsiConsole.MarkupLine("[bold]3/4 strategy search[/] (NSGA-II on FD and GFLOPs, small budget)");
         var search = SearchCommand.Run(Quickstart.Search(s), device);
 
-        AnsiConsole.MarkupLine("[bold]4/4 sampling[/] at every width, with a DDSM-shaped strategy and with the searched one");
+        AnsiConsole.MarkupLine(
+            "[bold]4/4 sampling[/] at every width, with a DDSM-shaped strategy and with the searched one");
         var (_, report, grid) = Quickstart.SampleAndReport(s, Devices.Create(device), search, clock,
-            row => AnsiConsole.WriteLine($"  {row.Strategy,-14} {row.Gflops,8:F3} GFLOPs/image  {row.MsPerImage,8:F1} ms/image"));
+            row =>
+                AnsiConsole.WriteLine(
+                    $"  {row.Strategy,-14} {row.Gflops,8:F3} GFLOPs/image  {row.MsPerImage,8:F1} ms/image"));
         AnsiConsole.WriteLine($"report: {Path.GetFullPath(report)}  (samples: {grid})");
         return 0;
     }

@@ -13,34 +13,81 @@ internal static class TrainCommand
 {
     public static Command Create()
     {
-        var preset = new Option<string>("--preset") { Description = "model preset: " + string.Join(", ", UNetConfig.PresetNames), DefaultValueFactory = _ => "fmnist32" };
+        var preset = new Option<string>("--preset")
+        {
+            Description = "model preset: " + string.Join(", ", UNetConfig.PresetNames),
+            DefaultValueFactory = _ => "fmnist32",
+        };
         var channels = new Option<int?>("--channels") { Description = "override the preset's model channels" };
         var widths = new Option<string?>("--widths") { Description = "allowed widths, e.g. 0.25,0.5,0.75,1" };
         var dropout = new Option<float?>("--dropout") { Description = "override the preset's dropout" };
         var mult = new Option<string?>("--mult") { Description = "override the channel multipliers, e.g. 1,2,2" };
         var resBlocks = new Option<int?>("--res-blocks") { Description = "override the ResBlocks per level" };
-        var attention = new Option<string?>("--attention") { Description = "override the attention resolutions, e.g. 16,8" };
-        var classes = new Option<int>("--classes") { Description = "class-conditional with N classes (0 = unconditional); must match the data set's class count", DefaultValueFactory = _ => 0 };
-        var labelDrop = new Option<double>("--label-dropout") { Description = "probability a training label is replaced by the null class (classifier-free guidance)", DefaultValueFactory = _ => 0.1 };
-        var data = new Option<string>("--data") { Description = "fmnist-embedded | fashion-mnist | mnist | idx:IMAGES,LABELS | cifar10:DIR | png:DIR | cache:FILE", DefaultValueFactory = _ => "fmnist-embedded" };
-        var steps = new Option<long>("--steps") { Description = "total training steps", DefaultValueFactory = _ => 1000 };
+        var attention = new Option<string?>("--attention")
+        {
+            Description = "override the attention resolutions, e.g. 16,8",
+        };
+        var classes = new Option<int>("--classes")
+        {
+            Description = "class-conditional with N classes (0 = unconditional); must match the data set's class count",
+            DefaultValueFactory = _ => 0,
+        };
+        var labelDrop = new Option<double>("--label-dropout")
+        {
+            Description = "probability a training label is replaced by the null class (classifier-free guidance)",
+            DefaultValueFactory = _ => 0.1,
+        };
+        var data = new Option<string>("--data")
+        {
+            Description =
+                "fmnist-embedded | fashion-mnist | mnist | idx:IMAGES,LABELS | cifar10:DIR | png:DIR | cache:FILE",
+            DefaultValueFactory = _ => "fmnist-embedded",
+        };
+        var steps = new Option<long>("--steps")
+        {
+            Description = "total training steps", DefaultValueFactory = _ => 1000,
+        };
         var batch = new Option<int>("--batch") { Description = "images per step", DefaultValueFactory = _ => 32 };
         var lr = new Option<float>("--lr") { Description = "Adam learning rate", DefaultValueFactory = _ => 2e-4f };
-        var warmup = new Option<int>("--warmup") { Description = "linear lr warm-up steps", DefaultValueFactory = _ => 200 };
-        var n = new Option<int>("--sandwich-n") { Description = "widths per step (max, min, n−2 random)", DefaultValueFactory = _ => 4 };
+        var warmup = new Option<int>("--warmup")
+        {
+            Description = "linear lr warm-up steps", DefaultValueFactory = _ => 200,
+        };
+        var n = new Option<int>("--sandwich-n")
+        {
+            Description = "widths per step (max, min, n−2 random)",
+            DefaultValueFactory = _ => 4,
+        };
         var ema = new Option<float>("--ema") { Description = "EMA decay", DefaultValueFactory = _ => 0.9999f };
         var distill = new Option<bool>("--distill") { Description = "in-place distillation from the largest width" };
         var flip = new Option<bool>("--flip") { Description = "random horizontal flips" };
-        var outDir = new Option<string>("--out") { Description = "run directory (checkpoints, metrics.jsonl, samples)", DefaultValueFactory = _ => "runs/train" };
-        var ckEvery = new Option<int>("--checkpoint-every") { Description = "steps between checkpoints", DefaultValueFactory = _ => 250 };
+        var outDir = new Option<string>("--out")
+        {
+            Description = "run directory (checkpoints, metrics.jsonl, samples)",
+            DefaultValueFactory = _ => "runs/train",
+        };
+        var ckEvery = new Option<int>("--checkpoint-every")
+        {
+            Description = "steps between checkpoints",
+            DefaultValueFactory = _ => 250,
+        };
         var keep = new Option<int>("--keep") { Description = "checkpoints to keep", DefaultValueFactory = _ => 3 };
-        var sampleEvery = new Option<int>("--sample-every") { Description = "steps between sample grids (0 = never)", DefaultValueFactory = _ => 0 };
+        var sampleEvery = new Option<int>("--sample-every")
+        {
+            Description = "steps between sample grids (0 = never)",
+            DefaultValueFactory = _ => 0,
+        };
         var resume = new Option<bool>("--resume") { Description = "continue from the newest checkpoint in --out" };
-        var profile = new Option<bool>("--profile") { Description = "print the per-op and per-kernel profile at the end" };
+        var profile = new Option<bool>("--profile")
+        {
+            Description = "print the per-op and per-kernel profile at the end",
+        };
         var device = Common.Device(); var seed = Common.Seed(); var cache = Common.CacheDir(); var tf32 = Common.Tf32();
         var cmd = new Command("train", "train the slimmable UNet with the sandwich rule")
         {
-            preset, channels, widths, dropout, mult, resBlocks, attention, classes, labelDrop, data, steps, batch, lr, warmup, n, ema, distill, flip, outDir, ckEvery, keep, sampleEvery, resume, profile, device, tf32, seed, cache,
+            preset, channels, widths, dropout, mult, resBlocks, attention, classes, labelDrop, data, steps, batch, lr,
+            warmup, n, ema, distill, flip, outDir, ckEvery, keep, sampleEvery, resume, profile, device, tf32, seed,
+            cache,
         };
         cmd.SetAction(p => Common.Guard(() =>
         {
@@ -52,44 +99,51 @@ internal static class TrainCommand
             if (p.GetValue(dropout) is float d) cfg = Set(cfg with { Dropout = d });
             if (p.GetValue(mult) is string m) cfg = Set(cfg with { ChannelMult = Ints(m, "--mult") });
             if (p.GetValue(resBlocks) is int rb) cfg = Set(cfg with { NumResBlocks = rb });
-            if (p.GetValue(attention) is string at) cfg = Set(cfg with { AttentionResolutions = Ints(at, "--attention") });
+            if (p.GetValue(attention) is string at)
+                cfg = Set(cfg with { AttentionResolutions = Ints(at, "--attention") });
             if (custom) cfg = cfg with { Name = cfg.Name + "-custom" };
             int k = p.GetValue(classes);
             if (k < 0) throw new ArgumentException($"--classes must be ≥ 0, got {k}");
             if (k > 0) cfg = cfg with { NumClasses = k };
             var opts = new TrainOptions
             {
-                BatchSize = p.GetValue(batch), SandwichN = p.GetValue(n), Lr = p.GetValue(lr), WarmupSteps = p.GetValue(warmup),
+                BatchSize = p.GetValue(batch), SandwichN = p.GetValue(n), Lr = p.GetValue(lr),
+                WarmupSteps = p.GetValue(warmup),
                 EmaDecay = p.GetValue(ema), InplaceDistill = p.GetValue(distill), HorizontalFlip = p.GetValue(flip),
                 LabelDropout = p.GetValue(labelDrop),
             };
             var run = new RunOptions(p.GetValue(outDir)!, p.GetValue(steps), p.GetValue(ckEvery), p.GetValue(keep),
                 p.GetValue(sampleEvery), Resume: p.GetValue(resume));
-            return Train(cfg, opts, run, p.GetValue(data)!, p.GetValue(cache)!, p.GetValue(device)!, p.GetValue(seed), p.GetValue(profile),
-                p.GetValue(tf32));
+            return Train(cfg, opts, run, p.GetValue(data)!, p.GetValue(cache)!, p.GetValue(device)!, p.GetValue(seed),
+                p.GetValue(profile), p.GetValue(tf32));
         }));
         return cmd;
     }
 
     private static int[] Ints(string s, string what) =>
         s.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
-         .Select(v => int.TryParse(v, out var x) ? x : throw new ArgumentException($"{what}: '{v}' is not an integer")).ToArray();
+         .Select(v => int.TryParse(v, out var x) ? x : throw new ArgumentException($"{what}: '{v}' is not an integer"))
+         .ToArray();
 
     public static double[] ParseWidths(string s) =>
         s.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
          .Select(v => double.TryParse(v, System.Globalization.CultureInfo.InvariantCulture, out var x) ? x
              : throw new ArgumentException($"--widths: '{v}' is not a number")).Order().ToArray();
 
-    /// <summary>Opens the run (resuming when asked), trains with a progress display, and says where things went.</summary>
-    public static int Train(UNetConfig cfg, TrainOptions opts, RunOptions run, string dataSpec, string cache, string device,
-        ulong seed, bool profile, bool tf32 = false)
+    /// <summary>
+    /// Opens the run (resuming when asked), trains with a progress display, and says where things went.
+    /// </summary>
+    public static int Train(UNetConfig cfg, TrainOptions opts, RunOptions run, string dataSpec, string cache,
+        string device, ulong seed, bool profile, bool tf32 = false)
     {
         using var session = TrainSession.Open(cfg, opts, run, dataSpec, cache, Devices.Create(device, tf32), seed);
         var (model, trainer, loop, ds) = (session.Model, session.Trainer, session.Loop, session.Data);
-        AnsiConsole.WriteLine($"model {cfg.Name}: {model.ParameterCount:N0} parameters, widths {string.Join(", ", cfg.Widths)}; " +
-                              $"data {ds.Name}: {ds.Count:N0} images; device {session.Backend.Name}");
+        AnsiConsole.WriteLine($"model {cfg.Name}: {model.ParameterCount:N0} parameters, widths " +
+                              $"{string.Join(", ", cfg.Widths)}; data {ds.Name}: {ds.Count:N0} images; device " +
+                              $"{session.Backend.Name}");
         if (cfg.NumClasses > 0)
-            AnsiConsole.WriteLine($"class-conditional: {cfg.NumClasses} classes + null class, label dropout {opts.LabelDropout}");
+            AnsiConsole.WriteLine(
+                $"class-conditional: {cfg.NumClasses} classes + null class, label dropout {opts.LabelDropout}");
         if (session.ResumedFrom is { } from) AnsiConsole.WriteLine($"resumed from {from} at step {trainer.Step}");
         if (session.Finished)
         {
@@ -107,12 +161,14 @@ internal static class TrainCommand
             foreach (var (w, l) in r.Losses) last[w] = last.TryGetValue(w, out var o) ? 0.9 * o + 0.1 * l : l;
             double rate = (r.Step - start) / sw.Elapsed.TotalSeconds;
             var losses = string.Join("  ", last.OrderBy(kv => kv.Key).Select(kv => $"w{kv.Key:0.###}={kv.Value:F4}"));
-            return $"step {r.Step}/{run.Steps}  {losses}  {rate:F2} steps/s  ETA {Durations.Text((run.Steps - r.Step) / rate)}";
+            return $"step {r.Step}/{run.Steps}  {losses}  {rate:F2} steps/s  ETA " +
+                   $"{Durations.Text((run.Steps - r.Step) / rate)}";
         }
         if (Common.Interactive)
         {
             AnsiConsole.Progress()
-                .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
+                .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(),
+                         new RemainingTimeColumn())
                 .Start(ctx =>
                 {
                     var task = ctx.AddTask("training", maxValue: run.Steps);
@@ -127,7 +183,8 @@ internal static class TrainCommand
             loop.Run(r => { if (r.Step % every == 0 || r.Step == run.Steps) Console.WriteLine(Status(r)); },
                 note => Console.WriteLine(note), stop.Token);
         }
-        AnsiConsole.WriteLine($"done: step {trainer.Step} in {Durations.Text(sw.Elapsed.TotalSeconds)}; metrics {loop.MetricsPath}");
+        AnsiConsole.WriteLine(
+            $"done: step {trainer.Step} in {Durations.Text(sw.Elapsed.TotalSeconds)}; metrics {loop.MetricsPath}");
         if (profile) Common.PrintProfile();
         return stop.Requested ? 130 : 0;
     }

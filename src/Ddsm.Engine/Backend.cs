@@ -91,11 +91,13 @@ public abstract class Backend : IDisposable
 
     // ---- convolution (slimmable) ------------------------------------------------------------
     /// <summary>y (N,Cout,Ho,Wo) = conv(x (N,Cin,H,W), w[:Cout,:Cin]) + bias[:Cout].</summary>
-    public abstract void Conv2dForward(in ConvDesc d, DeviceBuffer x, DeviceBuffer w, DeviceBuffer? bias, DeviceBuffer y);
+    public abstract void Conv2dForward(in ConvDesc d, DeviceBuffer x, DeviceBuffer w, DeviceBuffer? bias,
+                                       DeviceBuffer y);
     /// <summary>dx (N,Cin,H,W) += convᵀ(dy, w[:Cout,:Cin]).</summary>
     public abstract void Conv2dBackwardData(in ConvDesc d, DeviceBuffer dy, DeviceBuffer w, DeviceBuffer dx);
     /// <summary>dw[:Cout,:Cin] += Σ x ⋆ dy; dbias[:Cout] += Σ dy (dbias may be null).</summary>
-    public abstract void Conv2dBackwardWeight(in ConvDesc d, DeviceBuffer x, DeviceBuffer dy, DeviceBuffer dw, DeviceBuffer? dbias);
+    public abstract void Conv2dBackwardWeight(in ConvDesc d, DeviceBuffer x, DeviceBuffer dy, DeviceBuffer dw,
+                                              DeviceBuffer? dbias);
 
     // ---- normalisation (slimmable, fused) ---------------------------------------------------
     /// <summary>

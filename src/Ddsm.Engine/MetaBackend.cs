@@ -36,7 +36,8 @@ public sealed class MetaBackend : Backend
     public override void SumSquares(DeviceBuffer x, long n, DeviceBuffer result) { }
     public override void SquaredError(DeviceBuffer a, DeviceBuffer b, long n, DeviceBuffer result) { }
     public override void Gemm(in GemmDesc d, DeviceBuffer a, DeviceBuffer b, DeviceBuffer c) { }
-    public override void Conv2dForward(in ConvDesc d, DeviceBuffer x, DeviceBuffer w, DeviceBuffer? bias, DeviceBuffer y) { }
+    public override void Conv2dForward(in ConvDesc d, DeviceBuffer x, DeviceBuffer w, DeviceBuffer? bias,
+                                       DeviceBuffer y) { }
     public override void Conv2dBackwardData(in ConvDesc d, DeviceBuffer dy, DeviceBuffer w, DeviceBuffer dx) { }
     public override void Conv2dBackwardWeight(in ConvDesc d, DeviceBuffer x, DeviceBuffer dy, DeviceBuffer dw,
         DeviceBuffer? dbias) { }
@@ -45,7 +46,8 @@ public sealed class MetaBackend : Backend
     public override void GroupNormBackward(in GroupNormDesc d, DeviceBuffer x, DeviceBuffer gamma, DeviceBuffer beta,
         DeviceBuffer? scale, DeviceBuffer? shift, DeviceBuffer mean, DeviceBuffer rstd, DeviceBuffer dy,
         DeviceBuffer? dx, DeviceBuffer? dgamma, DeviceBuffer? dbeta, DeviceBuffer? dscale, DeviceBuffer? dshift) { }
-    public override void AttentionForward(in AttentionDesc d, DeviceBuffer qkv, DeviceBuffer output, DeviceBuffer lse) { }
+    public override void AttentionForward(in AttentionDesc d, DeviceBuffer qkv, DeviceBuffer output,
+                                          DeviceBuffer lse) { }
     public override void AttentionBackward(in AttentionDesc d, DeviceBuffer qkv, DeviceBuffer output, DeviceBuffer lse,
         DeviceBuffer dout, DeviceBuffer dqkv) { }
     public override void Upsample2x(DeviceBuffer x, DeviceBuffer y, int nc, int h, int w) { }

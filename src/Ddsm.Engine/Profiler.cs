@@ -66,7 +66,9 @@ public static class Profiler
         }
     }
 
-    /// <summary>Adds one kernel execution of <paramref name="ms"/> milliseconds (backends call it while profiling).</summary>
+    /// <summary>
+    /// Adds one kernel execution of <paramref name="ms"/> milliseconds (backends call it while profiling).
+    /// </summary>
     public static void AddKernel(string kernel, double ms)
     {
         lock (Gate)
@@ -77,14 +79,18 @@ public static class Profiler
         }
     }
 
-    /// <summary>Times one CPU-backend kernel call while profiling (the CPU backend's "kernels" are its contract calls).</summary>
-    public static KernelTimer Kernel(string kernel) => Enabled ? new KernelTimer(kernel, Stopwatch.GetTimestamp()) : default;
+    /// <summary>
+    /// Times one CPU-backend kernel call while profiling (the CPU backend's "kernels" are its contract calls).
+    /// </summary>
+    public static KernelTimer Kernel(string kernel) =>
+        Enabled ? new KernelTimer(kernel, Stopwatch.GetTimestamp()) : default;
 
     public readonly struct KernelTimer(string? kernel, long start) : IDisposable
     {
         public void Dispose()
         {
-            if (kernel is not null) AddKernel(kernel, (Stopwatch.GetTimestamp() - start) * 1000.0 / Stopwatch.Frequency);
+            if (kernel is not null)
+                AddKernel(kernel, (Stopwatch.GetTimestamp() - start) * 1000.0 / Stopwatch.Frequency);
         }
     }
 
@@ -99,10 +105,14 @@ public static class Profiler
 
     public static IReadOnlyDictionary<string, OpStat> KernelSnapshot()
     {
-        lock (Gate) return KernelStats.ToDictionary(kv => kv.Key, kv => new OpStat { Calls = kv.Value.Calls, Ticks = kv.Value.Ticks });
+        lock (Gate)
+            return KernelStats.ToDictionary(kv => kv.Key,
+                                            kv => new OpStat { Calls = kv.Value.Calls, Ticks = kv.Value.Ticks });
     }
 
-    /// <summary>Per-kernel device time, slowest first, with each kernel's share; empty when nothing was timed.</summary>
+    /// <summary>
+    /// Per-kernel device time, slowest first, with each kernel's share; empty when nothing was timed.
+    /// </summary>
     public static string KernelReport()
     {
         var snap = KernelSnapshot().OrderByDescending(kv => kv.Value.Ticks).ToList();
@@ -111,14 +121,19 @@ public static class Profiler
         var sb = new StringBuilder();
         sb.AppendLine($"{"kernel",-28} {"calls",8} {"total ms",11} {"%",6} {"ms/call",9}");
         foreach (var (name, s) in snap)
-            sb.AppendLine($"{name,-28} {s.Calls,8} {s.Ms,11:F2} {100 * s.Ms / Math.Max(total, 1e-12),6:F1} {s.Ms / s.Calls,9:F3}");
+            sb.AppendLine($"{name,-28} {s.Calls,8} {s.Ms,11:F2} {100 * s.Ms / Math.Max(total, 1e-12),6:F1} " +
+                          $"{s.Ms / s.Calls,9:F3}");
         sb.AppendLine($"{"total",-28} {"",8} {total,11:F2}");
         return sb.ToString();
     }
 
     public static IReadOnlyDictionary<string, OpStat> Snapshot()
     {
-        lock (Gate) return Stats.ToDictionary(kv => kv.Key, kv => new OpStat { Calls = kv.Value.Calls, Ticks = kv.Value.Ticks, Flops = kv.Value.Flops });
+        lock (Gate)
+            return Stats.ToDictionary(kv => kv.Key,
+                                      kv =>
+                                          new OpStat { Calls = kv.Value.Calls, Ticks = kv.Value.Ticks,
+                                                       Flops = kv.Value.Flops });
     }
 
     /// <summary>A fixed-width table, slowest op first, with each op's share of the total.</summary>
@@ -129,7 +144,8 @@ public static class Profiler
         var sb = new StringBuilder();
         sb.AppendLine($"{"op",-28} {"calls",8} {"total ms",11} {"%",6} {"ms/call",9} {"GFLOP/s",9}");
         foreach (var (name, s) in snap)
-            sb.AppendLine($"{name,-28} {s.Calls,8} {s.Ms,11:F2} {100 * s.Ms / Math.Max(total, 1e-12),6:F1} {s.Ms / s.Calls,9:F3} {(s.Flops > 0 ? s.GFlops.ToString("F1") : "-"),9}");
+            sb.AppendLine($"{name,-28} {s.Calls,8} {s.Ms,11:F2} {100 * s.Ms / Math.Max(total, 1e-12),6:F1} " +
+                          $"{s.Ms / s.Calls,9:F3} {(s.Flops > 0 ? s.GFlops.ToString("F1") : "-"),9}");
         sb.AppendLine($"{"total",-28} {"",8} {total,11:F2}");
         return sb.ToString();
     }

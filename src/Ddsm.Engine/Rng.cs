@@ -66,7 +66,15 @@ public sealed class Rng
     }
 
     /// <summary>The full state as 6 words (4 state words, spare flag, spare bits).</summary>
-    public ulong[] GetState() => [_s0, _s1, _s2, _s3, _hasSpare ? 1UL : 0UL, (ulong)BitConverter.DoubleToInt64Bits(_spare)];
+    public ulong[] GetState() =>
+    [
+        _s0,
+        _s1,
+        _s2,
+        _s3,
+        _hasSpare ? 1UL : 0UL,
+        (ulong)BitConverter.DoubleToInt64Bits(_spare),
+    ];
 
     public void SetState(ReadOnlySpan<ulong> s)
     {

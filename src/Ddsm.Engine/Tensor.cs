@@ -63,7 +63,8 @@ public sealed class Tensor : IDisposable
     {
         var t = Empty(backend, shape);
         if (data.Length != t.Length)
-            throw new ArgumentException($"FromArray: {data.Length} values do not fill shape {ShapeUtil.Str(shape)} ({t.Length})");
+            throw new ArgumentException(
+                $"FromArray: {data.Length} values do not fill shape {ShapeUtil.Str(shape)} ({t.Length})");
         backend.CopyIn(t.Buffer, 0, data);
         return t;
     }
@@ -99,7 +100,8 @@ public sealed class Tensor : IDisposable
 
     public float Item()
     {
-        if (Length != 1) throw new InvalidOperationException($"Item() needs one element, tensor has shape {ShapeUtil.Str(Shape)}");
+        if (Length != 1)
+            throw new InvalidOperationException($"Item() needs one element, tensor has shape {ShapeUtil.Str(Shape)}");
         Span<float> one = stackalloc float[1];
         Backend.CopyOut(Buffer, 0, one);
         return one[0];
@@ -107,7 +109,8 @@ public sealed class Tensor : IDisposable
 
     public void CopyFrom(ReadOnlySpan<float> data)
     {
-        if (data.Length != Length) throw new ArgumentException($"CopyFrom: {data.Length} values into shape {ShapeUtil.Str(Shape)}");
+        if (data.Length != Length)
+            throw new ArgumentException($"CopyFrom: {data.Length} values into shape {ShapeUtil.Str(Shape)}");
         Backend.CopyIn(Buffer, 0, data);
     }
 
@@ -216,7 +219,8 @@ public static class ShapeUtil
         }
         if (infer >= 0)
         {
-            if (known == 0 || count % known != 0) throw new ArgumentException($"{op}: cannot infer {Str(shape)} from {count} elements");
+            if (known == 0 || count % known != 0)
+                throw new ArgumentException($"{op}: cannot infer {Str(shape)} from {count} elements");
             s[infer] = (int)(count / known);
         }
         if (Count(s) != count) throw new ArgumentException($"{op}: shape {Str(shape)} does not hold {count} elements");

@@ -6,7 +6,9 @@ public class DataCommandTests
     public void InfoDescribesTheEmbeddedSubset()
     {
         var r = Ddsm.Ok("data", "info", "fmnist-embedded", "--cache", Shared.Cache);
-        Assert.That(r.Out.Trim(), Is.EqualTo("fashion-mnist-2k: 2,000 images 1×28×28, classes: " + string.Join(", ", Enumerable.Repeat(200, 10))));
+        Assert.That(r.Out.Trim(),
+                    Is.EqualTo("fashion-mnist-2k: 2,000 images 1×28×28, classes: " +
+                               string.Join(", ", Enumerable.Repeat(200, 10))));
     }
 
     [Test]

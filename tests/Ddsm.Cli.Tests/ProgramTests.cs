@@ -17,7 +17,8 @@ public class ProgramTests
     public void HelpListsEveryVerb()
     {
         var r = Ddsm.Ok("--help");
-        foreach (var verb in new[] { "train", "sample", "data", "eval", "search", "stepadapt", "quickstart", "kernels" })
+        foreach (var verb in new[] { "train", "sample", "data", "eval", "search", "stepadapt", "quickstart",
+                                     "kernels" })
             Assert.That(r.Out, Does.Contain(verb));
     }
 }
@@ -35,9 +36,12 @@ public class CommonTests
             Assert.That(Common.Guard(() => throw new ArgumentException("--foo: bad")), Is.EqualTo(1));
             Assert.That(Common.Guard(() => throw new FileNotFoundException("x.safetensors not found")), Is.EqualTo(1));
             Assert.That(Common.Guard(() => throw new Engine.Ilgpu.DeviceException("no GPU")), Is.EqualTo(1));
-            Assert.That(err.ToString(), Is.EqualTo("error: --foo: bad\nerror: x.safetensors not found\nerror: no GPU\n"));
-            Assert.That(() => Common.Guard(() => throw new InvalidOperationException("a bug")), Throws.InvalidOperationException);
-            Assert.That(() => Common.Guard(() => throw new ArgumentOutOfRangeException("i")), Throws.TypeOf<ArgumentOutOfRangeException>());
+            Assert.That(err.ToString(),
+                        Is.EqualTo("error: --foo: bad\nerror: x.safetensors not found\nerror: no GPU\n"));
+            Assert.That(() => Common.Guard(() => throw new InvalidOperationException("a bug")),
+                        Throws.InvalidOperationException);
+            Assert.That(() => Common.Guard(() => throw new ArgumentOutOfRangeException("i")),
+                        Throws.TypeOf<ArgumentOutOfRangeException>());
             Assert.That(Common.Guard(() => 7), Is.EqualTo(7));
         }
         finally { Console.SetError(old); }

@@ -17,8 +17,8 @@ public class QuickstartCommandTests
         CliResult r;
         try
         {
-            r = Ddsm.Ok("quickstart", "--steps", "2", "--batch", "2", "--samples", "2", "--search-n", "4", "--generations", "0",
-                "--out", dir);
+            r = Ddsm.Ok("quickstart", "--steps", "2", "--batch", "2", "--samples", "2", "--search-n", "4",
+                "--generations", "0", "--out", dir);
         }
         finally { Environment.SetEnvironmentVariable("DDSM_CACHE", oldCache); }
         Assert.That(r.Out, Does.Contain("1/4 training").And.Contain("3/4 strategy search").And.Contain("4/4 sampling"));
@@ -26,7 +26,9 @@ public class QuickstartCommandTests
         var report = File.ReadAllText(Path.Combine(dir, "report.md"));
         Assert.That(report, Does.StartWith("# DDSM quickstart report"));
         Assert.That(report, Does.Contain("| uniform 0.5 |").And.Contain("| DDSM-shaped |").And.Contain("| searched |"));
-        Assert.That(report, Does.Contain("## Search").And.Contain("`search/best.json`").And.Contain("`search/samples.png`"));
-        Assert.That(File.Exists(Path.Combine(dir, "samples.png")) && File.Exists(Path.Combine(dir, "search", "best.json")));
+        Assert.That(report,
+                    Does.Contain("## Search").And.Contain("`search/best.json`").And.Contain("`search/samples.png`"));
+        Assert.That(File.Exists(Path.Combine(dir, "samples.png")) &&
+                    File.Exists(Path.Combine(dir, "search", "best.json")));
     }
 }

@@ -5,7 +5,8 @@ namespace Ddsm.Cli.Tests;
 public class SampleCommandTests
 {
     private static string[] Args(string outPath, params string[] more) =>
-        ["sample", "--checkpoint", Shared.Trained.Dir, "--steps", "2", "-n", "3", "--batch", "2", "--seed", "1", "--out", outPath, .. more];
+        ["sample", "--checkpoint", Shared.Trained.Dir, "--steps", "2", "-n", "3", "--batch", "2", "--seed", "1",
+         "--out", outPath, .. more];
 
     [Test]
     public void WritesTheGridAndRawSamplesAndSameSeedSameImages()
@@ -15,7 +16,8 @@ public class SampleCommandTests
         var raw = Path.ChangeExtension(png, ".safetensors");
         Assert.That(r.Out, Does.Contain($"wrote {png} and {raw}"));
         Assert.That(r.Out, Does.Match(@"Ddim, 2 evaluations/image: \d+\.\d\d GFLOPs/image"));
-        Assert.That(File.ReadAllBytes(png).Take(8), Is.EqualTo(new byte[] { 137, 80, 78, 71, 13, 10, 26, 10 }), "a PNG");
+        Assert.That(File.ReadAllBytes(png).Take(8), Is.EqualTo(new byte[] { 137, 80, 78, 71, 13, 10, 26, 10 }),
+                    "a PNG");
         var samples = SafeTensors.Read(raw);
         Assert.That(samples["samples"].Shape, Is.EqualTo(new long[] { 3, 1, 32, 32 }));
         Assert.That(samples.Metadata["strategy"], Is.EqualTo("uniform:1"));
@@ -29,8 +31,9 @@ public class SampleCommandTests
     [Test]
     public void HalfWidthCostsLessThanFullWidth()
     {
-        double Gflops(CliResult r) => double.Parse(System.Text.RegularExpressions.Regex.Match(r.Out, @"(\d+\.\d+) GFLOPs/image").Groups[1].Value,
-            System.Globalization.CultureInfo.InvariantCulture);
+        double Gflops(CliResult r) =>
+            double.Parse(System.Text.RegularExpressions.Regex.Match(r.Out, @"(\d+\.\d+) GFLOPs/image").Groups[1].Value,
+                         System.Globalization.CultureInfo.InvariantCulture);
         var full = Ddsm.Ok(Args(Path.Combine(Shared.Root, "sample", "full.png")));
         var half = Ddsm.Ok(Args(Path.Combine(Shared.Root, "sample", "half.png"), "--strategy", "uniform:0.5"));
         Assert.That(Gflops(half), Is.LessThan(0.5 * Gflops(full)));
@@ -41,7 +44,8 @@ public class SampleCommandTests
     {
         var r = Ddsm.Run(Args(Path.Combine(Shared.Root, "sample", "bad.png"), "--strategy", "uniform:0.3"));
         Assert.That(r.Code, Is.EqualTo(1));
-        Assert.That(r.Err.Trim(), Is.EqualTo("error: width 0.3 is not one of the allowed widths 0.5, 1 of 'fmnist32-custom'"));
+        Assert.That(r.Err.Trim(),
+                    Is.EqualTo("error: width 0.3 is not one of the allowed widths 0.5, 1 of 'fmnist32-custom'"));
     }
 
     [Test]

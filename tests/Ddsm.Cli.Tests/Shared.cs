@@ -32,7 +32,8 @@ public sealed class Shared
     public static string[] TrainArgs(string outDir, string widths = "0.5,1") =>
     [
         "--preset", "fmnist32", "--channels", "32", "--widths", widths, "--mult", "1,2", "--res-blocks", "1",
-        "--dropout", "0", "--batch", "2", "--sandwich-n", "2", "--warmup", "1", "--checkpoint-every", "2", "--keep", "2",
+        "--dropout", "0", "--batch", "2", "--sandwich-n", "2", "--warmup", "1", "--checkpoint-every", "2", "--keep",
+        "2",
         "--seed", "5", "--out", outDir, "--cache", Cache,
     ];
 

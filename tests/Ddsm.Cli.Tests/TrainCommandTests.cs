@@ -29,7 +29,8 @@ public class TrainCommandTests
     [Test]
     public void BadOptionsAreOneLineErrors()
     {
-        var r = Ddsm.Run(["train", .. Shared.TrainArgs(Path.Combine(Shared.Root, "bad"), widths: "0.3,1"), "--steps", "1"]);
+        var r =
+            Ddsm.Run(["train", .. Shared.TrainArgs(Path.Combine(Shared.Root, "bad"), widths: "0.3,1"), "--steps", "1"]);
         Assert.That(r.Code, Is.EqualTo(1), r.ToString());
         Assert.That(r.Err.Trim(), Does.StartWith("error: UNet config").And.Contain("width 0.3"));
         Assert.That(r.Err.Trim().Split('\n'), Has.Length.EqualTo(1));

@@ -1,6 +1,8 @@
 namespace Ddsm.Kernels.Tests;
 
-/// <summary>kernels/Generated/*.g.cs is what kernels/gen writes today (regenerate with `dotnet run --project kernels/gen`).</summary>
+/// <summary>
+/// kernels/Generated/*.g.cs is what kernels/gen writes today (regenerate with `dotnet run --project kernels/gen`).
+/// </summary>
 [TestFixture]
 public class GeneratedCodeTests
 {
@@ -12,7 +14,8 @@ public class GeneratedCodeTests
         {
             var path = Path.Combine(dir, name);
             Assert.That(File.Exists(path), Is.True, $"{path} missing: run `dotnet run --project kernels/gen`");
-            Assert.That(File.ReadAllText(path), Is.EqualTo(text), $"{path} is stale: run `dotnet run --project kernels/gen`");
+            Assert.That(File.ReadAllText(path), Is.EqualTo(text),
+                        $"{path} is stale: run `dotnet run --project kernels/gen`");
         }
     }
 
@@ -22,7 +25,9 @@ public class GeneratedCodeTests
         // 128 threads × 32 accumulators must cover the 64×64 tile exactly once, in both layouts.
         foreach (var (name, coord) in new (string, Func<int, int, (int, int)>)[]
         {
-            ("exact FP32", (tid, i) => { var (dm, dn) = Gen.TileGen.SimtCoord(i); return ((tid >> 4) * 8 + dm, (tid & 15) * 4 + dn); }),
+            ("exact FP32",
+             (tid, i) =>
+                 { var (dm, dn) = Gen.TileGen.SimtCoord(i); return ((tid >> 4) * 8 + dm, (tid & 15) * 4 + dn); }),
             ("TF32 mma", (tid, i) =>
             {
                 int warp = tid >> 5, lane = tid & 31;

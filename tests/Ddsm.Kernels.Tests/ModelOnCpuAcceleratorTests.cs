@@ -73,13 +73,15 @@ public class ModelOnCpuAcceleratorTests
             using var model = new SlimUNet(be, Config, 3);
             using var tr = new SandwichTrainer(model, data, opts, 5);
             var res = tr.TrainStep();
-            return (res, model.Parameters().Select(t => t.ToArray()).ToArray(), tr.Ema.Shadow.Select(t => t.ToArray()).ToArray());
+            return (res, model.Parameters().Select(t => t.ToArray()).ToArray(),
+                    tr.Ema.Shadow.Select(t => t.ToArray()).ToArray());
         }
         var (rc, pc, ec) = Step(Cpu);
         var (rg, pg, eg) = Step(Gpu);
         Assert.That(rg.Losses.Select(l => l.Width), Is.EqualTo(rc.Losses.Select(l => l.Width)), "same widths drawn");
         for (int i = 0; i < rc.Losses.Length; i++)
-            Assert.That(rg.Losses[i].Loss, Is.EqualTo(rc.Losses[i].Loss).Within(1e-4).Percent, $"loss at width {rc.Losses[i].Width}");
+            Assert.That(rg.Losses[i].Loss, Is.EqualTo(rc.Losses[i].Loss).Within(1e-4).Percent,
+                        $"loss at width {rc.Losses[i].Width}");
         Assert.That(rg.GradNorm, Is.EqualTo(rc.GradNorm).Within(1e-2).Percent, "gradient norm");
         for (int k = 0; k < pc.Length; k++)
         {

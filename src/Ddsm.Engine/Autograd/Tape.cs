@@ -69,7 +69,8 @@ public static class Tape
     public static void Backward(Tensor root, Tensor? gradient = null)
     {
         if (root.GradFn is null)
-            throw new InvalidOperationException($"backward: {root.Describe()} was not produced by a recorded op (no grad path, or made under NoGrad)");
+            throw new InvalidOperationException(
+                $"backward: {root.Describe()} was not produced by a recorded op (no grad path, or made under NoGrad)");
         if (gradient is null && root.Length != 1)
             throw new ArgumentException($"backward: root {root.Describe()} is not a scalar; pass its gradient");
         var nodes = Nodes;
@@ -77,7 +78,8 @@ public static class Tape
         if (gradient is null) root.Backend.Fill(g.Buffer, 0, 1, 1f);
         else
         {
-            if (gradient.Length != root.Length) throw new ArgumentException($"backward: gradient {gradient.Describe()} for root {root.Describe()}");
+            if (gradient.Length != root.Length)
+                throw new ArgumentException($"backward: gradient {gradient.Describe()} for root {root.Describe()}");
             root.Backend.Axpby(gradient.Buffer, g.Buffer, root.Length, 1f, 1f);
         }
 
@@ -92,7 +94,10 @@ public static class Tape
                     if (og is null) continue;
                     foreach (var inp in node.Inputs)
                         if (inp.IsDisposed)
-                            throw new ObjectDisposedException(inp.Describe(), $"backward through '{node.Op}': an input was disposed before backward (keep it alive until backward, e.g. in the same TensorScope)");
+                            throw new ObjectDisposedException(inp.Describe(),
+                                                              $"backward through '{node.Op}': an input was disposed " +
+                                                              $"before backward (keep it alive until backward, e.g. " +
+                                                              $"in the same TensorScope)");
                     using (Profiler.Op(node.Op + ".bwd", 0, root.Backend))
                         node.Backward(og);
                     node.Output.DropGrad();

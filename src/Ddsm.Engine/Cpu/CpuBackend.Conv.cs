@@ -18,14 +18,17 @@ public sealed partial class CpuBackend
     /// <summary>1×1, stride 1, no padding: the image (Cin, H·W) already is the column matrix.</summary>
     private static bool IsPointwise(in ConvDesc d) => d.K == 1 && d.Stride == 1 && d.Pad == 0;
 
-    /// <summary>Runs body(image, gemmThreads) over the batch: images across threads, or threads inside each GEMM.</summary>
+    /// <summary>
+    /// Runs body(image, gemmThreads) over the batch: images across threads, or threads inside each GEMM.
+    /// </summary>
     private void ForEachImage(int n, Action<int, int> body)
     {
         if (n >= Threads && Threads > 1) Parallel.For(0, n, Par, i => body(i, 1));
         else for (int i = 0; i < n; i++) body(i, Threads);
     }
 
-    public override void Conv2dForward(in ConvDesc d, DeviceBuffer x, DeviceBuffer w, DeviceBuffer? bias, DeviceBuffer y)
+    public override void Conv2dForward(in ConvDesc d, DeviceBuffer x, DeviceBuffer w, DeviceBuffer? bias,
+                                       DeviceBuffer y)
     {
         using var timer = Profiler.Kernel("conv_fwd");
         var dd = d;
@@ -45,7 +48,8 @@ public sealed partial class CpuBackend
         {
             // y_n (Cout, Ho·Wo) = W[:Cout, :Cin·K·K] · col (Cin·K·K, Ho·Wo)
             if (pointwise)
-                Sgemm.RunParallel(false, false, dd.Cout, hw, kk, 1f, wa, 0, ldw, xa, n * xImg, hw, 0f, ya, n * yImg, hw, threads);
+                Sgemm.RunParallel(false, false, dd.Cout, hw, kk, 1f, wa, 0, ldw, xa, n * xImg, hw, 0f, ya, n * yImg, hw,
+                                  threads);
             else
                 ForwardIm2ColGemm(dd, packedW, xa, n * xImg, ya, n * yImg, 0f, threads);
             if (ba is not null)
@@ -61,14 +65,16 @@ public sealed partial class CpuBackend
     /// y (Cout, Ho·Wo) = W · im2col(x) with the im2col fused into the GEMM's B packing (no column
     /// matrix is written); on several threads the output pixels are cut into NR-aligned strips.
     /// </summary>
-    private static unsafe void ForwardIm2ColGemm(ConvDesc d, nint packedW, float[] xa, long xOff, float[] ya, long yOff, float beta, int threads)
+    private static unsafe void ForwardIm2ColGemm(ConvDesc d, nint packedW, float[] xa, long xOff, float[] ya, long yOff,
+                                                 float beta, int threads)
     {
         int hw = d.Ho * d.Wo, kk = d.Cin * d.K * d.K;
         int units = (hw + Sgemm.NR - 1) / Sgemm.NR;
         int parts = 2L * d.Cout * hw * kk < 2_000_000 ? 1 : Math.Min(threads, units);
         void Strip(int part)
         {
-            int lo = (int)((long)units * part / parts) * Sgemm.NR, hi = Math.Min(hw, (int)((long)units * (part + 1) / parts) * Sgemm.NR);
+            int lo = (int)((long)units * part / parts) * Sgemm.NR,
+                hi = Math.Min(hw, (int)((long)units * (part + 1) / parts) * Sgemm.NR);
             if (lo >= hi) return;
             fixed (float* px = xa, py = ya)
             {
@@ -104,8 +110,10 @@ public sealed partial class CpuBackend
     /// <summary>Buffers too short for the descriptor would be silent memory corruption in the unsafe GEMM.</summary>
     private static void CheckConvBuffers(string op, in ConvDesc d, DeviceBuffer x, DeviceBuffer w, DeviceBuffer y)
     {
-        long xn = (long)d.N * d.Cin * d.H * d.W, wn = (long)d.CoutMax * d.CinMax * d.K * d.K, yn = (long)d.N * d.Cout * d.Ho * d.Wo;
-        if (d.Cin > d.CinMax || d.Cout > d.CoutMax || d.Ho < 1 || d.Wo < 1 || x.Length < xn || w.Length < wn || y.Length < yn)
+        long xn = (long)d.N * d.Cin * d.H * d.W, wn = (long)d.CoutMax * d.CinMax * d.K * d.K,
+             yn = (long)d.N * d.Cout * d.Ho * d.Wo;
+        if (d.Cin > d.CinMax || d.Cout > d.CoutMax || d.Ho < 1 || d.Wo < 1 || x.Length < xn || w.Length < wn ||
+            y.Length < yn)
             throw new ArgumentException($"{op}: buffers (x {x.Length}, w {w.Length}, y {y.Length}) do not fit {d}");
     }
 
@@ -129,7 +137,8 @@ public sealed partial class CpuBackend
             if (pointwise)
             {
                 // The column matrix is dx_n itself, so accumulate straight into it (beta = 1).
-                Sgemm.RunParallel(true, false, kk, hw, dd.Cout, 1f, wa, 0, ldw, ga, n * yImg, hw, 1f, dxa, n * xImg, hw, threads);
+                Sgemm.RunParallel(true, false, kk, hw, dd.Cout, 1f, wa, 0, ldw, ga, n * yImg, hw, 1f, dxa, n * xImg, hw,
+                                  threads);
                 return;
             }
             var col = Scratch.Take(Scratch.Use.ConvColumns, (long)kk * hw);
@@ -138,7 +147,8 @@ public sealed partial class CpuBackend
         });
     }
 
-    public override void Conv2dBackwardWeight(in ConvDesc d, DeviceBuffer x, DeviceBuffer dy, DeviceBuffer dw, DeviceBuffer? dbias)
+    public override void Conv2dBackwardWeight(in ConvDesc d, DeviceBuffer x, DeviceBuffer dy, DeviceBuffer dw,
+                                              DeviceBuffer? dbias)
     {
         using var timer = Profiler.Kernel("conv_bwd_weight");
         var dd = d;
@@ -158,7 +168,8 @@ public sealed partial class CpuBackend
                 col = Scratch.Take(Scratch.Use.ConvColumns, (long)kk * hw); colOff = 0;
                 Im2Col.Forward(dd, xa.AsSpan((int)(n * xImg), (int)xImg), col);
             }
-            Sgemm.RunParallel(false, true, dd.Cout, kk, hw, 1f, ga, n * yImg, hw, col, colOff, hw, beta, dst, dstOff, ldDst, threads);
+            Sgemm.RunParallel(false, true, dd.Cout, kk, hw, 1f, ga, n * yImg, hw, col, colOff, hw, beta, dst, dstOff,
+                              ldDst, threads);
         }
 
         // Images are cut into a fixed number of contiguous chunks, each summed into its own partial,
@@ -181,7 +192,8 @@ public sealed partial class CpuBackend
             Parallel.For(0, dd.Cout, Par, co =>
             {
                 var dst = dwa.AsSpan(co * ldw, kk);
-                for (int t = 0; t < chunks; t++) TensorPrimitives.Add(dst, parts.AsSpan(t * partLen + co * kk, kk), dst);
+                for (int t = 0; t < chunks; t++)
+                    TensorPrimitives.Add(dst, parts.AsSpan(t * partLen + co * kk, kk), dst);
             });
         }
 
@@ -192,7 +204,8 @@ public sealed partial class CpuBackend
             Parallel.For(0, dd.Cout, Par, co =>
             {
                 double s = 0;
-                for (int n = 0; n < dd.N; n++) s += TensorPrimitives.Sum(ga.AsSpan((int)(n * yImg + (long)co * hw), hw));
+                for (int n = 0; n < dd.N; n++)
+                    s += TensorPrimitives.Sum(ga.AsSpan((int)(n * yImg + (long)co * hw), hw));
                 dba[co] += (float)s;
             });
         }

@@ -79,7 +79,8 @@ public sealed partial class CpuBackend
         }, 1 << 14);
     }
 
-    public override void AdamStep(DeviceBuffer param, DeviceBuffer grad, DeviceBuffer m, DeviceBuffer v, long n, in AdamHyper h)
+    public override void AdamStep(DeviceBuffer param, DeviceBuffer grad, DeviceBuffer m, DeviceBuffer v, long n,
+                                  in AdamHyper h)
     {
         using var timer = Profiler.Kernel("adam_step");
         var pa = A(param); var ga = A(grad); var ma = A(m); var va = A(v);

@@ -17,7 +17,8 @@ internal static class Im2Col
     private static Vector256<float> InRange(int first, int limit)
     {
         var lane = Vector256.Create(first) + Lane8;
-        return Avx2.AndNot(Avx2.CompareGreaterThan(Vector256<int>.Zero, lane), Avx2.CompareGreaterThan(Vector256.Create(limit), lane)).AsSingle();
+        return Avx2.AndNot(Avx2.CompareGreaterThan(Vector256<int>.Zero, lane),
+                           Avx2.CompareGreaterThan(Vector256.Create(limit), lane)).AsSingle();
     }
 
     /// <summary>
@@ -49,7 +50,8 @@ internal static class Im2Col
                 for (; c + 8 <= wo; c += 8)
                 {
                     int first = iw0 + c;
-                    var v = first >= 0 && first + 8 <= w ? Vector256.Load(src + c) : Avx.MaskLoad(src + c, InRange(first, w));
+                    var v = first >= 0 &&
+                        first + 8 <= w ? Vector256.Load(src + c) : Avx.MaskLoad(src + c, InRange(first, w));
                     Vector256.Store(v, dst + c);
                 }
                 if (c < wo)
@@ -210,7 +212,11 @@ internal static class Im2Col
                     if (rowRun)
                     {
                         int ih = ihBase[0] + kh, iw = iwBase[0] + kw;
-                        if ((uint)ih >= (uint)h) { Vector256.Store(Vector256<float>.Zero, dp); Vector256.Store(Vector256<float>.Zero, dp + 8); }
+                        if ((uint)ih >= (uint)h)
+                        {
+                            Vector256.Store(Vector256<float>.Zero, dp);
+                            Vector256.Store(Vector256<float>.Zero, dp + 8);
+                        }
                         else if (iw >= 0 && iw + NR <= w)
                         {
                             float* src = plane + (long)ih * w + iw;
@@ -224,9 +230,11 @@ internal static class Im2Col
                             float* src = plane + (long)ih * w + iw;
                             var lane = Vector256.Create(iw) + Lanes;
                             var limit = Vector256.Create(w);
-                            var m0 = Avx2.AndNot(Avx2.CompareGreaterThan(Vector256<int>.Zero, lane), Avx2.CompareGreaterThan(limit, lane));
+                            var m0 = Avx2.AndNot(Avx2.CompareGreaterThan(Vector256<int>.Zero, lane),
+                                                 Avx2.CompareGreaterThan(limit, lane));
                             lane += Vector256.Create(8);
-                            var m1 = Avx2.AndNot(Avx2.CompareGreaterThan(Vector256<int>.Zero, lane), Avx2.CompareGreaterThan(limit, lane));
+                            var m1 = Avx2.AndNot(Avx2.CompareGreaterThan(Vector256<int>.Zero, lane),
+                                                 Avx2.CompareGreaterThan(limit, lane));
                             Vector256.Store(Avx.MaskLoad(src, m0.AsSingle()), dp);
                             Vector256.Store(Avx.MaskLoad(src + 8, m1.AsSingle()), dp + 8);
                         }

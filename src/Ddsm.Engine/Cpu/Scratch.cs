@@ -38,10 +38,14 @@ internal static unsafe class Scratch
 
     [ThreadStatic] private static Block?[]? _blocks;
 
-    /// <summary>This thread's array for <paramref name="use"/>, with at least <paramref name="count"/> floats from index 0.</summary>
+    /// <summary>
+    /// This thread's array for <paramref name="use"/>, with at least <paramref name="count"/> floats from index 0.
+    /// </summary>
     public static float[] Take(Use use, long count) => Get(use, count).Array;
 
-    /// <summary>The same array's first 64-byte-aligned float, with at least <paramref name="count"/> floats from it.</summary>
+    /// <summary>
+    /// The same array's first 64-byte-aligned float, with at least <paramref name="count"/> floats from it.
+    /// </summary>
     public static float* TakeAligned(Use use, long count) => Get(use, count).Aligned;
 
     private static Block Get(Use use, long count)

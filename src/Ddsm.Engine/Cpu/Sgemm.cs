@@ -134,13 +134,15 @@ public static unsafe class Sgemm
         int aCols = transA ? m : k, aRows = transA ? k : m;
         int bCols = transB ? k : n, bRows = transB ? n : k;
         if (lda < Math.Max(1, aCols) || ldb < Math.Max(1, bCols) || ldc < Math.Max(1, n))
-            throw new ArgumentException($"sgemm: leading dimension too small (lda={lda} for {aCols} cols, ldb={ldb} for {bCols}, ldc={ldc} for {n})");
+            throw new ArgumentException($"sgemm: leading dimension too small (lda={lda} for {aCols} cols, ldb={ldb} " +
+                                        $"for {bCols}, ldc={ldc} for {n})");
         static void Fits(string what, float[] x, long off, int rows, int cols, int ld)
         {
             if (rows == 0 || cols == 0) return;
             long last = off + (long)(rows - 1) * ld + cols;
             if (off < 0 || last > x.Length)
-                throw new ArgumentException($"sgemm: {what} ({rows}×{cols}, ld {ld}, offset {off}) overruns its array of {x.Length}");
+                throw new ArgumentException(
+                    $"sgemm: {what} ({rows}×{cols}, ld {ld}, offset {off}) overruns its array of {x.Length}");
         }
         Fits("A", a, offA, aRows, aCols, lda);
         Fits("B", b, offB, bRows, bCols, ldb);
@@ -148,7 +150,8 @@ public static unsafe class Sgemm
     }
 
     private static void Core<TPackB>(bool transA, int m, int n, int k, float alpha,
-        float* a, int lda, float* packedA, ref TPackB packB, float beta, float* c, int ldc) where TPackB : struct, IPackB
+        float* a, int lda, float* packedA, ref TPackB packB, float beta, float* c, int ldc) where TPackB : struct,
+        IPackB
     {
         if (k == 0 || alpha == 0f)
         {
@@ -435,7 +438,8 @@ public static unsafe class Sgemm
     }
 
     /// <summary>The same tile contract without AVX2/FMA: plain scalar loops the JIT may vectorise.</summary>
-    private static void KernelPortable(int kc, float* a, float* b, float* c, long ldc, float alpha, float beta, int mr, int nr)
+    private static void KernelPortable(int kc, float* a, float* b, float* c, long ldc, float alpha, float beta, int mr,
+                                       int nr)
     {
         float* acc = stackalloc float[MR * NR];
         new Span<float>(acc, MR * NR).Clear();

@@ -13,8 +13,8 @@ internal static class VecMath
     private static readonly Vector<float> Hi = new(88.3762626647949f), Lo = new(-87.3365478515625f);
     private static readonly Vector<float> Log2E = new(1.44269504088896341f), Half = new(0.5f), One = Vector<float>.One;
     private static readonly Vector<float> C1 = new(0.693359375f), C2 = new(-2.12194440e-4f);
-    private static readonly Vector<float> P0 = new(1.9875691500e-4f), P1 = new(1.3981999507e-3f), P2 = new(8.3334519073e-3f),
-        P3 = new(4.1665795894e-2f), P4 = new(1.6666665459e-1f), P5 = new(5.0000001201e-1f);
+    private static readonly Vector<float> P0 = new(1.9875691500e-4f), P1 = new(1.3981999507e-3f),
+        P2 = new(8.3334519073e-3f), P3 = new(4.1665795894e-2f), P4 = new(1.6666665459e-1f), P5 = new(5.0000001201e-1f);
 
     /// <summary>e^x per lane (inputs clamped to the finite float range of the result).</summary>
     public static Vector<float> Exp(Vector<float> x)

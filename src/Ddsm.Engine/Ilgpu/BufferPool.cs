@@ -51,7 +51,8 @@ internal sealed class BufferPool(Accelerator accelerator, Action synchronize)
                 try { m = accelerator.Allocate1D<float>(bucket); }
                 catch (Exception e2) when (IsOutOfMemory(e2))
                 {
-                    throw new DeviceOutOfMemoryException(accelerator, count * sizeof(float), released * sizeof(float), e2);
+                    throw new DeviceOutOfMemoryException(accelerator, count * sizeof(float), released * sizeof(float),
+                                                         e2);
                 }
             }
             DeviceAllocations++; LiveFloats += bucket;
@@ -90,12 +91,14 @@ internal sealed class BufferPool(Accelerator accelerator, Action synchronize)
 }
 
 /// <summary>An allocation the accelerator could not serve even after the pool released its cache.</summary>
-public sealed class DeviceOutOfMemoryException(Accelerator accelerator, long requestedBytes, long releasedBytes, Exception inner)
+public sealed class DeviceOutOfMemoryException(Accelerator accelerator, long requestedBytes, long releasedBytes,
+                                               Exception inner)
     : DeviceException(Describe(accelerator, requestedBytes, releasedBytes), inner)
 {
     private static string Describe(Accelerator a, long requested, long released)
     {
-        string free = a is CudaAccelerator c ? $"{c.GetFreeMemory() / (1 << 20):N0} MiB free of {a.MemorySize / (1 << 20):N0} MiB; " : "";
+        string free = a is CudaAccelerator c
+            ? $"{c.GetFreeMemory() / (1 << 20):N0} MiB free of {a.MemorySize / (1 << 20):N0} MiB; " : "";
         return $"{a.Name}: out of memory allocating {requested / (1 << 20):N1} MiB ({free}the pool had released " +
                $"{released / (1 << 20):N0} MiB of cached buffers first). Try a smaller --batch.";
     }

@@ -18,7 +18,8 @@ internal static class CudaDriver
 
     [DllImport(Lib)] public static extern int cuFuncSetAttribute(IntPtr func, int attrib, int value);
     [DllImport(Lib)] public static extern int cuDeviceGetAttribute(out int value, int attrib, int device);
-    [DllImport(Lib, EntryPoint = "cuStreamBeginCapture_v2")] public static extern int cuStreamBeginCapture(IntPtr stream, int mode);
+    [DllImport(Lib, EntryPoint = "cuStreamBeginCapture_v2")] public static extern int cuStreamBeginCapture(
+        IntPtr stream, int mode);
     [DllImport(Lib)] public static extern int cuStreamEndCapture(IntPtr stream, out IntPtr graph);
     // cuGraphInstantiate's signature changed in CUDA 12; the WithFlags form (11.4+) is the same everywhere.
     [DllImport(Lib)] public static extern int cuGraphInstantiateWithFlags(out IntPtr exec, IntPtr graph, ulong flags);
@@ -42,8 +43,10 @@ internal static class CudaDriver
         string name = $"CUresult {result}", text = "(no description)";
         try
         {
-            if (cuGetErrorName(result, out var n) == Success && n != IntPtr.Zero) name = Marshal.PtrToStringAnsi(n) ?? name;
-            if (cuGetErrorString(result, out var s) == Success && s != IntPtr.Zero) text = Marshal.PtrToStringAnsi(s) ?? text;
+            if (cuGetErrorName(result, out var n) == Success && n != IntPtr.Zero)
+                name = Marshal.PtrToStringAnsi(n) ?? name;
+            if (cuGetErrorString(result, out var s) == Success && s != IntPtr.Zero)
+                text = Marshal.PtrToStringAnsi(s) ?? text;
         }
         catch (Exception) { /* the driver itself is broken: keep the number */ }
         throw new DeviceException($"{call} failed: {name} ({result}): {text}");

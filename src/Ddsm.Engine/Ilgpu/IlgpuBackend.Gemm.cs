@@ -12,7 +12,8 @@ public sealed partial class IlgpuBackend
     {
         if (d.M <= 0 || d.N <= 0 || d.Batch <= 0) return;
         if (d.Batch > 65535) throw new NotSupportedException($"{Name} gemm: batch {d.Batch} > 65535");
-        if (Ceil(d.M, Tile.Rows) > 65535) throw new NotSupportedException($"{Name} gemm: M {d.M} too large for one launch");
+        if (Ceil(d.M, Tile.Rows) > 65535)
+            throw new NotSupportedException($"{Name} gemm: M {d.M} too large for one launch");
         var args = new GemmArgs
         {
             A = Own(a).View, B = Own(b).View, C = Own(c).View,

@@ -80,7 +80,8 @@ public sealed partial class IlgpuBackend
     internal (long Free, long Total) MemoryInfo()
     {
         _acc.Bind();
-        return _acc is CudaAccelerator c ? (c.GetFreeMemory(), _acc.MemorySize) : (_acc.MemorySize - LiveBytes - CachedBytes, _acc.MemorySize);
+        return _acc is CudaAccelerator c ? (c.GetFreeMemory(), _acc.MemorySize)
+            : (_acc.MemorySize - LiveBytes - CachedBytes, _acc.MemorySize);
     }
 }
 

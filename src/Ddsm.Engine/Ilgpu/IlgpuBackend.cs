@@ -68,7 +68,8 @@ public sealed partial class IlgpuBackend : Backend
 
     private static int SharedOptIn(CudaAccelerator cuda)
     {
-        CudaDriver.Check(CudaDriver.cuDeviceGetAttribute(out int v, CudaDriver.AttrMaxSharedMemoryPerBlockOptin, cuda.DeviceId),
+        CudaDriver.Check(
+            CudaDriver.cuDeviceGetAttribute(out int v, CudaDriver.AttrMaxSharedMemoryPerBlockOptin, cuda.DeviceId),
             "cuDeviceGetAttribute(MAX_SHARED_MEMORY_PER_BLOCK_OPTIN)");
         return v;
     }
@@ -107,7 +108,8 @@ public sealed partial class IlgpuBackend : Backend
             if (devices.Count == 0) throw new DeviceException("the CUDA driver is installed but reports no device");
             var dev = devices[0];
             if (dev.Architecture is not { } arch || arch.Major < 8)
-                throw new DeviceException($"{dev.Name} is {dev.Architecture}; the kernels need sm_80 or newer (TF32 mma.sync)");
+                throw new DeviceException(
+                    $"{dev.Name} is {dev.Architecture}; the kernels need sm_80 or newer (TF32 mma.sync)");
             return new IlgpuBackend(context, dev.CreateCudaAccelerator(context), $"cuda:{dev.DeviceId}");
         }
         catch (DeviceException) { context.Dispose(); throw; }
@@ -131,7 +133,8 @@ public sealed partial class IlgpuBackend : Backend
             lock (SharedGate)
             {
                 if (_cpu is not null) return _cpu;
-                var context = Context.Create(b => b.CPU().EnableAlgorithms().Optimize(OptimizationLevel.O2).Assertions().Profiling());
+                var context = Context.Create(b =>
+                    b.CPU().EnableAlgorithms().Optimize(OptimizationLevel.O2).Assertions().Profiling());
                 var device = new CPUDevice(numThreadsPerWarp: 32, numWarpsPerMultiprocessor: 8, numMultiprocessors: 1);
                 return _cpu = new IlgpuBackend(context, device.CreateCPUAccelerator(context), "ilgpu-cpu");
             }
@@ -180,7 +183,9 @@ public sealed partial class IlgpuBackend : Backend
     private static void CheckRange(IlgpuBuffer b, long offset, long count, string what)
     {
         if (offset < 0 || count < 0 || offset + count > b.Length)
-            throw new ArgumentOutOfRangeException(what, $"{what}: [{offset}, {offset + count}) outside buffer of {b.Length} floats");
+            throw new ArgumentOutOfRangeException(what,
+                                                  $"{what}: [{offset}, {offset + count}) outside buffer of " +
+                                                  $"{b.Length} floats");
     }
 
     private void NotCapturing(string what)
@@ -231,7 +236,9 @@ public sealed partial class IlgpuBackend : Backend
     }
 
     // ---- launches ------------------------------------------------------------------------------
-    /// <summary>Groups for a grid-stride loop over <paramref name="n"/> items at <paramref name="threads"/> per group.</summary>
+    /// <summary>
+    /// Groups for a grid-stride loop over <paramref name="n"/> items at <paramref name="threads"/> per group.
+    /// </summary>
     internal int GridFor(long n, int threads)
     {
         long b = (n + threads - 1) / threads;
@@ -248,7 +255,8 @@ public sealed partial class IlgpuBackend : Backend
         if (grid.X == 0 || grid.Y == 0 || grid.Z == 0) return;   // empty problem
         int sharedBytes = sharedFloats * sizeof(float);
         if (sharedBytes > MaxSharedBytesPerGroup)
-            throw new DeviceException($"{kernel.Entry.Name} needs {sharedBytes} B of shared memory; {DeviceName} allows {MaxSharedBytesPerGroup}");
+            throw new DeviceException($"{kernel.Entry.Name} needs {sharedBytes} B of shared memory; {DeviceName} " +
+                                      $"allows {MaxSharedBytesPerGroup}");
         _acc.Bind();
         var fn = kernel.Loaded(this, sharedBytes);
         var cfg = sharedFloats > 0
@@ -268,7 +276,9 @@ public sealed partial class IlgpuBackend : Backend
             lock (_gate) _pendingTimes.Add((kernel.Entry.Name, start, _stream.AddProfilingMarker()));
     }
 
-    /// <summary>Hands the timed launches since the last call to the profiler's kernel table (after a synchronise).</summary>
+    /// <summary>
+    /// Hands the timed launches since the last call to the profiler's kernel table (after a synchronise).
+    /// </summary>
     private void DrainKernelTimes()
     {
         List<(string, ProfilingMarker, ProfilingMarker)> done;
@@ -296,7 +306,9 @@ public sealed partial class IlgpuBackend : Backend
 
     private readonly Dictionary<string, ILauncher> _launchers = new();
 
-    /// <summary>The launcher of catalog kernel <paramref name="name"/> (one per backend: it holds the loaded kernel).</summary>
+    /// <summary>
+    /// The launcher of catalog kernel <paramref name="name"/> (one per backend: it holds the loaded kernel).
+    /// </summary>
     internal Launcher<TArgs> K<TArgs>(string name) where TArgs : struct
     {
         lock (_launchers)
@@ -311,7 +323,11 @@ public sealed partial class IlgpuBackend : Backend
     /// <summary>Launches per catalog kernel so far (kernels never launched are absent).</summary>
     internal IReadOnlyDictionary<string, long> LaunchCounts
     {
-        get { lock (_launchers) return _launchers.Values.Where(l => l.Launches > 0).ToDictionary(l => l.Entry.Name, l => l.Launches); }
+        get
+        {
+            lock (_launchers)
+                return _launchers.Values.Where(l => l.Launches > 0).ToDictionary(l => l.Entry.Name, l => l.Launches);
+        }
     }
 
     public override void Dispose()

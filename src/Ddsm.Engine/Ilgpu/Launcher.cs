@@ -31,12 +31,17 @@ internal sealed class Launcher<TArgs> : ILauncher where TArgs : struct
     }
 
     public KernelEntry Entry { get; }
-    /// <summary>Launches queued so far (the conformance suite checks that each test ran the kernels it claims).</summary>
+    /// <summary>
+    /// Launches queued so far (the conformance suite checks that each test ran the kernels it claims).
+    /// </summary>
     public long Launches => Interlocked.Read(ref _launches);
     private long _launches;
     internal void Count() => Interlocked.Increment(ref _launches);
 
-    /// <summary>The launch delegate, compiling the kernel on first use; raises the shared-memory limit when asked for more than 48 KB.</summary>
+    /// <summary>
+    /// The launch delegate, compiling the kernel on first use; raises the shared-memory limit when asked for more than
+    /// 48 KB.
+    /// </summary>
     public Action<AcceleratorStream, KernelConfig, TArgs> Loaded(IlgpuBackend backend, int sharedBytes)
     {
         var fn = _fn;

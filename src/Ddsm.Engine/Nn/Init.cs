@@ -41,7 +41,8 @@ public static class Init
         if (weightShape.Length == 0) throw new ArgumentException("init: fan_in of a scalar");
         long f = 1;
         for (int i = weightShape.Length == 1 ? 0 : 1; i < weightShape.Length; i++) f *= weightShape[i];
-        if (f <= 0 || f > int.MaxValue) throw new ArgumentException($"init: fan_in of {ShapeUtil.Str(weightShape)} is {f}");
+        if (f <= 0 || f > int.MaxValue)
+            throw new ArgumentException($"init: fan_in of {ShapeUtil.Str(weightShape)} is {f}");
         return (int)f;
     }
 }

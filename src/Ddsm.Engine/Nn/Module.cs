@@ -39,9 +39,12 @@ public abstract class Module : IDisposable
     {
         ArgumentNullException.ThrowIfNull(module);
         CheckName(name);
-        if (module._parent is not null) throw new ArgumentException($"module: child '{name}' ({module.GetType().Name}) is already registered elsewhere");
+        if (module._parent is not null)
+            throw new ArgumentException(
+                $"module: child '{name}' ({module.GetType().Name}) is already registered elsewhere");
         if (module.Backend != Backend)
-            throw new ArgumentException($"module: child '{name}' is on device {module.Backend.Name}, its parent on {Backend.Name}");
+            throw new ArgumentException(
+                $"module: child '{name}' is on device {module.Backend.Name}, its parent on {Backend.Name}");
         for (var a = this; a is not null; a = a._parent)
             if (a == module) throw new ArgumentException($"module: child '{name}' would make a cycle");
         module._parent = this;
@@ -110,12 +113,15 @@ public abstract class Module : IDisposable
         var missing = mine.Where(p => !state.ContainsKey(p.Name)).Select(p => p.Name).ToList();
         var unexpected = state.Keys.Where(k => !names.Contains(k)).Order(StringComparer.Ordinal).ToList();
         var badSize = mine.Where(p => state.TryGetValue(p.Name, out var v) && (v is null || v.Length != p.Param.Length))
-            .Select(p => $"{p.Name} (want {p.Param.Length} = {ShapeUtil.Str(p.Param.Shape)}, got {state[p.Name]?.Length.ToString() ?? "null"})")
+            .Select(p =>
+                $"{p.Name} (want {p.Param.Length} = {ShapeUtil.Str(p.Param.Shape)}, got " +
+                $"{state[p.Name]?.Length.ToString() ?? "null"})")
             .ToList();
         if (missing.Count + unexpected.Count + badSize.Count > 0)
         {
             static string List(string what, List<string> xs) =>
-                xs.Count == 0 ? "" : $" {what} ({xs.Count}): {string.Join(", ", xs.Take(10))}{(xs.Count > 10 ? ", …" : "")}.";
+                xs.Count == 0 ? ""
+                    : $" {what} ({xs.Count}): {string.Join(", ", xs.Take(10))}{(xs.Count > 10 ? ", …" : "")}.";
             throw new ArgumentException($"load_state into {GetType().Name}:" +
                 List("missing", missing) + List("unexpected", unexpected) + List("wrong size", badSize));
         }

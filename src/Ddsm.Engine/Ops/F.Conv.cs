@@ -20,12 +20,14 @@ public static partial class F
         int coutMax = weight.Shape[0], cinMax = weight.Shape[1], k = weight.Shape[2];
         Check.That(weight.Shape[3] == k, name, $"kernel must be square: {Shapes()}");
         Check.That(k >= 1, name, $"empty kernel: {Shapes()}");
-        Check.That(cin >= 1 && cin <= cinMax, name, $"input channels {cin} exceed the weight's CinMax {cinMax} (or are 0): {Shapes()}");
+        Check.That(cin >= 1 && cin <= cinMax, name,
+                   $"input channels {cin} exceed the weight's CinMax {cinMax} (or are 0): {Shapes()}");
         Check.That(cout >= 1 && cout <= coutMax, name, $"cout {cout} must be in [1, CoutMax {coutMax}]: {Shapes()}");
         Check.That(stride >= 1, name, $"stride {stride} must be ≥ 1: {Shapes()}");
         if (padding < 0) padding = k / 2;
         if (bias is not null)
-            Check.That(bias.Rank == 1 && bias.Shape[0] == coutMax, name, $"bias must be (CoutMax) = ({coutMax}): {Shapes()}");
+            Check.That(bias.Rank == 1 && bias.Shape[0] == coutMax, name,
+                       $"bias must be (CoutMax) = ({coutMax}): {Shapes()}");
         var d = new ConvDesc(n, cin, h, w, cout, k, stride, padding, cinMax, coutMax);
         Check.That(d.Ho >= 1 && d.Wo >= 1 && h + 2 * padding >= k && w + 2 * padding >= k, name,
             $"kernel {k} with padding {padding} does not fit the image: {Shapes()}");

@@ -19,7 +19,8 @@ public static partial class F
         Check.That(n > 0 && k > 0, name, $"empty logits {ShapeUtil.Str(logits.Shape)}");
         Check.That(labels.Length == n, name, $"{labels.Length} labels for logits {ShapeUtil.Str(logits.Shape)}");
         for (int i = 0; i < n; i++)
-            Check.That((uint)labels[i] < (uint)k, name, $"label {labels[i]} at row {i} outside [0, {k}) for logits {ShapeUtil.Str(logits.Shape)}");
+            Check.That((uint)labels[i] < (uint)k, name,
+                       $"label {labels[i]} at row {i} outside [0, {k}) for logits {ShapeUtil.Str(logits.Shape)}");
 
         var be = logits.Backend;
         var z = logits.ToArray();               // (N, K)

@@ -107,7 +107,8 @@ public static partial class F
         bool perOuter;
         if (b.Rank == 2 && b.Shape[0] == n && b.Shape[1] == c) perOuter = true;
         else if (b.Rank == 1 && b.Shape[0] == c) perOuter = false;
-        else throw new ArgumentException($"{name}: operand {ShapeUtil.Str(b.Shape)} does not broadcast over {ShapeUtil.Str(a.Shape)} (want ({n}, {c}) or ({c}))");
+        else throw new ArgumentException($"{name}: operand {ShapeUtil.Str(b.Shape)} does not broadcast over " +
+                                         $"{ShapeUtil.Str(a.Shape)} (want ({n}, {c}) or ({c}))");
         var be = a.Backend;
         var z = Tensor.Empty(be, a.Shape);
         using (Profiler.Op(name, a.Length, be)) be.Broadcast(op, a.Buffer, b.Buffer, z.Buffer, n, c, inner, perOuter);
@@ -158,7 +159,10 @@ public static partial class F
             Check.SameBackend(name, x0, x);
             bool ok = x.Rank == x0.Rank && x.Shape[0] == n;
             for (int i = 2; ok && i < x.Rank; i++) ok = x.Shape[i] == x0.Shape[i];
-            if (!ok) throw new ArgumentException($"{name}: shapes {string.Join(" and ", xs.Select(t => ShapeUtil.Str(t.Shape)))} differ outside dim 1");
+            if (!ok)
+                throw new ArgumentException($"{name}: shapes " +
+                                            $"{string.Join(" and ", xs.Select(t => ShapeUtil.Str(t.Shape)))} differ " +
+                                            $"outside dim 1");
             cTotal += x.Shape[1];
         }
         var shape = (int[])x0.Shape.Clone();
@@ -183,7 +187,8 @@ public static partial class F
                 foreach (var x in xs)
                 {
                     long len = x.Shape[1] * inner;
-                    if (x.RequiresGrad) be.CopyBlocks(g.Buffer, off, rowOut, x.EnsureGrad().Buffer, 0, len, n, len, accumulate: true);
+                    if (x.RequiresGrad)
+                        be.CopyBlocks(g.Buffer, off, rowOut, x.EnsureGrad().Buffer, 0, len, n, len, accumulate: true);
                     off += len;
                 }
             });
@@ -196,7 +201,8 @@ public static partial class F
         const string name = "slice_channels";
         Check.That(x.Rank >= 2, name, $"input must be (N, C, ...), got {ShapeUtil.Str(x.Shape)}");
         int n = x.Shape[0], c = x.Shape[1];
-        Check.That(start >= 0 && count >= 0 && start + count <= c, name, $"channels [{start}, {start + count}) out of range for {ShapeUtil.Str(x.Shape)}");
+        Check.That(start >= 0 && count >= 0 && start + count <= c, name,
+                   $"channels [{start}, {start + count}) out of range for {ShapeUtil.Str(x.Shape)}");
         long inner = x.Length / ((long)n * c);
         var shape = (int[])x.Shape.Clone();
         shape[1] = count;
@@ -205,7 +211,10 @@ public static partial class F
         long len = count * inner;
         be.CopyBlocks(x.Buffer, start * inner, c * inner, z.Buffer, 0, len, n, len, accumulate: false);
         if (Tape.Needs(x))
-            Tape.Record(name, z, [x], g => be.CopyBlocks(g.Buffer, 0, len, x.EnsureGrad().Buffer, start * inner, c * inner, n, len, accumulate: true));
+            Tape.Record(name, z, [x],
+                        g =>
+                            be.CopyBlocks(g.Buffer, 0, len, x.EnsureGrad().Buffer, start * inner, c * inner, n, len,
+                                          accumulate: true));
         return z;
     }
 }

@@ -9,9 +9,11 @@ public static partial class F
     public static Tensor MatMul(Tensor a, Tensor b, bool transA = false, bool transB = false)
     {
         const string name = "matmul";
-        string Shapes() => $"{ShapeUtil.Str(a.Shape)}{(transA ? "ᵀ" : "")} · {ShapeUtil.Str(b.Shape)}{(transB ? "ᵀ" : "")}";
+        string Shapes() =>
+            $"{ShapeUtil.Str(a.Shape)}{(transA ? "ᵀ" : "")} · {ShapeUtil.Str(b.Shape)}{(transB ? "ᵀ" : "")}";
         Check.SameBackend(name, a, b);
-        Check.That(a.Rank is 2 or 3 && b.Rank == a.Rank, name, $"operands must both be rank 2 or both rank 3: {Shapes()}");
+        Check.That(a.Rank is 2 or 3 && b.Rank == a.Rank, name,
+                   $"operands must both be rank 2 or both rank 3: {Shapes()}");
         int batch = a.Rank == 3 ? a.Shape[0] : 1;
         Check.That(b.Rank == 2 || b.Shape[0] == batch, name, $"batch sizes differ: {Shapes()}");
         int ar = a.Shape[^2], ac = a.Shape[^1], br = b.Shape[^2], bc = b.Shape[^1];
@@ -32,8 +34,10 @@ public static partial class F
                 if (a.RequiresGrad)
                 {
                     var da = transA
-                        ? new GemmDesc(transB, true, k, m, nn, 1f, 1f, 0, bc, 0, nn, 0, ac, batch, sb, sc, sa) // dA = op(B)·dCᵀ
-                        : new GemmDesc(false, !transB, m, k, nn, 1f, 1f, 0, nn, 0, bc, 0, ac, batch, sc, sb, sa); // dA = dC·op(B)ᵀ
+                        // dA = op(B)·dCᵀ
+                        ? new GemmDesc(transB, true, k, m, nn, 1f, 1f, 0, bc, 0, nn, 0, ac, batch, sb, sc, sa)
+                        // dA = dC·op(B)ᵀ
+                        : new GemmDesc(false, !transB, m, k, nn, 1f, 1f, 0, nn, 0, bc, 0, ac, batch, sc, sb, sa);
                     using (Profiler.Op("matmul_a.bwd", da.Flops, be))
                         if (transA) be.Gemm(da, b.Buffer, g.Buffer, a.EnsureGrad().Buffer);
                         else be.Gemm(da, g.Buffer, b.Buffer, a.EnsureGrad().Buffer);
@@ -41,8 +45,10 @@ public static partial class F
                 if (b.RequiresGrad)
                 {
                     var db = transB
-                        ? new GemmDesc(true, transA, nn, k, m, 1f, 1f, 0, nn, 0, ac, 0, bc, batch, sc, sa, sb) // dB = dCᵀ·op(A)
-                        : new GemmDesc(!transA, false, k, nn, m, 1f, 1f, 0, ac, 0, nn, 0, bc, batch, sa, sc, sb); // dB = op(A)ᵀ·dC
+                        // dB = dCᵀ·op(A)
+                        ? new GemmDesc(true, transA, nn, k, m, 1f, 1f, 0, nn, 0, ac, 0, bc, batch, sc, sa, sb)
+                        // dB = op(A)ᵀ·dC
+                        : new GemmDesc(!transA, false, k, nn, m, 1f, 1f, 0, ac, 0, nn, 0, bc, batch, sa, sc, sb);
                     using (Profiler.Op("matmul_b.bwd", db.Flops, be))
                         if (transB) be.Gemm(db, g.Buffer, a.Buffer, b.EnsureGrad().Buffer);
                         else be.Gemm(db, a.Buffer, g.Buffer, b.EnsureGrad().Buffer);

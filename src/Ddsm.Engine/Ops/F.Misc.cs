@@ -13,7 +13,8 @@ public static partial class F
         const string name = "timestep_embedding";
         Check.Rank(name, t, 1, "timesteps");
         Check.That(dim >= 1, name, $"dim must be ≥ 1, got {dim}");
-        Check.That(float.IsFinite(maxPeriod) && maxPeriod > 0f, name, $"maxPeriod must be finite and > 0, got {maxPeriod}");
+        Check.That(float.IsFinite(maxPeriod) && maxPeriod > 0f, name,
+                   $"maxPeriod must be finite and > 0, got {maxPeriod}");
         int n = t.Shape[0];
         var be = t.Backend;
         var y = Tensor.Empty(be, n, dim);

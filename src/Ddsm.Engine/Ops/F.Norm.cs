@@ -21,9 +21,13 @@ public static partial class F
         Check.Rank(name, gamma, 1, "gamma");
         Check.Rank(name, beta, 1, "beta");
         int n = x.Shape[0], c = x.Shape[1], cMax = gamma.Shape[0];
-        Check.That(beta.Shape[0] == cMax, name, $"gamma {ShapeUtil.Str(gamma.Shape)} and beta {ShapeUtil.Str(beta.Shape)} lengths differ");
-        Check.That(c <= cMax, name, $"active width C={c} of input {ShapeUtil.Str(x.Shape)} exceeds the max width {cMax} of gamma {ShapeUtil.Str(gamma.Shape)}");
-        Check.That(groups > 0 && c % groups == 0, name, $"active width C={c} not divisible by G={groups} groups (input {ShapeUtil.Str(x.Shape)})");
+        Check.That(beta.Shape[0] == cMax, name,
+                   $"gamma {ShapeUtil.Str(gamma.Shape)} and beta {ShapeUtil.Str(beta.Shape)} lengths differ");
+        Check.That(c <= cMax, name,
+                   $"active width C={c} of input {ShapeUtil.Str(x.Shape)} exceeds the max width {cMax} of gamma " +
+                   $"{ShapeUtil.Str(gamma.Shape)}");
+        Check.That(groups > 0 && c % groups == 0, name,
+                   $"active width C={c} not divisible by G={groups} groups (input {ShapeUtil.Str(x.Shape)})");
         Check.That(n > 0 && c > 0, name, $"empty input {ShapeUtil.Str(x.Shape)}");
         foreach (var (t, what) in new[] { (scale, "scale"), (shift, "shift") })
             Check.That(t is null || (t.Rank == 2 && t.Shape[0] == n && t.Shape[1] == c), name,

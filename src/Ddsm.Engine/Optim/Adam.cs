@@ -16,8 +16,10 @@ public sealed record AdamOptions(
         Need(Beta1 >= 0f && Beta1 < 1f, $"Beta1 must be in [0, 1), got {Beta1}");
         Need(Beta2 >= 0f && Beta2 < 1f, $"Beta2 must be in [0, 1), got {Beta2}");
         Need(float.IsFinite(Eps) && Eps > 0f, $"Eps must be finite and > 0, got {Eps}");
-        Need(float.IsFinite(WeightDecay) && WeightDecay >= 0f, $"WeightDecay must be finite and ≥ 0, got {WeightDecay}");
-        Need(ClipNorm is null || (float.IsFinite(ClipNorm.Value) && ClipNorm.Value > 0f), $"ClipNorm must be null or finite and > 0, got {ClipNorm}");
+        Need(float.IsFinite(WeightDecay) && WeightDecay >= 0f,
+             $"WeightDecay must be finite and ≥ 0, got {WeightDecay}");
+        Need(ClipNorm is null || (float.IsFinite(ClipNorm.Value) && ClipNorm.Value > 0f),
+             $"ClipNorm must be null or finite and > 0, got {ClipNorm}");
         Need(WarmupSteps >= 0, $"WarmupSteps must be ≥ 0, got {WarmupSteps}");
     }
 }
@@ -60,7 +62,8 @@ public sealed class Adam : IDisposable
             if (p is null) throw new ArgumentException("adam: a parameter is null");
             if (!seen.Add(p)) throw new ArgumentException($"adam: parameter {p.Describe()} is listed twice");
             if (p.Backend != _params[0].Backend)
-                throw new ArgumentException($"adam: parameters on different devices: {_params[0].Describe()} and {p.Describe()} (the global norm is taken on one device)");
+                throw new ArgumentException($"adam: parameters on different devices: {_params[0].Describe()} and " +
+                                            $"{p.Describe()} (the global norm is taken on one device)");
         }
         _backend = _params[0].Backend;
         _options = options ?? new AdamOptions();
@@ -126,8 +129,9 @@ public sealed class Adam : IDisposable
         long t = StepCount + 1;
         if (!double.IsFinite(norm))
             throw new InvalidOperationException(
-                $"adam: gradient norm is {norm} at step {t}; non-finite gradients in: {string.Join(", ", NonFiniteNames())}. " +
-                "No parameter was updated (the state is that of the last good step).");
+                $"adam: gradient norm is {norm} at step {t}; non-finite gradients in: " +
+                $"{string.Join(", ", NonFiniteNames())}. No parameter was updated (the state is that of the last " +
+                $"good step).");
 
         float scale = o.ClipNorm is float clip ? (float)Math.Min(1.0, clip / (norm + 1e-6)) : 1f;
         float lr = LrSchedule.LinearWarmup(t, o.WarmupSteps, o.Lr);

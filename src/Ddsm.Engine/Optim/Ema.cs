@@ -59,7 +59,8 @@ public sealed class Ema : IDisposable
     /// </summary>
     public SwapHandle SwapIn()
     {
-        if (_swapped) throw new InvalidOperationException("ema: already swapped in (nested SwapIn would lose the live weights)");
+        if (_swapped)
+            throw new InvalidOperationException("ema: already swapped in (nested SwapIn would lose the live weights)");
         if (_backup is null)
             using (TensorScope.Suspend())
                 _backup = _params.Select(p => Tensor.Empty(p.Backend, p.Shape)).ToArray();
@@ -92,9 +93,11 @@ public sealed class Ema : IDisposable
         {
             var t = targets[i];
             if (t.Backend != _shadow[i].Backend)
-                throw new ArgumentException($"{op}: tensors on different devices: {_shadow[i].Describe()} and {t.Describe()}");
+                throw new ArgumentException(
+                    $"{op}: tensors on different devices: {_shadow[i].Describe()} and {t.Describe()}");
             if (!t.Shape.AsSpan().SequenceEqual(_shadow[i].Shape))
-                throw new ArgumentException($"{op}: shape mismatch {ShapeUtil.Str(_shadow[i].Shape)} vs {ShapeUtil.Str(t.Shape)} at index {i}");
+                throw new ArgumentException(
+                    $"{op}: shape mismatch {ShapeUtil.Str(_shadow[i].Shape)} vs {ShapeUtil.Str(t.Shape)} at index {i}");
         }
     }
 

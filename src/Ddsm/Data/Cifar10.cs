@@ -9,7 +9,10 @@ namespace Ddsm.Data;
 public static class Cifar10
 {
     public const int RecordSize = 1 + 3 * 32 * 32;
-    public static readonly string[] ClassNames = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"];
+    public static readonly string[] ClassNames =
+    [
+        "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
+    ];
 
     /// <summary>The five training batches (or test_batch.bin) in <paramref name="dir"/>.</summary>
     public static ImageDataset LoadDirectory(string dir, bool train = true)
@@ -26,10 +29,13 @@ public static class Cifar10
         long total = 0;
         foreach (var (b, src) in batches)
         {
-            DataFormatException.Check(b.Length > 0 && b.Length % RecordSize == 0, src, $"length {b.Length} is not a positive multiple of {RecordSize} (1 label + 3072 pixels)");
+            DataFormatException.Check(b.Length > 0 && b.Length % RecordSize == 0, src,
+                                      $"length {b.Length} is not a positive multiple of {RecordSize} (1 label + " +
+                                      $"3072 pixels)");
             total += b.Length / RecordSize;
         }
-        DataFormatException.Check(total * (RecordSize - 1) <= Array.MaxLength, name, $"{total} images do not fit in one array");
+        DataFormatException.Check(total * (RecordSize - 1) <= Array.MaxLength, name,
+                                  $"{total} images do not fit in one array");
         var px = new byte[total * (RecordSize - 1)];
         var lb = new byte[total];
         long n = 0;

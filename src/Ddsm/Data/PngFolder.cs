@@ -14,12 +14,14 @@ public static class PngFolder
     public static ImageDataset Load(string dir, string? name = null, int? channels = null)
     {
         if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"PNG folder not found: {dir}");
-        if (channels is not (null or 1 or 3)) throw new ArgumentException($"PNG folder: channels must be 1 or 3, got {channels}");
+        if (channels is not (null or 1 or 3))
+            throw new ArgumentException($"PNG folder: channels must be 1 or 3, got {channels}");
         var classDirs = Directory.GetDirectories(dir).Order(StringComparer.Ordinal).ToArray();
         var files = new List<(string Path, byte Label)>();
         if (classDirs.Length > 0)
         {
-            DataFormatException.Check(classDirs.Length <= 256, dir, $"{classDirs.Length} class folders, at most 256 supported");
+            DataFormatException.Check(classDirs.Length <= 256, dir,
+                                      $"{classDirs.Length} class folders, at most 256 supported");
             for (int c = 0; c < classDirs.Length; c++)
                 foreach (var f in Pngs(classDirs[c])) files.Add((f, (byte)c));
         }
@@ -35,19 +37,23 @@ public static class PngFolder
             if (i == 0)
             {
                 (w, h, ch) = (img.Width, img.Height, channels ?? (img.Channels <= 2 ? 1 : 3));
-                DataFormatException.Check((long)files.Count * ch * h * w <= Array.MaxLength, dir, "images do not fit in one array");
+                DataFormatException.Check((long)files.Count * ch * h * w <= Array.MaxLength, dir,
+                                          "images do not fit in one array");
                 px = new byte[(long)files.Count * ch * h * w];
             }
-            DataFormatException.Check(img.Width == w && img.Height == h, files[i].Path, $"is {img.Width}x{img.Height}, the first image is {w}x{h}");
+            DataFormatException.Check(img.Width == w && img.Height == h, files[i].Path,
+                                      $"is {img.Width}x{img.Height}, the first image is {w}x{h}");
             ToPlanar(img, ch, px.AsSpan(i * ch * h * w, ch * h * w));
             labels[i] = files[i].Label;
         }
         var names = classDirs.Select(Path.GetFileName).ToArray();
-        return new ImageDataset(name ?? Path.GetFileName(Path.TrimEndingDirectorySeparator(dir)), px!, labels, ch, h, w, classDirs.Length, names!);
+        return new ImageDataset(name ?? Path.GetFileName(Path.TrimEndingDirectorySeparator(dir)), px!, labels, ch, h, w,
+                                classDirs.Length, names!);
     }
 
     private static IEnumerable<string> Pngs(string d) =>
-        Directory.GetFiles(d).Where(f => f.EndsWith(".png", StringComparison.OrdinalIgnoreCase)).Order(StringComparer.Ordinal);
+        Directory.GetFiles(d).Where(f => f.EndsWith(".png", StringComparison.OrdinalIgnoreCase))
+            .Order(StringComparer.Ordinal);
 
     /// <summary>Interleaved (H, W, C_in) to planar (C_out, H, W).</summary>
     internal static void ToPlanar(PngImage img, int outChannels, Span<byte> dst)

@@ -27,7 +27,9 @@ internal static class TarArchive
             for (int i = 0; i < 512; i++) sum += i is >= 148 and < 156 ? (byte)' ' : h[i];
             DataFormatException.Check(sum == declared, source, $"tar: header checksum mismatch at byte {pos}");
             long size = Octal(h.Slice(124, 12), source, pos, "size");
-            DataFormatException.Check(size <= tar.Length - pos - 512, source, $"tar: entry at byte {pos} claims {size} bytes, only {tar.Length - pos - 512} remain");
+            DataFormatException.Check(size <= tar.Length - pos - 512, source,
+                                      $"tar: entry at byte {pos} claims {size} bytes, only " +
+                                      $"{tar.Length - pos - 512} remain");
             string name = Text(h[..100]);
             if (h.Slice(257, 5).SequenceEqual("ustar"u8) && h[345] != 0) name = Text(h.Slice(345, 155)) + "/" + name;
             char type = (char)h[156];
@@ -50,7 +52,8 @@ internal static class TarArchive
         int i = 0;
         while (i < field.Length && field[i] == ' ') i++;
         long v = 0; int digits = 0;
-        for (; i < field.Length && field[i] is >= (byte)'0' and <= (byte)'7'; i++, digits++) v = v * 8 + (field[i] - '0');
+        for (; i < field.Length && field[i] is >= (byte)'0' and <= (byte)'7'; i++, digits++)
+            v = v * 8 + (field[i] - '0');
         for (; i < field.Length; i++)
             DataFormatException.Check(field[i] is 0 or (byte)' ', source, $"tar: invalid {what} field at byte {pos}");
         DataFormatException.Check(digits > 0, source, $"tar: empty {what} field at byte {pos}");

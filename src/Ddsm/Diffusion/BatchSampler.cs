@@ -13,10 +13,14 @@ public readonly record struct ImageShape(int Channels, int Size)
 public sealed record SampleSpec(SamplerKind Sampler, SamplerOptions Options, int Count, int Batch, ulong Seed)
 {
     public SampleSpec Validate() =>
-        Count > 0 && Batch > 0 ? this : throw new ArgumentException($"image count ({Count}) and batch ({Batch}) must be positive");
+        Count > 0 &&
+            Batch > 0 ? this
+                : throw new ArgumentException($"image count ({Count}) and batch ({Batch}) must be positive");
 }
 
-/// <summary>Where one sampling call is: the batch ending at image BatchEnd (of Count) has done Step of its Steps.</summary>
+/// <summary>
+/// Where one sampling call is: the batch ending at image BatchEnd (of Count) has done Step of its Steps.
+/// </summary>
 public readonly record struct SampleProgress(int BatchEnd, int Count, int Step, int Steps);
 
 /// <summary>

@@ -62,7 +62,8 @@ public sealed class EdmHeunSampler : Sampler
     }
 
     /// <summary>ε̂ at noise level σ for x in the EDM variable (the ODE slope (x − D)/σ).</summary>
-    private static Tensor Eps(IDenoiser model, NoiseSchedule s, StepStrategy strategy, Tensor x, double sigma, bool clip)
+    private static Tensor Eps(IDenoiser model, NoiseSchedule s, StepStrategy strategy, Tensor x, double sigma,
+                              bool clip)
     {
         double t = s.SigmaToT(sigma);
         double ab = 1 / (1 + sigma * sigma);

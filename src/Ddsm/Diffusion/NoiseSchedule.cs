@@ -29,7 +29,9 @@ public sealed class NoiseSchedule
     public static NoiseSchedule Linear(int T = 1000)
     {
         double scale = 1000.0 / T, b0 = scale * 1e-4, b1 = scale * 0.02;
-        return new NoiseSchedule("linear", Enumerable.Range(0, T).Select(i => T == 1 ? b0 : b0 + (b1 - b0) * i / (T - 1)).ToArray());
+        return new NoiseSchedule("linear",
+                                 Enumerable.Range(0, T).Select(i => T == 1 ? b0 : b0 + (b1 - b0) * i / (T - 1))
+                                     .ToArray());
     }
 
     /// <summary>Nichol & Dhariwal's cosine schedule, β clipped at 0.999.</summary>

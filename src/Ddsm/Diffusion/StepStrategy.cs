@@ -57,7 +57,8 @@ public sealed class StepStrategy
                 throw new ArgumentException($"step strategy: cannot read width in '{spec}'");
             return Uniform(w, T);
         }
-        if (!File.Exists(spec)) throw new FileNotFoundException($"step strategy file '{spec}' not found (or use uniform:W)", spec);
+        if (!File.Exists(spec))
+            throw new FileNotFoundException($"step strategy file '{spec}' not found (or use uniform:W)", spec);
         var s = FromText(File.ReadAllText(spec), spec);
         return s.T == T ? s : s.Resample(T);
     }
@@ -73,7 +74,8 @@ public sealed class StepStrategy
                 var arr = doc.RootElement.GetProperty("widths");
                 return new StepStrategy(arr.EnumerateArray().Select(e => e.GetDouble()).ToArray());
             }
-            catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
+            catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or
+                                      FormatException)
             {
                 throw new FormatException($"step strategy {source}: not a strategy JSON ({e.Message})");
             }
@@ -86,7 +88,8 @@ public sealed class StepStrategy
         return new StepStrategy(w);
     }
 
-    public string ToJson() => JsonSerializer.Serialize(new { T, widths = Widths }, new JsonSerializerOptions { WriteIndented = false });
+    public string ToJson() =>
+        JsonSerializer.Serialize(new { T, widths = Widths }, new JsonSerializerOptions { WriteIndented = false });
 
     public void Save(string path)
     {

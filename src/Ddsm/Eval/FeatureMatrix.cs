@@ -16,7 +16,9 @@ public sealed class FeatureMatrix
     public FeatureMatrix(int count, int dim, double[] data)
     {
         if (count < 0 || dim < 1) throw new ArgumentException($"features: invalid shape ({count}, {dim})");
-        if (data.Length != (long)count * dim) throw new ArgumentException($"features: ({count}, {dim}) needs {(long)count * dim} values, got {data.Length}");
+        if (data.Length != (long)count * dim)
+            throw new ArgumentException(
+                $"features: ({count}, {dim}) needs {(long)count * dim} values, got {data.Length}");
         (Count, Dim, Data) = (count, dim, data);
     }
 
@@ -47,5 +49,6 @@ public sealed class FeatureMatrix
     }
 
     /// <summary>The first <paramref name="n"/> rows.</summary>
-    public FeatureMatrix Take(int n) => n >= Count ? this : new FeatureMatrix(n, Dim, Data.AsSpan(0, n * Dim).ToArray());
+    public FeatureMatrix Take(int n) =>
+        n >= Count ? this : new FeatureMatrix(n, Dim, Data.AsSpan(0, n * Dim).ToArray());
 }

@@ -47,16 +47,24 @@ public sealed partial class FeatureNet
         var f = SafeTensors.Read(path);
         var m = f.Metadata;
         m.TryGetValue("format", out var fmt);
-        DataFormatException.Check(fmt == Format, path, $"not a DDSM feature net (format '{fmt ?? "missing"}', want '{Format}')");
+        DataFormatException.Check(fmt == Format, path,
+                                  $"not a DDSM feature net (format '{fmt ?? "missing"}', want '{Format}')");
         int Int(string key, int lo, int hi) =>
-            m.TryGetValue(key, out var s) && int.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out int v) && v >= lo && v <= hi
-                ? v : throw new DataFormatException(path, $"metadata '{key}' missing or outside [{lo}, {hi}] (got '{s ?? "missing"}')");
+            m.TryGetValue(key, out var s) &&
+                int.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out int v) && v >= lo && v <= hi
+                ? v
+                : throw new DataFormatException(path,
+                                                $"metadata '{key}' missing or outside [{lo}, {hi}] (got " +
+                                                $"'{s ?? "missing"}')");
         double Real(string key) =>
-            m.TryGetValue(key, out var s) && double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out double v) ? v : double.NaN;
-        int channels = Int("input_channels", 1, 64), size = Int("image_size", 16, 1024), classes = Int("classes", 2, 256);
+            m.TryGetValue(key, out var s) &&
+                double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out double v) ? v : double.NaN;
+        int channels = Int("input_channels", 1, 64), size = Int("image_size", 16, 1024),
+            classes = Int("classes", 2, 256);
         int w1 = Int("width1", 1, 1024), w2 = Int("width2", 1, 1024), steps = Int("steps", 0, int.MaxValue);
         DataFormatException.Check(size % 4 == 0, path, $"image size {size} is not a multiple of 4");
-        DataFormatException.Check(Int("feature_dim", 1, 1 << 20) == FeatureDim, path, $"feature dim {m["feature_dim"]} is not {FeatureDim}");
+        DataFormatException.Check(Int("feature_dim", 1, 1 << 20) == FeatureDim, path,
+                                  $"feature dim {m["feature_dim"]} is not {FeatureDim}");
 
         var net = new FeatureNet(be, channels, classes, 0, size, w1, w2);
         try
@@ -64,7 +72,8 @@ public sealed partial class FeatureNet
             var mine = net.NamedParameters().ToList();
             var names = mine.Select(p => p.Name).ToHashSet();
             var extra = f.Tensors.Select(t => t.Name).Where(n => !names.Contains(n)).ToList();
-            DataFormatException.Check(extra.Count == 0, path, $"unexpected tensors: {string.Join(", ", extra.Take(5))}");
+            DataFormatException.Check(extra.Count == 0, path,
+                                      $"unexpected tensors: {string.Join(", ", extra.Take(5))}");
             var state = new Dictionary<string, float[]>();
             foreach (var (name, p) in mine)
             {
@@ -79,7 +88,8 @@ public sealed partial class FeatureNet
             }
             net.LoadState(state);
             if (m.TryGetValue("fingerprint", out var fp))
-                DataFormatException.Check(fp == net.Fingerprint(), path, $"weights do not match their fingerprint {fp} (file corrupted or edited)");
+                DataFormatException.Check(fp == net.Fingerprint(), path,
+                                          $"weights do not match their fingerprint {fp} (file corrupted or edited)");
             m.TryGetValue("dataset", out var dataset);
             net.Info = new FeatureNetInfo(dataset ?? "", steps, Real("train_accuracy"), Real("heldout_accuracy"));
             return net;

@@ -5,7 +5,8 @@ using Ddsm.Model;
 namespace Ddsm.Eval;
 
 /// <summary>What a feature net was trained on and how well it classifies (stored in its file).</summary>
-public sealed record FeatureNetInfo(string Dataset = "", int Steps = 0, double TrainAccuracy = double.NaN, double HeldOutAccuracy = double.NaN);
+public sealed record FeatureNetInfo(string Dataset = "", int Steps = 0, double TrainAccuracy = double.NaN,
+                                    double HeldOutAccuracy = double.NaN);
 
 /// <summary>
 /// The feature extractor behind FD / KID / precision-recall. No Inception weights can be fetched
@@ -33,12 +34,15 @@ public sealed partial class FeatureNet : Module
     public int Width2 { get; }
     public FeatureNetInfo Info { get; set; } = new();
 
-    public FeatureNet(Backend be, int inputChannels, int classes, ulong seed, int imageSize = 32, int width1 = 6, int width2 = 16) : base(be)
+    public FeatureNet(Backend be, int inputChannels, int classes, ulong seed, int imageSize = 32, int width1 = 6,
+                      int width2 = 16) : base(be)
     {
         if (inputChannels < 1 || classes < 2 || width1 < 1 || width2 < 1)
-            throw new ArgumentException($"feature net: need ≥ 1 input channel, ≥ 2 classes and positive widths, got C={inputChannels}, classes={classes}, widths {width1}/{width2}");
+            throw new ArgumentException($"feature net: need ≥ 1 input channel, ≥ 2 classes and positive widths, got " +
+                                        $"C={inputChannels}, classes={classes}, widths {width1}/{width2}");
         if (imageSize < 16 || imageSize % 4 != 0)
-            throw new ArgumentException($"feature net: image size {imageSize} must be a multiple of 4 and ≥ 16 (two unpadded 5×5 convs, two 2× pools)");
+            throw new ArgumentException($"feature net: image size {imageSize} must be a multiple of 4 and ≥ 16 (two " +
+                                        $"unpadded 5×5 convs, two 2× pools)");
         (InputChannels, Classes, ImageSize, Width1, Width2) = (inputChannels, classes, imageSize, width1, width2);
         var rng = new Rng(seed);
         _conv1 = Child("conv1", new ValidConv2d(be, rng, inputChannels, width1, Kernel));
@@ -54,12 +58,15 @@ public sealed partial class FeatureNet : Module
     /// <summary>Flattened size after the two pools: Width2 · FinalSide² (400 for S = 32).</summary>
     public int FlatDim => Width2 * FinalSide * FinalSide;
 
-    /// <summary>(N, C, S, S) images in [−1, 1] → (features (N, 84), logits (N, classes)); records on the tape.</summary>
+    /// <summary>
+    /// (N, C, S, S) images in [−1, 1] → (features (N, 84), logits (N, classes)); records on the tape.
+    /// </summary>
     public (Tensor Features, Tensor Logits) Forward(Tensor x)
     {
         if (x.Rank != 4 || x.Shape[1] != InputChannels || x.Shape[2] != ImageSize || x.Shape[3] != ImageSize)
-            throw new ArgumentException($"feature net: input {ShapeUtil.Str(x.Shape)} must be (N, {InputChannels}, {ImageSize}, {ImageSize}) " +
-                                        "(bring data sets to the model resolution with ToResolution)");
+            throw new ArgumentException($"feature net: input {ShapeUtil.Str(x.Shape)} must be (N, {InputChannels}, " +
+                                        $"{ImageSize}, {ImageSize}) (bring data sets to the model resolution with " +
+                                        $"ToResolution)");
         var h = F.AvgPool2x(F.SiLU(_conv1.Forward(x)));            // (N, W1, 14, 14) for S = 32
         h = F.AvgPool2x(F.SiLU(_conv2.Forward(h)));                 // (N, W2, 5, 5)
         h = h.Reshape(x.Shape[0], FlatDim);                         // (N, 400)
@@ -81,13 +88,16 @@ public sealed partial class FeatureNet : Module
     {
         int size = InputChannels * ImageSize * ImageSize;
         if (images.Length != (long)count * size)
-            throw new ArgumentException($"feature net: {count} images of (C={InputChannels}, {ImageSize}×{ImageSize}) need {(long)count * size} floats, got {images.Length}");
+            throw new ArgumentException($"feature net: {count} images of (C={InputChannels}, " +
+                                        $"{ImageSize}×{ImageSize}) need {(long)count * size} floats, got " +
+                                        $"{images.Length}");
         var m = new FeatureMatrix(count, FeatureDim);
         for (int b0 = 0; b0 < count; b0 += batch)
         {
             int nb = Math.Min(batch, count - b0);
             using var scope = new TensorScope();
-            var x = Tensor.FromArray(Backend, images.Slice(b0 * size, nb * size), nb, InputChannels, ImageSize, ImageSize);
+            var x =
+                Tensor.FromArray(Backend, images.Slice(b0 * size, nb * size), nb, InputChannels, ImageSize, ImageSize);
             m.SetRows(b0, Features(x).ToArray());
         }
         return m;
@@ -114,15 +124,17 @@ public sealed partial class FeatureNet : Module
     internal void CheckDataset(Data.ImageDataset ds)
     {
         if (ds.Channels != InputChannels || ds.Height != ImageSize || ds.Width != ImageSize)
-            throw new ArgumentException($"feature net: data set {ds.Name} has images ({ds.Channels}, {ds.Height}, {ds.Width}), " +
-                                        $"the net takes ({InputChannels}, {ImageSize}, {ImageSize}); use ds.ToResolution({ImageSize})");
+            throw new ArgumentException($"feature net: data set {ds.Name} has images ({ds.Channels}, {ds.Height}, " +
+                                        $"{ds.Width}), the net takes ({InputChannels}, {ImageSize}, {ImageSize}); " +
+                                        $"use ds.ToResolution({ImageSize})");
     }
 
     /// <summary>First 16 hex digits of SHA-256 over every parameter's name and float bytes: two nets
     /// score alike only when this matches, so cached reference statistics are keyed on it.</summary>
     public string Fingerprint()
     {
-        using var sha = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+        using var sha = System.Security.Cryptography.IncrementalHash.CreateHash(
+            System.Security.Cryptography.HashAlgorithmName.SHA256);
         foreach (var (name, p) in NamedParameters())
         {
             sha.AppendData(System.Text.Encoding.UTF8.GetBytes(name));

@@ -28,8 +28,12 @@ public static class FeatureNetTrainer
     {
         var o = options ?? new FeatureNetTrainOptions();
         o.Validate();
-        if (train.ClassCount < 2) throw new ArgumentException($"feature net training: data set {train.Name} has {train.ClassCount} classes; it needs labels");
-        if (train.Height != train.Width) throw new ArgumentException($"feature net training: images of {train.Name} are {train.Height}×{train.Width}, not square");
+        if (train.ClassCount < 2)
+            throw new ArgumentException(
+                $"feature net training: data set {train.Name} has {train.ClassCount} classes; it needs labels");
+        if (train.Height != train.Width)
+            throw new ArgumentException(
+                $"feature net training: images of {train.Name} are {train.Height}×{train.Width}, not square");
         var net = new FeatureNet(be, train.Channels, train.ClassCount, o.Seed, train.Height, o.Width1, o.Width2);
         try
         {
@@ -83,7 +87,8 @@ public static class FeatureNetTrainer
             ds.Batch(idx, pixels.AsSpan(0, nb * ds.ImageSize));
             using var nograd = Tape.NoGrad();
             using var scope = new TensorScope();
-            var x = Tensor.FromArray(net.Backend, pixels.AsSpan(0, nb * ds.ImageSize), nb, ds.Channels, ds.Height, ds.Width);
+            var x = Tensor.FromArray(net.Backend, pixels.AsSpan(0, nb * ds.ImageSize), nb, ds.Channels, ds.Height,
+                                     ds.Width);
             var logits = net.Forward(x).Logits.ToArray(); // (nb, K)
             for (int i = 0; i < nb; i++)
             {
@@ -102,7 +107,8 @@ public static class FeatureNetTrainer
             throw new ArgumentException($"feature net: cannot hold out {heldOutCount} of {ds.Count} images");
         var order = Enumerable.Range(0, ds.Count).ToArray();
         Shuffle(order, new Rng(seed));
-        return (ds.Subset(order.AsSpan(heldOutCount), ds.Name), ds.Subset(order.AsSpan(0, heldOutCount), ds.Name + "-heldout"));
+        return (ds.Subset(order.AsSpan(heldOutCount), ds.Name),
+                ds.Subset(order.AsSpan(0, heldOutCount), ds.Name + "-heldout"));
     }
 
     private static void Shuffle(int[] a, Rng rng)

@@ -23,7 +23,8 @@ public sealed class FeatureStats
     {
         int d = mean.Length;
         if (d < 1 || covariance.Length != (long)d * d)
-            throw new ArgumentException($"feature stats: mean ({d}) and covariance ({covariance.Length} values) do not agree");
+            throw new ArgumentException(
+                $"feature stats: mean ({d}) and covariance ({covariance.Length} values) do not agree");
         (Count, Dim, Mean, Covariance) = (count, d, mean, covariance);
     }
 
@@ -85,22 +86,29 @@ public sealed class FeatureStats
 
     internal static FeatureStats FromFile(SafeTensorsFile f, string path)
     {
-        DataFormatException.Check(f.Contains("mean") && f.Contains("covariance"), path, "feature stats need tensors 'mean' and 'covariance'");
+        DataFormatException.Check(f.Contains("mean") && f.Contains("covariance"), path,
+                                  "feature stats need tensors 'mean' and 'covariance'");
         var m = f["mean"];
         var c = f["covariance"];
-        DataFormatException.Check(m.DType == "F64" && c.DType == "F64", path, $"feature stats must be F64 (got {m.DType}, {c.DType})");
-        DataFormatException.Check(m.Shape.Length == 1 && m.Shape[0] >= 1 && c.Shape.SequenceEqual(new[] { m.Shape[0], m.Shape[0] }), path,
+        DataFormatException.Check(m.DType == "F64" && c.DType == "F64", path,
+                                  $"feature stats must be F64 (got {m.DType}, {c.DType})");
+        DataFormatException.Check(m.Shape.Length == 1 && m.Shape[0] >= 1 &&
+                                  c.Shape.SequenceEqual(new[] { m.Shape[0], m.Shape[0] }), path,
             $"mean ({string.Join(", ", m.Shape)}) and covariance ({string.Join(", ", c.Shape)}) shapes disagree");
         f.Metadata.TryGetValue("count", out var cs);
-        DataFormatException.Check(int.TryParse(cs, NumberStyles.Integer, CultureInfo.InvariantCulture, out int count) && count >= 2, path,
+        DataFormatException.Check(int.TryParse(cs, NumberStyles.Integer, CultureInfo.InvariantCulture, out int count) &&
+                                  count >= 2, path,
             $"metadata 'count' missing or < 2 (got '{cs ?? "missing"}')");
         var mean = Doubles(m.Data);
         var cov = Doubles(c.Data);
-        DataFormatException.Check(mean.All(double.IsFinite) && cov.All(double.IsFinite), path, "feature stats hold NaN or Inf");
+        DataFormatException.Check(mean.All(double.IsFinite) && cov.All(double.IsFinite), path,
+                                  "feature stats hold NaN or Inf");
         return new FeatureStats(count, mean, cov);
     }
 
-    /// <summary>Writes the statistics with <paramref name="metadata"/> (e.g. data set, feature net fingerprint).</summary>
+    /// <summary>
+    /// Writes the statistics with <paramref name="metadata"/> (e.g. data set, feature net fingerprint).
+    /// </summary>
     public void Save(string path, IReadOnlyDictionary<string, string>? metadata = null)
     {
         var meta = new Dictionary<string, string>(metadata ?? new Dictionary<string, string>())
@@ -115,21 +123,24 @@ public sealed class FeatureStats
     {
         var f = SafeTensors.Read(path);
         f.Metadata.TryGetValue("format", out var fmt);
-        DataFormatException.Check(fmt == Format, path, $"not DDSM feature stats (format '{fmt ?? "missing"}', want '{Format}')");
+        DataFormatException.Check(fmt == Format, path,
+                                  $"not DDSM feature stats (format '{fmt ?? "missing"}', want '{Format}')");
         return (FromFile(f, path), f.Metadata);
     }
 
     internal static byte[] F64Bytes(double[] v)
     {
         var b = new byte[v.Length * 8];
-        for (int i = 0; i < v.Length; i++) System.Buffers.Binary.BinaryPrimitives.WriteDoubleLittleEndian(b.AsSpan(8 * i), v[i]);
+        for (int i = 0; i < v.Length; i++)
+            System.Buffers.Binary.BinaryPrimitives.WriteDoubleLittleEndian(b.AsSpan(8 * i), v[i]);
         return b;
     }
 
     internal static double[] Doubles(byte[] b)
     {
         var v = new double[b.Length / 8];
-        for (int i = 0; i < v.Length; i++) v[i] = System.Buffers.Binary.BinaryPrimitives.ReadDoubleLittleEndian(b.AsSpan(8 * i));
+        for (int i = 0; i < v.Length; i++)
+            v[i] = System.Buffers.Binary.BinaryPrimitives.ReadDoubleLittleEndian(b.AsSpan(8 * i));
         return v;
     }
 }

@@ -46,7 +46,8 @@ public static class FrechetDistance
     public static double LowRank(FeatureMatrix x, FeatureMatrix y)
     {
         CheckDims(x.Dim, y.Dim);
-        if (x.Count < 2 || y.Count < 2) throw new ArgumentException($"fréchet distance: need ≥ 2 samples per set, got {x.Count} and {y.Count}");
+        if (x.Count < 2 || y.Count < 2)
+            throw new ArgumentException($"fréchet distance: need ≥ 2 samples per set, got {x.Count} and {y.Count}");
         var (mx, ax) = Factor(x);   // (N₁, d)
         var (my, ay) = Factor(y);   // (N₂, d)
         var g = ax * ay.Transpose();                                           // (N₁, N₂)
@@ -65,7 +66,8 @@ public static class FrechetDistance
     {
         CheckDims(reference.Dim, generated.Dim);
         if (generated.Count > generated.Dim) return Full(reference, FeatureStats.From(generated));
-        if (generated.Count < 2) throw new ArgumentException($"fréchet distance: need ≥ 2 generated samples, got {generated.Count}");
+        if (generated.Count < 2)
+            throw new ArgumentException($"fréchet distance: need ≥ 2 generated samples, got {generated.Count}");
         int d = reference.Dim;
         var (mg, ag) = Factor(generated);                                      // (N, d)
         var s1 = M.DenseOfRowMajor(d, d, reference.Covariance);

@@ -2,7 +2,9 @@ using Ddsm.Engine;
 
 namespace Ddsm.Eval;
 
-/// <summary>KID over <see cref="Subsets"/> random subsets of <see cref="SubsetSize"/>: mean and (population) std.</summary>
+/// <summary>
+/// KID over <see cref="Subsets"/> random subsets of <see cref="SubsetSize"/>: mean and (population) std.
+/// </summary>
 public sealed record KidResult(double Mean, double Std, int SubsetSize, int Subsets);
 
 /// <summary>
@@ -14,12 +16,16 @@ public sealed record KidResult(double Mean, double Std, int SubsetSize, int Subs
 /// </summary>
 public static class Kid
 {
-    public static KidResult Compute(FeatureMatrix real, FeatureMatrix generated, int subsetSize = 1000, int subsets = 100, ulong seed = 0)
+    public static KidResult Compute(FeatureMatrix real, FeatureMatrix generated, int subsetSize = 1000,
+                                    int subsets = 100, ulong seed = 0)
     {
-        if (real.Dim != generated.Dim) throw new ArgumentException($"kid: feature dimensions differ ({real.Dim} vs {generated.Dim})");
+        if (real.Dim != generated.Dim)
+            throw new ArgumentException($"kid: feature dimensions differ ({real.Dim} vs {generated.Dim})");
         if (subsets < 1) throw new ArgumentException($"kid: subsets must be ≥ 1, got {subsets}");
         int m = Math.Min(subsetSize, Math.Min(real.Count, generated.Count));
-        if (m < 2) throw new ArgumentException($"kid: subsets need ≥ 2 samples per set (subset size {subsetSize}, sets of {real.Count} and {generated.Count})");
+        if (m < 2)
+            throw new ArgumentException($"kid: subsets need ≥ 2 samples per set (subset size {subsetSize}, sets of " +
+                                        $"{real.Count} and {generated.Count})");
         var rng = new Rng(seed);
         var v = new double[subsets];
         for (int s = 0; s < subsets; s++)
@@ -32,7 +38,9 @@ public static class Kid
     public static double Mmd2Unbiased(FeatureMatrix x, FeatureMatrix y)
     {
         int m = x.Count, d = x.Dim;
-        if (y.Count != m || y.Dim != d || m < 2) throw new ArgumentException($"kid: sets must be equal-sized with ≥ 2 samples, got ({x.Count}, {x.Dim}) and ({y.Count}, {y.Dim})");
+        if (y.Count != m || y.Dim != d || m < 2)
+            throw new ArgumentException(
+                $"kid: sets must be equal-sized with ≥ 2 samples, got ({x.Count}, {x.Dim}) and ({y.Count}, {y.Dim})");
         // Per-row partial sums, added in row order after the parallel loop: the result does not
         // depend on how rows were scheduled over threads.
         var rxx = new double[m];

@@ -14,9 +14,11 @@ public static class PrecisionRecall
 {
     public static PrecisionRecallResult Compute(FeatureMatrix real, FeatureMatrix generated, int k = 3)
     {
-        if (real.Dim != generated.Dim) throw new ArgumentException($"precision/recall: feature dimensions differ ({real.Dim} vs {generated.Dim})");
+        if (real.Dim != generated.Dim)
+            throw new ArgumentException($"precision/recall: feature dimensions differ ({real.Dim} vs {generated.Dim})");
         if (k < 1 || real.Count <= k || generated.Count <= k)
-            throw new ArgumentException($"precision/recall: need more than k = {k} samples per set, got {real.Count} and {generated.Count}");
+            throw new ArgumentException(
+                $"precision/recall: need more than k = {k} samples per set, got {real.Count} and {generated.Count}");
         var realR2 = KnnRadii2(real, k);
         var genR2 = KnnRadii2(generated, k);
         return new PrecisionRecallResult(Inside(real, realR2, generated), Inside(generated, genR2, real), k);

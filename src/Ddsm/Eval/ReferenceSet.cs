@@ -35,7 +35,8 @@ public sealed class ReferenceSet
 
     /// <summary>The cached set at <paramref name="path"/> when it was made from the same data set, count,
     /// seed and feature net; otherwise builds it and (re)writes the cache.</summary>
-    public static ReferenceSet LoadOrBuild(string path, FeatureNet net, ImageDataset ds, int maxCount = 10_000, ulong seed = 0)
+    public static ReferenceSet LoadOrBuild(string path, FeatureNet net, ImageDataset ds, int maxCount = 10_000,
+                                           ulong seed = 0)
     {
         var key = Key(ds.Name, Math.Min(ds.Count, maxCount), seed, net.Fingerprint());
         if (File.Exists(path))
@@ -68,11 +69,12 @@ public sealed class ReferenceSet
         var f = SafeTensors.Read(path);
         var meta = f.Metadata;
         meta.TryGetValue("format", out var fmt);
-        DataFormatException.Check(fmt == Format, path, $"not a DDSM reference set (format '{fmt ?? "missing"}', want '{Format}')");
+        DataFormatException.Check(fmt == Format, path,
+                                  $"not a DDSM reference set (format '{fmt ?? "missing"}', want '{Format}')");
         DataFormatException.Check(f.Contains("features"), path, "tensor 'features' missing");
         var ft = f["features"];
-        DataFormatException.Check(ft.DType == "F32" && ft.Shape.Length == 2 && ft.Shape[1] >= 1 && ft.Shape[0] >= 2, path,
-            $"features must be F32 (N ≥ 2, d), got {ft.DType}[{string.Join(",", ft.Shape)}]");
+        DataFormatException.Check(ft.DType == "F32" && ft.Shape.Length == 2 && ft.Shape[1] >= 1 && ft.Shape[0] >= 2,
+            path, $"features must be F32 (N ≥ 2, d), got {ft.DType}[{string.Join(",", ft.Shape)}]");
         var stats = FeatureStats.FromFile(f, path);
         DataFormatException.Check(stats.Dim == ft.Shape[1] && stats.Count == ft.Shape[0], path,
             $"statistics of ({stats.Count}, {stats.Dim}) do not belong to features ({ft.Shape[0]}, {ft.Shape[1]})");

@@ -7,7 +7,8 @@ namespace Ddsm.IO;
 public static class AtomicFile
 {
     /// <summary>The temporary path used while writing; it never equals the final path.</summary>
-    public static string TempPathFor(string path) => $"{path}.tmp-{Convert.ToHexString(Guid.NewGuid().ToByteArray(), 0, 6).ToLowerInvariant()}";
+    public static string TempPathFor(string path) =>
+        $"{path}.tmp-{Convert.ToHexString(Guid.NewGuid().ToByteArray(), 0, 6).ToLowerInvariant()}";
 
     public static void Write(string path, Action<Stream> write)
     {
@@ -37,5 +38,6 @@ public static class AtomicFile
     }
 
     /// <summary>UTF-8 text (reports, strategies, plans), written atomically.</summary>
-    public static void WriteAllText(string path, string text) => WriteAllBytes(path, System.Text.Encoding.UTF8.GetBytes(text));
+    public static void WriteAllText(string path, string text) =>
+        WriteAllBytes(path, System.Text.Encoding.UTF8.GetBytes(text));
 }

@@ -16,7 +16,8 @@ internal static class BoundedRead
     /// </summary>
     public static byte[] Exactly(Stream s, long expected, string source, string what)
     {
-        DataFormatException.Check(expected >= 0 && expected <= Array.MaxLength, source, $"{what}: size {expected} out of range");
+        DataFormatException.Check(expected >= 0 && expected <= Array.MaxLength, source,
+                                  $"{what}: size {expected} out of range");
         var buf = new byte[(int)Math.Min(expected, 1 << 16)];
         int got = 0;
         while (got < expected)
@@ -35,20 +36,30 @@ internal static class BoundedRead
     public static T Guarded<T>(Func<T> f, string source, string what)
     {
         try { return f(); }
-        catch (InvalidDataException e) { throw new DataFormatException(source, $"{what}: corrupt compressed data ({e.Message})", e); }
+        catch (InvalidDataException e)
+        {
+            throw new DataFormatException(source, $"{what}: corrupt compressed data ({e.Message})", e);
+        }
         // zlib streams with a preset dictionary (FDICT) or other exotica fail with the BCL's internal
         // ZLibException (an IOException), not InvalidDataException; match it by name, not every IOException.
-        catch (IOException e) when (e.GetType().Name == "ZLibException") { throw new DataFormatException(source, $"{what}: unsupported or corrupt zlib data ({e.Message})", e); }
+        catch (IOException e) when (e.GetType().Name == "ZLibException")
+        {
+            throw new DataFormatException(source, $"{what}: unsupported or corrupt zlib data ({e.Message})", e);
+        }
         catch (EndOfStreamException e) { throw new DataFormatException(source, $"{what}: unexpected end of data", e); }
         catch (JsonException e) { throw new DataFormatException(source, $"{what}: malformed JSON ({e.Message})", e); }
-        catch (System.Text.DecoderFallbackException e) { throw new DataFormatException(source, $"{what}: invalid UTF-8 ({e.Message})", e); }
+        catch (System.Text.DecoderFallbackException e)
+        {
+            throw new DataFormatException(source, $"{what}: invalid UTF-8 ({e.Message})", e);
+        }
     }
 
     /// <summary>True when the bytes start with the gzip magic 1F 8B.</summary>
     public static bool IsGzip(ReadOnlySpan<byte> b) => b.Length >= 2 && b[0] == 0x1F && b[1] == 0x8B;
 
     /// <summary>Big-endian u32 at <paramref name="at"/>; the caller has checked the length.</summary>
-    public static uint U32BE(ReadOnlySpan<byte> b, int at) => System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(b[at..]);
+    public static uint U32BE(ReadOnlySpan<byte> b, int at) =>
+        System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(b[at..]);
 
     /// <summary>Decompresses a whole gzip member when the payload size is not known up front,
     /// refusing more than <paramref name="cap"/> bytes (a zip bomb costs at most the cap).</summary>

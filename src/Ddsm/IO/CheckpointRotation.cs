@@ -21,7 +21,8 @@ public sealed class CheckpointRotation
         (Directory, Keep, Prefix, Suffix) = (directory, keep, prefix, suffix);
     }
 
-    public string PathFor(long step) => Path.Combine(Directory, $"{Prefix}{step.ToString("D9", CultureInfo.InvariantCulture)}{Suffix}");
+    public string PathFor(long step) =>
+        Path.Combine(Directory, $"{Prefix}{step.ToString("D9", CultureInfo.InvariantCulture)}{Suffix}");
 
     /// <summary>Existing checkpoints, oldest first.</summary>
     public IReadOnlyList<(long Step, string Path)> List()
@@ -31,9 +32,11 @@ public sealed class CheckpointRotation
         foreach (var f in System.IO.Directory.EnumerateFiles(Directory, Prefix + "*" + Suffix))
         {
             string name = Path.GetFileName(f);
-            if (!name.StartsWith(Prefix, StringComparison.Ordinal) || !name.EndsWith(Suffix, StringComparison.Ordinal)) continue;
+            if (!name.StartsWith(Prefix, StringComparison.Ordinal) || !name.EndsWith(Suffix, StringComparison.Ordinal))
+                continue;
             string mid = name[Prefix.Length..^Suffix.Length];
-            if (mid.Length > 0 && mid.All(char.IsAsciiDigit) && long.TryParse(mid, NumberStyles.None, CultureInfo.InvariantCulture, out long step))
+            if (mid.Length > 0 && mid.All(char.IsAsciiDigit) &&
+                long.TryParse(mid, NumberStyles.None, CultureInfo.InvariantCulture, out long step))
                 r.Add((step, f));
         }
         return r.OrderBy(x => x.Item1).ToList();
@@ -55,7 +58,8 @@ public sealed class CheckpointRotation
     }
 
     /// <summary>Writes the checkpoint for <paramref name="step"/> atomically, then prunes.</summary>
-    public string Save(long step, IReadOnlyList<SafeTensor> tensors, IReadOnlyDictionary<string, string>? metadata = null)
+    public string Save(long step, IReadOnlyList<SafeTensor> tensors,
+                       IReadOnlyDictionary<string, string>? metadata = null)
     {
         string p = PathFor(step);
         SafeTensors.Write(p, tensors, metadata);

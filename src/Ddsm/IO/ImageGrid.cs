@@ -11,13 +11,15 @@ public static class ImageGrid
     /// into a grid with <paramref name="cols"/> columns and <paramref name="pad"/> pixels of
     /// <paramref name="padValue"/> around and between them. Returns interleaved (GH, GW, C) bytes.
     /// </summary>
-    public static (byte[] Pixels, int Width, int Height) Compose(ReadOnlySpan<float> images, int count, int channels, int height, int width,
-        int cols, int pad = 2, byte padValue = 255)
+    public static (byte[] Pixels, int Width, int Height) Compose(ReadOnlySpan<float> images, int count, int channels,
+        int height, int width, int cols, int pad = 2, byte padValue = 255)
     {
         if (count <= 0 || channels is not (1 or 3) || height <= 0 || width <= 0 || cols <= 0 || pad < 0)
-            throw new ArgumentException($"ImageGrid: invalid layout count={count} C={channels} H={height} W={width} cols={cols} pad={pad}");
+            throw new ArgumentException(
+                $"ImageGrid: invalid layout count={count} C={channels} H={height} W={width} cols={cols} pad={pad}");
         if (images.Length < (long)count * channels * height * width)
-            throw new ArgumentException($"ImageGrid: need {(long)count * channels * height * width} floats, got {images.Length}");
+            throw new ArgumentException(
+                $"ImageGrid: need {(long)count * channels * height * width} floats, got {images.Length}");
         cols = Math.Min(cols, count);
         int rows = (count + cols - 1) / cols;
         int gw = cols * (width + pad) + pad, gh = rows * (height + pad) + pad;

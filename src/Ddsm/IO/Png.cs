@@ -28,7 +28,8 @@ public static class Png
     public static PngImage Read(byte[] file, string source)
     {
         var f = file.AsSpan();
-        DataFormatException.Check(f.Length >= 8 && f[..8].SequenceEqual(Signature), source, "not a PNG (bad signature)");
+        DataFormatException.Check(f.Length >= 8 && f[..8].SequenceEqual(Signature), source,
+                                  "not a PNG (bad signature)");
         int pos = 8;
         int width = 0, height = 0, channels = 0;
         bool sawHeader = false, sawEnd = false, idatClosed = false;
@@ -37,12 +38,14 @@ public static class Png
         {
             DataFormatException.Check(f.Length - pos >= 12, source, $"truncated chunk header at byte {pos}");
             uint len = BoundedRead.U32BE(f, pos);
-            DataFormatException.Check(len <= int.MaxValue && len <= f.Length - pos - 12, source, $"chunk length {len} at byte {pos} runs past the end of the file");
+            DataFormatException.Check(len <= int.MaxValue && len <= f.Length - pos - 12, source,
+                                      $"chunk length {len} at byte {pos} runs past the end of the file");
             var type = f.Slice(pos + 4, 4);
             var data = f.Slice(pos + 8, (int)len);
             uint crc = BoundedRead.U32BE(f, pos + 8 + (int)len);
             string name = ChunkName(type, source, pos);
-            DataFormatException.Check(Crc32.Compute(f.Slice(pos + 4, 4 + (int)len)) == crc, source, $"CRC mismatch in {name} chunk at byte {pos}");
+            DataFormatException.Check(Crc32.Compute(f.Slice(pos + 4, 4 + (int)len)) == crc, source,
+                                      $"CRC mismatch in {name} chunk at byte {pos}");
             DataFormatException.Check(sawHeader || name == "IHDR", source, $"first chunk is {name}, expected IHDR");
             switch (name)
             {
@@ -89,7 +92,8 @@ public static class Png
     private static string ChunkName(ReadOnlySpan<byte> type, string source, int pos)
     {
         foreach (byte b in type)
-            DataFormatException.Check(b is >= (byte)'A' and <= (byte)'Z' or >= (byte)'a' and <= (byte)'z', source, $"invalid chunk type at byte {pos}");
+            DataFormatException.Check(b is >= (byte)'A' and <= (byte)'Z' or >= (byte)'a' and <= (byte)'z', source,
+                                      $"invalid chunk type at byte {pos}");
         return Encoding.ASCII.GetString(type);
     }
 
@@ -97,7 +101,8 @@ public static class Png
     {
         DataFormatException.Check(d.Length == 13, source, $"IHDR has {d.Length} bytes, expected 13");
         uint w = BoundedRead.U32BE(d, 0), h = BoundedRead.U32BE(d, 4);
-        DataFormatException.Check(w is > 0 and <= int.MaxValue && h is > 0 and <= int.MaxValue, source, $"invalid size {w}x{h}");
+        DataFormatException.Check(w is > 0 and <= int.MaxValue && h is > 0 and <= int.MaxValue, source,
+                                  $"invalid size {w}x{h}");
         byte depth = d[8], colour = d[9];
         DataFormatException.Check(depth == 8, source, $"bit depth {depth} not supported (only 8)");
         int c = colour switch
@@ -108,7 +113,9 @@ public static class Png
         };
         DataFormatException.Check(d[10] == 0, source, $"unknown compression method {d[10]}");
         DataFormatException.Check(d[11] == 0, source, $"unknown filter method {d[11]}");
-        DataFormatException.Check(d[12] == 0, source, d[12] == 1 ? "interlaced (Adam7) images are not supported" : $"invalid interlace method {d[12]}");
+        DataFormatException.Check(d[12] == 0, source,
+                                  d[12] == 1 ? "interlaced (Adam7) images are not supported"
+                                      : $"invalid interlace method {d[12]}");
         return ((int)w, (int)h, c);
     }
 
@@ -128,10 +135,13 @@ public static class Png
                 case 0: row.CopyTo(cur); break;
                 case 1: for (int i = 0; i < stride; i++) cur[i] = (byte)(row[i] + (i >= bpp ? cur[i - bpp] : 0)); break;
                 case 2: for (int i = 0; i < stride; i++) cur[i] = (byte)(row[i] + prev[i]); break;
-                case 3: for (int i = 0; i < stride; i++) cur[i] = (byte)(row[i] + (((i >= bpp ? cur[i - bpp] : 0) + prev[i]) >> 1)); break;
+                case 3: for (int i = 0; i < stride; i++)
+                    cur[i] = (byte)(row[i] + (((i >= bpp ? cur[i - bpp] : 0) + prev[i]) >> 1));
+                break;
                 case 4:
                     for (int i = 0; i < stride; i++)
-                        cur[i] = (byte)(row[i] + Paeth(i >= bpp ? cur[i - bpp] : 0, prev[i], i >= bpp ? prev[i - bpp] : 0));
+                        cur[i] =
+                            (byte)(row[i] + Paeth(i >= bpp ? cur[i - bpp] : 0, prev[i], i >= bpp ? prev[i - bpp] : 0));
                     break;
                 default: throw new DataFormatException(source, $"invalid filter type {filter} on row {y}");
             }
@@ -158,9 +168,12 @@ public static class Png
     public static byte[] Encode(int width, int height, int channels, ReadOnlySpan<byte> pixels, int? forceFilter = null)
     {
         if (width <= 0 || height <= 0) throw new ArgumentException($"PNG size must be positive, got {width}x{height}");
-        if (channels is not (1 or 3)) throw new ArgumentException($"PNG writer supports 1 or 3 channels, got {channels}");
+        if (channels is not (1 or 3))
+            throw new ArgumentException($"PNG writer supports 1 or 3 channels, got {channels}");
         int stride = width * channels;
-        if (pixels.Length != (long)stride * height) throw new ArgumentException($"PNG: expected {stride * (long)height} bytes for {width}x{height}x{channels}, got {pixels.Length}");
+        if (pixels.Length != (long)stride * height)
+            throw new ArgumentException(
+                $"PNG: expected {stride * (long)height} bytes for {width}x{height}x{channels}, got {pixels.Length}");
         if (forceFilter is < 0 or > 4) throw new ArgumentException($"PNG filter must be 0..4, got {forceFilter}");
 
         var filtered = new byte[(stride + 1) * height];
@@ -176,7 +189,8 @@ public static class Png
                 long score = 0;
                 for (int i = 0; i < stride; i++)
                 {
-                    int a = i >= channels ? cur[i - channels] : 0, b = prev[i], c = i >= channels ? prev[i - channels] : 0;
+                    int a = i >= channels ? cur[i - channels] : 0, b = prev[i],
+                        c = i >= channels ? prev[i - channels] : 0;
                     int pred = ft switch { 0 => 0, 1 => a, 2 => b, 3 => (a + b) >> 1, _ => Paeth(a, b, c) };
                     trial[i] = (byte)(cur[i] - pred);
                     int sv = (sbyte)trial[i]; score += sv < 0 ? -sv : sv;   // Math.Abs(sbyte.MinValue) throws

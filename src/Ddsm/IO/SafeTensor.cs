@@ -24,7 +24,8 @@ public sealed class SafeTensor
             n = checked(n * d);
         }
         if (checked(n * size) != data.Length)
-            throw new ArgumentException($"safetensors: tensor {name} {dtype}[{string.Join(",", shape)}] needs {n * size} bytes, got {data.Length}");
+            throw new ArgumentException($"safetensors: tensor {name} {dtype}[{string.Join(",", shape)}] needs " +
+                                        $"{n * size} bytes, got {data.Length}");
         (Name, DType, Shape, Data) = (name, dtype, shape, data);
     }
 
@@ -41,7 +42,8 @@ public sealed class SafeTensor
     public static SafeTensor F32(string name, ReadOnlySpan<float> values, params long[] shape)
     {
         var bytes = new byte[values.Length * 4];
-        for (int i = 0; i < values.Length; i++) BinaryPrimitives.WriteSingleLittleEndian(bytes.AsSpan(4 * i), values[i]);
+        for (int i = 0; i < values.Length; i++)
+            BinaryPrimitives.WriteSingleLittleEndian(bytes.AsSpan(4 * i), values[i]);
         return new SafeTensor(name, "F32", shape, bytes);
     }
 
@@ -58,9 +60,15 @@ public sealed class SafeTensor
         var d = Data.AsSpan();
         return DType switch
         {
-            "F32" => BitConverter.IsLittleEndian ? MemoryMarshal.Cast<byte, float>(d).ToArray() : Map(4, i => BinaryPrimitives.ReadSingleLittleEndian(Data.AsSpan(i))),
-            "F16" => Map(2, i => (float)BitConverter.UInt16BitsToHalf(BinaryPrimitives.ReadUInt16LittleEndian(Data.AsSpan(i)))),
-            "BF16" => Map(2, i => BitConverter.Int32BitsToSingle(BinaryPrimitives.ReadUInt16LittleEndian(Data.AsSpan(i)) << 16)),
+            "F32" =>
+                BitConverter.IsLittleEndian ? MemoryMarshal.Cast<byte, float>(d).ToArray()
+                    : Map(4, i => BinaryPrimitives.ReadSingleLittleEndian(Data.AsSpan(i))),
+            "F16" =>
+                Map(2,
+                    i => (float)BitConverter.UInt16BitsToHalf(BinaryPrimitives.ReadUInt16LittleEndian(Data.AsSpan(i)))),
+            "BF16" =>
+                Map(2,
+                    i => BitConverter.Int32BitsToSingle(BinaryPrimitives.ReadUInt16LittleEndian(Data.AsSpan(i)) << 16)),
             "F64" => Map(8, i => (float)BinaryPrimitives.ReadDoubleLittleEndian(Data.AsSpan(i))),
             _ => throw new DataFormatException($"safetensors tensor '{Name}'", $"is {DType}, not a float type"),
         };

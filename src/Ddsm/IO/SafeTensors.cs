@@ -11,7 +11,9 @@ public sealed class SafeTensorsFile(IReadOnlyList<SafeTensor> tensors, IReadOnly
     public IReadOnlyDictionary<string, string> Metadata { get; } = metadata;
     private readonly Dictionary<string, SafeTensor> _byName = tensors.ToDictionary(t => t.Name);
 
-    public SafeTensor this[string name] => _byName.TryGetValue(name, out var t) ? t : throw new KeyNotFoundException($"safetensors: no tensor named '{name}'");
+    public SafeTensor this[string name] =>
+        _byName.TryGetValue(name, out var t) ? t
+            : throw new KeyNotFoundException($"safetensors: no tensor named '{name}'");
     public bool Contains(string name) => _byName.ContainsKey(name);
 }
 
@@ -30,17 +32,20 @@ public static class SafeTensors
 
     // ---------------------------------------------------------------- writer
 
-    public static void Write(string path, IReadOnlyList<SafeTensor> tensors, IReadOnlyDictionary<string, string>? metadata = null)
+    public static void Write(string path, IReadOnlyList<SafeTensor> tensors,
+                             IReadOnlyDictionary<string, string>? metadata = null)
         => AtomicFile.Write(path, s => Write(s, tensors, metadata));
 
-    public static byte[] Serialize(IReadOnlyList<SafeTensor> tensors, IReadOnlyDictionary<string, string>? metadata = null)
+    public static byte[] Serialize(IReadOnlyList<SafeTensor> tensors,
+                                   IReadOnlyDictionary<string, string>? metadata = null)
     {
         var ms = new MemoryStream();
         Write(ms, tensors, metadata);
         return ms.ToArray();
     }
 
-    public static void Write(Stream s, IReadOnlyList<SafeTensor> tensors, IReadOnlyDictionary<string, string>? metadata = null)
+    public static void Write(Stream s, IReadOnlyList<SafeTensor> tensors,
+                             IReadOnlyDictionary<string, string>? metadata = null)
     {
         var names = new HashSet<string>();
         foreach (var t in tensors)
@@ -92,19 +97,23 @@ public static class SafeTensors
         return Read(fs, path);
     }
 
-    public static SafeTensorsFile Read(byte[] file, string source) => Read(new MemoryStream(file, writable: false), source);
+    public static SafeTensorsFile Read(byte[] file, string source) =>
+        Read(new MemoryStream(file, writable: false), source);
 
     /// <summary>Reads from a seekable stream positioned at the start of the file.</summary>
     public static SafeTensorsFile Read(Stream s, string source)
     {
         long fileLen = s.Length - s.Position;
         long start = s.Position;
-        DataFormatException.Check(fileLen >= 8, source, $"file of {fileLen} bytes is too short for a safetensors header");
+        DataFormatException.Check(fileLen >= 8, source,
+                                  $"file of {fileLen} bytes is too short for a safetensors header");
         Span<byte> lenBytes = stackalloc byte[8];
         s.ReadExactly(lenBytes);
         ulong n = BinaryPrimitives.ReadUInt64LittleEndian(lenBytes);
-        DataFormatException.Check(n <= MaxHeaderBytes, source, $"header length {n} exceeds the {MaxHeaderBytes}-byte cap");
-        DataFormatException.Check((long)n <= fileLen - 8, source, $"header length {n} exceeds the file ({fileLen} bytes)");
+        DataFormatException.Check(n <= MaxHeaderBytes, source,
+                                  $"header length {n} exceeds the {MaxHeaderBytes}-byte cap");
+        DataFormatException.Check((long)n <= fileLen - 8, source,
+                                  $"header length {n} exceeds the file ({fileLen} bytes)");
         DataFormatException.Check(n >= 2, source, $"header length {n} is too short for a JSON object");
         var header = new byte[n];
         s.ReadExactly(header);
@@ -120,11 +129,13 @@ public static class SafeTensors
         foreach (var e in entries.OrderBy(e => e.Begin).ThenBy(e => e.End))
         {
             DataFormatException.Check(e.Begin == expect, source,
-                e.Begin < expect ? $"tensor '{e.Name}' overlaps the previous one (begins at {e.Begin}, previous ends at {expect})"
+                e.Begin < expect
+                    ? $"tensor '{e.Name}' overlaps the previous one (begins at {e.Begin}, previous ends at {expect})"
                                  : $"gap in the data section before tensor '{e.Name}' ({expect}..{e.Begin})");
             expect = e.End;
         }
-        DataFormatException.Check(expect == dataLen, source, $"tensors cover {expect} bytes but the data section has {dataLen}");
+        DataFormatException.Check(expect == dataLen, source,
+                                  $"tensors cover {expect} bytes but the data section has {dataLen}");
 
         var tensors = new List<SafeTensor>(entries.Count);
         long dataStart = start + 8 + (long)n;
@@ -153,11 +164,14 @@ public static class SafeTensors
             DataFormatException.Check(seen.Add(p.Name), source, $"duplicate key '{p.Name}' in header");
             if (p.Name == MetadataKey)
             {
-                DataFormatException.Check(p.Value.ValueKind == JsonValueKind.Object, source, "__metadata__ is not an object");
+                DataFormatException.Check(p.Value.ValueKind == JsonValueKind.Object, source,
+                                          "__metadata__ is not an object");
                 foreach (var m in p.Value.EnumerateObject())
                 {
-                    DataFormatException.Check(m.Value.ValueKind == JsonValueKind.String, source, $"metadata '{m.Name}' is not a string");
-                    DataFormatException.Check(metadata.TryAdd(m.Name, m.Value.GetString()!), source, $"duplicate metadata key '{m.Name}'");
+                    DataFormatException.Check(m.Value.ValueKind == JsonValueKind.String, source,
+                                              $"metadata '{m.Name}' is not a string");
+                    DataFormatException.Check(metadata.TryAdd(m.Name, m.Value.GetString()!), source,
+                                              $"duplicate metadata key '{m.Name}'");
                 }
                 continue;
             }
@@ -176,7 +190,8 @@ public static class SafeTensors
             switch (f.Name)
             {
                 case "dtype" when dtype is null:
-                    DataFormatException.Check(f.Value.ValueKind == JsonValueKind.String, source, Where("dtype is not a string"));
+                    DataFormatException.Check(f.Value.ValueKind == JsonValueKind.String, source,
+                                              Where("dtype is not a string"));
                     dtype = f.Value.GetString()!;
                     break;
                 case "shape" when shape is null: shape = Ints(f.Value, source, Where("shape")); break;
@@ -184,19 +199,25 @@ public static class SafeTensors
                 default: throw new DataFormatException(source, Where($"unexpected or duplicate field '{f.Name}'"));
             }
         }
-        DataFormatException.Check(dtype is not null && shape is not null && offsets is not null, source, Where("needs dtype, shape and data_offsets"));
-        int size = SafeTensor.ElementSize(dtype!) ?? throw new DataFormatException(source, Where($"unknown dtype '{dtype}'"));
-        DataFormatException.Check(offsets!.Length == 2 && offsets[0] <= offsets[1], source, Where($"data_offsets must be [begin, end] with begin <= end"));
+        DataFormatException.Check(dtype is not null && shape is not null && offsets is not null, source,
+                                  Where("needs dtype, shape and data_offsets"));
+        int size = SafeTensor.ElementSize(dtype!) ??
+            throw new DataFormatException(source, Where($"unknown dtype '{dtype}'"));
+        DataFormatException.Check(offsets!.Length == 2 && offsets[0] <= offsets[1], source,
+                                  Where($"data_offsets must be [begin, end] with begin <= end"));
         long count = 1;
         foreach (long d in shape!)
         {
             // Caps the product well below overflow; no real tensor has 2^40 elements.
-            DataFormatException.Check(d <= 1L << 40 && count <= (1L << 40) / Math.Max(d, 1), source, Where($"shape [{string.Join(",", shape)}] is absurdly large"));
+            DataFormatException.Check(d <= 1L << 40 && count <= (1L << 40) / Math.Max(d, 1), source,
+                                      Where($"shape [{string.Join(",", shape)}] is absurdly large"));
             count *= d;
         }
         DataFormatException.Check(count * size == offsets[1] - offsets[0], source,
-            Where($"{dtype}[{string.Join(",", shape)}] needs {count * size} bytes but data_offsets span {offsets[1] - offsets[0]}"));
-        DataFormatException.Check(offsets[1] - offsets[0] <= Array.MaxLength, source, Where("tensor too large for one array"));
+            Where($"{dtype}[{string.Join(",", shape)}] needs {count * size} bytes but data_offsets span " +
+                  $"{offsets[1] - offsets[0]}"));
+        DataFormatException.Check(offsets[1] - offsets[0] <= Array.MaxLength, source,
+                                  Where("tensor too large for one array"));
         return new Entry(name, dtype!, shape, offsets[0], offsets[1]);
     }
 
@@ -208,8 +229,8 @@ public static class SafeTensors
         int i = 0;
         foreach (var x in a.EnumerateArray())
         {
-            DataFormatException.Check(x.ValueKind == JsonValueKind.Number && x.TryGetInt64(out r[i]) && r[i] >= 0, source,
-                $"{what}[{i}] is not a non-negative integer");
+            DataFormatException.Check(x.ValueKind == JsonValueKind.Number && x.TryGetInt64(out r[i]) && r[i] >= 0,
+                source, $"{what}[{i}] is not a non-negative integer");
             i++;
         }
         return r;

@@ -66,7 +66,8 @@ public sealed class ResBlock : UNetLayer
             h = F.AddChannels(h, _emb.Forward(embAct, cout));
             h = _outNorm.Forward(h, silu: true);
         }
-        if (ctx.Training && _dropout > 0) h = F.Dropout(h, _dropout, ctx.DropoutSeed ^ ((ulong)_id * 0x9E3779B97F4A7C15UL), true);
+        if (ctx.Training && _dropout > 0)
+            h = F.Dropout(h, _dropout, ctx.DropoutSeed ^ ((ulong)_id * 0x9E3779B97F4A7C15UL), true);
         h = _outConv.Forward(h, cout);
         return F.Add(_skip is null ? x : _skip.Forward(x, cout), h);
     }
@@ -132,7 +133,8 @@ public sealed class Upsample : UNetLayer
         _conv = Child("conv", new SlimConv2d(be, rng, cMax, cMax, 3));
     }
 
-    public override Tensor Forward(Tensor x, Tensor embAct, ForwardContext ctx) => _conv.Forward(F.Upsample2x(x), ctx.Ch(_cMax));
+    public override Tensor Forward(Tensor x, Tensor embAct, ForwardContext ctx) =>
+        _conv.Forward(F.Upsample2x(x), ctx.Ch(_cMax));
 }
 
 /// <summary>The input conv as a layer of input_blocks.0 (keeps the image channels on its input side).</summary>

@@ -20,12 +20,14 @@ public sealed class GuidedDenoiser : IDenoiser
     public GuidedDenoiser(SlimUNet model, int[] labels, double scale)
     {
         int k = model.Config.NumClasses;
-        if (k <= 0) throw new ArgumentException($"guidance: model '{model.Config.Name}' is unconditional (NumClasses = 0)");
+        if (k <= 0)
+            throw new ArgumentException($"guidance: model '{model.Config.Name}' is unconditional (NumClasses = 0)");
         if (labels.Length == 0) throw new ArgumentException("guidance: no labels");
         if (!double.IsFinite(scale)) throw new ArgumentException($"guidance: scale must be finite, got {scale}");
         for (int i = 0; i < labels.Length; i++)
             if ((uint)labels[i] >= (uint)k)
-                throw new ArgumentException($"guidance: label {labels[i]} at index {i} outside [0, {k - 1}] of model '{model.Config.Name}'");
+                throw new ArgumentException(
+                    $"guidance: label {labels[i]} at index {i} outside [0, {k - 1}] of model '{model.Config.Name}'");
         Model = model;
         Scale = scale;
         _labels = (int[])labels.Clone();

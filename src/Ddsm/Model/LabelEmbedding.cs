@@ -37,7 +37,8 @@ public sealed class LabelEmbedding : Module
         {
             int y = labels[i];
             if ((uint)y > (uint)Classes)
-                throw new ArgumentException($"label_emb: label {y} at index {i} outside [0, {Classes}] ({Classes} classes + null class {Classes})");
+                throw new ArgumentException($"label_emb: label {y} at index {i} outside [0, {Classes}] ({Classes} " +
+                                            $"classes + null class {Classes})");
             oneHot[i * k1 + y] = 1f;
         }
         return F.Linear(Tensor.FromArray(Backend, oneHot, n, k1), _w, null, outFeatures);

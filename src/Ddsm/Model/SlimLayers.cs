@@ -17,7 +17,8 @@ public sealed class SlimConv2d : Module
     public int Kernel { get; }
     public int Stride { get; }
 
-    public SlimConv2d(Backend be, Rng rng, int inMax, int outMax, int kernel, int stride = 1, bool zeroInit = false, bool conv1d = false)
+    public SlimConv2d(Backend be, Rng rng, int inMax, int outMax, int kernel, int stride = 1, bool zeroInit = false,
+                      bool conv1d = false)
         : base(be)
     {
         (InMax, OutMax, Kernel, Stride, _conv1d) = (inMax, outMax, kernel, stride, conv1d);

@@ -108,10 +108,13 @@ public sealed class SlimUNet : Module, IDenoiser
     {
         var cfg = Config;
         width = cfg.CheckWidth(width);
-        if (x.Rank != 4 || x.Shape[1] != cfg.ImageChannels || x.Shape[2] != cfg.ImageSize || x.Shape[3] != cfg.ImageSize)
-            throw new ArgumentException($"unet '{cfg.Name}': input {ShapeUtil.Str(x.Shape)} is not (N, {cfg.ImageChannels}, {cfg.ImageSize}, {cfg.ImageSize})");
+        if (x.Rank != 4 || x.Shape[1] != cfg.ImageChannels || x.Shape[2] != cfg.ImageSize ||
+            x.Shape[3] != cfg.ImageSize)
+            throw new ArgumentException($"unet '{cfg.Name}': input {ShapeUtil.Str(x.Shape)} is not (N, " +
+                                        $"{cfg.ImageChannels}, {cfg.ImageSize}, {cfg.ImageSize})");
         if (t.Rank != 1 || t.Shape[0] != x.Shape[0])
-            throw new ArgumentException($"unet '{cfg.Name}': timesteps {ShapeUtil.Str(t.Shape)} do not match batch {x.Shape[0]}");
+            throw new ArgumentException(
+                $"unet '{cfg.Name}': timesteps {ShapeUtil.Str(t.Shape)} do not match batch {x.Shape[0]}");
         var ctx = new ForwardContext(width, training, dropoutSeed, cfg);
         int e = ctx.Ch(cfg.TimeEmbedChannels);
         var emb = _t2.Forward(F.SiLU(_t0.Forward(F.TimestepEmbedding(t, cfg.ModelChannels), e)), e);

@@ -121,7 +121,8 @@ public sealed record UNetConfig
             foreach (var m in mults.Distinct())
             {
                 int c = Channels(ModelChannels * m, w);
-                if (Math.Abs(c - ModelChannels * m * w) > 1e-9) errors.Add($"width {w}: {ModelChannels * m}·{w} is not a whole channel count");
+                if (Math.Abs(c - ModelChannels * m * w) > 1e-9)
+                    errors.Add($"width {w}: {ModelChannels * m}·{w} is not a whole channel count");
                 else if (c % Groups != 0) errors.Add($"width {w}: {c} channels do not divide into {Groups} groups");
             }
             // Every level with attention, and the middle block (attention at the lowest resolution).
@@ -138,17 +139,23 @@ public sealed record UNetConfig
                     errors.Add($"width {w}: {c} attention channels {where} do not divide into {heads}");
             }
         }
-        if (errors.Count > 0) throw new ArgumentException($"UNet config '{Name}': " + string.Join("; ", errors.Distinct()));
+        if (errors.Count > 0)
+            throw new ArgumentException($"UNet config '{Name}': " + string.Join("; ", errors.Distinct()));
     }
 
     /// <summary>The allowed width nearest to <paramref name="width"/>, or an error listing them.</summary>
     public double CheckWidth(double width)
     {
         foreach (var w in Widths) if (Math.Abs(w - width) < 1e-9) return w;
-        throw new ArgumentException($"width {width} is not one of the allowed widths {string.Join(", ", Widths)} of '{Name}'");
+        throw new ArgumentException(
+            $"width {width} is not one of the allowed widths {string.Join(", ", Widths)} of '{Name}'");
     }
 
-    private static readonly JsonSerializerOptions Json = new() { WriteIndented = false, DefaultIgnoreCondition = JsonIgnoreCondition.Never };
+    private static readonly JsonSerializerOptions Json = new()
+    {
+        WriteIndented = false,
+        DefaultIgnoreCondition = JsonIgnoreCondition.Never,
+    };
     public string ToJson() => JsonSerializer.Serialize(this, Json);
     public static UNetConfig FromJson(string json) =>
         JsonSerializer.Deserialize<UNetConfig>(json, Json) ?? throw new FormatException("UNet config JSON is empty");
@@ -167,8 +174,10 @@ public sealed record UNetConfig
         var o = old.RootElement;
         return cfg with
         {
-            Schedule = o.TryGetProperty(nameof(Schedule), out var s) && s.ValueKind == JsonValueKind.String ? s.GetString()! : cfg.Schedule,
-            DiffusionSteps = o.TryGetProperty(nameof(DiffusionSteps), out var t) && t.TryGetInt32(out var n) ? n : cfg.DiffusionSteps,
+            Schedule = o.TryGetProperty(nameof(Schedule), out var s) &&
+                s.ValueKind == JsonValueKind.String ? s.GetString()! : cfg.Schedule,
+            DiffusionSteps = o.TryGetProperty(nameof(DiffusionSteps), out var t) &&
+                t.TryGetInt32(out var n) ? n : cfg.DiffusionSteps,
         };
     }
 

@@ -9,7 +9,8 @@ public readonly record struct FlopBreakdown(long Conv, long Linear, long Attenti
     public long Total => Conv + Linear + Attention + Norm + Elementwise;
 
     /// <summary>Sorts what a <see cref="FlopCounter"/> saw, by op name: the fused GroupNorm (with its SiLU and
-    /// scale-shift) is Norm, the linears (the label embedding's one-hot GEMM too) Linear, the rest element-wise.</summary>
+    /// scale-shift) is Norm, the linears (the label embedding's one-hot GEMM too) Linear, the rest
+    /// element-wise.</summary>
     public static FlopBreakdown FromOps(IReadOnlyDictionary<string, long> byOp)
     {
         long Get(string op) => byOp.GetValueOrDefault(op);
@@ -28,7 +29,8 @@ public readonly record struct FlopBreakdown(long Conv, long Linear, long Attenti
 public static class UNetFlops
 {
     private static readonly ConcurrentDictionary<string, Lazy<SlimUNet>> Models = new();
-    private static readonly ConcurrentDictionary<(string Config, double Width, int Batch), FlopBreakdown> Counts = new();
+    private static readonly ConcurrentDictionary<(string Config, double Width, int Batch), FlopBreakdown> Counts =
+        new();
 
     public static FlopBreakdown Forward(UNetConfig cfg, double width, int batch = 1)
     {
@@ -36,13 +38,15 @@ public static class UNetFlops
         var json = cfg.ToJson();
         return Counts.GetOrAdd((json, width, batch), key =>
         {
-            var model = Models.GetOrAdd(key.Config, _ => new Lazy<SlimUNet>(() => new SlimUNet(MetaBackend.Instance, cfg, 0))).Value;
+            var model = Models.GetOrAdd(key.Config,
+                                        _ =>
+                                            new Lazy<SlimUNet>(() => new SlimUNet(MetaBackend.Instance, cfg, 0))).Value;
             var be = MetaBackend.Instance;
             using var scope = new TensorScope();
             using var counter = new FlopCounter(isolated: true);
             using (Tape.NoGrad())
-                model.Forward(Tensor.Zeros(be, batch, cfg.ImageChannels, cfg.ImageSize, cfg.ImageSize), Tensor.Zeros(be, batch),
-                    width);
+                model.Forward(Tensor.Zeros(be, batch, cfg.ImageChannels, cfg.ImageSize, cfg.ImageSize),
+                    Tensor.Zeros(be, batch), width);
             return FlopBreakdown.FromOps(counter.ByOp);
         });
     }

@@ -16,7 +16,8 @@ public static class FeatureNetRun
     {
         var ds = Datasets.OpenAt(dataSpec, cache, 32, 1);
         var (train, held) = FeatureNetTrainer.Split(ds, Math.Max(1, ds.Count / 10), seed + 11);
-        log?.Invoke($"feature net: training {steps} steps on {train.Count:N0} images of {ds.Name} ({held.Count:N0} held out)");
+        log?.Invoke(
+            $"feature net: training {steps} steps on {train.Count:N0} images of {ds.Name} ({held.Count:N0} held out)");
         var net = FeatureNetTrainer.Train(be, train, new FeatureNetTrainOptions(Steps: steps, Seed: seed + 1));
         try
         {

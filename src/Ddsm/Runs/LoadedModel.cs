@@ -9,7 +9,8 @@ using Ddsm.Training;
 namespace Ddsm.Runs;
 
 /// <summary>How to load a model for sampling.</summary>
-/// <param name="Strategy">uniform:W or a strategy file; null: full width (a grouped model: each group's own width).</param>
+/// <param name="Strategy">uniform:W or a strategy file; null: full width (a grouped model: each group's own
+/// width).</param>
 /// <param name="Ema">the EMA weights (a grouped checkpoint holds only those).</param>
 /// <param name="CapGroups">a grouped model runs the sampler's widths capped at each group's, even with no strategy
 /// given (what a search over a step-adaptive model needs).</param>
@@ -36,12 +37,16 @@ public sealed class LoadedModel : IDisposable
     /// <summary>The strategy to pass the sampler, and what to call it in reports.</summary>
     public required StepStrategy Strategy { get; init; }
     public required string StrategyName { get; init; }
-    /// <summary>One line on what kind of model this is (grouped: its groups and widths); null for a plain one.</summary>
+    /// <summary>
+    /// One line on what kind of model this is (grouped: its groups and widths); null for a plain one.
+    /// </summary>
     public string? Note { get; init; }
 
     /// <summary>The one UNet of a training checkpoint; null for a grouped one.</summary>
     public SlimUNet? Plain => Denoiser as SlimUNet;
-    /// <summary>The group models of a step-adaptive checkpoint (for a denoiser of another width mode); null for a plain one.</summary>
+    /// <summary>
+    /// The group models of a step-adaptive checkpoint (for a denoiser of another width mode); null for a plain one.
+    /// </summary>
     public GroupedModel? Grouped { get; init; }
 
     public void Dispose() => _owner.Dispose();
@@ -59,12 +64,15 @@ public sealed class LoadedModel : IDisposable
             if (File.Exists(grouped)) return grouped;
             var sub = System.IO.Path.Combine(path, "checkpoints");
             var dir = Directory.Exists(sub) ? sub : path;
-            return new CheckpointRotation(dir, int.MaxValue).Latest() ?? throw new FileNotFoundException($"no checkpoint in {dir}");
+            return new CheckpointRotation(dir, int.MaxValue).Latest() ??
+                throw new FileNotFoundException($"no checkpoint in {dir}");
         }
         throw new FileNotFoundException($"checkpoint '{path}' not found", path);
     }
 
-    /// <summary>Loads the checkpoint at <paramref name="pathOrRunDir"/> (see <see cref="Resolve"/>) onto a backend.</summary>
+    /// <summary>
+    /// Loads the checkpoint at <paramref name="pathOrRunDir"/> (see <see cref="Resolve"/>) onto a backend.
+    /// </summary>
     public static LoadedModel Load(string pathOrRunDir, Backend be, LoadOptions? options = null)
     {
         var o = options ?? new LoadOptions();
@@ -72,9 +80,11 @@ public sealed class LoadedModel : IDisposable
         var file = SafeTensors.Read(path);   // read once: a grouped checkpoint holds every group's weights
         file.Metadata.TryGetValue("format", out var format);
         if (format == FeatureNet.Format)
-            throw new ArgumentException($"'{path}' is a feature net (it goes to --features), not a diffusion checkpoint");
+            throw new ArgumentException(
+                $"'{path}' is a feature net (it goes to --features), not a diffusion checkpoint");
         file.Metadata.TryGetValue("data", out var data);
-        return GroupedCheckpoint.IsGrouped(file) ? LoadGrouped(file, path, be, o, data) : LoadPlain(file, path, be, o, data);
+        return GroupedCheckpoint.IsGrouped(file) ? LoadGrouped(file, path, be, o, data)
+            : LoadPlain(file, path, be, o, data);
     }
 
     private static LoadedModel LoadPlain(SafeTensorsFile file, string path, Backend be, LoadOptions o, string? data)
@@ -94,17 +104,21 @@ public sealed class LoadedModel : IDisposable
 
     private static LoadedModel LoadGrouped(SafeTensorsFile file, string path, Backend be, LoadOptions o, string? data)
     {
-        if (!o.Ema) throw new ArgumentException("--no-ema: a step-adaptive checkpoint holds only the groups' EMA weights");
+        if (!o.Ema)
+            throw new ArgumentException("--no-ema: a step-adaptive checkpoint holds only the groups' EMA weights");
         var gm = GroupedCheckpoint.Load(file, path, be);
         try
         {
             var given = o.Strategy is null ? null : ParseStrategy(o.Strategy, gm.Schedule, gm.BaseConfig);
             bool capped = given is not null || o.CapGroups;
             var den = gm.Denoiser(capped ? GroupWidthMode.CappedByGroup : GroupWidthMode.FixedPerGroup);
-            var ranges = string.Join(", ", gm.Groups.Groups.Select(g => $"t {g.TFirst}–{g.TLast} → width {gm.GroupWidths[g.Index]}"));
+            var ranges = string.Join(", ",
+                                     gm.Groups.Groups.Select(g =>
+                                         $"t {g.TFirst}–{g.TLast} → width {gm.GroupWidths[g.Index]}"));
             return new LoadedModel(gm)
             {
-                Path = path, Denoiser = den, Grouped = gm, Config = gm.BaseConfig, Schedule = gm.Schedule, DataSpec = data,
+                Path = path, Denoiser = den, Grouped = gm, Config = gm.BaseConfig, Schedule = gm.Schedule,
+                DataSpec = data,
                 Strategy = given ?? StepStrategy.Uniform(gm.BaseConfig.MaxWidth, gm.Schedule.T),
                 StrategyName = o.Strategy ?? "step-adaptive",
                 Note = $"step-adaptive: {gm.Groups.Count} group models ({ranges})" +

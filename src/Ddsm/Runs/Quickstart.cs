@@ -39,7 +39,8 @@ public static class Quickstart
 
     public static TrainOptions TrainOptions(QuickstartSettings s) => new()
     {
-        BatchSize = s.Batch, Lr = 5e-4f, WarmupSteps = 50, EmaDecay = 0.995f, SandwichN = Math.Min(4, Config(s.Channels).Widths.Length),
+        BatchSize = s.Batch, Lr = 5e-4f, WarmupSteps = 50, EmaDecay = 0.995f,
+        SandwichN = Math.Min(4, Config(s.Channels).Widths.Length),
     };
 
     public static RunOptions RunOptions(QuickstartSettings s) =>
@@ -48,7 +49,8 @@ public static class Quickstart
     public static string FeaturesPath(QuickstartSettings s) => Path.Combine(s.OutDir, "features.safetensors");
 
     public static SearchSettings Search(QuickstartSettings s) => new(s.OutDir, FeaturesPath(s), Data, s.Cache,
-        Path.Combine(s.OutDir, "search"), SamplerKind.Ddim, SamplerSteps: 10, Count: s.SearchN, Batch: 32, Population: 8,
+        Path.Combine(s.OutDir, "search"), SamplerKind.Ddim, SamplerSteps: 10, Count: s.SearchN, Batch: 32,
+        Population: 8,
         Generations: s.Generations, Mutation: 0.02, Block: 100, Lambda: 0.1, Resume: true, Seed: s.Seed);
 
     /// <summary>
@@ -78,12 +80,14 @@ public static class Quickstart
             var sw = Stopwatch.StartNew();
             using var flops = new FlopCounter();
             BatchSampler.Sample(model, sched, strategies[i].Item2, spec).CopyTo(grid, i * perRow);
-            var row = new QuickstartRow(strategies[i].Item1, flops.Forward / 1e9 / s.Samples, sw.Elapsed.TotalMilliseconds / s.Samples);
+            var row = new QuickstartRow(strategies[i].Item1, flops.Forward / 1e9 / s.Samples,
+                                        sw.Elapsed.TotalMilliseconds / s.Samples);
             rows.Add(row);
             onRow?.Invoke(row);
         }
         var gridPath = Path.Combine(s.OutDir, "samples.png");
-        ImageGrid.WritePng(gridPath, grid, strategies.Count * s.Samples, cfg.ImageChannels, cfg.ImageSize, cfg.ImageSize, s.Samples);
+        ImageGrid.WritePng(gridPath, grid, strategies.Count * s.Samples, cfg.ImageChannels, cfg.ImageSize,
+                           cfg.ImageSize, s.Samples);
         var reportPath = Path.Combine(s.OutDir, "report.md");
         AtomicFile.WriteAllText(reportPath, Report(s, loaded, be, rows, search, clock.Elapsed.TotalSeconds));
         return (rows, reportPath, gridPath);
@@ -96,18 +100,20 @@ public static class Quickstart
         var cfg = loaded.Config;
         var r = new StringBuilder();
         r.AppendLine("# DDSM quickstart report").AppendLine();
-        r.AppendLine(inv, $"Model `{cfg.Name}` ({loaded.Plain!.ParameterCount:N0} parameters, widths {string.Join(", ", cfg.Widths)}), " +
-                          $"trained {s.Steps} sandwich steps of batch {s.Batch} on the embedded 2,000-image Fashion-MNIST subset; " +
-                          $"device {be.Name}; seed {s.Seed}.");
-        r.AppendLine().AppendLine("DDIM, 50 steps, EMA weights. GFLOPs are counted by the engine's op counter during sampling " +
-                                  "(equal to the analytic count).").AppendLine();
+        r.AppendLine(inv, $"Model `{cfg.Name}` ({loaded.Plain!.ParameterCount:N0} parameters, widths " +
+                          $"{string.Join(", ", cfg.Widths)}), trained {s.Steps} sandwich steps of batch {s.Batch} on " +
+                          $"the embedded 2,000-image Fashion-MNIST subset; device {be.Name}; seed {s.Seed}.");
+        r.AppendLine().AppendLine("DDIM, 50 steps, EMA weights. GFLOPs are counted by the engine's op counter during " +
+                                  "sampling (equal to the analytic count).").AppendLine();
         r.AppendLine("| strategy | GFLOPs/image | wall ms/image |").AppendLine("|---|---:|---:|");
         foreach (var row in rows) r.AppendLine(inv, $"| {row.Strategy} | {row.Gflops:F3} | {row.MsPerImage:F1} |");
-        r.AppendLine().AppendLine("Rows of `samples.png`, top to bottom, follow the table (same initial noise in every row).");
+        r.AppendLine()
+            .AppendLine("Rows of `samples.png`, top to bottom, follow the table (same initial noise in every row).");
         r.AppendLine().AppendLine("## Search").AppendLine();
         r.Append(SearchReport.Body(search, "search/"));
-        r.AppendLine().AppendLine($"A {s.Steps}-step model on 2,000 images is a smoke test of the whole pipeline, not a quality result: " +
-                                  "compare FD with the real-vs-real baseline row, and see bench/RESULTS.md for the larger runs.");
+        r.AppendLine().AppendLine($"A {s.Steps}-step model on 2,000 images is a smoke test of the whole pipeline, " +
+                                  $"not a quality result: compare FD with the real-vs-real baseline row, and see " +
+                                  $"bench/RESULTS.md for the larger runs.");
         r.AppendLine().AppendLine(inv, $"Total time: {Durations.Text(seconds)}.");
         return r.ToString();
     }

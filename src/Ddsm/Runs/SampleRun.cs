@@ -14,8 +14,8 @@ public sealed record SampleRequest(SampleSpec Spec, string? ClassSpec = null, do
 
 /// <summary>What a sample run wrote and what it cost.</summary>
 /// <param name="AttentionShare">the attention matmuls' share of the FLOPs the ops counted while sampling.</param>
-public sealed record SampleResult(string GridPath, string RawPath, double Gflops, int Evaluations, double AttentionShare,
-    double MsPerImage, int[]? Labels, double GuidanceScale);
+public sealed record SampleResult(string GridPath, string RawPath, double Gflops, int Evaluations,
+    double AttentionShare, double MsPerImage, int[]? Labels, double GuidanceScale);
 
 /// <summary>
 /// Images from a loaded model with its strategy: sampled in batches from the seed, written as a PNG grid and
@@ -53,7 +53,8 @@ public static class SampleRun
         var raw = Path.ChangeExtension(outPath, ".safetensors");
         var meta = new Dictionary<string, string>
         {
-            ["sampler"] = spec.Sampler.ToString(), ["steps"] = spec.Options.Steps.ToString(CultureInfo.InvariantCulture),
+            ["sampler"] = spec.Sampler.ToString(),
+            ["steps"] = spec.Options.Steps.ToString(CultureInfo.InvariantCulture),
             ["strategy"] = model.StrategyName, ["checkpoint"] = model.Path, ["class"] = request.ClassSpec ?? "",
             ["guidance"] = labels is null ? "" : scale.ToString(CultureInfo.InvariantCulture),
         };
@@ -61,11 +62,14 @@ public static class SampleRun
         return new SampleResult(outPath, raw, gflops, nfe, attention, ms, labels, scale);
     }
 
-    /// <summary>Labels of images 0..n−1 for --class: K for all, or i mod NumClasses for 'all'; null without --class.</summary>
+    /// <summary>
+    /// Labels of images 0..n−1 for --class: K for all, or i mod NumClasses for 'all'; null without --class.
+    /// </summary>
     public static int[]? Labels(string? spec, UNetConfig cfg, int n)
     {
         if (spec is null) return null;
-        if (cfg.NumClasses <= 0) throw new ArgumentException($"--class: model '{cfg.Name}' is unconditional (trained without --classes)");
+        if (cfg.NumClasses <= 0)
+            throw new ArgumentException($"--class: model '{cfg.Name}' is unconditional (trained without --classes)");
         if (spec.Trim().Equals("all", StringComparison.OrdinalIgnoreCase))
             return Enumerable.Range(0, n).Select(i => i % cfg.NumClasses).ToArray();
         if (!int.TryParse(spec, CultureInfo.InvariantCulture, out int k) || k < 0 || k >= cfg.NumClasses)

@@ -23,7 +23,8 @@ public sealed class Scoring : IDisposable
     public static Scoring Open(Backend be, string features, string data, string cache, int count)
     {
         if (!File.Exists(features))
-            throw new FileNotFoundException($"feature net '{features}' not found (ddsm eval train-features makes one)", features);
+            throw new FileNotFoundException($"feature net '{features}' not found (ddsm eval train-features makes one)",
+                                            features);
         var net = FeatureNet.Load(be, features);
         try
         {
@@ -31,7 +32,10 @@ public sealed class Scoring : IDisposable
             var (train, held) = FeatureNetTrainer.Split(ds, Math.Min(count, ds.Count / 2), 7);
             var refPath = Path.Combine(cache, "references", $"{train.Name}-heldout{held.Count}.safetensors");
             var reference = ReferenceSet.LoadOrBuild(refPath, net, train);
-            return new Scoring { Net = net, Reference = reference, Scorer = new Evaluator(net, reference), HeldOut = held };
+            return new Scoring
+            {
+                Net = net, Reference = reference, Scorer = new Evaluator(net, reference), HeldOut = held,
+            };
         }
         catch { net.Dispose(); throw; }
     }
@@ -50,7 +54,8 @@ public sealed class Scoring : IDisposable
         using var net = FeatureNet.Load(be, features);
         var ds = Datasets.OpenAt(data, cache, net.ImageSize, net.InputChannels);
         var f = SafeTensors.Read(samples);
-        if (!f.Contains("samples")) throw new DataFormatException(samples, "no 'samples' tensor (ddsm sample writes one)");
+        if (!f.Contains("samples"))
+            throw new DataFormatException(samples, "no 'samples' tensor (ddsm sample writes one)");
         var t = f["samples"];
         int n = (int)t.Shape[0];
         var (train, held) = FeatureNetTrainer.Split(ds, Math.Min(n, ds.Count / 2), 7);

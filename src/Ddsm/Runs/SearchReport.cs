@@ -19,13 +19,15 @@ public static class SearchReport
         var sb = new StringBuilder();
         sb.AppendLine(CultureInfo.InvariantCulture,
             $"Checkpoint `{o.CheckpointPath}` (model `{o.ModelName}`{(o.ModelNote is { } n ? "; " + n : "")}), " +
-            $"sampler {s.Sampler} with {s.SamplerSteps} steps, N = {s.Count} images per score, features: `{s.Features}`.");
+            $"sampler {s.Sampler} with {s.SamplerSteps} steps, N = {s.Count} images per score, features: " +
+            $"`{s.Features}`.");
         sb.AppendLine(CultureInfo.InvariantCulture,
             $"Search: population {opts.PopulationSize}, {opts.Generations} generations, {opts.GeneCount} genes of " +
-            $"{opts.BlockSize} timesteps, mutation {opts.MutationRate}, λ = {opts.Lambda}; {o.Evaluations} strategies evaluated.");
+            $"{opts.BlockSize} timesteps, mutation {opts.MutationRate}, λ = {opts.Lambda}; {o.Evaluations} " +
+            $"strategies evaluated.");
         sb.AppendLine().Append(StrategyComparison.Markdown(o.Rows, o.Baseline, o.FdSpread)).AppendLine();
-        sb.AppendLine($"Files: `{dir}best.json` (strategy), `{dir}pareto.csv` (front), `{dir}best.svg` (width vs timestep), " +
-                      $"`{dir}samples.png` (searched strategy).");
+        sb.AppendLine($"Files: `{dir}best.json` (strategy), `{dir}pareto.csv` (front), `{dir}best.svg` (width vs " +
+                      $"timestep), `{dir}samples.png` (searched strategy).");
         return sb.ToString();
     }
 }

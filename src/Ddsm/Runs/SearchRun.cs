@@ -36,7 +36,8 @@ public static class SearchRun
         using var loaded = LoadedModel.Load(s.Checkpoint, be, new LoadOptions(CapGroups: true));
         var (model, cfg, sched) = (loaded.Denoiser, loaded.Config, loaded.Schedule);
         if (loaded.Note is { } note) ev.Note?.Invoke(note);
-        using var scoring = Scoring.Open(be, s.Features, s.Data ?? loaded.DataSpec ?? "fmnist-embedded", s.Cache, s.Count);
+        using var scoring =
+            Scoring.Open(be, s.Features, s.Data ?? loaded.DataSpec ?? "fmnist-embedded", s.Cache, s.Count);
         var so = new SamplerOptions(s.SamplerSteps);
         SamplingEvaluator Make(ulong seed) =>
             scoring.Sampling(model, sched, new SampleSpec(s.Sampler, so, s.Count, s.Batch, seed));
@@ -45,15 +46,17 @@ public static class SearchRun
         var statePath = Path.Combine(s.OutDir, "search-state.json");
         var opts = new SearchOptions
         {
-            T = sched.T, Widths = cfg.Widths, BlockSize = s.Block, PopulationSize = s.Population, Generations = s.Generations,
+            T = sched.T, Widths = cfg.Widths, BlockSize = s.Block, PopulationSize = s.Population,
+            Generations = s.Generations,
             MutationRate = s.Mutation, Lambda = s.Lambda, Seed = s.Seed,
         };
         var search = s.Resume && File.Exists(statePath)
             ? EvolutionarySearch.Resume(statePath, Make(s.Seed))
             : new EvolutionarySearch(opts, Make(s.Seed), statePath);
         opts = search.Options;
-        ev.Note?.Invoke($"search: {opts.GeneCount} genes × {cfg.Widths.Length} widths, population {opts.PopulationSize}, " +
-                        $"{opts.Generations} generations, {s.Count} images per candidate ({s.Sampler}, {s.SamplerSteps} steps)");
+        ev.Note?.Invoke($"search: {opts.GeneCount} genes × {cfg.Widths.Length} widths, population " +
+                        $"{opts.PopulationSize}, {opts.Generations} generations, {s.Count} images per candidate " +
+                        $"({s.Sampler}, {s.SamplerSteps} steps)");
         search.OnEvaluation = ev.Evaluation;
         search.OnGeneration = ev.Generation;
         search.Run();
@@ -65,13 +68,13 @@ public static class SearchRun
         {
             if (name != "searched") return;
             int k = Math.Min(s.Count, 64), c = cfg.ImageChannels, px = cfg.ImageSize;
-            ImageGrid.WritePng(Path.Combine(s.OutDir, "samples.png"), images.AsSpan(0, k * cfg.Image.Floats), k, c, px, px,
-                (int)Math.Ceiling(Math.Sqrt(k)));
+            ImageGrid.WritePng(Path.Combine(s.OutDir, "samples.png"), images.AsSpan(0, k * cfg.Image.Floats), k, c, px,
+                px, (int)Math.Ceiling(Math.Sqrt(k)));
         }
-        var (rows, baseline, spread) = StrategyComparison.Run(Make, scoring.Scorer, scoring.HeldOut, cfg, best, s.Count, s.Seed,
-            m => ev.Note?.Invoke("  " + m), Grid);
-        var outcome = new SearchOutcome(s, loaded.Path, cfg.Name, loaded.Note, opts, search.Evaluations, best, rows, baseline,
-            spread, Path.Combine(s.OutDir, "report.md"));
+        var (rows, baseline, spread) = StrategyComparison.Run(Make, scoring.Scorer, scoring.HeldOut, cfg, best, s.Count,
+            s.Seed, m => ev.Note?.Invoke("  " + m), Grid);
+        var outcome = new SearchOutcome(s, loaded.Path, cfg.Name, loaded.Note, opts, search.Evaluations, best, rows,
+            baseline, spread, Path.Combine(s.OutDir, "report.md"));
         AtomicFile.WriteAllText(outcome.ReportPath, SearchReport.Markdown(outcome));
         return outcome;
     }

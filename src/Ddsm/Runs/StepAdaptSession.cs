@@ -12,16 +12,20 @@ namespace Ddsm.Runs;
 
 /// <summary>What <c>ddsm stepadapt</c> runs: the training, and (given a feature net) the comparison.</summary>
 /// <param name="Data">training data; null: the data set the base was trained on (else fmnist-embedded).</param>
-/// <param name="Features">feature net: compare the result with the base model in the report (null: no comparison).</param>
+/// <param name="Features">feature net: compare the result with the base model in the report (null: no
+/// comparison).</param>
 /// <param name="Strategy">the base model's searched strategy (search's best.json): orders the budget under
 /// --order auto and adds the searched and combined rows.</param>
-public sealed record StepAdaptSettings(string Base, string? Data, string Cache, string OutDir, StepAdaptiveOptions Options,
-    string? Features, string? Strategy, SamplerKind Sampler, int SamplerSteps, int Count, int Batch, ulong Seed);
+public sealed record StepAdaptSettings(string Base, string? Data, string Cache, string OutDir,
+    StepAdaptiveOptions Options, string? Features, string? Strategy, SamplerKind Sampler, int SamplerSteps, int Count,
+    int Batch, ulong Seed);
 
 /// <summary>A finished step-adaptive run: the comparison rows (empty without a feature net) and the report.</summary>
 public sealed record StepAdaptOutcome(IReadOnlyList<ComparisonRow> Rows, string? ComparisonTable, string ReportPath);
 
-/// <summary>The comparison's rows, the real-vs-real baseline, the FD spread, and whether the base's training time is known.</summary>
+/// <summary>
+/// The comparison's rows, the real-vs-real baseline, the FD spread, and whether the base's training time is known.
+/// </summary>
 public sealed record StepAdaptComparison(IReadOnlyList<ComparisonRow> Rows, Eval.EvalResult Baseline, double FdSpread,
     bool BaseHoursKnown);
 
@@ -45,7 +49,8 @@ public sealed class StepAdaptSession
     {
         if (s.Count <= 0 || s.Batch <= 0) throw new ArgumentException("-n and --eval-batch must be positive");
         if (s.Features is not null && !File.Exists(s.Features))
-            throw new FileNotFoundException($"--features: '{s.Features}' not found (ddsm eval train-features makes one)", s.Features);
+            throw new FileNotFoundException(
+                $"--features: '{s.Features}' not found (ddsm eval train-features makes one)", s.Features);
         var basePath = LoadedModel.Resolve(s.Base);
         var (cfg, meta, _) = Checkpoint.Read(basePath);
         var searched = s.Strategy is null ? null : StepStrategy.Parse(s.Strategy, cfg.DiffusionSteps);
@@ -54,7 +59,10 @@ public sealed class StepAdaptSession
         s = s with { Data = data, Options = s.Options with { Searched = searched } };
         var ds = Datasets.OpenAt(data, s.Cache, cfg.ImageSize, cfg.ImageChannels);
         var run = new StepAdaptiveRun(be, basePath, ds, s.OutDir, s.Options);
-        return new StepAdaptSession { Settings = s, Backend = be, BasePath = basePath, BaseConfig = cfg, Data = ds, Run = run };
+        return new StepAdaptSession
+        {
+            Settings = s, Backend = be, BasePath = basePath, BaseConfig = cfg, Data = ds, Run = run,
+        };
     }
 
     /// <summary>After a completed run: the comparison (given a feature net) and the report.</summary>
@@ -62,9 +70,11 @@ public sealed class StepAdaptSession
     {
         if (!result.Completed) throw new ArgumentException("step-adaptive run not completed: --resume continues it");
         var comparison = Settings.Features is null ? null : Compare(result, log);
-        var table = comparison is null ? null : StrategyComparison.Markdown(comparison.Rows, comparison.Baseline, comparison.FdSpread);
+        var table = comparison is null ? null
+            : StrategyComparison.Markdown(comparison.Rows, comparison.Baseline, comparison.FdSpread);
         var reportPath = Path.Combine(Settings.OutDir, "report.md");
-        AtomicFile.WriteAllText(reportPath, StepAdaptReport.Markdown(this, result, comparison, table, _clock.Elapsed.TotalSeconds));
+        AtomicFile.WriteAllText(reportPath,
+                                StepAdaptReport.Markdown(this, result, comparison, table, _clock.Elapsed.TotalSeconds));
         return new StepAdaptOutcome(comparison?.Rows ?? [], table, reportPath);
     }
 
@@ -92,16 +102,18 @@ public sealed class StepAdaptSession
             return StrategyComparison.Score(name, ev, strategy, scoring.Scorer, hours, m => log?.Invoke("  " + m));
         }
         var rows = new List<ComparisonRow> { Row("base, full width", baseModel.Denoiser, full, baseH, s.Seed) };
-        if (searched is not null) rows.Add(Row("base, DDSM searched strategy", baseModel.Denoiser, searched, baseH, s.Seed));
-        rows.Add(Row("base, step-adaptive widths, not fine-tuned", baseModel.Denoiser, fixedDen.EffectiveStrategy(full), baseH,
-            s.Seed));
+        if (searched is not null)
+            rows.Add(Row("base, DDSM searched strategy", baseModel.Denoiser, searched, baseH, s.Seed));
+        rows.Add(Row("base, step-adaptive widths, not fine-tuned", baseModel.Denoiser, fixedDen.EffectiveStrategy(full),
+            baseH, s.Seed));
         rows.Add(Row("step-adaptive", fixedDen, full, adaptH, s.Seed));
         if (searched is not null)
-            rows.Add(Row("step-adaptive + searched (capped per group)", grouped.Grouped!.Denoiser(GroupWidthMode.CappedByGroup),
-                searched, adaptH, s.Seed));
+            rows.Add(Row("step-adaptive + searched (capped per group)",
+                grouped.Grouped!.Denoiser(GroupWidthMode.CappedByGroup), searched, adaptH, s.Seed));
         var second = Row("base, full width (seed 2)", baseModel.Denoiser, full, null, s.Seed + 1000);
         var baseline = scoring.Scorer.Baseline(scoring.HeldOut, Math.Min(s.Count, scoring.HeldOut.Count));
-        return new StepAdaptComparison(rows, baseline, Math.Abs(second.Scores.Fd - rows[0].Scores.Fd), baseH is not null);
+        return new StepAdaptComparison(rows, baseline, Math.Abs(second.Scores.Fd - rows[0].Scores.Fd),
+                                       baseH is not null);
     }
 
     /// <summary>The base run's training time: its metrics.jsonl sits beside its checkpoints/ folder.</summary>

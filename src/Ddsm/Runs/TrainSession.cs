@@ -36,7 +36,10 @@ public sealed class TrainSession : IDisposable
             trainer = new SandwichTrainer(model, ds, options, seed + 1);
             var loop = new TrainRun(trainer, run with { DataSpec = dataSpec });
             var resumed = loop.TryResume();
-            return new TrainSession { Backend = be, Data = ds, Model = model, Trainer = trainer, Loop = loop, ResumedFrom = resumed };
+            return new TrainSession
+            {
+                Backend = be, Data = ds, Model = model, Trainer = trainer, Loop = loop, ResumedFrom = resumed,
+            };
         }
         catch
         {

@@ -56,15 +56,20 @@ public sealed class EvolutionarySearch
         foreach (var (k, v) in st.Memo)
         {
             var g = Genome.Parse(k, st.Options.BlockSize);
-            if (g.Length != st.Options.GeneCount) throw new FormatException($"search state '{path}': memo genome of {g.Length} genes, options need {st.Options.GeneCount}");
+            if (g.Length != st.Options.GeneCount)
+                throw new FormatException(
+                    $"search state '{path}': memo genome of {g.Length} genes, options need {st.Options.GeneCount}");
             s.Remember(k, new Objectives(v[0], v[1]));
         }
         s.Generation = st.Generation;
-        s.SetPopulation(st.Population.Select(k => new Individual(Genome.Parse(k, st.Options.BlockSize), s._memo[k])).ToList());
+        s.SetPopulation(st.Population.Select(k => new Individual(Genome.Parse(k, st.Options.BlockSize), s._memo[k]))
+            .ToList());
         return s;
     }
 
-    /// <summary>Runs until <paramref name="untilGeneration"/> generations are complete (default: Options.Generations).</summary>
+    /// <summary>
+    /// Runs until <paramref name="untilGeneration"/> generations are complete (default: Options.Generations).
+    /// </summary>
     public void Run(int? untilGeneration = null, CancellationToken cancel = default)
     {
         int until = untilGeneration ?? Options.Generations;
@@ -72,7 +77,9 @@ public sealed class EvolutionarySearch
         while (Generation < until) { cancel.ThrowIfCancellationRequested(); Step(); }
     }
 
-    /// <summary>Generation 0: every uniform strategy (one per allowed width, narrowest first) plus random genomes.</summary>
+    /// <summary>
+    /// Generation 0: every uniform strategy (one per allowed width, narrowest first) plus random genomes.
+    /// </summary>
     public void Initialize()
     {
         if (Generation >= 0) throw new InvalidOperationException("search: already initialised");
@@ -112,7 +119,8 @@ public sealed class EvolutionarySearch
     {
         var pts = _population.Select(i => i.Objectives).ToList();
         var fronts = Nsga2.NonDominatedSort(pts, out _);
-        return fronts.Count == 0 ? [] : fronts[0].Select(i => _population[i]).OrderBy(i => i.Cost).ThenBy(i => i.Quality).ToList();
+        return fronts.Count == 0 ? []
+            : fronts[0].Select(i => _population[i]).OrderBy(i => i.Cost).ThenBy(i => i.Quality).ToList();
     }
 
     /// <summary>The single pick: the lowest quality + λ·cost on the final front (ties: lower cost).</summary>
@@ -120,7 +128,8 @@ public sealed class EvolutionarySearch
     {
         var front = Front();
         if (front.Count == 0) throw new InvalidOperationException("search: no population yet");
-        return front.OrderBy(i => i.Objectives.Weighted(Options.Lambda)).ThenBy(i => i.Cost).ThenBy(i => i.Genome.Key, StringComparer.Ordinal).First();
+        return front.OrderBy(i => i.Objectives.Weighted(Options.Lambda)).ThenBy(i => i.Cost)
+            .ThenBy(i => i.Genome.Key, StringComparer.Ordinal).First();
     }
 
     public StepStrategy ToStrategy(Genome g) => g.ToStrategy(Options.T, Options.Widths);
@@ -143,7 +152,8 @@ public sealed class EvolutionarySearch
         Remember(g.Key, obj);
         if (Options.SaveEveryEvaluation) SaveState();
         var b = _best!.Value;
-        OnEvaluation?.Invoke(new SearchProgress(Generation + 1, Options.Generations, false, Evaluations, b.Obj.Quality, b.Obj.Cost, b.Obj.Weighted(Options.Lambda)));
+        OnEvaluation?.Invoke(new SearchProgress(Generation + 1, Options.Generations, false, Evaluations, b.Obj.Quality,
+                                                b.Obj.Cost, b.Obj.Weighted(Options.Lambda)));
         return new Individual(g, obj);
     }
 
@@ -218,13 +228,15 @@ public sealed class EvolutionarySearch
         int mu = Options.PopulationSize;
         var pts = unique.Select(i => i.Objectives).ToList();
         if (Options.Mode == SearchMode.Weighted)
-            return Enumerable.Range(0, unique.Count).OrderBy(i => pts[i].Weighted(Options.Lambda)).Take(mu).Select(i => unique[i]).ToList();
+            return Enumerable.Range(0, unique.Count).OrderBy(i => pts[i].Weighted(Options.Lambda)).Take(mu)
+                .Select(i => unique[i]).ToList();
         var next = new List<Individual>(mu);
         foreach (var front in Nsga2.NonDominatedSort(pts, out _))
         {
             if (next.Count + front.Length <= mu) { next.AddRange(front.Select(i => unique[i])); continue; }
             var d = Nsga2.CrowdingDistance(pts, front);
-            next.AddRange(Enumerable.Range(0, front.Length).OrderByDescending(k => d[k]).Take(mu - next.Count).Select(k => unique[front[k]]));
+            next.AddRange(Enumerable.Range(0, front.Length).OrderByDescending(k => d[k]).Take(mu - next.Count)
+                .Select(k => unique[front[k]]));
             break;
         }
         return next;
@@ -246,6 +258,7 @@ public sealed class EvolutionarySearch
     private void ReportGeneration()
     {
         var b = _best!.Value;
-        OnGeneration?.Invoke(new SearchProgress(Generation, Options.Generations, true, Evaluations, b.Obj.Quality, b.Obj.Cost, b.Obj.Weighted(Options.Lambda)));
+        OnGeneration?.Invoke(new SearchProgress(Generation, Options.Generations, true, Evaluations, b.Obj.Quality,
+                                                b.Obj.Cost, b.Obj.Weighted(Options.Lambda)));
     }
 }

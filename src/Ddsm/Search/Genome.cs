@@ -30,7 +30,8 @@ public sealed class Genome : IEquatable<Genome>
             if (g < 0 || g >= MaxWidths) throw new ArgumentException($"genome: gene {g} outside [0, {MaxWidths})");
         _genes = (int[])genes.Clone();
         BlockSize = blockSize;
-        Key = string.Create(_genes.Length, _genes, (span, gs) => { for (int i = 0; i < gs.Length; i++) span[i] = Digits[gs[i]]; });
+        Key = string.Create(_genes.Length, _genes,
+                            (span, gs) => { for (int i = 0; i < gs.Length; i++) span[i] = Digits[gs[i]]; });
     }
 
     /// <summary>Genes needed to cover T timesteps with blocks of k (the last block may be short).</summary>
@@ -63,12 +64,14 @@ public sealed class Genome : IEquatable<Genome>
     public StepStrategy ToStrategy(int T, IReadOnlyList<double> widths)
     {
         if (GeneCount(T, BlockSize) != _genes.Length)
-            throw new ArgumentException($"genome: {_genes.Length} genes of block {BlockSize} do not cover T = {T} (need {GeneCount(T, BlockSize)})");
+            throw new ArgumentException($"genome: {_genes.Length} genes of block {BlockSize} do not cover T = {T} " +
+                                        $"(need {GeneCount(T, BlockSize)})");
         var w = new double[T];
         for (int t = 0; t < T; t++)
         {
             int g = _genes[t / BlockSize];
-            if (g >= widths.Count) throw new ArgumentException($"genome: gene {g} but only {widths.Count} allowed widths");
+            if (g >= widths.Count)
+                throw new ArgumentException($"genome: gene {g} but only {widths.Count} allowed widths");
             w[t] = widths[g];
         }
         return new StepStrategy(w);

@@ -8,7 +8,8 @@ public readonly record struct Objectives(double Quality, double Cost)
 
     /// <summary>NaN is mapped to +∞ so a failed candidate is dominated instead of poisoning comparisons.</summary>
     public static Objectives Sanitised(double quality, double cost) =>
-        new(double.IsNaN(quality) ? double.PositiveInfinity : quality, double.IsNaN(cost) ? double.PositiveInfinity : cost);
+        new(double.IsNaN(quality) ? double.PositiveInfinity : quality,
+            double.IsNaN(cost) ? double.PositiveInfinity : cost);
 }
 
 /// <summary>An evaluated genome.</summary>

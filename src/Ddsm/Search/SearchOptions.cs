@@ -45,14 +45,20 @@ public sealed record SearchOptions
     public void Validate()
     {
         if (T < 1) throw new ArgumentException($"search: T = {T} < 1");
-        if (Widths.Length < 1 || Widths.Length > Genome.MaxWidths) throw new ArgumentException($"search: {Widths.Length} widths (need 1..{Genome.MaxWidths})");
-        foreach (var w in Widths) if (!(w > 0 && w <= 1)) throw new ArgumentException($"search: width {w} outside (0, 1]");
-        if (BlockSize < 1 || BlockSize > T) throw new ArgumentException($"search: block size {BlockSize} outside [1, T = {T}]");
+        if (Widths.Length < 1 || Widths.Length > Genome.MaxWidths)
+            throw new ArgumentException($"search: {Widths.Length} widths (need 1..{Genome.MaxWidths})");
+        foreach (var w in Widths)
+            if (!(w > 0 && w <= 1)) throw new ArgumentException($"search: width {w} outside (0, 1]");
+        if (BlockSize < 1 || BlockSize > T)
+            throw new ArgumentException($"search: block size {BlockSize} outside [1, T = {T}]");
         if (PopulationSize < 2) throw new ArgumentException($"search: population {PopulationSize} < 2");
         if (Generations < 0) throw new ArgumentException($"search: generations {Generations} < 0");
-        if (!(MutationRate >= 0 && MutationRate <= 1)) throw new ArgumentException($"search: mutation rate {MutationRate} outside [0, 1]");
-        if (!(CrossoverRate >= 0 && CrossoverRate <= 1)) throw new ArgumentException($"search: crossover rate {CrossoverRate} outside [0, 1]");
-        if (!(Lambda >= 0) || double.IsInfinity(Lambda)) throw new ArgumentException($"search: λ = {Lambda} must be finite and ≥ 0");
+        if (!(MutationRate >= 0 && MutationRate <= 1))
+            throw new ArgumentException($"search: mutation rate {MutationRate} outside [0, 1]");
+        if (!(CrossoverRate >= 0 && CrossoverRate <= 1))
+            throw new ArgumentException($"search: crossover rate {CrossoverRate} outside [0, 1]");
+        if (!(Lambda >= 0) || double.IsInfinity(Lambda))
+            throw new ArgumentException($"search: λ = {Lambda} must be finite and ≥ 0");
     }
 }
 
@@ -62,4 +68,5 @@ public sealed record SearchOptions
 /// Best = the lowest weighted score quality + λ·cost among all candidates evaluated so far.
 /// </summary>
 public readonly record struct SearchProgress(
-    int Generation, int Generations, bool GenerationDone, int Evaluations, double BestQuality, double BestCost, double BestScore);
+    int Generation, int Generations, bool GenerationDone, int Evaluations, double BestQuality, double BestCost,
+    double BestScore);

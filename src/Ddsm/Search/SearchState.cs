@@ -40,12 +40,16 @@ internal sealed class SearchState
         SearchState? st;
         try { st = JsonSerializer.Deserialize<SearchState>(File.ReadAllText(path), Json); }
         catch (JsonException e) { throw new FormatException($"search state '{path}': not a state file ({e.Message})"); }
-        if (st is null || st.Format != FormatTag) throw new FormatException($"search state '{path}': format '{st?.Format}' is not {FormatTag}");
-        if (st.Rng.Length != 6) throw new FormatException($"search state '{path}': Rng state has {st.Rng.Length} words, not 6");
+        if (st is null || st.Format != FormatTag)
+            throw new FormatException($"search state '{path}': format '{st?.Format}' is not {FormatTag}");
+        if (st.Rng.Length != 6)
+            throw new FormatException($"search state '{path}': Rng state has {st.Rng.Length} words, not 6");
         foreach (var (k, v) in st.Memo)
-            if (v.Length != 2) throw new FormatException($"search state '{path}': memo entry '{k}' has {v.Length} values, not 2");
+            if (v.Length != 2)
+                throw new FormatException($"search state '{path}': memo entry '{k}' has {v.Length} values, not 2");
         foreach (var k in st.Population)
-            if (!st.Memo.ContainsKey(k)) throw new FormatException($"search state '{path}': population member '{k}' has no memo entry");
+            if (!st.Memo.ContainsKey(k))
+                throw new FormatException($"search state '{path}': population member '{k}' has no memo entry");
         st.Options.Validate();
         return st;
     }

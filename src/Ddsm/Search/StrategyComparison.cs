@@ -7,8 +7,11 @@ using Ddsm.Model;
 
 namespace Ddsm.Search;
 
-/// <summary>One row of the comparison table; <see cref="TrainingHours"/> where rows differ in how they were trained.</summary>
-public sealed record ComparisonRow(string Name, double Gflops, double WallMsPerImage, EvalResult Scores, double? TrainingHours = null);
+/// <summary>
+/// One row of the comparison table; <see cref="TrainingHours"/> where rows differ in how they were trained.
+/// </summary>
+public sealed record ComparisonRow(string Name, double Gflops, double WallMsPerImage, EvalResult Scores,
+                                   double? TrainingHours = null);
 
 /// <summary>
 /// The table the DDSM claim is judged by: full width, the searched strategy, and the best uniform
@@ -25,7 +28,8 @@ public static class StrategyComparison
         var ev = makeEvaluator(seed);
         var T = searched.T;
         var rows = new List<ComparisonRow>();
-        ComparisonRow Row(string name, StepStrategy s, SamplingEvaluator e) => Score(name, e, s, scorer, log: log, onSamples: onSamples);
+        ComparisonRow Row(string name, StepStrategy s, SamplingEvaluator e) =>
+            Score(name, e, s, scorer, log: log, onSamples: onSamples);
         var full = StepStrategy.Uniform(cfg.MaxWidth, T);
         rows.Add(Row("full width", full, ev));
         rows.Add(Row("searched", searched, ev));
@@ -40,7 +44,9 @@ public static class StrategyComparison
         return (rows, baseline, spread);
     }
 
-    /// <summary>Samples the evaluator's N images with <paramref name="strategy"/>, scores them, and times and costs them.</summary>
+    /// <summary>
+    /// Samples the evaluator's N images with <paramref name="strategy"/>, scores them, and times and costs them.
+    /// </summary>
     public static ComparisonRow Score(string name, SamplingEvaluator ev, StepStrategy strategy, Evaluator scorer,
         double? trainingHours = null, Action<string>? log = null, Action<string, float[]>? onSamples = null)
     {
@@ -57,14 +63,20 @@ public static class StrategyComparison
         var list = rows.ToList();
         bool hours = list.Any(r => r.TrainingHours is not null);
         var sb = new StringBuilder();
-        sb.AppendLine("| strategy | FD | KID | precision | recall | GFLOPs/image | wall ms/image |" + (hours ? " training h |" : ""));
+        sb.AppendLine("| strategy | FD | KID | precision | recall | GFLOPs/image | wall ms/image |" +
+                      (hours ? " training h |" : ""));
         sb.AppendLine("|---|---:|---:|---:|---:|---:|---:|" + (hours ? "---:|" : ""));
         foreach (var r in list)
             sb.AppendLine(string.Create(CultureInfo.InvariantCulture,
-                $"| {r.Name} | {r.Scores.Fd:F3} | {r.Scores.Kid.Mean:G4} ± {r.Scores.Kid.Std:G3} | {r.Scores.PrecisionRecall.Precision:F3} | {r.Scores.PrecisionRecall.Recall:F3} | {r.Gflops:F2} | {r.WallMsPerImage:F1} |") +
-                (hours ? (r.TrainingHours is { } h ? string.Create(CultureInfo.InvariantCulture, $" {h:F2} |") : " – |") : ""));
+                $"| {r.Name} | {r.Scores.Fd:F3} | {r.Scores.Kid.Mean:G4} ± {r.Scores.Kid.Std:G3} | " +
+                $"{r.Scores.PrecisionRecall.Precision:F3} | {r.Scores.PrecisionRecall.Recall:F3} | {r.Gflops:F2} | " +
+                $"{r.WallMsPerImage:F1} |") +
+                (hours ? (r.TrainingHours is { } h ? string.Create(CultureInfo.InvariantCulture, $" {h:F2} |") : " – |")
+                    : ""));
         sb.AppendLine(string.Create(CultureInfo.InvariantCulture,
-            $"| real vs real (held-out, same N) | {baseline.Fd:F3} | {baseline.Kid.Mean:G4} ± {baseline.Kid.Std:G3} | {baseline.PrecisionRecall.Precision:F3} | {baseline.PrecisionRecall.Recall:F3} | – | – |") + (hours ? " – |" : ""));
+            $"| real vs real (held-out, same N) | {baseline.Fd:F3} | {baseline.Kid.Mean:G4} ± {baseline.Kid.Std:G3} " +
+            $"| {baseline.PrecisionRecall.Precision:F3} | {baseline.PrecisionRecall.Recall:F3} | – | – |") +
+                (hours ? " – |" : ""));
         sb.AppendLine().AppendLine(string.Create(CultureInfo.InvariantCulture,
             $"Run-to-run spread of FD (full width, two noise seeds): {spread:F3}."));
         return sb.ToString();

@@ -145,7 +145,8 @@ public sealed class ChannelGraph
         foreach (var p in ps) s.Uses.Add(new SpaceUse(p, SpaceAxis.Rows, offset, unit));
     }
 
-    private void Cols(ChannelSpace s, int offset, string p, int unit = 1) => s.Uses.Add(new SpaceUse(p, SpaceAxis.Columns, offset, unit));
+    private void Cols(ChannelSpace s, int offset, string p, int unit = 1) =>
+        s.Uses.Add(new SpaceUse(p, SpaceAxis.Columns, offset, unit));
 
     /// <summary>Columns of a weight whose input is the concatenation of <paramref name="parts"/>.</summary>
     private static void ColsConcat(ChannelSpace[] parts, string p)
@@ -154,7 +155,10 @@ public sealed class ChannelGraph
         foreach (var s in parts) { s.Uses.Add(new SpaceUse(p, SpaceAxis.Columns, off, 1)); off += s.Size; }
     }
 
-    /// <summary>γ/β rows of a GroupNorm over the concatenation of <paramref name="parts"/>, and its group constraint on each part.</summary>
+    /// <summary>
+    /// γ/β rows of a GroupNorm over the concatenation of <paramref name="parts"/>, and its group constraint on each
+    /// part.
+    /// </summary>
     private void Norm(string layer, ChannelSpace[] parts)
     {
         int off = 0;
@@ -185,7 +189,8 @@ public sealed class ChannelGraph
         {
             // Identity skip: x + h, so the block writes into the stream it reads.
             if (parts.Length != 1)
-                throw new NotSupportedException($"channel graph: {p} adds a concatenation of {parts.Length} spaces to its output (identity skip over a concat)");
+                throw new NotSupportedException($"channel graph: {p} adds a concatenation of {parts.Length} spaces " +
+                                                $"to its output (identity skip over a concat)");
             output = parts[0];
         }
         else
@@ -231,7 +236,11 @@ public sealed class ChannelGraph
         foreach (var s in _spaces)
             foreach (var u in s.Uses)
             {
-                if (!shapes.TryGetValue(u.Param, out var shape)) { errors.Add($"{s.Name}: no parameter {u.Param}"); continue; }
+                if (!shapes.TryGetValue(u.Param, out var shape))
+                {
+                    errors.Add($"{s.Name}: no parameter {u.Param}");
+                    continue;
+                }
                 int axis = u.Axis == SpaceAxis.Rows ? 0 : 1;
                 if (axis >= shape.Length) { errors.Add($"{s.Name}: {u.Param} has no axis {axis}"); continue; }
                 int n = shape[axis], end = u.Offset + s.Size * u.Unit;
@@ -248,11 +257,16 @@ public sealed class ChannelGraph
             foreach (var axis in shape.Length == 1 ? [SpaceAxis.Rows] : new[] { SpaceAxis.Rows, SpaceAxis.Columns })
             {
                 if (fixedAxes.Contains((name, axis))) continue;
-                if (!claimed.TryGetValue((name, axis), out var c)) { errors.Add($"{name} {axis}: in no space"); continue; }
+                if (!claimed.TryGetValue((name, axis), out var c))
+                {
+                    errors.Add($"{name} {axis}: in no space");
+                    continue;
+                }
                 int bad = c.Count(v => v != 1);
                 if (bad > 0) errors.Add($"{name} {axis}: {bad} indices claimed {c.First(v => v != 1)} times");
             }
         if (errors.Count > 0)
-            throw new InvalidOperationException($"channel graph of '{Config.Name}' does not match the model: " + string.Join("; ", errors.Take(20)));
+            throw new InvalidOperationException($"channel graph of '{Config.Name}' does not match the model: " +
+                                                string.Join("; ", errors.Take(20)));
     }
 }

@@ -7,7 +7,8 @@ using Ddsm.Training;
 namespace Ddsm.StepAdaptive;
 
 /// <summary>Importance per element (channel or head) of every channel space, by space name.</summary>
-public sealed record ImportanceScores(IReadOnlyDictionary<string, double[]> BySpace, int Batches, int TFirst, int TLast);
+public sealed record ImportanceScores(IReadOnlyDictionary<string, double[]> BySpace, int Batches, int TFirst,
+                                      int TLast);
 
 /// <summary>Settings of an importance estimate: batches × batch size samples, at one width.</summary>
 public sealed record ImportanceOptions(int Batches = 8, int BatchSize = 16, double? Width = null, ulong Seed = 1);
@@ -24,20 +25,25 @@ public sealed record ImportanceOptions(int Batches = 8, int BatchSize = 16, doub
 /// </summary>
 public static class ChannelImportance
 {
-    public static ImportanceScores Compute(SlimUNet model, ImageDataset data, NoiseSchedule schedule, int tFirst, int tLast, ImportanceOptions? options = null)
+    public static ImportanceScores Compute(SlimUNet model, ImageDataset data, NoiseSchedule schedule, int tFirst,
+                                           int tLast, ImportanceOptions? options = null)
     {
         options ??= new ImportanceOptions();
         var cfg = model.Config;
         if (data.Channels != cfg.ImageChannels || data.Height != cfg.ImageSize || data.Width != cfg.ImageSize)
-            throw new ArgumentException($"importance: data set '{data.Name}' has images {data.Channels}×{data.Height}×{data.Width}, model wants {cfg.ImageChannels}×{cfg.ImageSize}×{cfg.ImageSize}");
+            throw new ArgumentException($"importance: data set '{data.Name}' has images " +
+                                        $"{data.Channels}×{data.Height}×{data.Width}, model wants " +
+                                        $"{cfg.ImageChannels}×{cfg.ImageSize}×{cfg.ImageSize}");
         if (data.Count == 0) throw new ArgumentException($"importance: data set '{data.Name}' is empty");
         if (tFirst < 0 || tLast >= schedule.T || tFirst > tLast)
             throw new ArgumentException($"importance: t range [{tFirst}, {tLast}] outside [0, {schedule.T})");
-        if (options.Batches <= 0 || options.BatchSize <= 0) throw new ArgumentException("importance: batches and batch size must be positive");
+        if (options.Batches <= 0 || options.BatchSize <= 0)
+            throw new ArgumentException("importance: batches and batch size must be positive");
         double width = cfg.CheckWidth(options.Width ?? cfg.MaxWidth);
 
         var graph = ChannelPermutation.Graph(model);
-        var perParam = model.NamedParameters().ToDictionary(p => p.Name, p => new double[p.Param.Shape[0]]); // Σ|w·g| per row
+        // Σ|w·g| per row
+        var perParam = model.NamedParameters().ToDictionary(p => p.Name, p => new double[p.Param.Shape[0]]);
         var rng = new Rng(options.Seed);
         int b = options.BatchSize, d = data.ImageSize;
         var idx = new int[b];
@@ -92,6 +98,7 @@ public static class ChannelImportance
     }
 
     /// <summary>The same for one timestep group.</summary>
-    public static ImportanceScores Compute(SlimUNet model, ImageDataset data, NoiseSchedule schedule, TimestepGroup group, ImportanceOptions? options = null) =>
+    public static ImportanceScores Compute(SlimUNet model, ImageDataset data, NoiseSchedule schedule,
+                                           TimestepGroup group, ImportanceOptions? options = null) =>
         Compute(model, data, schedule, group.TFirst, group.TLast, options);
 }

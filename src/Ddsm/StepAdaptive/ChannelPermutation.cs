@@ -7,7 +7,8 @@ namespace Ddsm.StepAdaptive;
 /// <summary>One channel space as <see cref="ChannelPermutation.Spaces"/> lists it.</summary>
 /// <param name="Constraint">The allowed permutations in <see cref="PermutationTree.Describe"/> notation.</param>
 /// <param name="Norms">GroupNorm layers that read the space (":k" = as part k of a concatenation).</param>
-public sealed record SpaceInfo(string Name, int Size, int ChannelsPerElement, string Constraint, IReadOnlyList<string> Norms);
+public sealed record SpaceInfo(string Name, int Size, int ChannelsPerElement, string Constraint,
+                               IReadOnlyList<string> Norms);
 
 /// <summary>
 /// Per space, new position p takes old position Perm[p]. <see cref="Widths"/> are the widths whose
@@ -43,14 +44,17 @@ public sealed record PermutationPlan(IReadOnlyDictionary<string, int[]> Perms, I
 public static class ChannelPermutation
 {
     /// <summary>Widths a plan preserves: just the largest (default) or all allowed.</summary>
-    public static double[] PreservedWidths(UNetConfig cfg, bool allWidths) => allWidths ? cfg.Widths.ToArray() : [cfg.MaxWidth];
+    public static double[] PreservedWidths(UNetConfig cfg, bool allWidths) =>
+        allWidths ? cfg.Widths.ToArray() : [cfg.MaxWidth];
 
     public static IReadOnlyList<SpaceInfo> Spaces(SlimUNet model, bool allWidths = false)
     {
         var g = Graph(model);
         var widths = PreservedWidths(model.Config, allWidths);
-        return g.Spaces.Select(s => new SpaceInfo(s.Name, s.Size, s.ChannelsPerElement, Tree(s, model.Config, widths).Describe(),
-            s.Norms.Select(n => n.Parts.Length > 1 ? $"{n.Layer}:{n.PartIndex}" : n.Layer).ToList())).ToList();
+        return g.Spaces.Select(s =>
+            new SpaceInfo(s.Name, s.Size, s.ChannelsPerElement, Tree(s, model.Config, widths).Describe(),
+                          s.Norms.Select(n => n.Parts.Length > 1 ? $"{n.Layer}:{n.PartIndex}" : n.Layer).ToList()))
+                              .ToList();
     }
 
     /// <summary>The allowed-permutation tree of every space, by name.</summary>
@@ -103,13 +107,18 @@ public static class ChannelPermutation
             }
         }
         var unknown = plan.Perms.Keys.Except(g.Spaces.Select(s => s.Name)).ToList();
-        if (unknown.Count > 0) throw new ArgumentException($"channel permutation: unknown spaces {string.Join(", ", unknown)}");
+        if (unknown.Count > 0)
+            throw new ArgumentException($"channel permutation: unknown spaces {string.Join(", ", unknown)}");
 
         var companions = new Dictionary<Tensor, List<Tensor>>(ReferenceEqualityComparer.Instance);
         if (ema is not null)
             for (int i = 0; i < ema.Parameters.Count; i++) Companions(companions, ema.Parameters[i]).Add(ema.Shadow[i]);
         if (adam is not null)
-            foreach (var (p, m, v) in adam.State) { Companions(companions, p).Add(m); Companions(companions, p).Add(v); }
+            foreach (var (p, m, v) in adam.State)
+            {
+                Companions(companions, p).Add(m);
+                Companions(companions, p).Add(v);
+            }
 
         foreach (var (name, p) in model.NamedParameters())
         {
@@ -133,11 +142,14 @@ public static class ChannelPermutation
 
     private static void CheckPerm(ChannelSpace s, int[] perm)
     {
-        if (perm.Length != s.Size) throw new ArgumentException($"channel permutation: space {s.Name} has {s.Size} elements, plan {perm.Length}");
+        if (perm.Length != s.Size)
+            throw new ArgumentException(
+                $"channel permutation: space {s.Name} has {s.Size} elements, plan {perm.Length}");
         var seen = new bool[perm.Length];
         foreach (var v in perm)
         {
-            if ((uint)v >= (uint)perm.Length || seen[v]) throw new ArgumentException($"channel permutation: plan for {s.Name} is not a permutation");
+            if ((uint)v >= (uint)perm.Length || seen[v])
+                throw new ArgumentException($"channel permutation: plan for {s.Name} is not a permutation");
             seen[v] = true;
         }
     }
@@ -155,7 +167,8 @@ public static class ChannelPermutation
             for (int p = 0; p < perm.Length; p++)
                 for (int k = 0; k < u.Unit; k++)
                 {
-                    long dst = (o * n + u.Offset + (long)p * u.Unit + k) * inner, src = (o * n + u.Offset + (long)perm[p] * u.Unit + k) * inner;
+                    long dst = (o * n + u.Offset + (long)p * u.Unit + k) * inner,
+                         src = (o * n + u.Offset + (long)perm[p] * u.Unit + k) * inner;
                     Array.Copy(a, src, r, dst, inner);
                 }
         return r;

@@ -16,14 +16,15 @@ public sealed record GroupLossOptions(int Batches = 4, int BatchSize = 32, ulong
 /// </summary>
 public static class GroupLoss
 {
-    public static double Mean(SlimUNet model, ImageDataset data, NoiseSchedule schedule, int tFirst, int tLast, double width,
-        GroupLossOptions? options = null)
+    public static double Mean(SlimUNet model, ImageDataset data, NoiseSchedule schedule, int tFirst, int tLast,
+        double width, GroupLossOptions? options = null)
     {
         options ??= new GroupLossOptions();
         var cfg = model.Config;
         cfg.CheckWidth(width);
         if (data.Count == 0) throw new ArgumentException($"group loss: data set '{data.Name}' is empty");
-        if (options.Batches <= 0 || options.BatchSize <= 0) throw new ArgumentException("group loss: batches and batch size must be positive");
+        if (options.Batches <= 0 || options.BatchSize <= 0)
+            throw new ArgumentException("group loss: batches and batch size must be positive");
         var rng = new Rng(options.Seed);
         int b = options.BatchSize, d = data.ImageSize;
         var idx = new int[b];
@@ -46,7 +47,8 @@ public static class GroupLoss
     }
 
     /// <summary>loss[g][i]: the model's loss on group g's timesteps at widths[i].</summary>
-    public static double[][] PerGroupAndWidth(SlimUNet model, ImageDataset data, NoiseSchedule schedule, TimestepGroups groups,
-        IReadOnlyList<double> widths, GroupLossOptions? options = null) =>
-        groups.Groups.Select(g => widths.Select(w => Mean(model, data, schedule, g.TFirst, g.TLast, w, options)).ToArray()).ToArray();
+    public static double[][] PerGroupAndWidth(SlimUNet model, ImageDataset data, NoiseSchedule schedule,
+        TimestepGroups groups, IReadOnlyList<double> widths, GroupLossOptions? options = null) =>
+        groups.Groups.Select(g =>
+            widths.Select(w => Mean(model, data, schedule, g.TFirst, g.TLast, w, options)).ToArray()).ToArray();
 }

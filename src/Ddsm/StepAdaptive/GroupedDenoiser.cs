@@ -7,7 +7,9 @@ namespace Ddsm.StepAdaptive;
 /// <summary>How a <see cref="GroupedDenoiser"/> picks the width it runs a group's model at.</summary>
 public enum GroupWidthMode
 {
-    /// <summary>Each group's model runs at its own fixed width; the width a sampler asks for (its step strategy) is ignored.</summary>
+    /// <summary>
+    /// Each group's model runs at its own fixed width; the width a sampler asks for (its step strategy) is ignored.
+    /// </summary>
     FixedPerGroup,
     /// <summary>
     /// The sampler's (strategy's) width, capped at the group's width: min(strategy width, group width).
@@ -36,19 +38,23 @@ public sealed class GroupedDenoiser : IDenoiser
     public ImageShape Image => _models[0].Image;
 
     /// <param name="groupWidths">Fixed width per group (defaults to each model's largest width).</param>
-    public GroupedDenoiser(IReadOnlyList<SlimUNet> models, TimestepGroups groups, IReadOnlyList<double>? groupWidths = null,
-        GroupWidthMode mode = GroupWidthMode.FixedPerGroup)
+    public GroupedDenoiser(IReadOnlyList<SlimUNet> models, TimestepGroups groups,
+        IReadOnlyList<double>? groupWidths = null, GroupWidthMode mode = GroupWidthMode.FixedPerGroup)
     {
         ArgumentNullException.ThrowIfNull(models);
         ArgumentNullException.ThrowIfNull(groups);
-        if (models.Count != groups.Count) throw new ArgumentException($"grouped denoiser: {models.Count} models for {groups.Count} timestep groups");
+        if (models.Count != groups.Count)
+            throw new ArgumentException($"grouped denoiser: {models.Count} models for {groups.Count} timestep groups");
         var c0 = models[0].Config;
         for (int g = 0; g < models.Count; g++)
         {
             var c = models[g].Config;
             if (c.ImageChannels != c0.ImageChannels || c.ImageSize != c0.ImageSize)
-                throw new ArgumentException($"grouped denoiser: model {g} ('{c.Name}') takes {c.ImageChannels}×{c.ImageSize}², model 0 ('{c0.Name}') {c0.ImageChannels}×{c0.ImageSize}²");
-            if (models[g].Backend != models[0].Backend) throw new ArgumentException($"grouped denoiser: model {g} is on another device");
+                throw new ArgumentException($"grouped denoiser: model {g} ('{c.Name}') takes " +
+                                            $"{c.ImageChannels}×{c.ImageSize}², model 0 ('{c0.Name}') " +
+                                            $"{c0.ImageChannels}×{c0.ImageSize}²");
+            if (models[g].Backend != models[0].Backend)
+                throw new ArgumentException($"grouped denoiser: model {g} is on another device");
         }
         if (groupWidths is not null && groupWidths.Count != groups.Count)
             throw new ArgumentException($"grouped denoiser: {groupWidths.Count} widths for {groups.Count} groups");
@@ -91,7 +97,8 @@ public sealed class GroupedDenoiser : IDenoiser
     /// </summary>
     public StepStrategy EffectiveStrategy(StepStrategy requested)
     {
-        if (requested.T != Groups.T) throw new ArgumentException($"grouped denoiser: strategy has T = {requested.T}, groups T = {Groups.T}");
+        if (requested.T != Groups.T)
+            throw new ArgumentException($"grouped denoiser: strategy has T = {requested.T}, groups T = {Groups.T}");
         return new StepStrategy(Enumerable.Range(0, Groups.T).Select(t => Dispatch(t, requested[t]).Width).ToArray());
     }
 }

@@ -52,7 +52,8 @@ public sealed class PermutationTree
             foreach (var norm in s.Norms)
             {
                 var act = norm.Parts.Select(c => cfg.Channels(c, w)).ToArray();
-                int total = act.Sum(), gsz = total / norm.Groups, off = act.Take(norm.PartIndex).Sum(), mine = act[norm.PartIndex];
+                int total = act.Sum(), gsz = total / norm.Groups, off = act.Take(norm.PartIndex).Sum(),
+                    mine = act[norm.PartIndex];
                 var labels = new string[s.Size];
                 for (int p = 0; p < s.Size; p++)
                 {
@@ -139,9 +140,11 @@ public sealed class PermutationTree
         {
             int s = edges[i], e = edges[i + 1];
             children.Add(Build(s, e, fine));
-            var sig = string.Join("|", fine.Select(v => string.Join(",", v.Runs.Where(r => r.End > s && r.Start < e).Select(r =>
-                r.Start >= s && r.End <= e ? $"{r.Start - s}-{r.End - s}{r.Kind}"
-                                           : $"{Math.Max(r.Start, s) - s}-{Math.Min(r.End, e) - s}@{r.Start}-{r.End}"))));
+            var sig = string.Join("|", fine.Select(v => string.Join(",",
+                v.Runs.Where(r => r.End > s && r.Start < e).Select(r =>
+                    r.Start >= s && r.End <= e
+                        ? $"{r.Start - s}-{r.End - s}{r.Kind}"
+                        : $"{Math.Max(r.Start, s) - s}-{Math.Min(r.End, e) - s}@{r.Start}-{r.End}"))));
             if (!classes.TryGetValue(sig, out classOf[i])) classes[sig] = classOf[i] = classes.Count;
         }
         return new PermutationTree(a, b - a, children, classOf);
@@ -190,7 +193,8 @@ public sealed class PermutationTree
     /// </summary>
     public string Describe() => Join(Items());
 
-    private static string Join(List<(string Unit, int Count, bool Swap, (PermutationTree?, int) Class)> items) => string.Join("+", items.Select(it =>
+    private static string Join(List<(string Unit, int Count, bool Swap, (PermutationTree?, int) Class)> items) =>
+        string.Join("+", items.Select(it =>
     {
         if (it.Count == 1 && !it.Swap) return it.Unit;
         bool simple = it.Unit.StartsWith('[') && it.Unit.IndexOf(']') == it.Unit.Length - 1 || Wrapped(it.Unit);
@@ -213,7 +217,8 @@ public sealed class PermutationTree
             foreach (var it in parts)
             {
                 var last = items.Count > 0 ? items[^1] : default;
-                if (items.Count > 0 && last.Unit == it.Unit && last.Swap == it.Swap && (!it.Swap || last.Class.Equals(it.Class)))
+                if (items.Count > 0 && last.Unit == it.Unit && last.Swap == it.Swap &&
+                    (!it.Swap || last.Class.Equals(it.Class)))
                     items[^1] = last with { Count = last.Count + it.Count };
                 else items.Add(it);
             }

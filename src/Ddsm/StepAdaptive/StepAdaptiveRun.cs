@@ -11,13 +11,16 @@ namespace Ddsm.StepAdaptive;
 /// <summary>How a group's model is cut from the base model before fine-tuning.</summary>
 public enum PruneMode
 {
-    /// <summary>Channels reordered by the group's Taylor importance (full-width function kept), then the prefix.</summary>
+    /// <summary>
+    /// Channels reordered by the group's Taylor importance (full-width function kept), then the prefix.
+    /// </summary>
     Importance,
     /// <summary>The base model's own prefix (what sandwich training already made a good narrow model).</summary>
     Prefix,
     /// <summary>
     /// Importance where it has the lower ε-MSE at the group's width on the group's timesteps, else the prefix
-    /// (always at the full width, where the permutation cannot lower that loss but does scramble the narrower prefixes).
+    /// (always at the full width, where the permutation cannot lower that loss but does scramble the narrower
+    /// prefixes).
     /// </summary>
     Auto,
 }
@@ -30,7 +33,9 @@ public sealed record StepAdaptiveOptions
     /// <summary>Smallest group's FLOPs fraction of the base model (Xu et al.'s k).</summary>
     public double K { get; init; } = 0.5;
     public BudgetOrder Order { get; init; } = BudgetOrder.Auto;
-    /// <summary>The base model's DDSM searched strategy, if any: what <see cref="BudgetOrder.Auto"/> orders by first.</summary>
+    /// <summary>
+    /// The base model's DDSM searched strategy, if any: what <see cref="BudgetOrder.Auto"/> orders by first.
+    /// </summary>
     public StepStrategy? Searched { get; init; }
     /// <summary>
     /// Auto by default: on a sandwich-trained base the prefix already is a trained narrow model, and importance
@@ -59,11 +64,11 @@ public sealed record StepAdaptiveOptions
 /// <param name="PrefixLoss">ε-MSE at the group's width on its timesteps, base weights as they are.</param>
 /// <param name="ImportanceLoss">The same after importance reordering (null when not computed).</param>
 /// <param name="FinalLoss">The same for the fine-tuned (EMA) weights.</param>
-public sealed record GroupReport(int Group, double Width, string Pruning, double PrefixLoss, double? ImportanceLoss, double FinalLoss,
-    long Steps, double TrainSeconds);
+public sealed record GroupReport(int Group, double Width, string Pruning, double PrefixLoss, double? ImportanceLoss,
+    double FinalLoss, long Steps, double TrainSeconds);
 
-public sealed record StepAdaptiveResult(StepAdaptivePlan Plan, TimestepGroups Groups, IReadOnlyList<GroupReport> Reports, string CheckpointPath,
-    double FineTuneSeconds, bool Completed);
+public sealed record StepAdaptiveResult(StepAdaptivePlan Plan, TimestepGroups Groups,
+    IReadOnlyList<GroupReport> Reports, string CheckpointPath, double FineTuneSeconds, bool Completed);
 
 /// <summary>
 /// Step-adaptive training (Xu et al., "Not All Steps are Equal"): from a base slimmable model trained on
@@ -89,22 +94,26 @@ public sealed class StepAdaptiveRun
     public string CheckpointPath => Path.Combine(_outDir, "stepadapt.safetensors");
     public string GroupDir(int g) => Path.Combine(_outDir, $"group{g}");
 
-    public StepAdaptiveRun(Backend backend, string baseCheckpoint, ImageDataset data, string outDir, StepAdaptiveOptions options)
+    public StepAdaptiveRun(Backend backend, string baseCheckpoint, ImageDataset data, string outDir,
+                           StepAdaptiveOptions options)
     {
         options.Validate();
         (_be, _basePath, _data, _outDir, _o) = (backend, baseCheckpoint, data, outDir, options);
         var (cfg, meta, _) = Checkpoint.Read(baseCheckpoint);
         if (cfg.NumClasses > 0)
-            throw new NotSupportedException($"step-adaptive training of class-conditional models ('{cfg.Name}', {cfg.NumClasses} classes) is not supported yet");
+            throw new NotSupportedException($"step-adaptive training of class-conditional models ('{cfg.Name}', " +
+                                            $"{cfg.NumClasses} classes) is not supported yet");
         if (data.Channels != cfg.ImageChannels || data.Height != cfg.ImageSize || data.Width != cfg.ImageSize)
-            throw new ArgumentException($"step-adaptive: data set '{data.Name}' has images {data.Channels}×{data.Height}×{data.Width}, " +
-                                        $"base model '{cfg.Name}' wants {cfg.ImageChannels}×{cfg.ImageSize}×{cfg.ImageSize}");
+            throw new ArgumentException($"step-adaptive: data set '{data.Name}' has images " +
+                                        $"{data.Channels}×{data.Height}×{data.Width}, base model '{cfg.Name}' wants " +
+                                        $"{cfg.ImageChannels}×{cfg.ImageSize}×{cfg.ImageSize}");
         BaseConfig = cfg;
         BaseDataSpec = meta.GetValueOrDefault("data");
         Schedule = cfg.NoiseSchedule();
         Groups = TimestepGroups.Build(Schedule, options.Groups, options.Grouping);
         if (!options.Resume && (File.Exists(PlanPath) || Directory.Exists(GroupDir(0))))
-            throw new IOException($"{outDir} already holds a step-adaptive run; pass --resume to continue it, or choose another --out");
+            throw new IOException(
+                $"{outDir} already holds a step-adaptive run; pass --resume to continue it, or choose another --out");
     }
 
     /// <summary>
@@ -113,7 +122,8 @@ public sealed class StepAdaptiveRun
     /// Returns early (Completed false, no grouped checkpoint written) when cancelled; each group's last
     /// checkpoint is then on disk for --resume.
     /// </summary>
-    public StepAdaptiveResult Run(Action<int, StepResult>? onStep = null, Action<string>? onNote = null, CancellationToken cancel = default)
+    public StepAdaptiveResult Run(Action<int, StepResult>? onStep = null, Action<string>? onNote = null,
+                                  CancellationToken cancel = default)
     {
         Directory.CreateDirectory(_outDir);
         using var baseModel = new SlimUNet(_be, BaseConfig, 0);
@@ -127,8 +137,11 @@ public sealed class StepAdaptiveRun
         {
             var saved = StepAdaptivePlan.FromJson(File.ReadAllText(PlanPath));
             if (!saved.SameAs(plan))
-                throw new ArgumentException($"{PlanPath}: the saved plan (widths {string.Join(", ", saved.GroupWidths)}, k {saved.K}) " +
-                                                    $"differs from this one (widths {string.Join(", ", plan.GroupWidths)}, k {plan.K}); same settings are needed to resume");
+                throw new ArgumentException(
+                    $"{PlanPath}: the saved plan (widths {string.Join(", ", saved.GroupWidths)}, k {saved.K}) " +
+                                                    $"differs from this one (widths " +
+                                                    $"{string.Join(", ", plan.GroupWidths)}, k {plan.K}); same " +
+                                                    $"settings are needed to resume");
         }
         else AtomicFile.WriteAllBytes(PlanPath, System.Text.Encoding.UTF8.GetBytes(plan.ToJson()));
         onNote?.Invoke(plan.Describe(Groups));
@@ -147,16 +160,19 @@ public sealed class StepAdaptiveRun
             bool done = models.Count == Groups.Count && !cancel.IsCancellationRequested;
             if (done)
             {
-                GroupedCheckpoint.Save(CheckpointPath, BaseConfig, Groups, models, plan, Path.GetFullPath(_basePath), BaseDataSpec);
+                GroupedCheckpoint.Save(CheckpointPath, BaseConfig, Groups, models, plan, Path.GetFullPath(_basePath),
+                                       BaseDataSpec);
                 onNote?.Invoke($"grouped checkpoint {CheckpointPath}");
             }
-            return new StepAdaptiveResult(plan, Groups, reports, CheckpointPath, reports.Sum(r => r.TrainSeconds), done);
+            return new StepAdaptiveResult(plan, Groups, reports, CheckpointPath, reports.Sum(r => r.TrainSeconds),
+                                          done);
         }
         finally { foreach (var m in models) m.Dispose(); }
     }
 
-    private (SlimUNet Model, GroupReport Report) TrainGroup(int g, StepAdaptivePlan plan, SlimUNet baseModel, Dictionary<string, float[]> baseState,
-        Action<int, StepResult>? onStep, Action<string>? onNote, CancellationToken cancel)
+    private (SlimUNet Model, GroupReport Report) TrainGroup(int g, StepAdaptivePlan plan, SlimUNet baseModel,
+        Dictionary<string, float[]> baseState, Action<int, StepResult>? onStep, Action<string>? onNote,
+        CancellationToken cancel)
     {
         var grp = Groups.Groups[g];
         double w = plan.GroupWidths[g];
@@ -168,7 +184,8 @@ public sealed class StepAdaptiveRun
             {
                 TMin = grp.TFirst, TMax = grp.TLast, SandwichN = Math.Min(_o.FineTune.SandwichN, cfg.Widths.Length),
             };
-            var run = new RunOptions(GroupDir(g), _o.StepsPerGroup, _o.CheckpointEvery, _o.KeepCheckpoints, Resume: true);
+            var run =
+                new RunOptions(GroupDir(g), _o.StepsPerGroup, _o.CheckpointEvery, _o.KeepCheckpoints, Resume: true);
             double Loss(SlimUNet m) => GroupLoss.Mean(m, _data, Schedule, grp.TFirst, grp.TLast, w, _o.Loss);
 
             // The pruning measurement is repeated on resume (cheap, deterministic) so the report is complete.
@@ -180,29 +197,34 @@ public sealed class StepAdaptiveRun
             string pruning = "prefix";
             // Auto at the full width: a full-width-preserving permutation cannot lower the loss there, but it
             // does reshuffle the narrower prefixes the group still runs under a capped strategy; keep the prefix.
-            bool tryImportance = _o.Prune == PruneMode.Importance || (_o.Prune == PruneMode.Auto && w < BaseConfig.MaxWidth);
+            bool tryImportance = _o.Prune == PruneMode.Importance ||
+                (_o.Prune == PruneMode.Auto && w < BaseConfig.MaxWidth);
             if (tryImportance)
             {
                 onNote?.Invoke($"group {g + 1}: Taylor importance on t {grp.TFirst}–{grp.TLast} …");
-                var scores = ChannelImportance.Compute(baseModel, _data, Schedule, grp, _o.Importance with { Width = null });
+                var scores =
+                    ChannelImportance.Compute(baseModel, _data, Schedule, grp, _o.Importance with { Width = null });
                 ChannelPermutation.Apply(baseModel, ChannelPermutation.Compute(baseModel, scores));
                 model.LoadState(baseModel.StateDict());
                 importanceLoss = Loss(model);
                 if (_o.Prune == PruneMode.Auto && !(importanceLoss < prefixLoss)) model.LoadState(baseState);
                 else pruning = "importance";
             }
-            onNote?.Invoke($"group {g + 1}: width {w}, pruned by {pruning}: ε-MSE at width {w} on its steps {prefixLoss:F4} as trained" +
+            onNote?.Invoke($"group {g + 1}: width {w}, pruned by {pruning}: ε-MSE at width {w} on its steps " +
+                           $"{prefixLoss:F4} as trained" +
                            (importanceLoss is { } il ? $", {il:F4} importance-ordered" : ""));
 
             using (var trainer = new SandwichTrainer(model, _data, opts, _o.Seed + 1000 + (ulong)g))
             {
                 var loop = new TrainRun(trainer, run);
-                if (loop.TryResume() is { } resumed) onNote?.Invoke($"group {g + 1}: resumed from {resumed} at step {trainer.Step}");
+                if (loop.TryResume() is { } resumed)
+                    onNote?.Invoke($"group {g + 1}: resumed from {resumed} at step {trainer.Step}");
                 if (trainer.Step < run.Steps) loop.Run(r => onStep?.Invoke(g, r), onNote, cancel);
                 trainer.Ema.CopyTo(model.Parameters());
                 var report = new GroupReport(g, w, pruning, prefixLoss, importanceLoss, Loss(model), trainer.Step,
                     TrainRun.TrainingSeconds(loop.MetricsPath));
-                onNote?.Invoke($"group {g + 1}: ε-MSE at width {w} after {trainer.Step} fine-tuning steps: {report.FinalLoss:F4}");
+                onNote?.Invoke(
+                    $"group {g + 1}: ε-MSE at width {w} after {trainer.Step} fine-tuning steps: {report.FinalLoss:F4}");
                 return (model, report);
             }
         }

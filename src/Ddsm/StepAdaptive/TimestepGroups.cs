@@ -5,7 +5,9 @@ namespace Ddsm.StepAdaptive;
 
 public enum GroupingMode
 {
-    /// <summary>Cut log-SNR's range [log SNR(T−1), log SNR(0)] into G equal intervals (Xu et al.'s grouping by task difficulty).</summary>
+    /// <summary>
+    /// Cut log-SNR's range [log SNR(T−1), log SNR(0)] into G equal intervals (Xu et al.'s grouping by task difficulty).
+    /// </summary>
     EqualLogSnr,
     /// <summary>G groups of ⌊T/G⌋ or ⌈T/G⌉ consecutive steps.</summary>
     EqualCount,
@@ -25,7 +27,8 @@ public sealed record TimestepGroup(int Index, int TFirst, int TLast, double LogS
     public double SnrLow => Math.Exp(LogSnrLow);
 
     public string Describe(int groupCount) => string.Create(CultureInfo.InvariantCulture,
-        $"group {Index + 1}/{groupCount}: t {TFirst}–{TLast} ({Count} steps), log-SNR {LogSnrHigh:0.###} … {LogSnrLow:0.###} (SNR {SnrHigh:0.###e0} … {SnrLow:0.###e0})");
+        $"group {Index + 1}/{groupCount}: t {TFirst}–{TLast} ({Count} steps), log-SNR {LogSnrHigh:0.###} … " +
+        $"{LogSnrLow:0.###} (SNR {SnrHigh:0.###e0} … {SnrLow:0.###e0})");
 }
 
 /// <summary>
@@ -51,16 +54,19 @@ public sealed class TimestepGroups
 
     public int GroupOf(int t)
     {
-        if ((uint)t >= (uint)_groupOf.Length) throw new ArgumentOutOfRangeException(nameof(t), $"timestep {t} outside [0, {T})");
+        if ((uint)t >= (uint)_groupOf.Length)
+            throw new ArgumentOutOfRangeException(nameof(t), $"timestep {t} outside [0, {T})");
         return _groupOf[t];
     }
 
     public string Describe() => string.Join("\n", Groups.Select(g => g.Describe(Count)));
 
-    public static TimestepGroups Build(NoiseSchedule schedule, int groups = 4, GroupingMode mode = GroupingMode.EqualLogSnr)
+    public static TimestepGroups Build(NoiseSchedule schedule, int groups = 4,
+                                       GroupingMode mode = GroupingMode.EqualLogSnr)
     {
         int T = schedule.T;
-        if (groups < 1 || groups > T) throw new ArgumentException($"timestep groups: {groups} groups for T = {T} (need 1..T)");
+        if (groups < 1 || groups > T)
+            throw new ArgumentException($"timestep groups: {groups} groups for T = {T} (need 1..T)");
         var logSnr = Enumerable.Range(0, T).Select(schedule.LogSnr).ToArray();
         var list = new List<TimestepGroup>(groups);
         if (mode == GroupingMode.EqualCount)
@@ -81,7 +87,8 @@ public sealed class TimestepGroups
         {
             int first = Array.IndexOf(member, g), last = Array.LastIndexOf(member, g);
             if (first < 0)
-                throw new ArgumentException($"timestep groups: log-SNR interval {g + 1} of {groups} holds no timestep (T = {T}); use fewer groups or EqualCount");
+                throw new ArgumentException($"timestep groups: log-SNR interval {g + 1} of {groups} holds no " +
+                                            $"timestep (T = {T}); use fewer groups or EqualCount");
             list.Add(new TimestepGroup(g, first, last, hi - g * width, g == groups - 1 ? lo : hi - (g + 1) * width));
         }
         return new TimestepGroups(list, T, mode);

@@ -19,7 +19,8 @@ public static class Checkpoint
     {
         tr.Optimizer.EnsureState();
         var tensors = new List<SafeTensor>();
-        void Add(string name, Tensor t) => tensors.Add(SafeTensor.F32(name, t.ToArray(), t.Shape.Select(d => (long)d).ToArray()));
+        void Add(string name, Tensor t) =>
+            tensors.Add(SafeTensor.F32(name, t.ToArray(), t.Shape.Select(d => (long)d).ToArray()));
         var named = tr.Model.NamedParameters().ToList();
         foreach (var (n, p) in named) Add(n, p);
         for (int i = 0; i < named.Count; i++) Add("ema." + named[i].Name, tr.Ema.Shadow[i]);
@@ -68,14 +69,18 @@ public static class Checkpoint
     }
 
     /// <summary>Reads only the metadata and the model config (e.g. to build the model first).</summary>
-    public static (UNetConfig Config, IReadOnlyDictionary<string, string> Meta, SafeTensorsFile File) Read(string path) =>
+    public static (UNetConfig Config, IReadOnlyDictionary<string, string> Meta,
+                   SafeTensorsFile File) Read(string path) =>
         Read(SafeTensors.Read(path), path);
 
     /// <summary>The same for a file already read (<paramref name="path"/> names it in errors).</summary>
-    public static (UNetConfig Config, IReadOnlyDictionary<string, string> Meta, SafeTensorsFile File) Read(SafeTensorsFile f, string path)
+    public static (UNetConfig Config, IReadOnlyDictionary<string, string> Meta,
+                   SafeTensorsFile File) Read(SafeTensorsFile f, string path)
     {
         if (!f.Metadata.TryGetValue("format", out var fmt) || fmt != Format)
-            throw new DataFormatException(path, $"not a DDSM training checkpoint (format '{fmt ?? "missing"}', want '{Format}')");
+            throw new DataFormatException(path,
+                                          $"not a DDSM training checkpoint (format '{fmt ?? "missing"}', want " +
+                                          $"'{Format}')");
         return (ConfigOf(f.Metadata, path), f.Metadata, f);
     }
 
@@ -88,20 +93,25 @@ public static class Checkpoint
         if (!meta.TryGetValue("config", out var cj)) throw new DataFormatException(path, "metadata 'config' missing");
         UNetConfig cfg;
         try { cfg = UNetConfig.FromJson(cj, meta.GetValueOrDefault("train_options")); }
-        catch (System.Text.Json.JsonException e) { throw new DataFormatException(path, $"model config is not valid JSON ({e.Message})"); }
+        catch (System.Text.Json.JsonException e)
+        {
+            throw new DataFormatException(path, $"model config is not valid JSON ({e.Message})");
+        }
         try { cfg.Validate(); }
         catch (ArgumentException e) { throw new DataFormatException(path, e.Message); }
         return cfg;
     }
 
     /// <summary>Loads model weights only (for sampling): the EMA weights when present and asked for.</summary>
-    public static void LoadWeights(string path, SlimUNet model, bool ema) => LoadWeights(SafeTensors.Read(path), path, model, ema);
+    public static void LoadWeights(string path, SlimUNet model, bool ema) =>
+        LoadWeights(SafeTensors.Read(path), path, model, ema);
 
     public static void LoadWeights(SafeTensorsFile file, string path, SlimUNet model, bool ema)
     {
         var (cfg, _, f) = Read(file, path);
         CheckSame(path, cfg, model.Config);
-        model.LoadState(model.NamedParameters().ToDictionary(p => p.Name, p => Get(f, path, (ema ? "ema." : "") + p.Name, p.Param)));
+        model.LoadState(model.NamedParameters()
+            .ToDictionary(p => p.Name, p => Get(f, path, (ema ? "ema." : "") + p.Name, p.Param)));
     }
 
     /// <summary>Restores everything a resumed run needs; the trainer must be built with the same config.</summary>
@@ -117,7 +127,11 @@ public static class Checkpoint
         var v = named.Select(p => Get(f, path, "adam.v." + p.Name, p.Param)).ToArray();
         long step = Long(meta, "step", path), adamStep = Long(meta, "adam_step", path);
         ulong[] rng;
-        try { rng = meta["rng"].Split(',').Select(s => ulong.Parse(s, NumberStyles.HexNumber, CultureInfo.InvariantCulture)).ToArray(); }
+        try
+        {
+            rng = meta["rng"].Split(',')
+                .Select(s => ulong.Parse(s, NumberStyles.HexNumber, CultureInfo.InvariantCulture)).ToArray();
+        }
         catch (Exception e) when (e is FormatException or OverflowException or KeyNotFoundException)
         { throw new DataFormatException(path, $"RNG state unreadable ({e.Message})"); }
         if (rng.Length != 6) throw new DataFormatException(path, $"RNG state has {rng.Length} words, want 6");
@@ -139,8 +153,11 @@ public static class Checkpoint
     private static void CheckSame(string path, UNetConfig saved, UNetConfig want)
     {
         if (!saved.SameArchitecture(want))
-            throw new DataFormatException(path, $"checkpoint is of model '{saved.Name}' ({saved.ModelChannels} ch, mult {string.Join(",", saved.ChannelMult)}), " +
-                                          $"not of '{want.Name}' ({want.ModelChannels} ch, mult {string.Join(",", want.ChannelMult)})");
+            throw new DataFormatException(path,
+                                          $"checkpoint is of model '{saved.Name}' ({saved.ModelChannels} ch, mult " +
+                                          $"{string.Join(",", saved.ChannelMult)}), " +
+                                          $"not of '{want.Name}' ({want.ModelChannels} ch, mult " +
+                                          $"{string.Join(",", want.ChannelMult)})");
     }
 
     internal static float[] Get(SafeTensorsFile f, string path, string name, Tensor like)
@@ -149,11 +166,14 @@ public static class Checkpoint
         var t = f[name];
         var want = like.Shape.Select(d => (long)d).ToArray();
         if (!t.Shape.SequenceEqual(want))
-            throw new DataFormatException(path, $"tensor '{name}' has shape ({string.Join(", ", t.Shape)}), want {ShapeUtil.Str(like.Shape)}");
+            throw new DataFormatException(path,
+                                          $"tensor '{name}' has shape ({string.Join(", ", t.Shape)}), want " +
+                                          $"{ShapeUtil.Str(like.Shape)}");
         return t.ToFloat();
     }
 
     private static long Long(IReadOnlyDictionary<string, string> meta, string key, string path) =>
-        meta.TryGetValue(key, out var s) && long.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out var v) && v >= 0
+        meta.TryGetValue(key, out var s) &&
+            long.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out var v) && v >= 0
             ? v : throw new DataFormatException(path, $"metadata '{key}' missing or not a count");
 }

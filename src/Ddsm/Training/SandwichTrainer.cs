@@ -10,7 +10,8 @@ namespace Ddsm.Training;
 public sealed record StepResult(long Step, (double Width, double Loss)[] Losses, double GradNorm, float Lr);
 
 /// <summary>Thrown when a loss or gradient stops being finite; names the step.</summary>
-public sealed class TrainingDivergedException(long step, string what) : Exception($"training diverged at step {step}: {what}")
+public sealed class TrainingDivergedException(long step,
+                                              string what) : Exception($"training diverged at step {step}: {what}")
 {
     public long Step { get; } = step;
 }
@@ -44,15 +45,18 @@ public sealed class SandwichTrainer : IDisposable
         options.Validate();
         var c = model.Config;
         if (data.Channels != c.ImageChannels || data.Height != c.ImageSize || data.Width != c.ImageSize)
-            throw new ArgumentException($"data set '{data.Name}' has images {data.Channels}×{data.Height}×{data.Width}, " +
-                                        $"model '{c.Name}' wants {c.ImageChannels}×{c.ImageSize}×{c.ImageSize}");
+            throw new ArgumentException($"data set '{data.Name}' has images " +
+                                        $"{data.Channels}×{data.Height}×{data.Width}, model '{c.Name}' wants " +
+                                        $"{c.ImageChannels}×{c.ImageSize}×{c.ImageSize}");
         if (data.Count == 0) throw new ArgumentException($"data set '{data.Name}' is empty");
         if (c.NumClasses > 0)
         {
             if (data.ClassCount == 0)
-                throw new ArgumentException($"model '{c.Name}' is class-conditional ({c.NumClasses} classes) but data set '{data.Name}' has no labels");
+                throw new ArgumentException($"model '{c.Name}' is class-conditional ({c.NumClasses} classes) but " +
+                                            $"data set '{data.Name}' has no labels");
             if (data.ClassCount != c.NumClasses)
-                throw new ArgumentException($"model '{c.Name}' has {c.NumClasses} classes but data set '{data.Name}' has {data.ClassCount}");
+                throw new ArgumentException(
+                    $"model '{c.Name}' has {c.NumClasses} classes but data set '{data.Name}' has {data.ClassCount}");
         }
         Model = model;
         _data = data;
@@ -96,7 +100,8 @@ public sealed class SandwichTrainer : IDisposable
         {
             using var scope = new TensorScope();
             NoiseBatch();
-            var xt = Tensor.FromArray(be, _xt, b, Model.Config.ImageChannels, Model.Config.ImageSize, Model.Config.ImageSize);
+            var xt = Tensor.FromArray(be, _xt, b, Model.Config.ImageChannels, Model.Config.ImageSize,
+                                      Model.Config.ImageSize);
             var eps = Tensor.FromArray(be, _eps, xt.Shape);
             var t = Tensor.FromArray(be, _t, b);
             var (loss, lv) = WidthPassLoss(Model, xt, eps, t, widths[p], _labels, Rng.NextULong(),

@@ -26,19 +26,25 @@ public sealed record TrainOptions
     public double LabelDropout { get; init; } = 0.1;
 
     public string ToJson() => JsonSerializer.Serialize(this);
-    public static TrainOptions FromJson(string s) => JsonSerializer.Deserialize<TrainOptions>(s) ?? throw new FormatException("train options JSON is empty");
+    public static TrainOptions FromJson(string s) => JsonSerializer.Deserialize<TrainOptions>(s) ??
+        throw new FormatException("train options JSON is empty");
 
     public void Validate()
     {
         if (BatchSize <= 0) throw new ArgumentException($"batch size must be > 0, got {BatchSize}");
         if (SandwichN < 1) throw new ArgumentException($"sandwich n must be ≥ 1, got {SandwichN}");
         if (!(Lr > 0) || !float.IsFinite(Lr)) throw new ArgumentException($"learning rate must be > 0, got {Lr}");
-        if (!(EmaDecay >= 0 && EmaDecay < 1)) throw new ArgumentException($"EMA decay must be in [0, 1), got {EmaDecay}");
-        if (!(LabelDropout >= 0 && LabelDropout <= 1)) throw new ArgumentException($"label dropout must be in [0, 1], got {LabelDropout}");
-        if (TMin < 0 || TMin > TMax) throw new ArgumentException($"timestep range [{TMin}, {TMax}] must start at ≥ 0 and not be empty");
+        if (!(EmaDecay >= 0 && EmaDecay < 1))
+            throw new ArgumentException($"EMA decay must be in [0, 1), got {EmaDecay}");
+        if (!(LabelDropout >= 0 && LabelDropout <= 1))
+            throw new ArgumentException($"label dropout must be in [0, 1], got {LabelDropout}");
+        if (TMin < 0 || TMin > TMax)
+            throw new ArgumentException($"timestep range [{TMin}, {TMax}] must start at ≥ 0 and not be empty");
     }
 
-    /// <summary>The timestep range drawn on a schedule of <paramref name="T"/> steps (checked to lie within it).</summary>
+    /// <summary>
+    /// The timestep range drawn on a schedule of <paramref name="T"/> steps (checked to lie within it).
+    /// </summary>
     public (int First, int Last) TimestepRange(int T)
     {
         int lo = TMin ?? 0, hi = TMax ?? T - 1;

@@ -24,7 +24,8 @@ public sealed record RunOptions(
 public sealed class TrainRun(SandwichTrainer trainer, RunOptions options)
 {
     public RunOptions Options => options;
-    public CheckpointRotation Checkpoints { get; } = new(Path.Combine(options.OutDir, "checkpoints"), options.KeepCheckpoints);
+    public CheckpointRotation Checkpoints { get; } =
+        new(Path.Combine(options.OutDir, "checkpoints"), options.KeepCheckpoints);
     public string MetricsPath => Path.Combine(options.OutDir, "metrics.jsonl");
 
     /// <summary>Restores the newest checkpoint when resuming; returns its path, or null.</summary>
@@ -37,10 +38,12 @@ public sealed class TrainRun(SandwichTrainer trainer, RunOptions options)
         return latest;
     }
 
-    public void Run(Action<StepResult>? onStep = null, Action<string>? onNote = null, CancellationToken cancel = default)
+    public void Run(Action<StepResult>? onStep = null, Action<string>? onNote = null,
+                    CancellationToken cancel = default)
     {
         Directory.CreateDirectory(options.OutDir);
-        using var metrics = new StreamWriter(new FileStream(MetricsPath, FileMode.Append, FileAccess.Write, FileShare.Read));
+        using var metrics =
+            new StreamWriter(new FileStream(MetricsPath, FileMode.Append, FileAccess.Write, FileShare.Read));
         while (trainer.Step < options.Steps && !cancel.IsCancellationRequested)
         {
             StepResult r;
@@ -48,7 +51,8 @@ public sealed class TrainRun(SandwichTrainer trainer, RunOptions options)
             try { r = trainer.TrainStep(); }
             catch (TrainingDivergedException e)
             {
-                onNote?.Invoke($"{e.Message}; last good checkpoint: {Checkpoints.Latest() ?? "none"} (not overwritten)");
+                onNote?.Invoke(
+                    $"{e.Message}; last good checkpoint: {Checkpoints.Latest() ?? "none"} (not overwritten)");
                 throw;
             }
             metrics.WriteLine(MetricsLine(r, System.Diagnostics.Stopwatch.GetElapsedTime(t0).TotalSeconds));
@@ -76,7 +80,8 @@ public sealed class TrainRun(SandwichTrainer trainer, RunOptions options)
     /// <param name="seconds">Wall time of the step itself (what training cost is summed from).</param>
     public static string MetricsLine(StepResult r, double seconds)
     {
-        var losses = r.Losses.Select(l => new Dictionary<string, double> { ["width"] = l.Width, ["loss"] = l.Loss }).ToArray();
+        var losses =
+            r.Losses.Select(l => new Dictionary<string, double> { ["width"] = l.Width, ["loss"] = l.Loss }).ToArray();
         return JsonSerializer.Serialize(new { step = r.Step, losses, grad_norm = r.GradNorm, lr = r.Lr, seconds,
             time = DateTime.UtcNow.ToString("o", CultureInfo.InvariantCulture) });
     }
@@ -101,9 +106,11 @@ public sealed class TrainRun(SandwichTrainer trainer, RunOptions options)
             {
                 var root = doc.RootElement;
                 DateTime? time = root.TryGetProperty("time", out var te) && te.ValueKind == JsonValueKind.String &&
-                    DateTime.TryParse(te.GetString(), CultureInfo.InvariantCulture, DateTimeStyles.RoundtripKind, out var dt) ? dt : null;
+                    DateTime.TryParse(te.GetString(), CultureInfo.InvariantCulture, DateTimeStyles.RoundtripKind,
+                                      out var dt) ? dt : null;
                 if (root.TryGetProperty("seconds", out var se) && se.TryGetDouble(out var s)) total += s;
-                else if (time is { } now && prev is { } before && now - before is { TotalMinutes: >= 0 and < 10 } gap) total += gap.TotalSeconds;
+                else if (time is { } now && prev is { } before && now - before is { TotalMinutes: >= 0 and < 10 } gap)
+                    total += gap.TotalSeconds;
                 prev = time ?? prev;
             }
         }
@@ -116,12 +123,14 @@ public sealed class TrainRun(SandwichTrainer trainer, RunOptions options)
         var model = trainer.Model;
         var cfg = model.Config;
         int n = options.SampleCount;
-        var spec = new SampleSpec(SamplerKind.Ddim, new SamplerOptions(Math.Min(options.SampleSteps, trainer.Schedule.T)), n, n, 1234);
+        var spec = new SampleSpec(SamplerKind.Ddim,
+                                  new SamplerOptions(Math.Min(options.SampleSteps, trainer.Schedule.T)), n, n, 1234);
         var all = new float[cfg.Widths.Length * n * cfg.Image.Floats];
         using (trainer.Ema.SwapIn())
         {
             for (int wi = 0; wi < cfg.Widths.Length; wi++)
-                BatchSampler.Sample(model, trainer.Schedule, StepStrategy.Uniform(cfg.Widths[wi], trainer.Schedule.T), spec)
+                BatchSampler.Sample(model, trainer.Schedule, StepStrategy.Uniform(cfg.Widths[wi], trainer.Schedule.T),
+                                    spec)
                     .CopyTo(all, wi * n * cfg.Image.Floats);
         }
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);

@@ -16,7 +16,8 @@ public class EmbeddedSubsetTool
     {
         string cache = Environment.GetEnvironmentVariable("DDSM_DATA_CACHE") ?? "/tmp/ddsm-data-cache";
         var full = DataFetcher.Fetch("fashion-mnist", cache);
-        TestContext.Out.WriteLine($"fashion-mnist: {full.Count} images, per class {string.Join(",", full.ClassCounts())}");
+        TestContext.Out.WriteLine(
+            $"fashion-mnist: {full.Count} images, per class {string.Join(",", full.ClassCounts())}");
         var mnist = DataFetcher.Fetch("mnist", cache);
         TestContext.Out.WriteLine($"mnist: {mnist.Count} images, per class {string.Join(",", mnist.ClassCounts())}");
         string outPath = Path.Combine(RepoRoot(), "src/Ddsm/Data/Embedded/fmnist-subset.ddsmimg.br");
@@ -29,6 +30,7 @@ public class EmbeddedSubsetTool
     {
         for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
             if (File.Exists(Path.Combine(d.FullName, "DdsmIlgpu.sln"))) return d.FullName;
-        throw new DirectoryNotFoundException("repository root (DdsmIlgpu.sln) not found above " + AppContext.BaseDirectory);
+        throw new DirectoryNotFoundException("repository root (DdsmIlgpu.sln) not found above " +
+                                             AppContext.BaseDirectory);
     }
 }

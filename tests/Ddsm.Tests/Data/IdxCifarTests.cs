@@ -16,7 +16,8 @@ public class IdxCifarTests
         var lb = TestData.Labels(r, n, 10);
         byte[] img = TestData.IdxImages(px, n, rows, cols), lab = TestData.IdxLabels(lb);
         if (gz) { img = TestData.Gzip(img); lab = TestData.Gzip(lab); }
-        var ds = Idx.Load(img, "train-images-idx3-ubyte", lab, "train-labels-idx1-ubyte", "mnist", expectedRows: 28, expectedCols: 28);
+        var ds = Idx.Load(img, "train-images-idx3-ubyte", lab, "train-labels-idx1-ubyte", "mnist", expectedRows: 28,
+                          expectedCols: 28);
         Assert.That((ds.Count, ds.Channels, ds.Height, ds.Width, ds.ClassCount), Is.EqualTo((n, 1, 28, 28, 10)));
         Assert.That(ds.Pixels, Is.EqualTo(px));
         Assert.That(ds.Labels, Is.EqualTo(lb));
@@ -67,7 +68,8 @@ public class IdxCifarTests
         long before = GC.GetAllocatedBytesForCurrentThread();
         Fuzz.Rejects(() => Load(huge, lab), "exceed");
         Fuzz.Rejects(() => Load(TestData.Gzip(huge), lab), "exceed");
-        var lie = TestData.IdxImages(new byte[100], 1000, 1000, 1000);                  // 1 GB claimed, 100 bytes present
+        // 1 GB claimed, 100 bytes present
+        var lie = TestData.IdxImages(new byte[100], 1000, 1000, 1000);
         Fuzz.Rejects(() => Load(TestData.Gzip(lie), lab), "truncated");
         Assert.That(GC.GetAllocatedBytesForCurrentThread() - before, Is.LessThan(4 << 20));
         Fuzz.Rejects(() => Load(TestData.Gzip(img)[..40], lab), "IDX");                 // truncated gzip stream
@@ -99,7 +101,8 @@ public class IdxCifarTests
         Fuzz.Rejects(() => Cifar10.Load([([], "data_batch_1.bin")], "c"), "length 0");
         var bad = (byte[])b.Clone(); bad[3073] = 10;
         Fuzz.Rejects(() => Cifar10.Load([(bad, "data_batch_3.bin")], "c"), "data_batch_3.bin: record 1 has label 10");
-        Assert.Throws<FileNotFoundException>(() => Cifar10.LoadDirectory(Path.Combine(Path.GetTempPath(), "no-such-cifar-" + Guid.NewGuid())));
+        Assert.Throws<FileNotFoundException>(() =>
+            Cifar10.LoadDirectory(Path.Combine(Path.GetTempPath(), "no-such-cifar-" + Guid.NewGuid())));
     }
 
     // ---------------------------------------------------------------- fuzz
@@ -107,7 +110,8 @@ public class IdxCifarTests
     private static (byte[] Img, byte[] Lab) ValidIdx()
     {
         var r = new Rng(36);
-        return (TestData.IdxImages(TestData.RandomBytes(r, 6 * 5 * 4), 6, 5, 4), TestData.IdxLabels(TestData.Labels(r, 6, 10)));
+        return (TestData.IdxImages(TestData.RandomBytes(r, 6 * 5 * 4), 6, 5, 4),
+                TestData.IdxLabels(TestData.Labels(r, 6, 10)));
     }
 
     private static readonly int[] IdxHot = [0, 2, 3, 4, 8, 12];
@@ -123,7 +127,8 @@ public class IdxCifarTests
     public void FuzzIdxLabels()
     {
         var (img, lab) = ValidIdx();
-        Fuzz.Run("idx labels", lab, x => x, x => Idx.Load(img, "imgs", x, "labs", "f"), 2000, seed: 42, hot: [0, 2, 3, 4]);
+        Fuzz.Run("idx labels", lab, x => x, x => Idx.Load(img, "imgs", x, "labs", "f"), 2000, seed: 42,
+                 hot: [0, 2, 3, 4]);
     }
 
     /// <summary>Mutated payload behind a valid gzip stream (reaches the IDX parser) …</summary>
@@ -131,7 +136,8 @@ public class IdxCifarTests
     public void FuzzIdxInsideGzip()
     {
         var (img, lab) = ValidIdx();
-        Fuzz.Run("idx.gz payload", img, TestData.Gzip, x => Idx.Load(x, "imgs.gz", lab, "labs", "f"), 2000, seed: 43, hot: IdxHot);
+        Fuzz.Run("idx.gz payload", img, TestData.Gzip, x => Idx.Load(x, "imgs.gz", lab, "labs", "f"), 2000, seed: 43,
+                 hot: IdxHot);
     }
 
     /// <summary>… and mutated gzip bytes themselves (reaches the decompressor's error paths).</summary>
@@ -139,7 +145,8 @@ public class IdxCifarTests
     public void FuzzIdxGzipBytes()
     {
         var (img, lab) = ValidIdx();
-        Fuzz.Run("idx.gz raw", TestData.Gzip(img), x => x, x => Idx.Load(x, "imgs.gz", lab, "labs", "f"), 2000, seed: 44, hot: [0, 1, 2, 3]);
+        Fuzz.Run("idx.gz raw", TestData.Gzip(img), x => x, x => Idx.Load(x, "imgs.gz", lab, "labs", "f"), 2000,
+                 seed: 44, hot: [0, 1, 2, 3]);
     }
 
     [Test]

@@ -8,7 +8,8 @@ public class ImageDatasetTests
     private static ImageDataset Random(ulong seed, int n, int c, int h, int w, int classes = 10)
     {
         var r = new Rng(seed);
-        return new ImageDataset("rand", TestData.RandomBytes(r, n * c * h * w), TestData.Labels(r, n, classes), c, h, w, classes);
+        return new ImageDataset("rand", TestData.RandomBytes(r, n * c * h * w), TestData.Labels(r, n, classes), c, h, w,
+                                classes);
     }
 
     [Test]
@@ -20,7 +21,8 @@ public class ImageDatasetTests
         ds.Batch(idx, dst);
         for (int b = 0; b < idx.Length; b++)
             for (int k = 0; k < ds.ImageSize; k++)
-                Assert.That(dst[b * ds.ImageSize + k], Is.EqualTo(ds.Pixels[idx[b] * ds.ImageSize + k] / 127.5 - 1.0).Within(1e-6));
+                Assert.That(dst[b * ds.ImageSize + k],
+                            Is.EqualTo(ds.Pixels[idx[b] * ds.ImageSize + k] / 127.5 - 1.0).Within(1e-6));
         Assert.That(ImageDataset.ToModel(0), Is.EqualTo(-1f));
         Assert.That(ImageDataset.ToModel(255), Is.EqualTo(1f));
         var labels = new int[idx.Length];
@@ -101,16 +103,20 @@ public class ImageDatasetTests
                     for (int x = 0; x < W; x++)
                     {
                         // align_corners=false in double: source coordinate (i + 0.5)·scale − 0.5, clamped to the edge.
-                        double sy = Math.Clamp((y + 0.5) * 7 / H - 0.5, 0, 6), sx = Math.Clamp((x + 0.5) * 9 / W - 0.5, 0, 8);
+                        double sy = Math.Clamp((y + 0.5) * 7 / H - 0.5, 0, 6),
+                               sx = Math.Clamp((x + 0.5) * 9 / W - 0.5, 0, 8);
                         int y0 = (int)sy, x0 = (int)sx, y1 = Math.Min(y0 + 1, 6), x1 = Math.Min(x0 + 1, 8);
                         double dy = sy - y0, dx = sx - x0;
                         double V(int yy, int xx) => ds.Pixels[p * 63 + yy * 9 + xx];
-                        double want = (1 - dy) * ((1 - dx) * V(y0, x0) + dx * V(y0, x1)) + dy * ((1 - dx) * V(y1, x0) + dx * V(y1, x1));
-                        Assert.That((double)got.Pixels[p * H * W + y * W + x], Is.EqualTo(want).Within(0.5 + 1e-3), $"{H}x{W} plane {p} ({y},{x})");
+                        double want = (1 - dy) * ((1 - dx) * V(y0, x0) + dx * V(y0, x1)) + dy *
+                            ((1 - dx) * V(y1, x0) + dx * V(y1, x1));
+                        Assert.That((double)got.Pixels[p * H * W + y * W + x], Is.EqualTo(want).Within(0.5 + 1e-3),
+                                    $"{H}x{W} plane {p} ({y},{x})");
                     }
         }
         // Halving averages 2x2 blocks exactly.
-        var flat = new ImageDataset("b", [10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 110, 120, 130, 140, 150, 160], [0], 1, 4, 4, 1);
+        var flat = new ImageDataset("b", [10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 110, 120, 130, 140, 150, 160], [0],
+                                    1, 4, 4, 1);
         Assert.That(flat.Resize(2, 2, ResizeMode.Bilinear).Pixels, Is.EqualTo(new byte[] { 35, 55, 115, 135 }));
     }
 
@@ -125,10 +131,13 @@ public class ImageDatasetTests
         Assert.That(a.Pixels, Is.EqualTo(b.Pixels));
         Assert.That(a.Pixels, Is.Not.EqualTo(c.Pixels));
         // Every picked image is a distinct image of the source with its own label.
-        var source = Enumerable.Range(0, ds.Count).ToDictionary(i => Convert.ToHexString(ds.Image(i)) + ds.Labels[i], i => i);
-        var picked = Enumerable.Range(0, a.Count).Select(i => source[Convert.ToHexString(a.Image(i)) + a.Labels[i]]).ToArray();
+        var source =
+            Enumerable.Range(0, ds.Count).ToDictionary(i => Convert.ToHexString(ds.Image(i)) + ds.Labels[i], i => i);
+        var picked =
+            Enumerable.Range(0, a.Count).Select(i => source[Convert.ToHexString(a.Image(i)) + a.Labels[i]]).ToArray();
         Assert.That(picked.Distinct().Count(), Is.EqualTo(100));
-        Assert.That(picked.Take(20).Select(i => (int)ds.Labels[i]).Distinct().Count(), Is.GreaterThan(1), "classes are shuffled together");
+        Assert.That(picked.Take(20).Select(i => (int)ds.Labels[i]).Distinct().Count(), Is.GreaterThan(1),
+                    "classes are shuffled together");
         Assert.Throws<ArgumentException>(() => ds.Stratified(1000, 1));
     }
 
@@ -137,6 +146,7 @@ public class ImageDatasetTests
     {
         Assert.Throws<ArgumentException>(() => new ImageDataset("x", new byte[10], new byte[2], 1, 2, 2, 3));
         Assert.Throws<ArgumentException>(() => new ImageDataset("x", new byte[8], [0, 3], 1, 2, 2, 3));
-        Assert.Throws<ArgumentException>(() => new ImageDataset("x", new byte[8], [0, 1], 1, 2, 2, 0));   // unlabelled must be all 0
+        // unlabelled must be all 0
+        Assert.Throws<ArgumentException>(() => new ImageDataset("x", new byte[8], [0, 1], 1, 2, 2, 0));
     }
 }

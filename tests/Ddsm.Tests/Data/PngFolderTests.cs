@@ -35,7 +35,9 @@ public class PngFolderTests
                 Assert.That(ds.Pixels[ds.ImageSize + c * 30 + p], Is.EqualTo(want[p * 3 + c]));
         // Forced gray: Rec. 601 luma of the RGB image.
         var gray = PngFolder.Load(_dir, channels: 1);
-        Assert.That(gray.Pixels[0], Is.EqualTo(Math.Round(0.299 * rgb["cat/x.png"][0] + 0.587 * rgb["cat/x.png"][1] + 0.114 * rgb["cat/x.png"][2])).Within(0));
+        Assert.That(gray.Pixels[0],
+                    Is.EqualTo(Math.Round(0.299 * rgb["cat/x.png"][0] + 0.587 * rgb["cat/x.png"][1] + 0.114 *
+                                          rgb["cat/x.png"][2])).Within(0));
     }
 
     [Test]

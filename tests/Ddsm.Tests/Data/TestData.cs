@@ -7,7 +7,12 @@ namespace Ddsm.Tests.Data;
 /// <summary>Synthetic files in the real formats, from seeded random bytes.</summary>
 internal static class TestData
 {
-    public static byte[] RandomBytes(Rng r, int n) { var b = new byte[n]; for (int i = 0; i < n; i++) b[i] = (byte)r.NextInt(256); return b; }
+    public static byte[] RandomBytes(Rng r, int n)
+    {
+        var b = new byte[n];
+        for (int i = 0; i < n; i++) b[i] = (byte)r.NextInt(256);
+        return b;
+    }
 
     public static byte[] IdxImages(byte[] pixels, int n, int rows, int cols)
     {
@@ -36,7 +41,12 @@ internal static class TestData
         return ms.ToArray();
     }
 
-    public static byte[] Labels(Rng r, int n, int classes) { var b = new byte[n]; for (int i = 0; i < n; i++) b[i] = (byte)r.NextInt(classes); return b; }
+    public static byte[] Labels(Rng r, int n, int classes)
+    {
+        var b = new byte[n];
+        for (int i = 0; i < n; i++) b[i] = (byte)r.NextInt(classes);
+        return b;
+    }
 
     public static byte[] CifarBatch(Rng r, int records, out byte[] labels, out byte[] pixels)
     {

@@ -44,7 +44,8 @@ public class SamplerTests
                 Enumerable.Range(0, D).Select(_ => 0.3 + 0.7 * r.NextDouble()).ToArray());
     }
 
-    private static float[] Run(SamplerKind kind, SamplerOptions o, StepStrategy? strat = null, ulong seed = 5, GaussianDenoiser? den = null)
+    private static float[] Run(SamplerKind kind, SamplerOptions o, StepStrategy? strat = null, ulong seed = 5,
+                               GaussianDenoiser? den = null)
     {
         var (mu, s) = Data();
         den ??= new GaussianDenoiser(Sched, mu, s);
@@ -77,7 +78,8 @@ public class SamplerTests
             v /= N - 1;
             double se = s[k] / Math.Sqrt(N);
             Assert.That(m, Is.EqualTo(mu[k]).Within(5 * se + discretisation), $"{kind} mean, dim {k}");
-            Assert.That(v / (s[k] * s[k]), Is.EqualTo(1.0).Within(5 * Math.Sqrt(2.0 / N) + 2 * discretisation), $"{kind} variance ratio, dim {k}");
+            Assert.That(v / (s[k] * s[k]), Is.EqualTo(1.0).Within(5 * Math.Sqrt(2.0 / N) + 2 * discretisation),
+                        $"{kind} variance ratio, dim {k}");
         }
     }
 
@@ -109,11 +111,13 @@ public class SamplerTests
             var o = new SamplerOptions(10);
             Run(kind, o, strat, den: den);
             var sampler = Sampler.Create(kind);
-            Assert.That(den.Calls.Select(c => c.t), Is.EqualTo(sampler.EvaluationTimes(Sched, o)), $"{kind}: the times it calls at");
+            Assert.That(den.Calls.Select(c => c.t), Is.EqualTo(sampler.EvaluationTimes(Sched, o)),
+                        $"{kind}: the times it calls at");
             foreach (var (t, w) in den.Calls) Assert.That(w, Is.EqualTo(strat.At(t)), $"{kind} width at t={t}");
             var (gflops, nfe) = sampler.Cost(den, Sched, strat, o);
             Assert.That(nfe, Is.EqualTo(den.Calls.Count));
-            Assert.That(gflops * 1e9, Is.EqualTo(den.Calls.Sum(c => (double)den.FlopsPerImage(c.t, c.width))).Within(1e-3),
+            Assert.That(gflops * 1e9,
+                Is.EqualTo(den.Calls.Sum(c => (double)den.FlopsPerImage(c.t, c.width))).Within(1e-3),
                 $"{kind}: the cost is the denoiser's cost of the calls it makes");
         }
     }

@@ -104,7 +104,8 @@ public abstract class AttentionOpTests : BackendFixture
         double analytic = 0;
         for (int i = 0; i < grad.Length; i++) analytic += grad[i] * dir[i];
         const double h = 1e-5;
-        double L(double sign) => OpCheck.Dot(g, Reference(xd.Select((v, i) => v + sign * h * dir[i]).ToArray(), n, heads, d, t));
+        double L(double sign) =>
+            OpCheck.Dot(g, Reference(xd.Select((v, i) => v + sign * h * dir[i]).ToArray(), n, heads, d, t));
         double fd = (L(1) - L(-1)) / (2 * h);
         OpCheck.AssertClose($"attention T={t} directional gradient", [(float)analytic], [fd],
             1e-3 * TolScale, 1e-3 * TolScale);
@@ -149,7 +150,8 @@ public abstract class AttentionOpTests : BackendFixture
         Tape.Backward(F.Sum(F.Mul(F.Attention(qkv, d), gy)));
         var g1 = qkv.Grad!.ToArray();
         Tape.Backward(F.Sum(F.Mul(F.Attention(qkv, d), gy)));
-        OpCheck.AssertClose("attention dqkv after two passes", qkv.Grad!.ToArray(), g1.Select(v => 2.0 * v).ToArray(), 1e-6, 1e-6);
+        OpCheck.AssertClose("attention dqkv after two passes", qkv.Grad!.ToArray(), g1.Select(v => 2.0 * v).ToArray(),
+                            1e-6, 1e-6);
         Assert.That(g1.Count(v => v != 0f), Is.GreaterThan(g1.Length * 9 / 10), "q, k and v all get gradient");
     }
 

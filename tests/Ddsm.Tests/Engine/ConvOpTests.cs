@@ -14,11 +14,13 @@ namespace Ddsm.Tests.Engine;
 /// </summary>
 public abstract class ConvOpTests : BackendFixture
 {
-    private sealed record Shape(int N, int Cin, int H, int W, int Cout, int K, int Stride, int Pad, int CinMax, int CoutMax)
+    private sealed record Shape(int N, int Cin, int H, int W, int Cout, int K, int Stride, int Pad, int CinMax,
+                                int CoutMax)
     {
         public int Ho => (H + 2 * Pad - K) / Stride + 1;
         public int Wo => (W + 2 * Pad - K) / Stride + 1;
-        public override string ToString() => $"x ({N},{Cin},{H},{W}) w ({CoutMax},{CinMax},{K},{K}) cout {Cout} s{Stride} p{Pad}";
+        public override string ToString() =>
+            $"x ({N},{Cin},{H},{W}) w ({CoutMax},{CinMax},{K},{K}) cout {Cout} s{Stride} p{Pad}";
     }
 
     /// <summary>y = conv(x, w[:Cout, :Cin]) + bias[:Cout] in double.</summary>
@@ -122,12 +124,14 @@ public abstract class ConvOpTests : BackendFixture
         for (int ci = 0; ci < s.CinMax; ci++)
         for (int q = 0; q < s.K * s.K; q++)
             if ((co >= s.Cout || ci >= s.Cin) && gw[(co * s.CinMax + ci) * s.K * s.K + q] != 0f)
-                Assert.Fail($"conv2d {s}: dW[{co},{ci}] outside the active prefix is {gw[(co * s.CinMax + ci) * s.K * s.K + q]}, want exactly 0");
+                Assert.Fail($"conv2d {s}: dW[{co},{ci}] outside the active prefix is " +
+                            $"{gw[(co * s.CinMax + ci) * s.K * s.K + q]}, want exactly 0");
         if (withBias)
         {
             var gb = tb.Grad!.ToArray();
             OpCheck.AssertClose($"conv2d {s} dbias", gb, db, 1e-3, 1e-3);
-            for (int co = s.Cout; co < s.CoutMax; co++) Assert.That(gb[co], Is.EqualTo(0f), $"dbias[{co}] outside the prefix");
+            for (int co = s.Cout; co < s.CoutMax; co++)
+                Assert.That(gb[co], Is.EqualTo(0f), $"dbias[{co}] outside the prefix");
         }
         else Assert.That(tb.Grad, Is.Null);
     }
@@ -140,10 +144,13 @@ public abstract class ConvOpTests : BackendFixture
     [Covers("conv_fwd_f32", "conv_bwd_data_f32", "conv_bwd_weight_f32", "conv_wgrad_reduce", "conv_bias_grad")]
     public void SingleLargeImageSplitsGemmAcrossThreads()
     {
-        var s = new Shape(1, 16, 16, 32, 16, 3, 1, 1, 24, 20);   // 32-wide rows: 16-pixel runs touching the left and the right edge
+        var s = new Shape(1, 16, 16, 32, 16, 3, 1, 1, 24, 20);   // 32-wide rows: 16-pixel runs touching the left and
+                                                                 // the right edge
         var r = new Rng(300);
         using var scope = new TensorScope();
-        var xd = Random(r, s.N * s.Cin * s.H * s.W); var wd = Random(r, s.CoutMax * s.CinMax * 9); var bd = Random(r, s.CoutMax);
+        var xd = Random(r, s.N * s.Cin * s.H * s.W);
+        var wd = Random(r, s.CoutMax * s.CinMax * 9);
+        var bd = Random(r, s.CoutMax);
         var x = Tensor.FromArray(B, xd, s.N, s.Cin, s.H, s.W); x.RequiresGrad = true;
         var w = Tensor.FromArray(B, wd, s.CoutMax, s.CinMax, 3, 3); w.RequiresGrad = true;
         var b = Tensor.FromArray(B, bd, s.CoutMax); b.RequiresGrad = true;
@@ -166,7 +173,8 @@ public abstract class ConvOpTests : BackendFixture
         var r = new Rng(200);
         using var scope = new TensorScope();
         var x = Tensor.FromArray(B, Random(r, s.N * s.Cin * s.H * s.W), s.N, s.Cin, s.H, s.W); x.RequiresGrad = true;
-        var w = Tensor.FromArray(B, Random(r, s.CoutMax * s.CinMax * 9), s.CoutMax, s.CinMax, 3, 3); w.RequiresGrad = true;
+        var w = Tensor.FromArray(B, Random(r, s.CoutMax * s.CinMax * 9), s.CoutMax, s.CinMax, 3, 3);
+        w.RequiresGrad = true;
         var b = Tensor.FromArray(B, Random(r, s.CoutMax), s.CoutMax); b.RequiresGrad = true;
         var g = Random(r, s.N * s.Cout * s.H * s.W);
         float[][] Pass()
@@ -185,7 +193,8 @@ public abstract class ConvOpTests : BackendFixture
         // of the running sums, |err| ≤ 1e-5 + 1e-6·|ref|).
         var twice = Pass();
         for (int k = 0; k < 3; k++)
-            OpCheck.AssertClose($"gradient {k} after two backward calls", twice[k], once[k].Select(v => 2.0 * v).ToArray(), 1e-5, 1e-6);
+            OpCheck.AssertClose($"gradient {k} after two backward calls", twice[k],
+                                once[k].Select(v => 2.0 * v).ToArray(), 1e-5, 1e-6);
     }
 
     [Test]
@@ -201,7 +210,8 @@ public abstract class ConvOpTests : BackendFixture
         Assert.That(ex!.Message, Does.Contain("conv2d").And.Contain("bias").And.Contain("(8)"));
         ex = Assert.Throws<ArgumentException>(() => F.Conv2d(Tensor.Zeros(B, 8, 4, 4), w, null, 8));
         Assert.That(ex!.Message, Does.Contain("conv2d").And.Contain("(8, 4, 4)"));
-        ex = Assert.Throws<ArgumentException>(() => F.Conv2d(Tensor.Zeros(B, 1, 8, 4, 4), Tensor.Zeros(B, 16, 8, 3, 1), null, 8));
+        ex = Assert.Throws<ArgumentException>(() =>
+            F.Conv2d(Tensor.Zeros(B, 1, 8, 4, 4), Tensor.Zeros(B, 16, 8, 3, 1), null, 8));
         Assert.That(ex!.Message, Does.Contain("conv2d").And.Contain("(16, 8, 3, 1)"));
         using var other = new CpuBackend();
         var xOther = Tensor.Zeros(other, 1, 8, 4, 4);

@@ -89,7 +89,8 @@ public class GroupNormOpTestsCpu : GroupNormOpTests
             using var scope = new TensorScope();
             var ts = new[] { x, gamma, beta, ss, ss }.Select((d, i) =>
             {
-                var t = i == 0 ? Tensor.FromArray(be, d, n, c, 4, 4) : i < 3 ? Tensor.FromArray(be, d, c) : Tensor.FromArray(be, d, n, c);
+                var t = i == 0 ? Tensor.FromArray(be, d, n, c, 4, 4) : i < 3 ? Tensor.FromArray(be, d, c)
+                    : Tensor.FromArray(be, d, n, c);
                 t.RequiresGrad = true;
                 return t;
             }).ToArray();

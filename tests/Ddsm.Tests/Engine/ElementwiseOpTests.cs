@@ -5,7 +5,8 @@ namespace Ddsm.Tests.Engine;
 
 public abstract class ElementwiseOpTests : BackendFixture
 {
-    private static double[] Zip(double[] a, double[] b, Func<double, double, double> f) => a.Select((v, i) => f(v, b[i])).ToArray();
+    private static double[] Zip(double[] a, double[] b, Func<double, double, double> f) =>
+        a.Select((v, i) => f(v, b[i])).ToArray();
     private static double SiLU(double x) => x / (1 + Math.Exp(-x));
 
     [Test]
@@ -63,7 +64,11 @@ public abstract class ElementwiseOpTests : BackendFixture
         double[] Cat(double[][] x)
         {
             var z = new List<double>();
-            for (int s = 0; s < 2; s++) { z.AddRange(x[0].Skip(s * 12).Take(12)); z.AddRange(x[1].Skip(s * 20).Take(20)); }
+            for (int s = 0; s < 2; s++)
+            {
+                z.AddRange(x[0].Skip(s * 12).Take(12));
+                z.AddRange(x[1].Skip(s * 20).Take(20));
+            }
             return z.ToArray();
         }
         OpCheck.Run(B, "concat", t => F.ConcatChannels(t[0], t[1]), Cat, [a, b]);
@@ -79,7 +84,8 @@ public abstract class ElementwiseOpTests : BackendFixture
         var a = Input.Random(r, 7, 9); var b = Input.Random(r, 7, 9);
         OpCheck.Run(B, "sum", t => F.Sum(t[0]), x => [x[0].Sum()], [a]);
         OpCheck.Run(B, "mean", t => F.Mean(t[0]), x => [x[0].Average()], [a]);
-        OpCheck.Run(B, "mse", t => F.MseLoss(t[0], t[1]), x => [Zip(x[0], x[1], (p, q) => (p - q) * (p - q)).Average()], [a, b]);
+        OpCheck.Run(B, "mse", t => F.MseLoss(t[0], t[1]), x => [Zip(x[0], x[1], (p, q) => (p - q) * (p - q)).Average()],
+                    [a, b]);
     }
 
     [Test]

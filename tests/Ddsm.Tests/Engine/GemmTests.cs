@@ -14,11 +14,13 @@ namespace Ddsm.Tests.Engine;
 [TestFixture]
 public class GemmTests
 {
-    private sealed record Case(bool TA, bool TB, int M, int N, int K, float Alpha, float Beta, int OffA, int PadA, int OffB, int PadB, int OffC, int PadC);
+    private sealed record Case(bool TA, bool TB, int M, int N, int K, float Alpha, float Beta, int OffA, int PadA,
+                               int OffB, int PadB, int OffC, int PadC);
 
     private static void Check(Case t, Rng rng, bool parallel = false, bool cNaN = false)
     {
-        int aRows = t.TA ? t.K : t.M, aCols = t.TA ? t.M : t.K, lda = Math.Max(1, aCols + t.PadA);   // BLAS: ld ≥ max(1, cols)
+        // BLAS: ld ≥ max(1, cols)
+        int aRows = t.TA ? t.K : t.M, aCols = t.TA ? t.M : t.K, lda = Math.Max(1, aCols + t.PadA);
         int bRows = t.TB ? t.N : t.K, bCols = t.TB ? t.K : t.N, ldb = Math.Max(1, bCols + t.PadB);
         int ldc = t.N + t.PadC;
         var a = Matrix(rng, t.OffA, aRows, aCols, lda);
@@ -29,7 +31,9 @@ public class GemmTests
             for (int j = 0; j < t.N; j++) c[t.OffC + i * ldc + j] = float.NaN;
         var c0 = (float[])c.Clone();
 
-        if (parallel) Sgemm.RunParallel(t.TA, t.TB, t.M, t.N, t.K, t.Alpha, a, t.OffA, lda, b, t.OffB, ldb, t.Beta, c, t.OffC, ldc, 2);
+        if (parallel)
+            Sgemm.RunParallel(t.TA, t.TB, t.M, t.N, t.K, t.Alpha, a, t.OffA, lda, b, t.OffB, ldb, t.Beta, c, t.OffC,
+                              ldc, 2);
         else Sgemm.Run(t.TA, t.TB, t.M, t.N, t.K, t.Alpha, a, t.OffA, lda, b, t.OffB, ldb, t.Beta, c, t.OffC, ldc);
 
         for (int i = 0; i < t.M; i++)
@@ -77,8 +81,9 @@ public class GemmTests
         var r = new Rng((ulong)seed);
         float[] alphas = [1f, -0.75f, 2.5f], betas = [0f, 1f, 0.5f, -1.25f];
         for (int i = 0; i < count; i++)
-            yield return new Case(i % 2 == 1, i / 2 % 2 == 1, 1 + r.NextInt(maxDim), 1 + r.NextInt(maxDim), 1 + r.NextInt(maxDim),
-                alphas[r.NextInt(3)], betas[r.NextInt(4)], r.NextInt(5), r.NextInt(4), r.NextInt(5), r.NextInt(4), r.NextInt(5), r.NextInt(4));
+            yield return new Case(i % 2 == 1, i / 2 % 2 == 1, 1 + r.NextInt(maxDim), 1 + r.NextInt(maxDim),
+                1 + r.NextInt(maxDim), alphas[r.NextInt(3)], betas[r.NextInt(4)], r.NextInt(5), r.NextInt(4),
+                r.NextInt(5), r.NextInt(4), r.NextInt(5), r.NextInt(4));
     }
 
     [Test]
@@ -124,8 +129,10 @@ public class GemmTests
     public void ParallelSplitsMatch()
     {
         var rng = new Rng(25);
-        foreach (var c in RandomCases(26, 8, 70)) Check(c with { M = c.M + 130, K = c.K + 100 }, rng, parallel: true);   // split on M or N
-        Check(new Case(true, false, 9, 300, 200, 1f, 1f, 0, 3, 0, 1, 0, 2), rng, parallel: true);               // wide: split on N
+        // split on M or N
+        foreach (var c in RandomCases(26, 8, 70)) Check(c with { M = c.M + 130, K = c.K + 100 }, rng, parallel: true);
+        // wide: split on N
+        Check(new Case(true, false, 9, 300, 200, 1f, 1f, 0, 3, 0, 1, 0, 2), rng, parallel: true);
     }
 
     [Test]
@@ -152,7 +159,8 @@ public class GemmTests
         using var scope = new TensorScope();
         var ta = Tensor.FromArray(be, a, batch, m, k); var tb = Tensor.FromArray(be, b, batch, k, n);
         var tc = Tensor.Empty(be, batch, m, n);
-        be.Gemm(new GemmDesc(false, false, m, n, k, 1f, 0f, 0, k, 0, n, 0, n, batch, m * k, k * n, m * n), ta.Buffer, tb.Buffer, tc.Buffer);
+        be.Gemm(new GemmDesc(false, false, m, n, k, 1f, 0f, 0, k, 0, n, 0, n, batch, m * k, k * n, m * n), ta.Buffer,
+                tb.Buffer, tc.Buffer);
         var c = tc.ToArray();
         for (int q = 0; q < batch; q++)
         for (int i = 0; i < m; i++)

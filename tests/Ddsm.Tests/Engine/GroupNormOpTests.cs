@@ -30,7 +30,8 @@ public abstract class GroupNormOpTests : BackendFixture
                 for (int i = 0; i < len; i++)
                 {
                     int ch = g * cpg + i / s;
-                    double u = ((x[off + i] - mu) * r * gamma[ch] + beta[ch]) * (1 + (scale?[b * c + ch] ?? 0)) + (shift?[b * c + ch] ?? 0);
+                    double u = ((x[off + i] - mu) * r * gamma[ch] + beta[ch]) * (1 + (scale?[b * c + ch] ?? 0)) +
+                        (shift?[b * c + ch] ?? 0);
                     y[off + i] = silu ? u / (1 + Math.Exp(-u)) : u;
                 }
             }
@@ -64,8 +65,11 @@ public abstract class GroupNormOpTests : BackendFixture
         }
         OpCheck.Run(B, $"group_norm cMax={cMax} C={c} G={groups} N={n} S={s} ss={scaleShift} silu={silu}",
             t => F.GroupNorm(t[0], t[1], t[2], groups, 1e-5f, scaleShift ? t[3] : null, scaleShift ? t[4] : null, silu),
-            v => Reference(v[0], v[1], v[2], scaleShift ? v[3] : null, scaleShift ? v[4] : null, n, c, s, groups, 1e-5, silu),
-            inputs.ToArray(), atol: 1e-4 * TolScale, rtol: 1e-3 * TolScale, gradAtol: 2e-3 * TolScale, gradRtol: 2e-3 * TolScale,
+            v =>
+                Reference(v[0], v[1], v[2], scaleShift ? v[3] : null, scaleShift ? v[4] : null, n, c, s, groups, 1e-5,
+                          silu),
+            inputs.ToArray(), atol: 1e-4 * TolScale, rtol: 1e-3 * TolScale, gradAtol: 2e-3 * TolScale,
+            gradRtol: 2e-3 * TolScale,
             maxGradSamples: 64);
     }
 
@@ -125,7 +129,8 @@ public abstract class GroupNormOpTests : BackendFixture
         var x = Tensor.Zeros(B, 2, 12, 4, 4);
         var g64 = Tensor.Zeros(B, 64); var b64 = Tensor.Zeros(B, 64);
         var ex = Assert.Throws<ArgumentException>(() => F.GroupNorm(x, g64, b64, 16));
-        Assert.That(ex!.Message, Does.Contain("group_norm").And.Contain("C=12").And.Contain("G=16").And.Contain("(2, 12, 4, 4)"));
+        Assert.That(ex!.Message,
+                    Does.Contain("group_norm").And.Contain("C=12").And.Contain("G=16").And.Contain("(2, 12, 4, 4)"));
 
         var big = Tensor.Zeros(B, 2, 96, 2, 2);
         ex = Assert.Throws<ArgumentException>(() => F.GroupNorm(big, g64, b64, 16));
@@ -136,7 +141,8 @@ public abstract class GroupNormOpTests : BackendFixture
         Assert.That(ex!.Message, Does.Contain("group_norm").And.Contain("(64)").And.Contain("(48)"));
 
         ex = Assert.Throws<ArgumentException>(() => F.GroupNorm(x32, g64, b64, 16, scale: Tensor.Zeros(B, 2, 64)));
-        Assert.That(ex!.Message, Does.Contain("group_norm").And.Contain("scale").And.Contain("(2, 64)").And.Contain("(2, 32)"));
+        Assert.That(ex!.Message,
+                    Does.Contain("group_norm").And.Contain("scale").And.Contain("(2, 64)").And.Contain("(2, 32)"));
 
         using var other = new CpuBackend();
         var xo = Tensor.Zeros(other, 2, 32, 2, 2);

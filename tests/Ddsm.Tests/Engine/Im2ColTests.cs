@@ -47,7 +47,11 @@ public class Im2ColTests
         var dx0 = (float[])dx.Clone();
         Im2Col.BackwardAdd(d, c, dx);
         double lhs = 0, rhs = 0, mag = 0;
-        for (int i = 0; i < x.Length; i++) { lhs += (double)(dx[i] - dx0[i]) * x[i]; mag += Math.Abs((dx[i] - dx0[i]) * x[i]); }
+        for (int i = 0; i < x.Length; i++)
+        {
+            lhs += (double)(dx[i] - dx0[i]) * x[i];
+            mag += Math.Abs((dx[i] - dx0[i]) * x[i]);
+        }
         for (int i = 0; i < c.Length; i++) rhs += (double)c[i] * col[i];
         Assert.That(lhs, Is.EqualTo(rhs).Within(1e-5 * (mag + 1)), $"col2im is not the adjoint of im2col for {d}");
         Assert.That(dx.Skip(x.Length), Is.EqualTo(dx0.Skip(x.Length)), "col2im wrote past dx");

@@ -61,7 +61,8 @@ public abstract class LinearOpTests : BackendFixture
                 for (int i = 0; i < inMax; i++)
                 {
                     bool active = o < outF && i < inF;
-                    if (!active) Assert.That(dw[o * inMax + i], Is.EqualTo(0f), $"dW[{o}, {i}] outside [:{outF}, :{inF}]");
+                    if (!active)
+                        Assert.That(dw[o * inMax + i], Is.EqualTo(0f), $"dW[{o}, {i}] outside [:{outF}, :{inF}]");
                     else Assert.That(dw[o * inMax + i], Is.Not.EqualTo(0f), $"dW[{o}, {i}] inside the prefix");
                 }
             for (int o = outF; o < outMax; o++) Assert.That(db[o], Is.EqualTo(0f), $"db[{o}] outside [:{outF}]");

@@ -35,7 +35,8 @@ public abstract class MatMulOpTests : BackendFixture
             x => Ref(x[0], x[1], 1, m, n, k, ta, tb), [Input.Random(r, aShape), Input.Random(r, bShape)]);
         int batch = 3;
         OpCheck.Run(B, $"batched matmul ta={ta} tb={tb}", t => F.MatMul(t[0], t[1], ta, tb),
-            x => Ref(x[0], x[1], batch, m, n, k, ta, tb), [Input.Random(r, [batch, .. aShape]), Input.Random(r, [batch, .. bShape])]);
+            x => Ref(x[0], x[1], batch, m, n, k, ta, tb),
+            [Input.Random(r, [batch, .. aShape]), Input.Random(r, [batch, .. bShape])]);
     }
 
     [Test]

@@ -46,7 +46,9 @@ public abstract class MiscOpTests : BackendFixture
         // t = 1, dim 4: frequencies 1 and 10000^(−1/2) = 0.01.
         using var scope = new TensorScope();
         var y = F.TimestepEmbedding(Tensor.FromArray(B, [1f, 0f], 2), 4).ToArray();
-        Assert.That(y, Is.EqualTo(new[] { 0.5403023f, 0.99995f, 0.84147096f, 0.0099998331f, 1f, 1f, 0f, 0f }).Within(1e-6f));
+        Assert.That(y,
+                    Is.EqualTo(new[] { 0.5403023f, 0.99995f, 0.84147096f, 0.0099998331f, 1f, 1f, 0f, 0f })
+                        .Within(1e-6f));
     }
 
     [Test]
@@ -76,7 +78,8 @@ public abstract class MiscOpTests : BackendFixture
     // ---- dropout ---------------------------------------------------------------------------------
 
     /// <summary>The mask from its definition: keep iff hash(seed, i) ≥ p·2³².</summary>
-    private static bool Keep(ulong seed, long i, float p) => Rng.Hash(seed, (ulong)i) >= (uint)((double)p * 4294967296.0);
+    private static bool Keep(ulong seed, long i, float p) =>
+        Rng.Hash(seed, (ulong)i) >= (uint)((double)p * 4294967296.0);
 
     [TestCase(0.25f)]
     [TestCase(0.5f)]

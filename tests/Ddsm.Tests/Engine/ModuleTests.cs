@@ -99,7 +99,8 @@ public class ModuleTests
         float bound = 1f / 12f;
         Assert.That(w, Is.All.InRange(-bound, bound));
         double std = Math.Sqrt(w.Average(v => (double)v * v));
-        Assert.That(std, Is.EqualTo(bound / Math.Sqrt(3)).Within(0.03 * bound / Math.Sqrt(3)), "9216 draws: std within 3%");
+        Assert.That(std, Is.EqualTo(bound / Math.Sqrt(3)).Within(0.03 * bound / Math.Sqrt(3)),
+                    "9216 draws: std within 3%");
         Assert.That(w.Max(), Is.GreaterThan(0.95f * bound), "the whole range is used");
         Assert.That(lin.Bias.ToArray(), Is.All.InRange(-bound, bound));
         Assert.That(lin.Bias.ToArray().Distinct().Count(), Is.EqualTo(64));
@@ -136,7 +137,8 @@ public class ModuleTests
         var missing = a.StateDict();
         missing.Remove("input_blocks.1.0.in_layers.2.weight");
         var ex = Assert.Throws<ArgumentException>(() => b.LoadState(missing));
-        Assert.That(ex!.Message, Does.Contain("missing (1): input_blocks.1.0.in_layers.2.weight").And.Not.Contain("unexpected"));
+        Assert.That(ex!.Message,
+                    Does.Contain("missing (1): input_blocks.1.0.in_layers.2.weight").And.Not.Contain("unexpected"));
 
         var renamed = a.StateDict();
         renamed["input_blocks.1.0.in_layers.3.weight"] = renamed["input_blocks.1.0.in_layers.2.weight"];
@@ -152,7 +154,8 @@ public class ModuleTests
         Assert.That(ex!.Message, Does.Contain("wrong size (1): out.weight (want 8 = (2, 4), got 7)"));
 
         var after = b.StateDict();
-        foreach (var k in NetNames) Assert.That(after[k], Is.EqualTo(before[k]), $"a failed load changes nothing ({k})");
+        foreach (var k in NetNames)
+            Assert.That(after[k], Is.EqualTo(before[k]), $"a failed load changes nothing ({k})");
     }
 
     /// <summary>Exposes the protected registration calls.</summary>
@@ -168,11 +171,13 @@ public class ModuleTests
         using var m = new Open(Cpu);
         m.P("w");
         Assert.That(Assert.Throws<ArgumentException>(() => m.P("w"))!.Message, Does.Contain("'w' is already used"));
-        Assert.That(Assert.Throws<ArgumentException>(() => m.C("w", new Norm(Cpu, 2)))!.Message, Does.Contain("'w' is already used"));
+        Assert.That(Assert.Throws<ArgumentException>(() => m.C("w", new Norm(Cpu, 2)))!.Message,
+                    Does.Contain("'w' is already used"));
         Assert.That(Assert.Throws<ArgumentException>(() => m.P("a.b"))!.Message, Does.Contain("'a.b'"));
         Assert.Throws<ArgumentException>(() => m.P(""));
         var shared = m.C("n", new Norm(Cpu, 2));
-        Assert.That(Assert.Throws<ArgumentException>(() => m.C("n2", shared))!.Message, Does.Contain("already registered"));
+        Assert.That(Assert.Throws<ArgumentException>(() => m.C("n2", shared))!.Message,
+                    Does.Contain("already registered"));
         Assert.That(m.NamedParameters().Select(p => p.Name), Is.EqualTo(new[] { "w", "n.weight", "n.bias" }));
 
         using var other = new CpuBackend();

@@ -83,7 +83,8 @@ public static class OpCheck
         return s;
     }
 
-    public static void AssertClose(string what, float[] got, double[] want, double atol, double rtol, int[]? index = null)
+    public static void AssertClose(string what, float[] got, double[] want, double atol, double rtol,
+                                   int[]? index = null)
     {
         int worst = -1;
         double worstExcess = double.NegativeInfinity;
@@ -95,8 +96,9 @@ public static class OpCheck
             if (excess > worstExcess) { worstExcess = excess; worst = i; }
         }
         if (worst >= 0 && worstExcess > 0)
-            Assert.Fail($"{what}: worst element [{(index is null ? worst : index[worst])}] got {got[worst]:G9} want {want[worst]:G9} " +
-                        $"(|err| {Math.Abs(got[worst] - want[worst]):G3} > atol {atol} + rtol {rtol}·|ref|)");
+            Assert.Fail($"{what}: worst element [{(index is null ? worst : index[worst])}] got {got[worst]:G9} want " +
+                        $"{want[worst]:G9} (|err| {Math.Abs(got[worst] - want[worst]):G3} > atol {atol} + rtol " +
+                        $"{rtol}·|ref|)");
     }
 
     public static void AssertClose(string what, float[] got, float[] want, double atol, double rtol)
@@ -160,7 +162,8 @@ public abstract class BackendFixture
         g.ExactFp32 = true;
         if (TestContext.CurrentContext.Result.Outcome.Status != NUnit.Framework.Interfaces.TestStatus.Passed) return;
         var method = GetType().GetMethod(TestContext.CurrentContext.Test.MethodName ?? "");
-        var claimed = method?.GetCustomAttributes(typeof(CoversAttribute), true).Cast<CoversAttribute>().SelectMany(c => c.Kernels) ?? [];
+        var claimed = method?.GetCustomAttributes(typeof(CoversAttribute), true).Cast<CoversAttribute>()
+            .SelectMany(c => c.Kernels) ?? [];
         var after = g.LaunchCounts;
         var idle = claimed.Where(k => after.GetValueOrDefault(k) <= _launchesBefore.GetValueOrDefault(k)).ToList();
         if (idle.Count > 0) Assert.Fail($"[Covers] names {string.Join(", ", idle)}, but the test never launched it");

@@ -74,7 +74,8 @@ public abstract class OptimTests : BackendFixture
         // Eps comparable to the clipped gradients, so the clip factor changes the update (with a tiny
         // eps a first Adam step is ≈ sign(g) whatever the scale).
         yield return new TestCaseData(new AdamOptions(Lr: 1e-2f, Eps: 0.05f, ClipNorm: 0.5f)).SetName("AdamClipped");
-        yield return new TestCaseData(new AdamOptions(Lr: 1e-2f, Beta1: 0.8f, Beta2: 0.99f, WeightDecay: 0.05f, WarmupSteps: 2)).SetName("AdamWWarmup");
+        yield return new TestCaseData(new AdamOptions(Lr: 1e-2f, Beta1: 0.8f, Beta2: 0.99f, WeightDecay: 0.05f,
+                                                      WarmupSteps: 2)).SetName("AdamWWarmup");
     }
 
     [TestCaseSource(nameof(StepCases))]
@@ -98,7 +99,8 @@ public abstract class OptimTests : BackendFixture
                 Assert.That(info.GradNorm, Is.EqualTo(norm).Within(1e-5 * norm), "grad norm before clipping");
                 Assert.That(info.Lr, Is.EqualTo(lr).Within(1e-7 * lr));
                 Assert.That(info.GradScale, Is.EqualTo(scale).Within(1e-6));
-                if (o.ClipNorm is not null) Assert.That(info.GradScale, Is.LessThan(0.5f), "the clip must be active in this case");
+                if (o.ClipNorm is not null)
+                    Assert.That(info.GradScale, Is.LessThan(0.5f), "the clip must be active in this case");
                 adam.ZeroGrad();
             }
             Assert.That(adam.StepCount, Is.EqualTo(3));
@@ -149,7 +151,8 @@ public abstract class OptimTests : BackendFixture
         var prescaled = Run(o, true);
         var plain = Run(o, false);
         OpCheck.AssertClose("clipped vs pre-scaled", clipped, prescaled, 1e-6, 1e-5);
-        Assert.That(clipped.Zip(plain, (a, b) => Math.Abs(a - b)).Max(), Is.GreaterThan(1e-3), "clipping changed the update");
+        Assert.That(clipped.Zip(plain, (a, b) => Math.Abs(a - b)).Max(), Is.GreaterThan(1e-3),
+                    "clipping changed the update");
     }
 
     [Test]
@@ -215,7 +218,8 @@ public abstract class OptimTests : BackendFixture
         Assert.That(ex!.Message, Does.Contain("adam").And.Contain("w1").And.Contain("NaN").And.Not.Contain("w0"));
         Assert.That(adam.StepCount, Is.EqualTo(0), "no step counted");
         for (int k = 0; k < ps.Length; k++) Assert.That(ps[k].ToArray(), Is.EqualTo(before[k]), "no parameter changed");
-        Assert.That(adam.State.SelectMany(s => s.M.ToArray().Concat(s.V.ToArray())), Is.All.EqualTo(0f), "moments untouched");
+        Assert.That(adam.State.SelectMany(s => s.M.ToArray().Concat(s.V.ToArray())), Is.All.EqualTo(0f),
+                    "moments untouched");
 
         gs[1][2] = 1f;
         gs[2][0] = float.PositiveInfinity;
@@ -314,12 +318,14 @@ public abstract class OptimTests : BackendFixture
         using var scope = new TensorScope();
         var p = Tensor.FromArray(B, pd, n); var g = Tensor.FromArray(B, gd, n);
         var m = Tensor.FromArray(B, md, n); var v = Tensor.FromArray(B, vd, n);
-        B.AdamStep(p.Buffer, g.Buffer, m.Buffer, v.Buffer, n, new AdamHyper(0.01f, 0.9f, 0.999f, 1e-8f, 0.1f, 0.271f, 0.00399f, 0.7f));
+        B.AdamStep(p.Buffer, g.Buffer, m.Buffer, v.Buffer, n,
+                   new AdamHyper(0.01f, 0.9f, 0.999f, 1e-8f, 0.1f, 0.271f, 0.00399f, 0.7f));
         foreach (var (what, t, before) in new[] { ("p", p, pd), ("m", m, md), ("v", v, vd) })
         {
             var a = t.ToArray();
             Assert.That(a, Is.Not.EqualTo(before), what + " changed");
-            for (int k = 0; k < n - shift; k++) Assert.That(a[shift + k], Is.EqualTo(a[k]), $"{what}[{k}] vs [{shift + k}]");
+            for (int k = 0; k < n - shift; k++)
+                Assert.That(a[shift + k], Is.EqualTo(a[k]), $"{what}[{k}] vs [{shift + k}]");
         }
     }
 

@@ -62,7 +62,8 @@ internal static class EvalTestData
         return g.QR().Q;
     }
 
-    public static double[] RandomVector(Rng rng, int d, double scale = 1) => Enumerable.Range(0, d).Select(_ => scale * rng.NextNormal()).ToArray();
+    public static double[] RandomVector(Rng rng, int d, double scale = 1) =>
+        Enumerable.Range(0, d).Select(_ => scale * rng.NextNormal()).ToArray();
 
     public static FeatureStats Stats(double[] mean, Matrix<double> cov) =>
         new(1000, mean, cov.ToRowMajorArray());

@@ -38,7 +38,11 @@ public class EvaluatorTests
                     double sum = 0;
                     int cnt = 0;
                     for (int a = Math.Max(0, i - r); a <= Math.Min(s - 1, i + r); a++)
-                        for (int b = Math.Max(0, j - r); b <= Math.Min(s - 1, j + r); b++) { sum += x[p * s * s + a * s + b]; cnt++; }
+                        for (int b = Math.Max(0, j - r); b <= Math.Min(s - 1, j + r); b++)
+                        {
+                            sum += x[p * s * s + a * s + b];
+                            cnt++;
+                        }
                     y[p * s * s + i * s + j] = (float)(sum / cnt);
                 }
         return y;
@@ -66,8 +70,10 @@ public class EvaluatorTests
         // 2.37 clean: small noise is averaged away by the 5×5 convs and pools), so the ladder starts at 0.2.
         // Measured: blur 2.37, 3.62, 11.6, 23.6; noise 2.37, 2.92, 7.90, 33.0.
         var noise = new[] { 0f, 0.2f, 0.4f, 0.8f }.Select(s => Fd(AddNoise(clean, s, 9))).ToArray();
-        TestContext.Out.WriteLine($"FD vs box-blur radius 0..3: {string.Join(", ", blur.Select(v => v.ToString("F3")))}");
-        TestContext.Out.WriteLine($"FD vs clipped noise σ 0, .2, .4, .8: {string.Join(", ", noise.Select(v => v.ToString("F3")))}");
+        TestContext.Out.WriteLine(
+            $"FD vs box-blur radius 0..3: {string.Join(", ", blur.Select(v => v.ToString("F3")))}");
+        TestContext.Out.WriteLine(
+            $"FD vs clipped noise σ 0, .2, .4, .8: {string.Join(", ", noise.Select(v => v.ToString("F3")))}");
         for (int i = 1; i < blur.Length; i++) Assert.That(blur[i], Is.GreaterThan(blur[i - 1]), $"blur radius {i}");
         for (int i = 1; i < noise.Length; i++) Assert.That(noise[i], Is.GreaterThan(noise[i - 1]), $"noise level {i}");
         // Heavy degradation is far from real: several times the clean held-out score.
@@ -96,7 +102,9 @@ public class EvaluatorTests
         Assert.That(baseline.PrecisionRecall.Recall, Is.GreaterThan(0.5));
         // Host-array and tensor entry points agree; the report line carries both scores.
         Assert.That(ev.Evaluate(noisy, n), Is.EqualTo(score));
-        Assert.That(score.WithBaseline(baseline), Does.Contain("baseline").And.Contain(baseline.Fd.ToString("F3", System.Globalization.CultureInfo.InvariantCulture)));
+        Assert.That(score.WithBaseline(baseline),
+                    Does.Contain("baseline")
+                        .And.Contain(baseline.Fd.ToString("F3", System.Globalization.CultureInfo.InvariantCulture)));
     }
 
     [Test]
@@ -105,7 +113,8 @@ public class EvaluatorTests
         // Small reference (train set of 300) to keep it quick: same numbers as building the evaluator by hand.
         var small = Train.Subset(Enumerable.Range(0, 300).ToArray());
         var b = Evaluator.Baseline(EvalTestData.Net, small, HeldOut, 150, Fast);
-        var byHand = new Evaluator(EvalTestData.Net, ReferenceSet.Build(EvalTestData.Net, small, seed: Fast.Seed), Fast).Baseline(HeldOut, 150);
+        var byHand = new Evaluator(EvalTestData.Net, ReferenceSet.Build(EvalTestData.Net, small, seed: Fast.Seed), Fast)
+            .Baseline(HeldOut, 150);
         Assert.That(b, Is.EqualTo(byHand));
         Assert.That(b.Count, Is.EqualTo(150));
         Assert.That(b.Fd, Is.GreaterThan(0));
@@ -130,7 +139,8 @@ public class EvaluatorTests
             Assert.That(ReferenceSet.Load(path).Metadata["seed"], Is.EqualTo("2"));
 
             File.WriteAllBytes(path, File.ReadAllBytes(path)[..^8]);
-            Assert.That(() => ReferenceSet.LoadOrBuild(path, net, HeldOut, 120, 2), Throws.TypeOf<DataFormatException>());
+            Assert.That(() => ReferenceSet.LoadOrBuild(path, net, HeldOut, 120, 2),
+                        Throws.TypeOf<DataFormatException>());
         }
         finally { Directory.Delete(dir, true); }
     }
@@ -140,6 +150,7 @@ public class EvaluatorTests
     {
         using var other = new FeatureNet(Cpu, 1, 10, 99);
         var ev = new Evaluator(other, Reference.Value, Fast);
-        Assert.That(() => ev.Evaluate(new FeatureMatrix(10, FeatureNet.FeatureDim)), Throws.InvalidOperationException.With.Message.Contain("feature net"));
+        Assert.That(() => ev.Evaluate(new FeatureMatrix(10, FeatureNet.FeatureDim)),
+                    Throws.InvalidOperationException.With.Message.Contain("feature net"));
     }
 }

@@ -36,8 +36,10 @@ public class FrechetDistanceTests
         var m1 = RandomVector(rng, d); var m2 = RandomVector(rng, d);
         var a = Enumerable.Range(0, d).Select(_ => 0.2 + 3 * rng.NextDouble()).ToArray();
         var b = Enumerable.Range(0, d).Select(_ => 0.2 + 3 * rng.NextDouble()).ToArray();
-        double want = Enumerable.Range(0, d).Sum(i => Math.Pow(m1[i] - m2[i], 2) + Math.Pow(Math.Sqrt(a[i]) - Math.Sqrt(b[i]), 2));
-        double got = FrechetDistance.Full(Stats(m1, Matrix<double>.Build.DiagonalOfDiagonalArray(a)), Stats(m2, Matrix<double>.Build.DiagonalOfDiagonalArray(b)));
+        double want = Enumerable.Range(0, d)
+            .Sum(i => Math.Pow(m1[i] - m2[i], 2) + Math.Pow(Math.Sqrt(a[i]) - Math.Sqrt(b[i]), 2));
+        double got = FrechetDistance.Full(Stats(m1, Matrix<double>.Build.DiagonalOfDiagonalArray(a)),
+                                          Stats(m2, Matrix<double>.Build.DiagonalOfDiagonalArray(b)));
         Assert.That(got, Is.EqualTo(want).Within(1e-10 * want));
     }
 
@@ -53,7 +55,8 @@ public class FrechetDistanceTests
         var s1 = q * Matrix<double>.Build.DiagonalOfDiagonalArray(a) * q.Transpose();
         var s2 = q * Matrix<double>.Build.DiagonalOfDiagonalArray(b) * q.Transpose();
         var m1 = RandomVector(rng, d); var m2 = RandomVector(rng, d);
-        double want = Enumerable.Range(0, d).Sum(i => Math.Pow(m1[i] - m2[i], 2) + a[i] + b[i] - 2 * Math.Sqrt(a[i] * b[i]));
+        double want =
+            Enumerable.Range(0, d).Sum(i => Math.Pow(m1[i] - m2[i], 2) + a[i] + b[i] - 2 * Math.Sqrt(a[i] * b[i]));
         double got = FrechetDistance.Full(Stats(m1, s1), Stats(m2, s2));
         Assert.That(got, Is.EqualTo(want).Within(1e-9 * (a.Sum() + b.Sum())));
     }
@@ -82,12 +85,14 @@ public class FrechetDistanceTests
         var s2 = RandomSpd(rng, d, 0.2, 3);   // independent rotation: S₁S₂ ≠ S₂S₁
         Assert.That((s1 * s2 - s2 * s1).FrobeniusNorm(), Is.GreaterThan(0.1), "test needs non-commuting covariances");
         var m1 = RandomVector(rng, d); var m2 = RandomVector(rng, d);
-        double want = Enumerable.Range(0, d).Sum(i => Math.Pow(m1[i] - m2[i], 2)) + s1.Trace() + s2.Trace() - 2 * TraceSqrtDenmanBeavers(s1, s2);
+        double want = Enumerable.Range(0, d).Sum(i => Math.Pow(m1[i] - m2[i], 2)) + s1.Trace() + s2.Trace() - 2 *
+            TraceSqrtDenmanBeavers(s1, s2);
         double got = FrechetDistance.Full(Stats(m1, s1), Stats(m2, s2));
         TestContext.Out.WriteLine($"d={d}: FD {got:G12} reference {want:G12}");
         Assert.That(got, Is.EqualTo(want).Within(1e-9 * (s1.Trace() + s2.Trace())));
         // Symmetric in its arguments, as a distance must be.
-        Assert.That(FrechetDistance.Full(Stats(m2, s2), Stats(m1, s1)), Is.EqualTo(got).Within(1e-9 * (s1.Trace() + s2.Trace())));
+        Assert.That(FrechetDistance.Full(Stats(m2, s2), Stats(m1, s1)),
+                    Is.EqualTo(got).Within(1e-9 * (s1.Trace() + s2.Trace())));
     }
 
     [Test]
@@ -140,8 +145,10 @@ public class FrechetDistanceTests
             Assert.That(meta["dataset"], Is.EqualTo("toy"));
 
             var bad = Path.Combine(dir, "bad.safetensors");
-            SafeTensors.Write(bad, [SafeTensor.F32("mean", new float[5], 5)], new Dictionary<string, string> { ["format"] = FeatureStats.Format, ["count"] = "50" });
-            Assert.That(() => FeatureStats.Load(bad), Throws.TypeOf<DataFormatException>().With.Message.Contain("covariance"));
+            SafeTensors.Write(bad, [SafeTensor.F32("mean", new float[5], 5)],
+                              new Dictionary<string, string> { ["format"] = FeatureStats.Format, ["count"] = "50" });
+            Assert.That(() => FeatureStats.Load(bad),
+                        Throws.TypeOf<DataFormatException>().With.Message.Contain("covariance"));
             File.WriteAllBytes(bad, [1, 2, 3]);
             Assert.That(() => FeatureStats.Load(bad), Throws.TypeOf<DataFormatException>());
         }

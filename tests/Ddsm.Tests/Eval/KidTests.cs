@@ -5,7 +5,9 @@ using static Ddsm.Tests.Eval.EvalTestData;
 
 namespace Ddsm.Tests.Eval;
 
-/// <summary>KID: the estimator against its formula written out, its unbiasedness, and its response to a shift.</summary>
+/// <summary>
+/// KID: the estimator against its formula written out, its unbiasedness, and its response to a shift.
+/// </summary>
 public class KidTests
 {
     private static Matrix<double> I(int d) => Matrix<double>.Build.DenseIdentity(d);
@@ -59,7 +61,8 @@ public class KidTests
         double mean = u.Average(), se = Math.Sqrt(u.Sum(v => (v - mean) * (v - mean)) / (trials - 1) / trials);
         TestContext.Out.WriteLine($"unbiased mean {mean:G4} (s.e. {se:G3}); biased mean {vstat.Average():G4}");
         Assert.That(Math.Abs(mean), Is.LessThan(4 * se));
-        Assert.That(vstat.Average(), Is.GreaterThan(20 * se), "the V-statistic's bias is what the unbiased form removes");
+        Assert.That(vstat.Average(), Is.GreaterThan(20 * se),
+                    "the V-statistic's bias is what the unbiased form removes");
     }
 
     private static double CrossMean(FeatureMatrix x, FeatureMatrix y)
@@ -87,7 +90,8 @@ public class KidTests
         // Equal sets: |mean| within 3 subset-stds / √subsets (subsets overlap, so this is generous).
         Assert.That(Math.Abs(k0.Mean), Is.LessThan(3 * k0.Std / Math.Sqrt(30)));
         // Shifted (measured: mean 1.59, subset std 0.24; equal: 0.019 ± 0.061): far outside the null spread.
-        Assert.That(k1.Mean, Is.GreaterThan(4 * k1.Std).And.GreaterThan(10 * k0.Std).And.GreaterThan(20 * Math.Abs(k0.Mean)));
+        Assert.That(k1.Mean,
+                    Is.GreaterThan(4 * k1.Std).And.GreaterThan(10 * k0.Std).And.GreaterThan(20 * Math.Abs(k0.Mean)));
         // Seeded: same seed, same result; the subset size is capped by the smaller set.
         Assert.That(Kid.Compute(real, shifted, 300, 30, 1).Mean, Is.EqualTo(k1.Mean));
         Assert.That(Kid.Compute(real, shifted.Take(100), 300, 5, 1).SubsetSize, Is.EqualTo(100));

@@ -16,16 +16,19 @@ internal static class Fuzz
     public sealed record Stats(int Cases, int Accepted, int Rejected, TimeSpan Elapsed, long MaxAllocated)
     {
         public override string ToString() =>
-            $"{Cases} cases: {Accepted} read cleanly, {Rejected} DataFormatException, max {MaxAllocated / 1024} KiB allocated per case, {Elapsed.TotalSeconds:F2} s";
+            $"{Cases} cases: {Accepted} read cleanly, {Rejected} DataFormatException, max {MaxAllocated / 1024} KiB " +
+            $"allocated per case, {Elapsed.TotalSeconds:F2} s";
     }
 
-    /// <param name="hot">Offsets of header fields: "lie" mutations overwrite 4 or 8 bytes there with extreme values.</param>
-    public static Stats Run(string what, byte[] valid, Func<byte[], byte[]> mutateHook, Action<byte[]> read, int cases, ulong seed,
-        int[]? hot = null, long allocCap = 32 << 20, TimeSpan? bound = null)
+    /// <param name="hot">Offsets of header fields: "lie" mutations overwrite 4 or 8 bytes there with extreme
+    /// values.</param>
+    public static Stats Run(string what, byte[] valid, Func<byte[], byte[]> mutateHook, Action<byte[]> read, int cases,
+        ulong seed, int[]? hot = null, long allocCap = 32 << 20, TimeSpan? bound = null)
     {
         var limit = bound ?? TimeSpan.FromSeconds(5);
         // DDSM_FUZZ_SCALE=20 runs a deeper campaign by hand; the suite itself stays fast at 1.
-        if (int.TryParse(Environment.GetEnvironmentVariable("DDSM_FUZZ_SCALE"), out int scale) && scale > 1) cases *= scale;
+        if (int.TryParse(Environment.GetEnvironmentVariable("DDSM_FUZZ_SCALE"), out int scale) && scale > 1)
+            cases *= scale;
         var rng = new Rng(seed);
         int accepted = 0, rejected = 0;
         long maxAlloc = 0;
@@ -42,12 +45,15 @@ internal static class Fuzz
                 allocated = GC.GetAllocatedBytesForCurrentThread() - before;
             });
             if (!task.Wait(limit))
-                Assert.Fail($"{what}: case {i} (seed {seed}) did not finish within {limit.TotalSeconds} s (input {input.Length} bytes)");
+                Assert.Fail($"{what}: case {i} (seed {seed}) did not finish within {limit.TotalSeconds} s (input " +
+                            $"{input.Length} bytes)");
             maxAlloc = Math.Max(maxAlloc, allocated);
             if (error is null) accepted++;
             else if (error is DataFormatException) rejected++;
-            else Assert.Fail($"{what}: case {i} (seed {seed}) threw {error.GetType().Name} instead of DataFormatException: {error}");
-            Assert.That(allocated, Is.LessThanOrEqualTo(allocCap), $"{what}: case {i} (seed {seed}) allocated {allocated} bytes from a {input.Length}-byte input");
+            else Assert.Fail(
+                $"{what}: case {i} (seed {seed}) threw {error.GetType().Name} instead of DataFormatException: {error}");
+            Assert.That(allocated, Is.LessThanOrEqualTo(allocCap),
+                        $"{what}: case {i} (seed {seed}) allocated {allocated} bytes from a {input.Length}-byte input");
         }
         var stats = new Stats(cases, accepted, rejected, sw.Elapsed, maxAlloc);
         TestContext.Out.WriteLine($"{what}: {stats}");
@@ -56,7 +62,11 @@ internal static class Fuzz
         return stats;
     }
 
-    private static readonly ulong[] Extremes = [0, 1, 0x7F, 0xFF, 0x7FFF_FFFF, 0x8000_0000, 0xFFFF_FFFF, 0xFFFF_FFFF_FFFF_FFFF, 0x7FFF_FFFF_FFFF_FFFF, 1UL << 40, 3073, 784, 65536];
+    private static readonly ulong[] Extremes =
+    [
+        0, 1, 0x7F, 0xFF, 0x7FFF_FFFF, 0x8000_0000, 0xFFFF_FFFF, 0xFFFF_FFFF_FFFF_FFFF, 0x7FFF_FFFF_FFFF_FFFF,
+        1UL << 40, 3073, 784, 65536,
+    ];
 
     public static byte[] Mutate(byte[] src, Rng rng, int[] hot)
     {
@@ -65,7 +75,9 @@ internal static class Fuzz
         for (int r = 0; r < rounds; r++)
         {
             // Header bytes are where the interesting lies are: half the positions land in the first 64 bytes.
-            int Pos(int extra = 0) => b.Count + extra <= 0 ? 0 : rng.NextInt(2) == 0 ? rng.NextInt(Math.Min(64, b.Count + extra)) : rng.NextInt(b.Count + extra);
+            int Pos(int extra = 0) =>
+                b.Count + extra <= 0 ? 0 : rng.NextInt(2) == 0 ? rng.NextInt(Math.Min(64, b.Count + extra))
+                    : rng.NextInt(b.Count + extra);
             switch (rng.NextInt(hot.Length > 0 ? 8 : 7))
             {
                 case 0:   // bit flips
@@ -96,7 +108,8 @@ internal static class Fuzz
                 case 5:   // duplicate a slice elsewhere (repeated chunks / records)
                 {
                     if (b.Count < 2) break;
-                    int from = rng.NextInt(b.Count), n = Math.Min(1 + rng.NextInt(64), b.Count - from), to = rng.NextInt(b.Count);
+                    int from = rng.NextInt(b.Count), n = Math.Min(1 + rng.NextInt(64), b.Count - from),
+                        to = rng.NextInt(b.Count);
                     b.InsertRange(to, b.GetRange(from, n));
                     break;
                 }
@@ -122,7 +135,10 @@ internal static class Fuzz
         }
     }
 
-    /// <summary>Runs <paramref name="read"/> and requires a DataFormatException whose message contains <paramref name="fragment"/>.</summary>
+    /// <summary>
+    /// Runs <paramref name="read"/> and requires a DataFormatException whose message contains
+    /// <paramref name="fragment"/>.
+    /// </summary>
     public static void Rejects(Action read, string fragment)
     {
         var e = Assert.Throws<DataFormatException>(() => read());

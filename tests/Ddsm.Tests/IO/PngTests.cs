@@ -7,7 +7,12 @@ namespace Ddsm.Tests.IO;
 
 public class PngTests
 {
-    private static byte[] RandomBytes(Rng r, int n) { var b = new byte[n]; for (int i = 0; i < n; i++) b[i] = (byte)r.NextInt(256); return b; }
+    private static byte[] RandomBytes(Rng r, int n)
+    {
+        var b = new byte[n];
+        for (int i = 0; i < n; i++) b[i] = (byte)r.NextInt(256);
+        return b;
+    }
 
     /// <summary>Smooth-ish image (gradient + noise) so the adaptive filter picks different filters per row.</summary>
     private static byte[] Smooth(Rng r, int w, int h, int c)
@@ -36,7 +41,8 @@ public class PngTests
                 {
                     var img = Png.Read(Png.Encode(w, h, channels, px, filter), "mem");
                     Assert.That((img.Width, img.Height, img.Channels), Is.EqualTo((w, h, channels)));
-                    Assert.That(img.Pixels, Is.EqualTo(px), $"{w}x{h}x{channels} filter {filter?.ToString() ?? "adaptive"}");
+                    Assert.That(img.Pixels, Is.EqualTo(px),
+                                $"{w}x{h}x{channels} filter {filter?.ToString() ?? "adaptive"}");
                 }
     }
 
@@ -48,7 +54,9 @@ public class PngTests
         Assert.That(BinaryPrimitives.ReadUInt32BigEndian(png.AsSpan(8)), Is.EqualTo(13));
         Assert.That(System.Text.Encoding.ASCII.GetString(png, 12, 4), Is.EqualTo("IHDR"));
         Assert.That(png[16..29], Is.EqualTo(new byte[] { 0, 0, 0, 3, 0, 0, 0, 2, 8, 2, 0, 0, 0 }));
-        Assert.That(png[^12..], Is.EqualTo(new byte[] { 0, 0, 0, 0, (byte)'I', (byte)'E', (byte)'N', (byte)'D', 0xAE, 0x42, 0x60, 0x82 }));
+        Assert.That(png[^12..],
+                    Is.EqualTo(
+                        new byte[] { 0, 0, 0, 0, (byte)'I', (byte)'E', (byte)'N', (byte)'D', 0xAE, 0x42, 0x60, 0x82 }));
         // The IDAT is a standard zlib stream: .NET's own inflater recovers the filtered rows.
         int idatLen = (int)BinaryPrimitives.ReadUInt32BigEndian(png.AsSpan(33));
         using var z = new ZLibStream(new MemoryStream(png, 41, idatLen), CompressionMode.Decompress);
@@ -56,9 +64,11 @@ public class PngTests
         Assert.That(raw.Length, Is.EqualTo(2 * (1 + 9)));
     }
 
-    /// <summary>Builds a PNG by hand (any colour type, explicit filter bytes) to test what our writer never emits.</summary>
-    internal static byte[] HandMade(int w, int h, byte colourType, byte[] filteredRows, byte depth = 8, byte interlace = 0,
-        bool withEnd = true, string[]? extraChunksBeforeIdat = null)
+    /// <summary>
+    /// Builds a PNG by hand (any colour type, explicit filter bytes) to test what our writer never emits.
+    /// </summary>
+    internal static byte[] HandMade(int w, int h, byte colourType, byte[] filteredRows, byte depth = 8,
+        byte interlace = 0, bool withEnd = true, string[]? extraChunksBeforeIdat = null)
     {
         var ms = new MemoryStream();
         ms.Write([137, 80, 78, 71, 13, 10, 26, 10]);
@@ -89,9 +99,11 @@ public class PngTests
             o[y * (stride + 1)] = (byte)ft;
             for (int i = 0; i < stride; i++)
             {
-                int a = i >= c ? px[y * stride + i - c] : 0, b = y > 0 ? px[(y - 1) * stride + i] : 0, cc = i >= c && y > 0 ? px[(y - 1) * stride + i - c] : 0;
+                int a = i >= c ? px[y * stride + i - c] : 0, b = y > 0 ? px[(y - 1) * stride + i] : 0,
+                    cc = i >= c && y > 0 ? px[(y - 1) * stride + i - c] : 0;
                 int p = a + b - cc, pa = Math.Abs(p - a), pb = Math.Abs(p - b), pc = Math.Abs(p - cc);
-                int pred = ft switch { 0 => 0, 1 => a, 2 => b, 3 => (a + b) / 2, _ => pa <= pb && pa <= pc ? a : pb <= pc ? b : cc };
+                int pred = ft switch { 0 => 0, 1 => a, 2 => b, 3 => (a + b) / 2,
+                                       _ => pa <= pb && pa <= pc ? a : pb <= pc ? b : cc };
                 o[y * (stride + 1) + 1 + i] = (byte)(px[y * stride + i] - pred);
             }
         }
@@ -104,7 +116,8 @@ public class PngTests
         var r = new Rng(100UL + colourType);
         int w = 9, h = 10;
         var px = Smooth(r, w, h, channels);
-        var png = HandMade(w, h, colourType, FilterRows(px, w, h, channels, y => y % 5), extraChunksBeforeIdat: ["tEXt", "gAMA"]);
+        var png = HandMade(w, h, colourType, FilterRows(px, w, h, channels, y => y % 5),
+                           extraChunksBeforeIdat: ["tEXt", "gAMA"]);
         var img = Png.Read(png, "hand");
         Assert.That(img.Channels, Is.EqualTo(channels));
         Assert.That(img.Pixels, Is.EqualTo(px));
@@ -119,7 +132,8 @@ public class PngTests
         Fuzz.Rejects(() => Png.Read(HandMade(4, 4, 0, rows, depth: 16), "16.png"), "bit depth 16");
         Fuzz.Rejects(() => Png.Read(HandMade(4, 4, 0, rows, interlace: 1), "adam7.png"), "interlaced");
         Fuzz.Rejects(() => Png.Read(HandMade(4, 4, 0, rows, withEnd: false), "noend.png"), "truncated");
-        Fuzz.Rejects(() => Png.Read(HandMade(4, 4, 0, rows, extraChunksBeforeIdat: ["ABCD"]), "crit.png"), "unknown critical chunk ABCD");
+        Fuzz.Rejects(() => Png.Read(HandMade(4, 4, 0, rows, extraChunksBeforeIdat: ["ABCD"]), "crit.png"),
+                     "unknown critical chunk ABCD");
         var badFilter = (byte[])rows.Clone(); badFilter[5] = 5;
         Fuzz.Rejects(() => Png.Read(HandMade(4, 4, 0, badFilter), "filter.png"), "filter type 5");
         Fuzz.Rejects(() => Png.Read(HandMade(4, 4, 0, rows[..^1]), "short.png"), "truncated");
@@ -209,7 +223,9 @@ public class PngTests
         Fuzz.Run("png crc-fixed", valid, FixCrcs, x => Png.Read(x, "fuzz.png"), 3000, seed: 2, hot: PngHot);
     }
 
-    /// <summary>Mutations of the filtered rows under a valid zlib stream and valid chunks: filter bytes and sizes.</summary>
+    /// <summary>
+    /// Mutations of the filtered rows under a valid zlib stream and valid chunks: filter bytes and sizes.
+    /// </summary>
     [Test]
     public void FuzzFilteredPayload()
     {

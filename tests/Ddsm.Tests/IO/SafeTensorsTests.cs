@@ -7,7 +7,9 @@ namespace Ddsm.Tests.IO;
 
 public class SafeTensorsTests
 {
-    /// <summary>A file assembled from the spec by hand: u64 LE header length, header padded with spaces, data.</summary>
+    /// <summary>
+    /// A file assembled from the spec by hand: u64 LE header length, header padded with spaces, data.
+    /// </summary>
     private static byte[] Build(string header, byte[] data, bool pad = true)
     {
         var h = Encoding.UTF8.GetBytes(header);
@@ -23,7 +25,8 @@ public class SafeTensorsTests
     private static byte[] Hex(string s) => Convert.FromHexString(s.Replace(" ", ""));
 
     private const string SpecHeader =
-        "{\"__metadata__\":{\"format\":\"pt\"},\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},\"b\":{\"dtype\":\"I64\",\"shape\":[],\"data_offsets\":[8,16]}}";
+        "{\"__metadata__\":{\"format\":\"pt\"},\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}," +
+        "\"b\":{\"dtype\":\"I64\",\"shape\":[],\"data_offsets\":[8,16]}}";
     // a = [1.0, -2.5] as F32 LE, b = 7 as a scalar I64 LE.
     private static readonly byte[] SpecData = Hex("0000803F 000020C0 0700000000000000");
 
@@ -34,14 +37,17 @@ public class SafeTensorsTests
             new Dictionary<string, string> { ["format"] = "pt" });
         var expected = Build(SpecHeader, SpecData);
         Assert.That(bytes, Is.EqualTo(expected));
-        Assert.That(BinaryPrimitives.ReadUInt64LittleEndian(bytes) % 8, Is.EqualTo(0), "data section must start 8-byte aligned");
+        Assert.That(BinaryPrimitives.ReadUInt64LittleEndian(bytes) % 8, Is.EqualTo(0),
+                    "data section must start 8-byte aligned");
     }
 
     [Test]
     public void ReadsAHandBuiltFileInAnyTensorOrderWithWhitespace()
     {
         // Data of "b" comes first although "a" is listed first; JSON has newlines and spaces.
-        string header = "{\n  \"a\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [8, 16]},\n  \"b\": {\"dtype\": \"I64\", \"shape\": [], \"data_offsets\": [0, 8]}\n}";
+        string header =
+            "{\n  \"a\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [8, 16]},\n  \"b\": {\"dtype\": " +
+            "\"I64\", \"shape\": [], \"data_offsets\": [0, 8]}\n}";
         var f = SafeTensors.Read(Build(header, Hex("0700000000000000 0000803F 000020C0")), "hand");
         Assert.That(f["a"].ToFloat(), Is.EqualTo(new[] { 1f, -2.5f }));
         Assert.That(f["a"].Shape, Is.EqualTo(new long[] { 2 }));
@@ -53,8 +59,10 @@ public class SafeTensorsTests
     [Test]
     public void HalfAndBFloat16AndIntegersConvertOnRead()
     {
-        string header = "{\"h\":{\"dtype\":\"F16\",\"shape\":[3],\"data_offsets\":[0,6]},\"bf\":{\"dtype\":\"BF16\",\"shape\":[3],\"data_offsets\":[6,12]}," +
-                        "\"i\":{\"dtype\":\"I32\",\"shape\":[2],\"data_offsets\":[12,20]},\"z\":{\"dtype\":\"F32\",\"shape\":[0,5],\"data_offsets\":[20,20]}}";
+        string header = "{\"h\":{\"dtype\":\"F16\",\"shape\":[3],\"data_offsets\":[0,6]},\"bf\":{\"dtype\":\"BF16\"," +
+                        "\"shape\":[3],\"data_offsets\":[6,12]},\"i\":{\"dtype\":\"I32\",\"shape\":[2]," +
+                        "\"data_offsets\":[12,20]},\"z\":{\"dtype\":\"F32\",\"shape\":[0,5],\"data_offsets\":[20," +
+                        "20]}}";
         // F16 1.0, -2.0, 65504; BF16 1.0, -2.5, 3.140625; I32 -3, 2^31-1.
         var f = SafeTensors.Read(Build(header, Hex("003C 00C0 FF7B 803F 20C0 4940 FDFFFFFF FFFFFF7F")), "halves");
         Assert.That(f["h"].ToFloat(), Is.EqualTo(new[] { 1f, -2f, 65504f }));
@@ -69,9 +77,18 @@ public class SafeTensorsTests
     {
         var r = new Rng(5);
         var w = new float[3 * 4 * 5]; r.FillNormal(w);
-        w[0] = float.NaN; w[1] = float.NegativeInfinity; w[2] = -0f; w[3] = float.Epsilon;   // bit patterns must survive
-        var tensors = new[] { SafeTensor.F32("down.0.conv.weight", w, 3, 4, 5), SafeTensor.F32("bias", [0.25f], 1), SafeTensor.I64("step", [123456789012L]) };
-        var meta = new Dictionary<string, string> { ["rng"] = "[1,2,3]", ["note"] = "ünïcödé \"quoted\"\n", ["empty"] = "" };
+        // bit patterns must survive
+        w[0] = float.NaN; w[1] = float.NegativeInfinity; w[2] = -0f; w[3] = float.Epsilon;
+        var tensors = new[]
+        {
+            SafeTensor.F32("down.0.conv.weight", w, 3, 4, 5),
+            SafeTensor.F32("bias", [0.25f], 1),
+            SafeTensor.I64("step", [123456789012L]),
+        };
+        var meta = new Dictionary<string, string>
+        {
+            ["rng"] = "[1,2,3]", ["note"] = "ünïcödé \"quoted\"\n", ["empty"] = "",
+        };
         string path = Path.Combine(Path.GetTempPath(), $"ddsm-st-{Guid.NewGuid():N}.safetensors");
         try
         {
@@ -85,7 +102,8 @@ public class SafeTensorsTests
                 Assert.That(f.Tensors[i].DType, Is.EqualTo(tensors[i].DType));
             }
             Assert.That(f.Metadata, Is.EquivalentTo(meta));
-            Assert.That(BitConverter.SingleToInt32Bits(f["down.0.conv.weight"].ToFloat()[2]), Is.EqualTo(BitConverter.SingleToInt32Bits(-0f)));
+            Assert.That(BitConverter.SingleToInt32Bits(f["down.0.conv.weight"].ToFloat()[2]),
+                        Is.EqualTo(BitConverter.SingleToInt32Bits(-0f)));
             Assert.That(Directory.GetFiles(Path.GetTempPath(), Path.GetFileName(path) + ".tmp-*"), Is.Empty);
         }
         finally { File.Delete(path); }
@@ -99,19 +117,27 @@ public class SafeTensorsTests
         ("{\"a\":{\"dtype\":\"F32\",\"shape\":[-2],\"data_offsets\":[0,8]}}", new byte[8], "non-negative"),
         ("{\"a\":{\"dtype\":\"F32\",\"shape\":[1.5],\"data_offsets\":[0,8]}}", new byte[8], "non-negative integer"),
         ("{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}", new byte[8], "needs 12 bytes"),
-        ("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", new byte[12], "cover 8 bytes but the data section has 12"),
-        ("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", new byte[4], "cover 8 bytes but the data section has 4"),
-        ("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}", new byte[12], "overlaps"),
+        ("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", new byte[12],
+         "cover 8 bytes but the data section has 12"),
+        ("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", new byte[4],
+         "cover 8 bytes but the data section has 4"),
+        ("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},\"b\":{\"dtype\":\"F32\",\"shape\":[2]," +
+         "\"data_offsets\":[4,12]}}", new byte[12], "overlaps"),
         ("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", new byte[8], "gap"),
         ("{\"a\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[8,0]}}", new byte[8], "begin <= end"),
-        ("{\"a\":{\"dtype\":\"F32\",\"shape\":[1099511627776,1099511627776],\"data_offsets\":[0,8]}}", new byte[8], "absurdly large"),
-        ("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},\"a\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[8,8]}}", new byte[8], "duplicate key"),
-        ("{\"__metadata__\":{\"k\":3},\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", new byte[8], "is not a string"),
+        ("{\"a\":{\"dtype\":\"F32\",\"shape\":[1099511627776,1099511627776],\"data_offsets\":[0,8]}}", new byte[8],
+         "absurdly large"),
+        ("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},\"a\":{\"dtype\":\"F32\",\"shape\":[0]," +
+         "\"data_offsets\":[8,8]}}", new byte[8], "duplicate key"),
+        ("{\"__metadata__\":{\"k\":3},\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", new byte[8],
+         "is not a string"),
         ("{\"a\":{\"dtype\":\"F32\",\"shape\":[2]}}", new byte[8], "needs dtype, shape and data_offsets"),
-        ("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8],\"x\":1}}", new byte[8], "unexpected or duplicate field 'x'"),
+        ("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8],\"x\":1}}", new byte[8],
+         "unexpected or duplicate field 'x'"),
         ("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8,9]}}", new byte[8], "[begin, end]"),
         ("{\"a\":[[[[[[[[[[[[[1]]]]]]]]]]]]}", [], "malformed JSON"),
-        ("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,18446744073709551615]}}", new byte[8], "non-negative integer"),
+        ("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,18446744073709551615]}}", new byte[8],
+         "non-negative integer"),
     ];
 
     [Test]
@@ -132,7 +158,8 @@ public class SafeTensorsTests
             BinaryPrimitives.WriteUInt64LittleEndian(f, lie);
             long before = GC.GetAllocatedBytesForCurrentThread();
             Fuzz.Rejects(() => SafeTensors.Read(f, "x"), "header length");
-            Assert.That(GC.GetAllocatedBytesForCurrentThread() - before, Is.LessThan(64 << 10), "no allocation from a lying length");
+            Assert.That(GC.GetAllocatedBytesForCurrentThread() - before, Is.LessThan(64 << 10),
+                        "no allocation from a lying length");
         }
         var short1 = (byte[])good.Clone();
         BinaryPrimitives.WriteUInt64LittleEndian(short1, 40);   // header cut mid-JSON
@@ -145,15 +172,22 @@ public class SafeTensorsTests
     {
         var r = new Rng(9);
         var w = new float[24]; r.FillNormal(w);
-        return SafeTensors.Serialize([SafeTensor.F32("w", w, 2, 3, 4), SafeTensor.F32("b", w.AsSpan(0, 3), 3), SafeTensor.I64("step", [42])],
-            new Dictionary<string, string> { ["epoch"] = "3" });
+        return SafeTensors.Serialize(
+            [SafeTensor.F32("w", w, 2, 3, 4), SafeTensor.F32("b", w.AsSpan(0, 3), 3), SafeTensor.I64("step", [42])],
+            new Dictionary<string, string>
+            {
+                ["epoch"] = "3",
+            });
     }
 
     [Test]
     public void FuzzRawBytes() =>
-        Fuzz.Run("safetensors raw", ValidFile(), x => x, x => SafeTensors.Read(x, "fuzz.safetensors"), 4000, seed: 21, hot: [0, 4]);
+        Fuzz.Run("safetensors raw", ValidFile(), x => x, x => SafeTensors.Read(x, "fuzz.safetensors"), 4000, seed: 21,
+                 hot: [0, 4]);
 
-    /// <summary>Mutates only the JSON text and re-frames it with a correct length: reaches the header validation.</summary>
+    /// <summary>
+    /// Mutates only the JSON text and re-frames it with a correct length: reaches the header validation.
+    /// </summary>
     [Test]
     public void FuzzHeaderJson()
     {
@@ -173,5 +207,9 @@ public class SafeTensorsTests
         Fuzz.Run("safetensors json", json, Reframe, x => SafeTensors.Read(x, "fuzz.safetensors"), 4000, seed: 23);
     }
 
-    private static readonly string[] Tokens = ["{", "}", "[", "]", ",", ":", "\"", "-1", "0", "99999999999999999999", "1e300", "null", "\"F16\"", "[0,0]", "\"__metadata__\"", "\\u0000"];
+    private static readonly string[] Tokens =
+    [
+        "{", "}", "[", "]", ",", ":", "\"", "-1", "0", "99999999999999999999", "1e300", "null", "\"F16\"", "[0,0]",
+        "\"__metadata__\"", "\\u0000",
+    ];
 }

@@ -70,9 +70,11 @@ public class ConditioningTests
         Assert.That(MaxDiff(mixed[64..], a7[64..]), Is.LessThan(1e-5));
 
         Assert.That(() => Eps(m, x, 2, 400, 1.0, [3, 11]), Throws.ArgumentException.With.Message.Contains("label 11"));
-        Assert.That(() => Eps(m, x, 2, 400, 1.0, [3]), Throws.ArgumentException.With.Message.Contains("1 labels for batch 2"));
+        Assert.That(() => Eps(m, x, 2, 400, 1.0, [3]),
+                    Throws.ArgumentException.With.Message.Contains("1 labels for batch 2"));
         using var uncond = new SlimUNet(Cpu, SlimUNetTests.TestConfig, 3);
-        Assert.That(() => Eps(uncond, x, 2, 400, 1.0, [3, 3]), Throws.ArgumentException.With.Message.Contains("unconditional"));
+        Assert.That(() => Eps(uncond, x, 2, 400, 1.0, [3, 3]),
+                    Throws.ArgumentException.With.Message.Contains("unconditional"));
     }
 
     [Test]
@@ -84,7 +86,8 @@ public class ConditioningTests
         Assert.That(c.ParameterCount, Is.EqualTo(u.ParameterCount + emax * 11L));
         var cs = c.StateDict();
         Assert.That(cs["label_emb.weight"].Length, Is.EqualTo(emax * 11), "(Emax, K+1)");
-        foreach (var (name, v) in u.StateDict()) Assert.That(cs[name], Is.EqualTo(v), $"{name}: same seed, same weights");
+        foreach (var (name, v) in u.StateDict())
+            Assert.That(cs[name], Is.EqualTo(v), $"{name}: same seed, same weights");
 
         // Backward at width ½ with labels {2, null}: only columns 2 and 10 of the first E·½ rows learn.
         using var m = MakeModel();
@@ -134,9 +137,11 @@ public class ConditioningTests
         }
         Assert.That(() => new GuidedDenoiser(m, [10], 1), Throws.ArgumentException.With.Message.Contains("label 10"));
         using var u = new SlimUNet(Cpu, SlimUNetTests.TestConfig, 3);
-        Assert.That(() => new GuidedDenoiser(u, [1], 1), Throws.ArgumentException.With.Message.Contains("unconditional"));
+        Assert.That(() => new GuidedDenoiser(u, [1], 1),
+                    Throws.ArgumentException.With.Message.Contains("unconditional"));
         using (var scope = new TensorScope())
-            Assert.That(() => new GuidedDenoiser(m, y, 2).PredictEps(Tensor.FromArray(Cpu, RandomX(2, 1), 2, 1, 8, 8), 10, 1.0),
+            Assert.That(() =>
+                new GuidedDenoiser(m, y, 2).PredictEps(Tensor.FromArray(Cpu, RandomX(2, 1), 2, 1, 8, 8), 10, 1.0),
                 Throws.ArgumentException.With.Message.Contains("batch 2"));
     }
 
@@ -163,10 +168,14 @@ public class ConditioningTests
         // doubled-batch forward, which costs exactly 2 forwards at batch N.
         long combine = 3L * 2 * 64;
         Assert.That(counter.Forward - combine, Is.EqualTo(2 * UNetFlops.Forward(cfg, 0.5, batch: 2).Total));
-        Assert.That(counter.Forward - combine, Is.EqualTo(2 * new GuidedDenoiser(m, [0, 5], 3).FlopsPerImage(500, 0.5)));
+        Assert.That(counter.Forward - combine,
+                    Is.EqualTo(2 * new GuidedDenoiser(m, [0, 5], 3).FlopsPerImage(500, 0.5)));
     }
 
-    private static TrainOptions Opts => new() { BatchSize = 16, Lr = 2e-3f, WarmupSteps = 10, EmaDecay = 0.99f, SandwichN = 3 };
+    private static TrainOptions Opts => new()
+    {
+        BatchSize = 16, Lr = 2e-3f, WarmupSteps = 10, EmaDecay = 0.99f, SandwichN = 3,
+    };
 
     private static (SlimUNet, SandwichTrainer) Make(TrainOptions? o = null)
     {
@@ -252,11 +261,15 @@ public class ConditioningTests
     public void LabelMismatchesFailClearly()
     {
         var ds = Data.Value;
-        var unlabelled = new ImageDataset("unlabelled", ds.Pixels, new byte[ds.Count], ds.Channels, ds.Height, ds.Width, 0);
+        var unlabelled =
+            new ImageDataset("unlabelled", ds.Pixels, new byte[ds.Count], ds.Channels, ds.Height, ds.Width, 0);
         using var m = new SlimUNet(Cpu, CondConfig, 1);
-        Assert.That(() => new SandwichTrainer(m, unlabelled, Opts, 2), Throws.ArgumentException.With.Message.Contains("no labels"));
+        Assert.That(() => new SandwichTrainer(m, unlabelled, Opts, 2),
+                    Throws.ArgumentException.With.Message.Contains("no labels"));
         using var m5 = new SlimUNet(Cpu, CondConfig with { NumClasses = 5 }, 1);
-        Assert.That(() => new SandwichTrainer(m5, ds, Opts, 2), Throws.ArgumentException.With.Message.Contains("5 classes").And.Message.Contains("has 10"));
-        Assert.That(() => new SandwichTrainer(m, ds, Opts with { LabelDropout = 1.5 }, 2), Throws.ArgumentException.With.Message.Contains("label dropout"));
+        Assert.That(() => new SandwichTrainer(m5, ds, Opts, 2),
+                    Throws.ArgumentException.With.Message.Contains("5 classes").And.Message.Contains("has 10"));
+        Assert.That(() => new SandwichTrainer(m, ds, Opts with { LabelDropout = 1.5 }, 2),
+                    Throws.ArgumentException.With.Message.Contains("label dropout"));
     }
 }

@@ -35,12 +35,15 @@ public class FlopsTests
         using var counter = new FlopCounter();
         using (Tape.NoGrad()) m.Forward(x, t, width);
         var analytic = UNetFlops.Forward(cfg, width, batch: 2);
-        Assert.That(analytic.Total, Is.EqualTo(counter.Forward), string.Join(", ", counter.ByOp.Select(kv => $"{kv.Key}={kv.Value}")));
+        Assert.That(analytic.Total, Is.EqualTo(counter.Forward),
+                    string.Join(", ", counter.ByOp.Select(kv => $"{kv.Key}={kv.Value}")));
         Assert.That(analytic.Attention, Is.EqualTo(counter.ByOp["attention"]));
         Assert.That(analytic.Conv, Is.EqualTo(counter.ByOp["conv2d"]));
     }
 
-    /// <summary>The count runs the model's forward on the meta backend: that is no work, and no enclosing counter sees it.</summary>
+    /// <summary>
+    /// The count runs the model's forward on the meta backend: that is no work, and no enclosing counter sees it.
+    /// </summary>
     [Test]
     public void CountingIsNotWorkDone()
     {

@@ -35,7 +35,8 @@ public class SlimUNetTests
             .And.Contain("input_blocks.1.0.in_layers.2.weight").And.Contain("input_blocks.1.0.emb_layers.1.weight")
             .And.Contain("input_blocks.1.0.out_layers.3.weight").And.Contain("input_blocks.3.0.op.weight")
             .And.Contain("middle_block.1.qkv.weight").And.Contain("output_blocks.2.1.conv.weight")
-            .And.Contain("output_blocks.5.1.qkv.weight").And.Contain("output_blocks.5.2.conv.weight").And.Contain("out.2.weight"));
+            .And.Contain("output_blocks.5.1.qkv.weight").And.Contain("output_blocks.5.2.conv.weight")
+            .And.Contain("out.2.weight"));
     }
 
     private static Tensor RandomInput(UNetConfig c, int n, ulong seed, out Tensor t)
@@ -96,7 +97,8 @@ public class SlimUNetTests
         var after = m.Forward(x, t, 0.5).ToArray();
         Assert.That(after, Is.EqualTo(before), "poisoning unused channels changed the narrow forward");
         Assert.That((double)unused / total, Is.GreaterThan(0.45), "width ½ should leave most weights unused");
-        Assert.That(m.Forward(x, t, 1.0).ToArray().Any(float.IsNaN), Is.True, "full width must read the poisoned channels");
+        Assert.That(m.Forward(x, t, 1.0).ToArray().Any(float.IsNaN), Is.True,
+                    "full width must read the poisoned channels");
         m.ZeroGrad();
     }
 
@@ -121,7 +123,8 @@ public class SlimUNetTests
     [Test]
     public void ConfigValidationNamesTheBadWidth()
     {
-        var ex = Assert.Throws<ArgumentException>(() => (UNetConfig.Fmnist32 with { Widths = [0.375, 1.0] }).Validate());
+        var ex =
+            Assert.Throws<ArgumentException>(() => (UNetConfig.Fmnist32 with { Widths = [0.375, 1.0] }).Validate());
         Assert.That(ex!.Message, Does.Contain("0.375").And.Contain("16 groups"));
         Assert.DoesNotThrow(() => UNetConfig.Cifar10.Validate());
     }

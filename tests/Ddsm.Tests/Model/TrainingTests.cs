@@ -16,7 +16,10 @@ public class TrainingTests
     [SetUp] public void MakeDir() => _dir = Directory.CreateTempSubdirectory("ddsm-train-").FullName;
     [TearDown] public void RemoveDir() { try { Directory.Delete(_dir, true); } catch (IOException) { } }
 
-    private static TrainOptions Opts => new() { BatchSize = 16, Lr = 2e-3f, WarmupSteps = 10, EmaDecay = 0.99f, SandwichN = 3 };
+    private static TrainOptions Opts => new()
+    {
+        BatchSize = 16, Lr = 2e-3f, WarmupSteps = 10, EmaDecay = 0.99f, SandwichN = 3,
+    };
 
     [Test]
     public void SandwichTrainingLowersTheLossAtEveryWidth()
@@ -26,13 +29,15 @@ public class TrainingTests
         var results = Enumerable.Range(0, 100).Select(_ => tr.TrainStep()).ToList();
         foreach (var w in m.Config.Widths)
         {
-            double Avg(IEnumerable<StepResult> rs) => rs.SelectMany(r => r.Losses).Where(l => l.Width == w).Average(l => l.Loss);
+            double Avg(IEnumerable<StepResult> rs) =>
+                rs.SelectMany(r => r.Losses).Where(l => l.Width == w).Average(l => l.Loss);
             double first = Avg(results.Take(10)), last = Avg(results.Skip(80));
             TestContext.Out.WriteLine($"width {w}: loss {first:F4} -> {last:F4}");
             // ε-prediction starts at E[ε²] = 1 (zero-initialised output); a learning model gets well below.
             Assert.That(last, Is.LessThan(0.6 * first), $"width {w}");
         }
-        Assert.That(results.All(r => r.Losses.Select(l => l.Width).Contains(1.0) && r.Losses.Select(l => l.Width).Contains(0.5)),
+        Assert.That(results.All(r => r.Losses.Select(l => l.Width).Contains(1.0) &&
+                                r.Losses.Select(l => l.Width).Contains(0.5)),
             "every step runs the largest and the smallest width");
     }
 
@@ -107,7 +112,9 @@ public class TrainingTests
         Assert.DoesNotThrow(() => Checkpoint.Restore(rot.Latest()!, tr));
     }
 
-    /// <summary>Checkpoints and step times do not depend on anyone listening (a null onNote once skipped the saves).</summary>
+    /// <summary>
+    /// Checkpoints and step times do not depend on anyone listening (a null onNote once skipped the saves).
+    /// </summary>
     [Test]
     public void ARunWithoutCallbacksStillCheckpointsAndTimesItsSteps()
     {
@@ -116,12 +123,16 @@ public class TrainingTests
         var run = new TrainRun(tr, new RunOptions(_dir, Steps: 3, CheckpointEvery: 2, KeepCheckpoints: 5));
         run.Run();
         Assert.That(run.Checkpoints.List().Select(c => c.Step), Is.EqualTo(new long[] { 2, 3 }));
-        var secs = File.ReadLines(run.MetricsPath).Select(l => System.Text.Json.JsonDocument.Parse(l).RootElement.GetProperty("seconds").GetDouble()).ToList();
+        var secs = File.ReadLines(run.MetricsPath)
+            .Select(l => System.Text.Json.JsonDocument.Parse(l).RootElement.GetProperty("seconds").GetDouble())
+            .ToList();
         Assert.That(secs, Has.Count.EqualTo(3).And.All.GreaterThan(0));
         Assert.That(TrainRun.TrainingSeconds(run.MetricsPath), Is.EqualTo(secs.Sum()).Within(1e-9));
     }
 
-    /// <summary>Training cost from metrics.jsonl: step seconds where present, else timestamp gaps under 10 minutes.</summary>
+    /// <summary>
+    /// Training cost from metrics.jsonl: step seconds where present, else timestamp gaps under 10 minutes.
+    /// </summary>
     [Test]
     public void TrainingSecondsSumsStepTimesAndSkipsResumeGaps()
     {
@@ -149,7 +160,8 @@ public class TrainingTests
         var notes = new List<string>();
         run.Run(onNote: notes.Add);                  // steps 1..4, checkpoints at 2 and 4
         var last = run.Checkpoints.Latest();
-        Assert.That(last, Is.Not.Null, $"no checkpoint after 4 steps in {_dir} (step {tr.Step}); notes: {string.Join("; ", notes)}; " +
+        Assert.That(last, Is.Not.Null,
+                    $"no checkpoint after 4 steps in {_dir} (step {tr.Step}); notes: {string.Join("; ", notes)}; " +
             $"files: {string.Join("; ", Directory.GetFiles(_dir, "*", SearchOption.AllDirectories))}");
         var lastBytes = File.ReadAllBytes(last!);
         var p = m.Parameters()[0];
@@ -192,7 +204,8 @@ public class TrainingTests
     public void WrongImageSizeIsAClearError()
     {
         using var m = new SlimUNet(Cpu, SlimUNetTests.TestConfig, 1);
-        var ex = Assert.Throws<ArgumentException>(() => new SandwichTrainer(m, Datasets.EmbeddedFashionMnist(), Opts, 2));
+        var ex =
+            Assert.Throws<ArgumentException>(() => new SandwichTrainer(m, Datasets.EmbeddedFashionMnist(), Opts, 2));
         Assert.That(ex!.Message, Does.Contain("28").And.Contain("8×8"));
     }
 }

@@ -22,13 +22,16 @@ public class LoadedModelTests
         var cfg = SlimUNetTests.TestConfig with { Schedule = "cosine", DiffusionSteps = 500 };
         using var m = new SlimUNet(CpuBackend.Instance, cfg, 1);
         var data = Datasets.EmbeddedFashionMnist().ToResolution(8);
-        using var tr = new SandwichTrainer(m, data, new TrainOptions { BatchSize = 4, WarmupSteps = 1, SandwichN = 2 }, 2);
+        using var tr =
+            new SandwichTrainer(m, data, new TrainOptions { BatchSize = 4, WarmupSteps = 1, SandwichN = 2 }, 2);
         for (int i = 0; i < 2; i++) tr.TrainStep();
-        return Checkpoint.Save(new CheckpointRotation(Path.Combine(_dir, "run", "checkpoints"), 1), tr, dataSpec: "fmnist-embedded");
+        return Checkpoint.Save(new CheckpointRotation(Path.Combine(_dir, "run", "checkpoints"), 1), tr,
+                               dataSpec: "fmnist-embedded");
     }
 
     private static float[] Sample(LoadedModel m) =>
-        BatchSampler.Sample(m.Denoiser, m.Schedule, m.Strategy, new SampleSpec(SamplerKind.Ddim, new SamplerOptions(3), 2, 2, 7));
+        BatchSampler.Sample(m.Denoiser, m.Schedule, m.Strategy,
+                            new SampleSpec(SamplerKind.Ddim, new SamplerOptions(3), 2, 2, 7));
 
     [Test]
     public void ARunDirectoryLoadsWithItsScheduleConfigAndDataSet()
@@ -63,7 +66,8 @@ public class LoadedModelTests
             return p;
         }
         using var today = LoadedModel.Load(path, CpuBackend.Instance);
-        using var old = LoadedModel.Load(Old("old", """{"BatchSize":4,"Schedule":"cosine","DiffusionSteps":500}"""), CpuBackend.Instance);
+        using var old = LoadedModel.Load(Old("old", """{"BatchSize":4,"Schedule":"cosine","DiffusionSteps":500}"""),
+                                         CpuBackend.Instance);
         Assert.That((old.Schedule.Kind, old.Schedule.T), Is.EqualTo(("cosine", 500)));
         Assert.That(old.Schedule.AlphaBars, Is.EqualTo(today.Schedule.AlphaBars));
         Assert.That(Sample(old), Is.EqualTo(Sample(today)));

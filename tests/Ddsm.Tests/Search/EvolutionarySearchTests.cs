@@ -34,7 +34,8 @@ public class EvolutionarySearchTests
         var truth = obj.TrueFront();
         Assert.That(truth.Count, Is.EqualTo(35));
         // No found point may beat the exact front (checks the DP and the objective bookkeeping).
-        foreach (var i in s.Front()) Assert.That(truth.Any(p => Nsga2.Dominates(i.Objectives, p)), Is.False, i.Genome.Key);
+        foreach (var i in s.Front())
+            Assert.That(truth.Any(p => Nsga2.Dominates(i.Objectives, p)), Is.False, i.Genome.Key);
         // Measured 0.975 (seed 1); a random population of 50 scores ≈ 0.75 (see the next test's generation 0).
         Assert.That(HypervolumeRatio(s, obj), Is.GreaterThan(0.95));
     }
@@ -109,7 +110,8 @@ public class EvolutionarySearchTests
         double bestEver = s.Memo.Values.Min(o => o.Weighted(0.1));
         Assert.That(gens[^1].BestScore, Is.EqualTo(bestEver));
         Assert.That(gens[^1].BestQuality + 0.1 * gens[^1].BestCost, Is.EqualTo(bestEver).Within(1e-12));
-        for (int i = 1; i < gens.Count; i++) Assert.That(gens[i].BestScore, Is.LessThanOrEqualTo(gens[i - 1].BestScore));
+        for (int i = 1; i < gens.Count; i++)
+            Assert.That(gens[i].BestScore, Is.LessThanOrEqualTo(gens[i - 1].BestScore));
         Assert.That(gens[^1].Evaluations, Is.EqualTo(s.Evaluations));
     }
 
@@ -132,7 +134,8 @@ public class EvolutionarySearchTests
             resumed.Run();
 
             AssertSameRun(resumed, full);
-            Assert.That(first.Calls + second.Calls, Is.EqualTo(full.Evaluations), "nothing evaluated twice across the resume");
+            Assert.That(first.Calls + second.Calls, Is.EqualTo(full.Evaluations),
+                        "nothing evaluated twice across the resume");
         }
         finally { dir.Delete(true); }
     }
@@ -174,7 +177,8 @@ public class EvolutionarySearchTests
     {
         Assert.That(a.Generation, Is.EqualTo(b.Generation));
         Assert.That(a.Population.Select(i => i.Genome.Key), Is.EqualTo(b.Population.Select(i => i.Genome.Key)));
-        Assert.That(a.Population.Select(i => i.Objectives), Is.EqualTo(b.Population.Select(i => i.Objectives)));   // exact
+        // exact
+        Assert.That(a.Population.Select(i => i.Objectives), Is.EqualTo(b.Population.Select(i => i.Objectives)));
         Assert.That(a.Memo.Keys.Order(), Is.EqualTo(b.Memo.Keys.Order()));
         Assert.That(a.Best().Genome.Key, Is.EqualTo(b.Best().Genome.Key));
     }
@@ -211,7 +215,8 @@ public class EvolutionarySearchTests
         var s = new EvolutionarySearch(Opts(gens: 3), new NanForWideSteps());
         s.Run();
         Assert.That(s.Front().All(i => double.IsFinite(i.Quality)), Is.True);
-        Assert.That(s.Memo.Values.Any(o => double.IsPositiveInfinity(o.Quality)), Is.True, "the uniform full-width genome failed");
+        Assert.That(s.Memo.Values.Any(o => double.IsPositiveInfinity(o.Quality)), Is.True,
+                    "the uniform full-width genome failed");
     }
 
     private sealed class NanForWideSteps : IStrategyEvaluator

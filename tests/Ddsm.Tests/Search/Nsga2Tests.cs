@@ -4,7 +4,8 @@ namespace Ddsm.Tests.Search;
 
 public class Nsga2Tests
 {
-    private static List<Objectives> P(params (double q, double c)[] pts) => pts.Select(p => new Objectives(p.q, p.c)).ToList();
+    private static List<Objectives> P(params (double q, double c)[] pts) =>
+        pts.Select(p => new Objectives(p.q, p.c)).ToList();
 
     [Test]
     public void DominanceIsStrictInOneAndWeakInBoth()
@@ -18,7 +19,8 @@ public class Nsga2Tests
     [Test]
     public void NonDominatedSortFindsHandMadeFronts()
     {
-        // Front 0: (1,5) (2,3) (4,1); front 1: (3,4) (5,2) [dominated by (2,3)/(4,1)]; front 2: (6,6); duplicate (2,3) shares front 0.
+        // Front 0: (1,5) (2,3) (4,1); front 1: (3,4) (5,2) [dominated by (2,3)/(4,1)]; front 2: (6,6); duplicate (2,3)
+        // shares front 0.
         var pts = P((3, 4), (1, 5), (6, 6), (2, 3), (5, 2), (4, 1), (2, 3));
         var fronts = Nsga2.NonDominatedSort(pts, out var rank);
         Assert.That(fronts.Count, Is.EqualTo(3));
@@ -65,7 +67,8 @@ public class Nsga2Tests
         Assert.That(d[0], Is.EqualTo(1.0).Within(1e-12));
         Assert.That(d[4], Is.EqualTo(1.0).Within(1e-12));
 
-        // Uneven spacing: (0,4) (1,3) (3,1) (4,0): interior (1,3): 3/4 + 3/4 = 1.5; (3,1): 3/4+3/4 = 1.5; move one point to break symmetry.
+        // Uneven spacing: (0,4) (1,3) (3,1) (4,0): interior (1,3): 3/4 + 3/4 = 1.5; (3,1): 3/4+3/4 = 1.5; move one
+        // point to break symmetry.
         var pts2 = P((0, 4), (1, 3.5), (3, 1), (4, 0));
         var d2 = Nsga2.CrowdingDistance(pts2, [0, 1, 2, 3]);
         Assert.That(d2[1], Is.EqualTo(3.0 / 4 + 3.0 / 4).Within(1e-12));   // quality gap 3−0, cost gap 4−1, spans 4
@@ -95,7 +98,8 @@ public class Nsga2Tests
             int a = shadow.NextInt(rank.Length), b = shadow.NextInt(rank.Length);
             Assert.That(w, Is.EqualTo(a).Or.EqualTo(b));
             int loser = w == a ? b : a;
-            Assert.That(rank[w] < rank[loser] || (rank[w] == rank[loser] && crowd[w] >= crowd[loser]), Is.True, $"{w} beat {loser}");
+            Assert.That(rank[w] < rank[loser] || (rank[w] == rank[loser] && crowd[w] >= crowd[loser]), Is.True,
+                        $"{w} beat {loser}");
             if (w == 3) bestWins++;
         }
         // Member 3 (rank 0, largest crowding among rank 0) wins every tournament it enters: 1 − (7/8)² ≈ 23 % of 2000.

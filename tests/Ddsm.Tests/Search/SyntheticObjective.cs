@@ -28,14 +28,17 @@ internal sealed class SyntheticObjective : IStrategyEvaluator
     {
         if (FailAfter >= 0 && Calls >= FailAfter) throw new OperationCanceledException("simulated kill");
         // The memo must make every evaluated strategy distinct.
-        if (!Seen.Add(string.Join(",", s.Widths))) throw new AssertionException($"strategy evaluated twice: {string.Join(",", s.Widths)}");
+        if (!Seen.Add(string.Join(",", s.Widths)))
+            throw new AssertionException($"strategy evaluated twice: {string.Join(",", s.Widths)}");
         Calls++;
         double q = 0, c = 0;
         for (int t = 0; t < s.T; t++) { q += (s[t] - Target[t]) * (s[t] - Target[t]); c += s[t]; }
         return (q, c);
     }
 
-    /// <summary>Exact Pareto front: for each total cost (in units of 0.25) the least quality, then non-dominated filter.</summary>
+    /// <summary>
+    /// Exact Pareto front: for each total cost (in units of 0.25) the least quality, then non-dominated filter.
+    /// </summary>
     public List<Objectives> TrueFront()
     {
         int T = Target.Length, maxU = 4 * T;

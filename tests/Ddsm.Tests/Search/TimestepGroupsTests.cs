@@ -24,8 +24,12 @@ public class TimestepGroupsTests
         {
             Assert.That(groups.Groups[g].Index, Is.EqualTo(g));
             Assert.That(groups.Groups[g].Count, Is.GreaterThan(0));
-            if (g > 0) Assert.That(groups.Groups[g].TFirst, Is.EqualTo(groups.Groups[g - 1].TLast + 1), "contiguous, ordered by t");
-            if (g > 0) Assert.That(groups.Groups[g].LogSnrHigh, Is.LessThanOrEqualTo(groups.Groups[g - 1].LogSnrLow + 1e-12), "ordered low → high noise");
+            if (g > 0)
+                Assert.That(groups.Groups[g].TFirst, Is.EqualTo(groups.Groups[g - 1].TLast + 1),
+                            "contiguous, ordered by t");
+            if (g > 0)
+                Assert.That(groups.Groups[g].LogSnrHigh, Is.LessThanOrEqualTo(groups.Groups[g - 1].LogSnrLow + 1e-12),
+                            "ordered low → high noise");
         }
         for (int t = 0; t < T; t++)
         {
@@ -58,7 +62,8 @@ public class TimestepGroupsTests
         {
             Assert.That(g.LogSnrHigh - g.LogSnrLow, Is.EqualTo(total / G).Within(1e-9 * total));
             for (int t = g.TFirst; t <= g.TLast; t++)
-                Assert.That(s.LogSnr(t), Is.InRange(g.LogSnrLow - 1e-9, g.LogSnrHigh + 1e-9), $"t = {t} in group {g.Index}");
+                Assert.That(s.LogSnr(t), Is.InRange(g.LogSnrLow - 1e-9, g.LogSnrHigh + 1e-9),
+                            $"t = {t} in group {g.Index}");
         }
         Assert.That(groups.Groups[0].LogSnrHigh, Is.EqualTo(s.LogSnr(0)).Within(1e-12));
         // Equal log-SNR is NOT equal counts on these schedules (else the option would be pointless).
@@ -72,7 +77,8 @@ public class TimestepGroupsTests
         Assert.That(g.Describe(4), Does.StartWith($"group 1/4: t 0–{g.TLast} ({g.Count} steps), log-SNR "));
         // 50 equal log-SNR intervals over 50 unevenly spaced steps: some interval holds no step.
         Assert.Throws<ArgumentException>(() => TimestepGroups.Build(NoiseSchedule.Linear(50), 50));
-        Assert.Throws<ArgumentException>(() => TimestepGroups.Build(NoiseSchedule.Linear(5), 6, GroupingMode.EqualCount));
+        Assert.Throws<ArgumentException>(() =>
+            TimestepGroups.Build(NoiseSchedule.Linear(5), 6, GroupingMode.EqualCount));
     }
 
     [Test]
@@ -80,7 +86,8 @@ public class TimestepGroupsTests
     {
         // FLOPs_i = (i/N + (N−i)/N·k)·F, N = 4, k = 0.5: i=1 0.25+0.375, i=2 0.5+0.25, i=3 0.75+0.125, i=4 1.
         Assert.That(FlopsBudget.Fractions(4, 0.5), Is.EqualTo(new[] { 0.625, 0.75, 0.875, 1.0 }).Within(1e-15));
-        Assert.That(FlopsBudget.Fractions(4, 0.5, highNoiseGetsMore: false), Is.EqualTo(new[] { 1.0, 0.875, 0.75, 0.625 }).Within(1e-15));
+        Assert.That(FlopsBudget.Fractions(4, 0.5, highNoiseGetsMore: false),
+                    Is.EqualTo(new[] { 1.0, 0.875, 0.75, 0.625 }).Within(1e-15));
         Assert.That(FlopsBudget.Fractions(1, 0.3), Is.EqualTo(new[] { 1.0 }));
         Assert.Throws<ArgumentException>(() => FlopsBudget.Fractions(4, 1.5));
     }
@@ -93,8 +100,10 @@ public class TimestepGroupsTests
     {
         double[] widths = [0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0];
         // Quadratic cost: relative costs 0.0625 0.1406 0.25 0.3906 0.5625 0.7656 1.
-        Assert.That(FlopsBudget.NearestWidth(0.625, widths, QuadraticCost), Is.EqualTo(0.75));   // |0.5625−0.625| = 0.0625 < 0.1406
-        Assert.That(FlopsBudget.NearestWidth(0.875, widths, QuadraticCost), Is.EqualTo(0.875));  // 0.109 vs 0.125 for 1.0
+        // |0.5625−0.625| = 0.0625 < 0.1406
+        Assert.That(FlopsBudget.NearestWidth(0.625, widths, QuadraticCost), Is.EqualTo(0.75));
+        // 0.109 vs 0.125 for 1.0
+        Assert.That(FlopsBudget.NearestWidth(0.875, widths, QuadraticCost), Is.EqualTo(0.875));
         Assert.That(FlopsBudget.NearestWidth(0.3, widths, QuadraticCost), Is.EqualTo(0.5));
         Assert.That(FlopsBudget.NearestWidth(0.625, widths, w => w), Is.EqualTo(0.625), "linear cost model");
         Assert.That(FlopsBudget.NearestWidth(0.75, [0.5, 1.0], w => w), Is.EqualTo(1.0), "tie → the wider");

@@ -29,7 +29,8 @@ public class ChannelImportanceTests
         Assert.That(s0.BySpace.Keys, Is.EquivalentTo(ChannelPermutation.Spaces(m).Select(s => s.Name)));
         foreach (var (name, s) in s0.BySpace)
             Assert.That(s.All(v => double.IsFinite(v) && v > 0), Is.True, $"{name}: every channel has some importance");
-        Assert.That(m.Parameters().All(p => p.Grad is null || p.Grad.ToArray().All(g => g == 0)), Is.True, "gradients are left zeroed");
+        Assert.That(m.Parameters().All(p => p.Grad is null || p.Grad.ToArray().All(g => g == 0)), Is.True,
+                    "gradients are left zeroed");
 
         var before = Forward(m, 1.0, 9);
         var plan = ChannelPermutation.Compute(m, s0);
@@ -57,7 +58,8 @@ public class ChannelImportanceTests
         if (node.IsLeaf)
         {
             for (int p = node.Start; p + 1 < node.Start + node.Length; p++)
-                Assert.That(s[p], Is.GreaterThanOrEqualTo(s[p + 1] - tol), $"{name}: leaf at {node.Start}, position {p}");
+                Assert.That(s[p], Is.GreaterThanOrEqualTo(s[p + 1] - tol),
+                            $"{name}: leaf at {node.Start}, position {p}");
             return 1;
         }
         int n = 0;
@@ -66,7 +68,8 @@ public class ChannelImportanceTests
             for (int j = i + 1; j < node.Children.Count; j++)
                 if (node.ClassOf[i] == node.ClassOf[j])
                 {
-                    Assert.That(sums[i], Is.GreaterThanOrEqualTo(sums[j] - tol), $"{name}: blocks at {node.Children[i].Start} and {node.Children[j].Start}");
+                    Assert.That(sums[i], Is.GreaterThanOrEqualTo(sums[j] - tol),
+                                $"{name}: blocks at {node.Children[i].Start} and {node.Children[j].Start}");
                     n++;
                 }
         return n + node.Children.Sum(c => CheckSorted(c, s, tol, name));
@@ -78,11 +81,15 @@ public class ChannelImportanceTests
         using var m = new SlimUNet(Cpu, ChannelPermutationTests.Cfg("test"), 1);
         Randomise(m, 2);
         var groups = TimestepGroups.Build(Schedule, 2);
-        var a = ChannelImportance.Compute(m, Data.Value, Schedule, groups.Groups[0], Opts).BySpace["input_blocks.0:out"];
-        var b = ChannelImportance.Compute(m, Data.Value, Schedule, groups.Groups[1], Opts).BySpace["input_blocks.0:out"];
+        var a =
+            ChannelImportance.Compute(m, Data.Value, Schedule, groups.Groups[0], Opts).BySpace["input_blocks.0:out"];
+        var b =
+            ChannelImportance.Compute(m, Data.Value, Schedule, groups.Groups[1], Opts).BySpace["input_blocks.0:out"];
         Assert.That(a, Is.Not.EqualTo(b));
         Assert.Throws<ArgumentException>(() => ChannelImportance.Compute(m, Data.Value, Schedule, 5, 1000, Opts));
-        Assert.Throws<ArgumentException>(() => ChannelImportance.Compute(m, Data.Value.ToResolution(16), Schedule, 0, 10, Opts));
-        Assert.Throws<ArgumentException>(() => ChannelImportance.Compute(m, Data.Value, Schedule, 0, 10, Opts with { Width = 0.3 }));
+        Assert.Throws<ArgumentException>(() =>
+            ChannelImportance.Compute(m, Data.Value.ToResolution(16), Schedule, 0, 10, Opts));
+        Assert.Throws<ArgumentException>(() =>
+            ChannelImportance.Compute(m, Data.Value, Schedule, 0, 10, Opts with { Width = 0.3 }));
     }
 }

@@ -21,8 +21,12 @@ public class ChannelPermutationTests
         "no-scale-shift" => SlimUNetTests.TestConfig with { ScaleShiftNorm = false },
         // The CIFAR-10 and CelebA presets' layouts (4 levels, 2 or 3 res blocks, attention at one or two
         // resolutions, widths k/8) shrunk to 16×16 images, 32 channels, groups of 4 and heads of 8.
-        "cifar-like" => UNetConfig.Cifar10 with { ImageSize = 16, ModelChannels = 32, Groups = 4, HeadChannels = 8, AttentionResolutions = [8] },
-        "celeba-like" => UNetConfig.Celeba64 with { ImageSize = 16, ModelChannels = 32, Groups = 4, HeadChannels = 8, AttentionResolutions = [8, 4] },
+        "cifar-like" =>
+            UNetConfig.Cifar10 with { ImageSize = 16, ModelChannels = 32, Groups = 4, HeadChannels = 8,
+                                      AttentionResolutions = [8] },
+        "celeba-like" =>
+            UNetConfig.Celeba64 with { ImageSize = 16, ModelChannels = 32, Groups = 4, HeadChannels = 8,
+                                       AttentionResolutions = [8, 4] },
         _ => throw new ArgumentException(variant),
     };
 
@@ -72,7 +76,9 @@ public class ChannelPermutationTests
             Assert.That(RelDiff(before[i], Forward(m, cfg.Widths[i], 5)), Is.LessThan(Tol), $"width {cfg.Widths[i]}");
     }
 
-    /// <summary>The equality check above is sensitive: moving one channel across a GroupNorm group changes ε̂.</summary>
+    /// <summary>
+    /// The equality check above is sensitive: moving one channel across a GroupNorm group changes ε̂.
+    /// </summary>
     [Test]
     public void CrossingAGroupBoundaryChangesTheFunction()
     {
@@ -117,7 +123,11 @@ public class ChannelPermutationTests
         Randomise(m, 2);
         using var ema = new Ema(m.Parameters());
         using var adam = new Adam(m.Parameters());
-        foreach (var (p, mo, v) in adam.State) { mo.CopyFrom(p.ToArray()); v.CopyFrom(p.ToArray().Select(x => 2 * x).ToArray()); }
+        foreach (var (p, mo, v) in adam.State)
+        {
+            mo.CopyFrom(p.ToArray());
+            v.CopyFrom(p.ToArray().Select(x => 2 * x).ToArray());
+        }
         var before = m.Parameters().Select(p => p.ToArray()).ToList();
         ChannelPermutation.Apply(m, ChannelPermutation.Random(m, 8), ema, adam);
         var ps = m.Parameters();
@@ -141,7 +151,9 @@ public class ChannelPermutationTests
         using var m = new SlimUNet(Cpu, UNetConfig.Fmnist32, 0);
         var full = ChannelPermutation.Spaces(m).ToDictionary(s => s.Name);
         var all = ChannelPermutation.Spaces(m, allWidths: true).ToDictionary(s => s.Name);
-        foreach (var s in full.Values) TestContext.Out.WriteLine($"{s.Name} ({s.Size}): full {s.Constraint} | all widths {all[s.Name].Constraint} | norms {string.Join(" ", s.Norms)}");
+        foreach (var s in full.Values)
+            TestContext.Out.WriteLine($"{s.Name} ({s.Size}): full {s.Constraint} | all widths " +
+                                      $"{all[s.Name].Constraint} | norms {string.Join(" ", s.Norms)}");
         // Hidden space: only its own GroupNorm (groups of 4) — any group to any group, any order inside.
         Assert.That(full["input_blocks.1.0:hidden"].Constraint, Is.EqualTo("16⇄[4]"));
         // …at widths ¼..1 the groups are 1, 2, 3, 4 wide inside prefixes of 16, 32, 48, 64: a block moves only
@@ -168,13 +180,15 @@ public class ChannelPermutationTests
         using var m = new SlimUNet(Cpu, Cfg("test"), 1);
         var good = ChannelPermutation.Random(m, 1).Perms;
         var shortPlan = good.ToDictionary(kv => kv.Key, kv => kv.Key == "time_embed.0:out" ? kv.Value[1..] : kv.Value);
-        Assert.That(Assert.Throws<ArgumentException>(() => ChannelPermutation.Apply(m, new PermutationPlan(shortPlan, [1.0])))!.Message,
+        Assert.That(Assert.Throws<ArgumentException>(() =>
+            ChannelPermutation.Apply(m, new PermutationPlan(shortPlan, [1.0])))!.Message,
             Does.Contain("time_embed.0:out"));
-        var dup = good.ToDictionary(kv => kv.Key, kv => kv.Key == "time_embed.0:out" ? kv.Value.Select(_ => 0).ToArray() : kv.Value);
-        Assert.That(Assert.Throws<ArgumentException>(() => ChannelPermutation.Apply(m, new PermutationPlan(dup, [1.0])))!.Message,
-            Does.Contain("not a permutation"));
+        var dup = good.ToDictionary(kv => kv.Key,
+                                    kv => kv.Key == "time_embed.0:out" ? kv.Value.Select(_ => 0).ToArray() : kv.Value);
+        Assert.That(Assert.Throws<ArgumentException>(() =>
+            ChannelPermutation.Apply(m, new PermutationPlan(dup, [1.0])))!.Message, Does.Contain("not a permutation"));
         var unknown = new Dictionary<string, int[]>(good) { ["nope"] = [0] };
-        Assert.That(Assert.Throws<ArgumentException>(() => ChannelPermutation.Apply(m, new PermutationPlan(unknown, [1.0])))!.Message,
-            Does.Contain("nope"));
+        Assert.That(Assert.Throws<ArgumentException>(() =>
+            ChannelPermutation.Apply(m, new PermutationPlan(unknown, [1.0])))!.Message, Does.Contain("nope"));
     }
 }

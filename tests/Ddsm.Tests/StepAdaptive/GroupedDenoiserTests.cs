@@ -8,7 +8,8 @@ namespace Ddsm.Tests.StepAdaptive;
 
 public class GroupedDenoiserTests
 {
-    private static readonly UNetConfig Small = ChannelPermutationTests.Cfg("test") with { Name = "small", ModelChannels = 8 };
+    private static readonly UNetConfig Small =
+        ChannelPermutationTests.Cfg("test") with { Name = "small", ModelChannels = 8 };
 
     private static SlimUNet[] Models()
     {
@@ -88,11 +89,14 @@ public class GroupedDenoiserTests
 
                 // With group widths, a strategy's wider request is capped at the group's width.
                 var capped = new GroupedDenoiser(ms, groups, [1.0, 0.5, 0.5], GroupWidthMode.CappedByGroup);
-                Assert.That(capped.PredictEps(x, 150, 1.0).ToArray(), Is.EqualTo(ms[2].PredictEps(x, 150, 0.5).ToArray()));
+                Assert.That(capped.PredictEps(x, 150, 1.0).ToArray(),
+                            Is.EqualTo(ms[2].PredictEps(x, 150, 0.5).ToArray()));
                 Assert.That(capped.Dispatch(150, 1.0), Is.EqualTo((2, 0.5)));
                 Assert.That(capped.Dispatch(10, 0.5), Is.EqualTo((0, 0.5)), "a narrower request is kept");
-                Assert.That(capped.FlopsPerImage(150, 1.0), Is.EqualTo(ms[2].FlopsPerImage(150, 0.5)), "costed as it runs");
-                Assert.Throws<ArgumentException>(() => den.PredictEps(x, 150, 0.3), "the group model rejects a width it does not allow");
+                Assert.That(capped.FlopsPerImage(150, 1.0), Is.EqualTo(ms[2].FlopsPerImage(150, 0.5)),
+                            "costed as it runs");
+                Assert.Throws<ArgumentException>(() => den.PredictEps(x, 150, 0.3),
+                                                 "the group model rejects a width it does not allow");
             }
             Assert.Throws<ArgumentException>(() => new GroupedDenoiser(ms[..2], groups));
             Assert.Throws<ArgumentException>(() => new GroupedDenoiser(ms, groups, [1.0, 0.3, 1.0]));
@@ -128,8 +132,10 @@ public class GroupedDenoiserTests
             var x = Input(6);
             using var flops = new FlopCounter();
             using (Tape.NoGrad()) sampler.Sample(den, sched, strategy, x, new Rng(1), o);
-            var calls = sampler.EvaluationTimes(sched, o).Select(t => (T: t, D: den.Dispatch(t, strategy.At(t)))).ToList();
-            Assert.That(calls.Select(c => c.D.Group).Distinct().Count(), Is.EqualTo(3), "the trajectory crosses every group");
+            var calls =
+                sampler.EvaluationTimes(sched, o).Select(t => (T: t, D: den.Dispatch(t, strategy.At(t)))).ToList();
+            Assert.That(calls.Select(c => c.D.Group).Distinct().Count(), Is.EqualTo(3),
+                        "the trajectory crosses every group");
             foreach (var (t, (g, w)) in calls)
             {
                 Assert.That(g, Is.EqualTo(groups.GroupOf(Math.Clamp((int)Math.Round(t), 0, 199))), $"t = {t}");
@@ -139,7 +145,8 @@ public class GroupedDenoiserTests
             Assert.That(calls.Select(c => c.D.Width).Distinct().Count(), Is.EqualTo(2), "both widths are run");
             var (gflops, nfe) = sampler.Cost(den, sched, strategy, o);
             Assert.That(nfe, Is.EqualTo(calls.Count));
-            Assert.That(gflops * 1e9, Is.EqualTo((double)flops.Forward).Within(0.5), "the grouped model's cost = op counter");
+            Assert.That(gflops * 1e9, Is.EqualTo((double)flops.Forward).Within(0.5),
+                        "the grouped model's cost = op counter");
             Assert.That(sampler.Cost(ms[0], sched, eff, o).Gflops, Is.EqualTo(gflops).Within(1e-12),
                 "= one model run at the effective strategy");
         }

@@ -32,7 +32,8 @@ public class ImportanceBenefitMeasurement
             var state = m.StateDict();
             double Eval(double w) => EvalLoss(m, data, sched, g, w);
             double full = Eval(1.0), narrow = Eval(0.5);
-            var scores = ChannelImportance.Compute(m, data, sched, g, new ImportanceOptions(Batches: 8, BatchSize: 16, Seed: 3));
+            var scores =
+                ChannelImportance.Compute(m, data, sched, g, new ImportanceOptions(Batches: 8, BatchSize: 16, Seed: 3));
             ChannelPermutation.Apply(m, ChannelPermutation.Compute(m, scores));
             double fullImp = Eval(1.0), narrowImp = Eval(0.5);
             m.LoadState(state);
@@ -43,10 +44,13 @@ public class ImportanceBenefitMeasurement
                 rnd.Add(Eval(0.5));
                 m.LoadState(state);
             }
-            TestContext.Out.WriteLine($"group {g.Index} (t {g.TFirst}-{g.TLast}): full {full:F4} -> {fullImp:F4}; width ½: original {narrow:F4}, importance {narrowImp:F4}, random plans {string.Join(" ", rnd.Select(r => r.ToString("F4")))}");
+            TestContext.Out.WriteLine($"group {g.Index} (t {g.TFirst}-{g.TLast}): full {full:F4} -> {fullImp:F4}; " +
+                                      $"width ½: original {narrow:F4}, importance {narrowImp:F4}, random plans " +
+                                      $"{string.Join(" ", rnd.Select(r => r.ToString("F4")))}");
         }
     }
 
     private static double EvalLoss(SlimUNet m, ImageDataset data, NoiseSchedule sched, TimestepGroup g, double width) =>
-        GroupLoss.Mean(m, data, sched, g.TFirst, g.TLast, width, new GroupLossOptions(Batches: 4, BatchSize: 64, Seed: 99));
+        GroupLoss.Mean(m, data, sched, g.TFirst, g.TLast, width,
+                       new GroupLossOptions(Batches: 4, BatchSize: 64, Seed: 99));
 }

@@ -56,10 +56,13 @@ public class PermutationTreeTests
                     foreach (var run in view.Runs)
                     {
                         // Old positions of the run go to new positions {p : perm[p] ∈ run}.
-                        var dest = Enumerable.Range(0, n).Where(p => perm[p] >= run.Start && perm[p] < run.End).ToArray();
+                        var dest =
+                            Enumerable.Range(0, n).Where(p => perm[p] >= run.Start && perm[p] < run.End).ToArray();
                         var target = view.Runs.FirstOrDefault(r => r.Start == dest[0] && r.End == dest[^1] + 1);
-                        Assert.That(dest.Length == dest[^1] - dest[0] + 1 && target != default && target.Kind == run.Kind, Is.True,
-                            $"trial {trial}: run [{run.Start},{run.End}) {run.Kind} went to {string.Join(",", dest)}; tree {tree.Describe()}");
+                        Assert.That(dest.Length == dest[^1] - dest[0] + 1 && target != default &&
+                                    target.Kind == run.Kind, Is.True,
+                            $"trial {trial}: run [{run.Start},{run.End}) {run.Kind} went to " +
+                            $"{string.Join(",", dest)}; tree {tree.Describe()}");
                         if (view.Runs.Count(r => r.Kind == run.Kind) == 1) Assert.That(target, Is.EqualTo(run));
                     }
             }

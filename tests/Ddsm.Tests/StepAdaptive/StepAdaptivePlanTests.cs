@@ -9,12 +9,17 @@ public class StepAdaptivePlanTests
     private static readonly UNetConfig Cfg = UNetConfig.Fmnist32;   // widths ¼ ½ ¾ 1
     private static readonly TimestepGroups Groups = TimestepGroups.Build(NoiseSchedule.Linear(1000), 4);
 
-    /// <summary>Base losses (groups × widths ¼..1) whose rise from width 1 to ¼ is <paramref name="rise"/> per group.</summary>
+    /// <summary>
+    /// Base losses (groups × widths ¼..1) whose rise from width 1 to ¼ is <paramref name="rise"/> per group.
+    /// </summary>
     private static double[][] Losses(params double[] rise) =>
-        rise.Select((r, g) => { double full = 0.1 + 0.05 * g; return new[] { full * (1 + r), full * (1 + r / 2), full * (1 + r / 4), full }; }).ToArray();
+        rise.Select((r, g) =>
+            { double full = 0.1 + 0.05 *
+              g; return new[] { full * (1 + r), full * (1 + r / 2), full * (1 + r / 4), full }; }).ToArray();
 
     private static double[] Expected(bool highMore, double k = 0.5) =>
-        FlopsBudget.Fractions(4, k, highMore).Select(f => FlopsBudget.NearestWidth(f, Cfg.Widths, w => UNetFlops.Forward(Cfg, w).Total)).ToArray();
+        FlopsBudget.Fractions(4, k, highMore)
+            .Select(f => FlopsBudget.NearestWidth(f, Cfg.Widths, w => UNetFlops.Forward(Cfg, w).Total)).ToArray();
 
     [Test]
     public void AutoOrderGivesTheLargerModelsToTheEndThatNarrowingHurtsMore()
@@ -34,7 +39,9 @@ public class StepAdaptivePlanTests
 
         // Cost fractions are the real analytic FLOPs of the chosen widths, and their step-weighted mean is reported.
         for (int g = 0; g < 4; g++)
-            Assert.That(hardHigh.CostFractions[g], Is.EqualTo((double)UNetFlops.Forward(Cfg, hardHigh.GroupWidths[g]).Total / UNetFlops.Forward(Cfg, 1.0).Total));
+            Assert.That(hardHigh.CostFractions[g],
+                        Is.EqualTo((double)UNetFlops.Forward(Cfg, hardHigh.GroupWidths[g]).Total /
+                                   UNetFlops.Forward(Cfg, 1.0).Total));
         double mean = Groups.Groups.Sum(g => g.Count * hardHigh.CostFractions[g.Index]) / 1000.0;
         Assert.That(hardHigh.MeanCostFraction(Groups), Is.EqualTo(mean).Within(1e-12));
         Assert.That(mean, Is.LessThan(1.0));
@@ -51,7 +58,8 @@ public class StepAdaptivePlanTests
         Assert.That(p.OrderReason, Does.Contain("the search gave the more noisy half less width"));
 
         // A uniform searched strategy says nothing about the order: the loss decides.
-        var flat = StepAdaptivePlan.Create(Cfg, Groups, 0.5, BudgetOrder.Auto, lossSaysHigh, StepStrategy.Uniform(0.5, 1000));
+        var flat =
+            StepAdaptivePlan.Create(Cfg, Groups, 0.5, BudgetOrder.Auto, lossSaysHigh, StepStrategy.Uniform(0.5, 1000));
         Assert.That(flat.HighNoiseGetsMore, Is.True, flat.OrderReason);
 
         var forced = StepAdaptivePlan.Create(Cfg, Groups, 0.5, BudgetOrder.HighNoiseGetsMore, lossSaysHigh, ddsm);
@@ -80,8 +88,12 @@ public class StepAdaptivePlanTests
         Assert.That(back.SameAs(p), Is.True);
         Assert.That(back.BaseLoss, Is.EqualTo(p.BaseLoss));
         Assert.That((p with { K = 0.5 }).SameAs(p), Is.False);
-        Assert.Throws<ArgumentException>(() => StepAdaptivePlan.Create(Cfg, Groups, 0.5, BudgetOrder.Auto, Losses(0.1, 0.2, 0.3)));
-        Assert.Throws<ArgumentException>(() => StepAdaptivePlan.Create(Cfg, Groups, 0.5, BudgetOrder.Auto, Losses(0.1, 0.2, 0.3, 0.4), StepStrategy.Uniform(1, 500)));
-        Assert.Throws<ArgumentException>(() => StepAdaptivePlan.Create(Cfg, Groups, 1.5, BudgetOrder.Auto, Losses(0.1, 0.2, 0.3, 0.4)));
+        Assert.Throws<ArgumentException>(() =>
+            StepAdaptivePlan.Create(Cfg, Groups, 0.5, BudgetOrder.Auto, Losses(0.1, 0.2, 0.3)));
+        Assert.Throws<ArgumentException>(() =>
+            StepAdaptivePlan.Create(Cfg, Groups, 0.5, BudgetOrder.Auto, Losses(0.1, 0.2, 0.3, 0.4),
+                                    StepStrategy.Uniform(1, 500)));
+        Assert.Throws<ArgumentException>(() =>
+            StepAdaptivePlan.Create(Cfg, Groups, 1.5, BudgetOrder.Auto, Losses(0.1, 0.2, 0.3, 0.4)));
     }
 }

@@ -25,9 +25,11 @@ public class StepAdaptiveRunTests
 
     private static readonly StepAdaptiveOptions Opts = new()
     {
-        Groups = 2, K = 0.2, Order = BudgetOrder.HighNoiseGetsMore, Prune = PruneMode.Importance, StepsPerGroup = 4, CheckpointEvery = 2,
+        Groups = 2, K = 0.2, Order = BudgetOrder.HighNoiseGetsMore, Prune = PruneMode.Importance, StepsPerGroup = 4,
+        CheckpointEvery = 2,
         FineTune = new TrainOptions { BatchSize = 4, Lr = 1e-3f, WarmupSteps = 2, EmaDecay = 0.9f, SandwichN = 2 },
-        Importance = new ImportanceOptions(Batches: 1, BatchSize: 4, Seed: 3), Loss = new GroupLossOptions(Batches: 1, BatchSize: 8),
+        Importance = new ImportanceOptions(Batches: 1, BatchSize: 4, Seed: 3),
+        Loss = new GroupLossOptions(Batches: 1, BatchSize: 8),
         Seed = 5,
     };
 
@@ -35,7 +37,8 @@ public class StepAdaptiveRunTests
     private string BaseCheckpoint()
     {
         using var m = new SlimUNet(Cpu, SlimUNetTests.TestConfig, 1);
-        using var tr = new SandwichTrainer(m, Data.Value, new TrainOptions { BatchSize = 4, WarmupSteps = 1, SandwichN = 2 }, 2);
+        using var tr =
+            new SandwichTrainer(m, Data.Value, new TrainOptions { BatchSize = 4, WarmupSteps = 1, SandwichN = 2 }, 2);
         for (int i = 0; i < 3; i++) tr.TrainStep();
         return Checkpoint.Save(new CheckpointRotation(Path.Combine(_dir, "base", "checkpoints"), 1), tr);
     }
@@ -50,7 +53,9 @@ public class StepAdaptiveRunTests
         var run = new StepAdaptiveRun(Cpu, basePath, Data.Value, Path.Combine(_dir, "sa"), Opts);
         var notes = new List<string>();
         var seen = new Dictionary<int, List<double>>();
-        var r = run.Run((g, s) => { if (!seen.TryGetValue(g, out var l)) seen[g] = l = new(); l.AddRange(s.Losses.Select(x => x.Width)); }, notes.Add);
+        var r = run.Run((g, s) =>
+            { if (!seen.TryGetValue(g, out var l)) seen[g] = l = new(); l.AddRange(s.Losses.Select(x => x.Width)); },
+                        notes.Add);
 
         Assert.That(r.Completed, Is.True);
         // Test config widths {½, 1}, k = 0.2, high noise gets more: group 0 (low noise) ½, group 1 full.
@@ -60,13 +65,15 @@ public class StepAdaptiveRunTests
         Assert.That(r.Reports.Select(x => x.Steps), Is.All.EqualTo(4));
         Assert.That(r.Reports.Select(x => x.Pruning), Is.All.EqualTo("importance"));
         Assert.That(r.Reports.All(x => x.TrainSeconds > 0 && double.IsFinite(x.FinalLoss)), Is.True);
-        Assert.That(r.Reports[1].ImportanceLoss, Is.EqualTo(r.Reports[1].PrefixLoss).Within(1e-5 * r.Reports[1].PrefixLoss),
+        Assert.That(r.Reports[1].ImportanceLoss,
+            Is.EqualTo(r.Reports[1].PrefixLoss).Within(1e-5 * r.Reports[1].PrefixLoss),
             "at full width the importance order computes the same function");
 
         // Every group's training drew t from its own range only (saved with its checkpoints).
         for (int g = 0; g < 2; g++)
         {
-            var (_, meta, _) = Checkpoint.Read(new CheckpointRotation(Path.Combine(run.GroupDir(g), "checkpoints"), 9).Latest()!);
+            var (_, meta, _) =
+                Checkpoint.Read(new CheckpointRotation(Path.Combine(run.GroupDir(g), "checkpoints"), 9).Latest()!);
             var to = TrainOptions.FromJson(meta["train_options"]);
             Assert.That((to.TMin, to.TMax), Is.EqualTo((run.Groups.Groups[g].TFirst, run.Groups.Groups[g].TLast)));
         }
@@ -74,7 +81,8 @@ public class StepAdaptiveRunTests
         using var gm = GroupedCheckpoint.Load(r.CheckpointPath, Cpu);
         Assert.That(gm.GroupWidths, Is.EqualTo(r.Plan.GroupWidths));
         Assert.That(gm.Models.Select(m => m.Config.MaxWidth), Is.EqualTo(r.Plan.GroupWidths));
-        Assert.That(gm.Groups.Groups.Select(g => (g.TFirst, g.TLast)), Is.EqualTo(run.Groups.Groups.Select(g => (g.TFirst, g.TLast))));
+        Assert.That(gm.Groups.Groups.Select(g => (g.TFirst, g.TLast)),
+                    Is.EqualTo(run.Groups.Groups.Select(g => (g.TFirst, g.TLast))));
         Assert.That(gm.Plan!.SameAs(r.Plan), Is.True);
         // The grouped file holds each group's EMA weights as they were when the group finished.
         var saved = Tensors(r.CheckpointPath);
@@ -97,7 +105,8 @@ public class StepAdaptiveRunTests
     public void AutoPruningKeepsTheLowerLossAndNeverPermutesAFullWidthGroup()
     {
         var basePath = BaseCheckpoint();
-        var r = new StepAdaptiveRun(Cpu, basePath, Data.Value, Path.Combine(_dir, "sa"), Opts with { Prune = PruneMode.Auto, StepsPerGroup = 1 }).Run();
+        var r = new StepAdaptiveRun(Cpu, basePath, Data.Value, Path.Combine(_dir, "sa"),
+                                    Opts with { Prune = PruneMode.Auto, StepsPerGroup = 1 }).Run();
         var narrow = r.Reports[0];
         Assert.That(narrow.Width, Is.EqualTo(0.5));
         Assert.That(narrow.ImportanceLoss, Is.Not.Null);
@@ -114,10 +123,11 @@ public class StepAdaptiveRunTests
         var straight = new StepAdaptiveRun(Cpu, basePath, Data.Value, Path.Combine(_dir, "a"), Opts).Run();
         // Stop after 2 steps of each group, then resume to 4: same grouped checkpoint.
         new StepAdaptiveRun(Cpu, basePath, Data.Value, Path.Combine(_dir, "b"), Opts with { StepsPerGroup = 2 }).Run();
-        Assert.That(new CheckpointRotation(Path.Combine(_dir, "b", "group1", "checkpoints"), 9).Latest(), Does.EndWith("000000002.safetensors"),
-            "a run without listeners still checkpoints");
+        Assert.That(new CheckpointRotation(Path.Combine(_dir, "b", "group1", "checkpoints"), 9).Latest(),
+            Does.EndWith("000000002.safetensors"), "a run without listeners still checkpoints");
         var notes = new List<string>();
-        var resumed = new StepAdaptiveRun(Cpu, basePath, Data.Value, Path.Combine(_dir, "b"), Opts with { Resume = true }).Run(onNote: notes.Add);
+        var resumed = new StepAdaptiveRun(Cpu, basePath, Data.Value, Path.Combine(_dir, "b"),
+                                          Opts with { Resume = true }).Run(onNote: notes.Add);
         Assert.That(notes.Count(n => n.Contains("resumed from")), Is.EqualTo(2), string.Join("\n", notes));
         var a = Tensors(straight.CheckpointPath);
         var b = Tensors(resumed.CheckpointPath);
@@ -135,12 +145,14 @@ public class StepAdaptiveRunTests
         var before = File.ReadAllBytes(Path.Combine(dir, "stepadapt.safetensors"));
         var ex = Assert.Throws<IOException>(() => new StepAdaptiveRun(Cpu, basePath, Data.Value, dir, Opts));
         Assert.That(ex!.Message, Does.Contain("--resume"));
-        var wrongSize = Assert.Throws<ArgumentException>(() => new StepAdaptiveRun(Cpu, basePath, Datasets.EmbeddedFashionMnist(), Path.Combine(_dir, "x"), Opts));
+        var wrongSize = Assert.Throws<ArgumentException>(() =>
+            new StepAdaptiveRun(Cpu, basePath, Datasets.EmbeddedFashionMnist(), Path.Combine(_dir, "x"), Opts));
         Assert.That(wrongSize!.Message, Does.Contain("28").And.Contain("8×8"));
         var changed = new StepAdaptiveRun(Cpu, basePath, Data.Value, dir, Opts with { K = 0.9, Resume = true });
         var ex2 = Assert.Throws<ArgumentException>(() => changed.Run());
         Assert.That(ex2!.Message, Does.Contain("differs"));
-        Assert.That(File.ReadAllBytes(Path.Combine(dir, "stepadapt.safetensors")), Is.EqualTo(before), "a refused run changes nothing");
+        Assert.That(File.ReadAllBytes(Path.Combine(dir, "stepadapt.safetensors")), Is.EqualTo(before),
+                    "a refused run changes nothing");
     }
 
     [Test]
@@ -150,11 +162,13 @@ public class StepAdaptiveRunTests
         var dir = Path.Combine(_dir, "sa");
         using var cts = new CancellationTokenSource();
         var notes = new List<string>();
-        var r = new StepAdaptiveRun(Cpu, basePath, Data.Value, dir, Opts).Run((g, s) => { if (s.Step == 3) cts.Cancel(); }, notes.Add, cts.Token);
+        var r = new StepAdaptiveRun(Cpu, basePath, Data.Value, dir, Opts)
+            .Run((g, s) => { if (s.Step == 3) cts.Cancel(); }, notes.Add, cts.Token);
         Assert.That(r.Completed, Is.False);
         Assert.That(File.Exists(Path.Combine(dir, "stepadapt.safetensors")), Is.False);
         Assert.That(r.Reports.Single().Steps, Is.EqualTo(3));
-        Assert.That(new CheckpointRotation(Path.Combine(dir, "group0", "checkpoints"), 9).Latest(), Does.EndWith("000000003.safetensors"),
+        Assert.That(new CheckpointRotation(Path.Combine(dir, "group0", "checkpoints"), 9).Latest(),
+            Does.EndWith("000000003.safetensors"),
             string.Join("\n", notes.Concat(Directory.GetFiles(dir, "*", SearchOption.AllDirectories))));
         var done = new StepAdaptiveRun(Cpu, basePath, Data.Value, dir, Opts with { Resume = true }).Run();
         Assert.That(done.Completed, Is.True);
@@ -164,12 +178,15 @@ public class StepAdaptiveRunTests
     public void MalformedGroupedCheckpointsFailWithAClearErrorBeforeAnythingIsBuilt()
     {
         var basePath = BaseCheckpoint();
-        var good = new StepAdaptiveRun(Cpu, basePath, Data.Value, Path.Combine(_dir, "sa"), Opts with { StepsPerGroup = 1 }).Run().CheckpointPath;
+        var good = new StepAdaptiveRun(Cpu, basePath, Data.Value, Path.Combine(_dir, "sa"),
+                                       Opts with { StepsPerGroup = 1 }).Run().CheckpointPath;
         var f = SafeTensors.Read(good);
-        string Variant(string name, Func<Dictionary<string, string>, Dictionary<string, string>> meta, Func<IEnumerable<SafeTensor>, IEnumerable<SafeTensor>>? tensors = null)
+        string Variant(string name, Func<Dictionary<string, string>, Dictionary<string, string>> meta,
+                       Func<IEnumerable<SafeTensor>, IEnumerable<SafeTensor>>? tensors = null)
         {
             var p = Path.Combine(_dir, name + ".safetensors");
-            SafeTensors.Write(p, (tensors ?? (t => t))(f.Tensors).ToList(), meta(new Dictionary<string, string>(f.Metadata)));
+            SafeTensors.Write(p, (tensors ?? (t => t))(f.Tensors).ToList(),
+                              meta(new Dictionary<string, string>(f.Metadata)));
             return p;
         }
         var cases = new Dictionary<string, string>
@@ -181,7 +198,8 @@ public class StepAdaptiveRunTests
             ["grouping"] = Variant("mode", m => { m["grouping"] = "Fancy"; return m; }),
             ["'groups'"] = Variant("groups", m => { m["groups"] = "-2"; return m; }),
             ["metadata 'config' missing"] = Variant("noconfig", m => { m.Remove("config"); return m; }),
-            ["'group1.out.2.weight' missing"] = Variant("tensor", m => m, ts => ts.Where(t => t.Name != "group1.out.2.weight")),
+            ["'group1.out.2.weight' missing"] =
+                Variant("tensor", m => m, ts => ts.Where(t => t.Name != "group1.out.2.weight")),
         };
         foreach (var (want, path) in cases)
         {
@@ -197,9 +215,11 @@ public class StepAdaptiveRunTests
             return m;
         });
         using (var old = GroupedCheckpoint.Load(Legacy("linear"), Cpu))
-            Assert.That((old.Schedule.Kind, old.Schedule.T, old.BaseConfig.Schedule), Is.EqualTo(("linear", 1000, "linear")));
+            Assert.That((old.Schedule.Kind, old.Schedule.T, old.BaseConfig.Schedule),
+                        Is.EqualTo(("linear", 1000, "linear")));
         Assert.That(() => GroupedCheckpoint.Load(Legacy("cosine"), Cpu).Dispose(),
-            Throws.TypeOf<DataFormatException>().With.Message.Contains("differ from this schedule's grouping '0-942,943-999'"));
+            Throws.TypeOf<DataFormatException>()
+                .With.Message.Contains("differ from this schedule's grouping '0-942,943-999'"));
         var bytes = File.ReadAllBytes(good);
         var cut = Path.Combine(_dir, "cut.safetensors");
         File.WriteAllBytes(cut, bytes[..(bytes.Length / 2)]);

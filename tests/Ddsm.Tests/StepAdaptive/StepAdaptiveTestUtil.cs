@@ -34,7 +34,8 @@ internal static class StepAdaptiveTestUtil
         var t = Enumerable.Range(0, n).Select(_ => (float)r.NextInt(1000)).ToArray();
         using var scope = new TensorScope();
         using (Tape.NoGrad())
-            return m.Forward(Tensor.FromArray(Cpu, x, n, c.ImageChannels, c.ImageSize, c.ImageSize), Tensor.FromArray(Cpu, t, n), width).ToArray();
+            return m.Forward(Tensor.FromArray(Cpu, x, n, c.ImageChannels, c.ImageSize, c.ImageSize),
+                             Tensor.FromArray(Cpu, t, n), width).ToArray();
     }
 
     /// <summary>Every channel stays where it is.</summary>

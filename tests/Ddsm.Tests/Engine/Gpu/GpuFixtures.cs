@@ -52,37 +52,73 @@ public class GpuDeviceTests
 
 // The shared suites on the CUDA device (generated only where there is one). One class per family.
 [TestFixtureSource(typeof(CudaDevice), nameof(CudaDevice.Fixtures))]
-public class GpuKernelTestsCuda : GpuKernelTests { protected override (Backend?, string) MakeBackend() => (CudaDevice.Backend, CudaDevice.Reason); }
+public class GpuKernelTestsCuda : GpuKernelTests
+{
+    protected override (Backend?, string) MakeBackend() => (CudaDevice.Backend, CudaDevice.Reason);
+}
 
 [TestFixtureSource(typeof(CudaDevice), nameof(CudaDevice.Fixtures))]
-public class ElementwiseOpTestsCuda : ElementwiseOpTests { protected override (Backend?, string) MakeBackend() => (CudaDevice.Backend, CudaDevice.Reason); }
+public class ElementwiseOpTestsCuda : ElementwiseOpTests
+{
+    protected override (Backend?, string) MakeBackend() => (CudaDevice.Backend, CudaDevice.Reason);
+}
 
 [TestFixtureSource(typeof(CudaDevice), nameof(CudaDevice.Fixtures))]
-public class MatMulOpTestsCuda : MatMulOpTests { protected override (Backend?, string) MakeBackend() => (CudaDevice.Backend, CudaDevice.Reason); }
+public class MatMulOpTestsCuda : MatMulOpTests
+{
+    protected override (Backend?, string) MakeBackend() => (CudaDevice.Backend, CudaDevice.Reason);
+}
 
 [TestFixtureSource(typeof(CudaDevice), nameof(CudaDevice.Fixtures))]
-public class GroupNormOpTestsCuda : GroupNormOpTests { protected override (Backend?, string) MakeBackend() => (CudaDevice.Backend, CudaDevice.Reason); }
+public class GroupNormOpTestsCuda : GroupNormOpTests
+{
+    protected override (Backend?, string) MakeBackend() => (CudaDevice.Backend, CudaDevice.Reason);
+}
 
 [TestFixtureSource(typeof(CudaDevice), nameof(CudaDevice.Fixtures))]
-public class ResampleOpTestsCuda : ResampleOpTests { protected override (Backend?, string) MakeBackend() => (CudaDevice.Backend, CudaDevice.Reason); }
+public class ResampleOpTestsCuda : ResampleOpTests
+{
+    protected override (Backend?, string) MakeBackend() => (CudaDevice.Backend, CudaDevice.Reason);
+}
 
 [TestFixtureSource(typeof(CudaDevice), nameof(CudaDevice.Fixtures))]
-public class AttentionOpTestsCuda : AttentionOpTests { protected override (Backend?, string) MakeBackend() => (CudaDevice.Backend, CudaDevice.Reason); }
+public class AttentionOpTestsCuda : AttentionOpTests
+{
+    protected override (Backend?, string) MakeBackend() => (CudaDevice.Backend, CudaDevice.Reason);
+}
 
 [TestFixtureSource(typeof(CudaDevice), nameof(CudaDevice.Fixtures))]
-public class ConvOpTestsCuda : ConvOpTests { protected override (Backend?, string) MakeBackend() => (CudaDevice.Backend, CudaDevice.Reason); }
+public class ConvOpTestsCuda : ConvOpTests
+{
+    protected override (Backend?, string) MakeBackend() => (CudaDevice.Backend, CudaDevice.Reason);
+}
 
 [TestFixtureSource(typeof(CudaDevice), nameof(CudaDevice.Fixtures))]
-public class MiscOpTestsCuda : MiscOpTests { protected override (Backend?, string) MakeBackend() => (CudaDevice.Backend, CudaDevice.Reason); }
+public class MiscOpTestsCuda : MiscOpTests
+{
+    protected override (Backend?, string) MakeBackend() => (CudaDevice.Backend, CudaDevice.Reason);
+}
 
 [TestFixtureSource(typeof(CudaDevice), nameof(CudaDevice.Fixtures))]
-public class OptimTestsCuda : OptimTests { protected override (Backend?, string) MakeBackend() => (CudaDevice.Backend, CudaDevice.Reason); }
+public class OptimTestsCuda : OptimTests
+{
+    protected override (Backend?, string) MakeBackend() => (CudaDevice.Backend, CudaDevice.Reason);
+}
 
 [TestFixtureSource(typeof(CudaDevice), nameof(CudaDevice.Fixtures))]
-public class LinearOpTestsCuda : LinearOpTests { protected override (Backend?, string) MakeBackend() => (CudaDevice.Backend, CudaDevice.Reason); }
+public class LinearOpTestsCuda : LinearOpTests
+{
+    protected override (Backend?, string) MakeBackend() => (CudaDevice.Backend, CudaDevice.Reason);
+}
 
 [TestFixtureSource(typeof(CudaDevice), nameof(CudaDevice.Fixtures))]
-public class CrossEntropyOpTestsCuda : CrossEntropyOpTests { protected override (Backend?, string) MakeBackend() => (CudaDevice.Backend, CudaDevice.Reason); }
+public class CrossEntropyOpTestsCuda : CrossEntropyOpTests
+{
+    protected override (Backend?, string) MakeBackend() => (CudaDevice.Backend, CudaDevice.Reason);
+}
 
 [TestFixtureSource(typeof(CudaDevice), nameof(CudaDevice.Fixtures))]
-public class ComposedBackwardTestsCuda : ComposedBackwardTests { protected override (Backend?, string) MakeBackend() => (CudaDevice.Backend, CudaDevice.Reason); }
+public class ComposedBackwardTestsCuda : ComposedBackwardTests
+{
+    protected override (Backend?, string) MakeBackend() => (CudaDevice.Backend, CudaDevice.Reason);
+}

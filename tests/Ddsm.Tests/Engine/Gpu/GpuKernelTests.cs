@@ -60,13 +60,20 @@ public abstract class GpuKernelTests : BackendFixture
     private static double RelErr(float[] got, double[] want)
     {
         double num = 0, den = 0;
-        for (int i = 0; i < got.Length; i++) { num += (got[i] - want[i]) * (got[i] - want[i]); den += want[i] * want[i]; }
+        for (int i = 0; i < got.Length; i++)
+        {
+            num += (got[i] - want[i]) * (got[i] - want[i]);
+            den += want[i] * want[i];
+        }
         return Math.Sqrt(num / Math.Max(den, 1e-300));
     }
 
-    /// <summary>TF32 results: within 3e-3 relative (10-bit operand mantissas) and not bit-equal to exact FP32.</summary>
+    /// <summary>
+    /// TF32 results: within 3e-3 relative (10-bit operand mantissas) and not bit-equal to exact FP32.
+    /// </summary>
     private static void Tf32Close(string what, float[] got, double[] want) =>
-        Assert.That(RelErr(got, want), Is.LessThan(3e-3).And.GreaterThan(0), $"{what}: close, and not silently the exact path");
+        Assert.That(RelErr(got, want), Is.LessThan(3e-3).And.GreaterThan(0),
+                    $"{what}: close, and not silently the exact path");
 
     // ---- GEMM ------------------------------------------------------------------------------------
     [TestCase(false, false)] [TestCase(true, false)] [TestCase(false, true)] [TestCase(true, true)]
@@ -105,7 +112,8 @@ public abstract class GpuKernelTests : BackendFixture
     }
 
     // ---- convolution -----------------------------------------------------------------------------
-    private static (double[] y, double[] dx, double[] dw, double[] db) ConvRef(ConvDesc d, float[] x, float[] w, float[] bias, float[] dy)
+    private static (double[] y, double[] dx, double[] dw, double[] db) ConvRef(ConvDesc d, float[] x, float[] w,
+                                                                               float[] bias, float[] dy)
     {
         int kk = d.K * d.K;
         var y = new double[d.N * d.Cout * d.Ho * d.Wo];
@@ -166,7 +174,8 @@ public abstract class GpuKernelTests : BackendFixture
         for (int i = 0; i < w.Length; i++)
         {
             int co = i / (d.CinMax * k * k), ci = i / (k * k) % d.CinMax;
-            if (co >= d.Cout || ci >= d.Cin) Assert.That(dwGot[i], Is.EqualTo(dw0[i]), $"dw[{i}] outside the active prefix must be untouched");
+            if (co >= d.Cout || ci >= d.Cin)
+                Assert.That(dwGot[i], Is.EqualTo(dw0[i]), $"dw[{i}] outside the active prefix must be untouched");
         }
         OpCheck.AssertClose("conv dbias (accumulated)", Delta(Down(dbb), db0), db, 2e-4, 1e-4);
 
@@ -237,7 +246,10 @@ public abstract class GpuKernelTests : BackendFixture
 
         var g = Rand(r, x.Length);
         var grads = Enumerable.Range(0, 5).Select(i => Fd(v => GnRef(d, v), ins, i, D(g))).ToArray();
-        var init = new[] { Rand(r, x.Length), Rand(r, d.CMax), Rand(r, d.CMax), Rand(r, sc.Length), Rand(r, sh.Length) };
+        var init = new[]
+        {
+            Rand(r, x.Length), Rand(r, d.CMax), Rand(r, d.CMax), Rand(r, sc.Length), Rand(r, sh.Length),
+        };
         var gbufs = init.Select(a => Up(a)).ToArray();
         B.GroupNormBackward(d, xb, gb, bb, scb, shb, mb, rb, Up(g), gbufs[0], gbufs[1], gbufs[2], gbufs[3], gbufs[4]);
         string[] names = ["dx", "dgamma", "dbeta", "dscale", "dshift"];
@@ -247,7 +259,8 @@ public abstract class GpuKernelTests : BackendFixture
             var delta = Delta(got, init[i]).Take(grads[i].Length).ToArray();
             OpCheck.AssertClose($"groupnorm {names[i]} (accumulated)", delta, grads[i], 1e-3, 1e-3);
             if (i is 1 or 2)
-                for (int c = d.C; c < d.CMax; c++) Assert.That(got[c], Is.EqualTo(init[i][c]), $"{names[i]}[{c}] outside the prefix");
+                for (int c = d.C; c < d.CMax; c++)
+                    Assert.That(got[c], Is.EqualTo(init[i][c]), $"{names[i]}[{c}] outside the prefix");
         }
     }
 
@@ -547,7 +560,10 @@ public abstract class GpuKernelTests : BackendFixture
         SameAsCpu("timestep embedding", [t, Rand(r, 5 * 33)],
             (be, b) => be.TimestepEmbedding(b[0], b[1], 5, 33, 10000f), 1e-6, 1e-6);
 
-        var p0 = Rand(r, n); var g = Rand(r, n); var m0 = Rand(r, n, 0.1f); var v0 = Rand(r, n).Select(v => v * v).ToArray();
+        var p0 = Rand(r, n);
+        var g = Rand(r, n);
+        var m0 = Rand(r, n, 0.1f);
+        var v0 = Rand(r, n).Select(v => v * v).ToArray();
         var hyper = new AdamHyper(1e-3f, 0.9f, 0.999f, 1e-8f, 0.01f, 0.19f, 0.002f, 0.5f);
         SameAsCpu("adam (p, g, m, v)", [p0, g, m0, v0],
             (be, b) => be.AdamStep(b[0], b[1], b[2], b[3], n, hyper), 1e-6, 1e-5);
@@ -561,10 +577,12 @@ public abstract class GpuKernelTests : BackendFixture
         long n = Small ? 30_017 : 3_000_017;
         var a = Rand(r, n); var b = Rand(r, n);
         var ab = Up(a); var bb = Up(b); var res = New(1);
-        double sum = a.Sum(v => (double)v), ss = a.Sum(v => (double)v * v), se = a.Select((v, i) => (double)(v - b[i]) * (v - b[i])).Sum();
+        double sum = a.Sum(v => (double)v), ss = a.Sum(v => (double)v * v),
+               se = a.Select((v, i) => (double)(v - b[i]) * (v - b[i])).Sum();
         B.Sum(ab, n, res); var s1 = Down(res)[0];
         B.Sum(ab, n, res); var s2 = Down(res)[0];
-        Assert.That(BitConverter.SingleToInt32Bits(s1), Is.EqualTo(BitConverter.SingleToInt32Bits(s2)), "same input, same bits");
+        Assert.That(BitConverter.SingleToInt32Bits(s1), Is.EqualTo(BitConverter.SingleToInt32Bits(s2)),
+                    "same input, same bits");
         Assert.That(s1, Is.EqualTo(sum).Within(1e-3));
         B.SumSquares(ab, n, res); Assert.That(Down(res)[0], Is.EqualTo(ss).Within(ss * 1e-6));
         B.SquaredError(ab, bb, n, res); Assert.That(Down(res)[0], Is.EqualTo(se).Within(se * 1e-6));
