@@ -7,7 +7,9 @@ namespace Ddsm.Kernels;
 public sealed class PtxReport
 {
     public required IReadOnlyList<string> Archs { get; init; }
-    /// <summary>Per kernel, its resources for each of <see cref="Archs"/>; null entries where ptxas was not found.</summary>
+    /// <summary>
+    /// Per kernel, its resources for each of <see cref="Archs"/>; null entries where ptxas was not found.
+    /// </summary>
     public required IReadOnlyList<(KernelEntry Entry, Ptx.Resources?[] R)> Rows { get; init; }
     public bool Assembled { get; init; }
 
@@ -16,7 +18,8 @@ public sealed class PtxReport
     {
         var env = Environment.GetEnvironmentVariable("PTXAS");
         if (!string.IsNullOrEmpty(env))
-            return File.Exists(env) ? env : throw new FileNotFoundException($"$PTXAS names {env}, which does not exist");
+            return File.Exists(env) ? env
+                : throw new FileNotFoundException($"$PTXAS names {env}, which does not exist");
         foreach (var d in (Environment.GetEnvironmentVariable("PATH") ?? "")
                      .Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries))
             if (File.Exists(Path.Combine(d, "ptxas"))) return Path.Combine(d, "ptxas");
@@ -50,7 +53,9 @@ public sealed class PtxReport
         return new PtxReport { Archs = archs, Rows = rows, Assembled = ptxas is not null };
     }
 
-    /// <summary>What --check refuses: ptxas errors, unresolved externals, stack frames or spills in hot kernels.</summary>
+    /// <summary>
+    /// What --check refuses: ptxas errors, unresolved externals, stack frames or spills in hot kernels.
+    /// </summary>
     public IReadOnlyList<string> Problems() => Problems(Rows.SelectMany(r => r.R.Select(x => (r.Entry, x)))).ToList();
 
     public static IEnumerable<string> Problems(IEnumerable<(KernelEntry Entry, Ptx.Resources? R)> rows)
@@ -79,7 +84,8 @@ public sealed class PtxReport
         foreach (var (e, r) in Rows)
         {
             string regs = Col(r, x => x.Registers.ToString()), shared = Col(r, x => x.SharedBytes.ToString());
-            string stack = Col(r, x => x.StackBytes.ToString()), spills = Col(r, x => $"{x.SpillStores}/{x.SpillLoads}");
+            string stack = Col(r, x => x.StackBytes.ToString()),
+                   spills = Col(r, x => $"{x.SpillStores}/{x.SpillLoads}");
             sb.AppendLine($"| {e.Name} | {(e.Hot ? "✓" : "")} | {regs} | {shared} | {stack} | {spills} |");
         }
         sb.AppendLine($"(ptxas 11.8 -v; where two values are given: {string.Join(" / ", Archs)})");
