@@ -19,6 +19,17 @@ public sealed partial class CpuBackend
     private static bool IsPointwise(in ConvDesc d) => d.K == 1 && d.Stride == 1 && d.Pad == 0;
 
     /// <summary>
+    /// What every conv kernel derives from its descriptor: the GEMM depth Cin·K·K, the weight's row stride
+    /// CinMax·K·K, the output pixels, one image's floats in x and in y, and whether the conv is a plain GEMM.
+    /// </summary>
+    private readonly record struct ConvSizes(int Kk, int Ldw, int Hw, long XImg, long YImg, bool Pointwise)
+    {
+        public static ConvSizes Of(in ConvDesc d) =>
+            new(d.Cin * d.K * d.K, d.CinMax * d.K * d.K, d.Ho * d.Wo, (long)d.Cin * d.H * d.W,
+                (long)d.Cout * d.Ho * d.Wo, IsPointwise(d));
+    }
+
+    /// <summary>
     /// Runs body(image, gemmThreads) over the batch: images across threads, or threads inside each GEMM.
     /// </summary>
     private void ForEachImage(int n, Action<int, int> body)
@@ -34,9 +45,7 @@ public sealed partial class CpuBackend
         var dd = d;
         CheckConvBuffers("conv2d forward", d, x, w, y);
         var xa = A(x); var wa = A(w); var ya = A(y); var ba = bias is null ? null : A(bias);
-        int kk = d.Cin * d.K * d.K, ldw = d.CinMax * d.K * d.K, hw = d.Ho * d.Wo;
-        long xImg = (long)d.Cin * d.H * d.W, yImg = (long)d.Cout * hw;
-        bool pointwise = IsPointwise(d);
+        var (kk, ldw, hw, xImg, yImg, pointwise) = ConvSizes.Of(d);
         // The weight prefix is packed once for all images (read-only while the images run).
         nint packedW = 0;
         if (!pointwise)
@@ -123,9 +132,7 @@ public sealed partial class CpuBackend
         var dd = d;
         CheckConvBuffers("conv2d backward data", d, dx, w, dy);
         var ga = A(dy); var wa = A(w); var dxa = A(dx);
-        int kk = d.Cin * d.K * d.K, ldw = d.CinMax * d.K * d.K, hw = d.Ho * d.Wo;
-        long xImg = (long)d.Cin * d.H * d.W, yImg = (long)d.Cout * hw;
-        bool pointwise = IsPointwise(d);
+        var (kk, ldw, hw, xImg, yImg, pointwise) = ConvSizes.Of(d);
         if (!pointwise && d.Stride == 1 && d.Pad <= d.K - 1)
         {
             BackwardDataAsConv(d, ga, wa, dxa);
@@ -154,9 +161,7 @@ public sealed partial class CpuBackend
         var dd = d;
         CheckConvBuffers("conv2d backward weight", d, x, dw, dy);
         var xa = A(x); var ga = A(dy); var dwa = A(dw);
-        int kk = d.Cin * d.K * d.K, ldw = d.CinMax * d.K * d.K, hw = d.Ho * d.Wo;
-        long xImg = (long)d.Cin * d.H * d.W, yImg = (long)d.Cout * hw;
-        bool pointwise = IsPointwise(d);
+        var (kk, ldw, hw, xImg, yImg, pointwise) = ConvSizes.Of(d);
 
         // dW_part (Cout, Cin·K·K) (+)= dy_n (Cout, Ho·Wo) · col_nᵀ (Ho·Wo, Cin·K·K)
         void Accumulate(int n, float[] dst, long dstOff, int ldDst, float beta, int threads)

@@ -194,13 +194,23 @@ public sealed partial class IlgpuBackend : Backend
             throw new InvalidOperationException($"{Name}: {what} is a host copy and cannot run during graph capture");
     }
 
+    /// <summary>
+    /// The buffer of a host copy of <paramref name="length"/> floats at <paramref name="offset"/>, its range
+    /// checked, outside graph capture, the accelerator bound; null when there is nothing to copy.
+    /// </summary>
+    private IlgpuBuffer? HostCopy(DeviceBuffer buffer, long offset, int length, string what)
+    {
+        var b = Own(buffer);
+        CheckRange(b, offset, length, what);
+        NotCapturing(what);
+        if (length == 0) return null;
+        _acc.Bind();
+        return b;
+    }
+
     public override void CopyIn(DeviceBuffer dst, long dstOffset, ReadOnlySpan<float> src)
     {
-        var d = Own(dst);
-        CheckRange(d, dstOffset, src.Length, "CopyIn");
-        NotCapturing("CopyIn");
-        if (src.Length == 0) return;
-        _acc.Bind();
+        if (HostCopy(dst, dstOffset, src.Length, "CopyIn") is not { } d) return;
         // Stream-ordered after the kernels queued before it; pageable host memory is staged by the
         // driver before the call returns, so the caller may reuse src at once.
         d.Slice(dstOffset, src.Length).CopyFromCPU(_stream, src);
@@ -208,11 +218,7 @@ public sealed partial class IlgpuBackend : Backend
 
     public override void CopyOut(DeviceBuffer src, long srcOffset, Span<float> dst)
     {
-        var s = Own(src);
-        CheckRange(s, srcOffset, dst.Length, "CopyOut");
-        NotCapturing("CopyOut");
-        if (dst.Length == 0) return;
-        _acc.Bind();
+        if (HostCopy(src, srcOffset, dst.Length, "CopyOut") is not { } s) return;
         s.Slice(srcOffset, dst.Length).CopyToCPU(_stream, dst);
         Synchronize();
     }
