@@ -33,7 +33,8 @@ public sealed partial class FeatureNet
             ["heldout_accuracy"] = R(Info.HeldOutAccuracy),
             ["fingerprint"] = Fingerprint(),
         };
-        SafeTensors.Write(path, tensors, meta);
+        if (Info.DataSpec is not null) meta["data"] = Info.DataSpec;
+        SafeTensors.Write(path, tensors, TensorChecksums.Stamp(tensors, meta));
     }
 
     /// <summary>
@@ -91,7 +92,8 @@ public sealed partial class FeatureNet
                 DataFormatException.Check(fp == net.Fingerprint(), path,
                                           $"weights do not match their fingerprint {fp} (file corrupted or edited)");
             m.TryGetValue("dataset", out var dataset);
-            net.Info = new FeatureNetInfo(dataset ?? "", steps, Real("train_accuracy"), Real("heldout_accuracy"));
+            net.Info = new FeatureNetInfo(dataset ?? "", steps, Real("train_accuracy"), Real("heldout_accuracy"),
+                m.GetValueOrDefault("data"));
             return net;
         }
         catch

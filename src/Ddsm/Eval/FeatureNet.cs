@@ -5,8 +5,11 @@ using Ddsm.Model;
 namespace Ddsm.Eval;
 
 /// <summary>What a feature net was trained on and how well it classifies (stored in its file).</summary>
+/// <param name="Dataset">the data set's name (its training part's).</param>
+/// <param name="DataSpec">the spec it was opened with (<c>--data</c>): the reference its scores default to;
+/// null in files written before it was recorded.</param>
 public sealed record FeatureNetInfo(string Dataset = "", int Steps = 0, double TrainAccuracy = double.NaN,
-                                    double HeldOutAccuracy = double.NaN);
+                                    double HeldOutAccuracy = double.NaN, string? DataSpec = null);
 
 /// <summary>
 /// The feature extractor behind FD / KID / precision-recall. No Inception weights can be fetched

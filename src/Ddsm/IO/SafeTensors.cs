@@ -146,7 +146,28 @@ public static class SafeTensors
             s.ReadExactly(data);
             tensors.Add(new SafeTensor(e.Name, e.DType, e.Shape, data));
         }
+        TensorChecksums.Verify(tensors, metadata, source);
         return new SafeTensorsFile(tensors, metadata);
+    }
+
+    /// <summary>
+    /// The metadata of a file without reading its tensors (nor checking them): what kind of file it is, what
+    /// data set it was trained on. Throws <see cref="DataFormatException"/> when the header is malformed.
+    /// </summary>
+    public static IReadOnlyDictionary<string, string> ReadMetadata(string path)
+    {
+        using var s = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 12);
+        long fileLen = s.Length;
+        DataFormatException.Check(fileLen >= 8, path, $"file of {fileLen} bytes is too short for a safetensors header");
+        Span<byte> lenBytes = stackalloc byte[8];
+        s.ReadExactly(lenBytes);
+        ulong n = BinaryPrimitives.ReadUInt64LittleEndian(lenBytes);
+        DataFormatException.Check(n >= 2 && n <= MaxHeaderBytes && (long)n <= fileLen - 8, path, $"header length {n} is not possible here");
+        var header = new byte[n];
+        s.ReadExactly(header);
+        DataFormatException.Check(header[0] == (byte)'{' && System.Text.Unicode.Utf8.IsValid(header), path,
+            "header is not a UTF-8 JSON object");
+        return BoundedRead.Guarded(() => ParseHeader(header, path), path, "header").Item2;
     }
 
     private sealed record Entry(string Name, string DType, long[] Shape, long Begin, long End);

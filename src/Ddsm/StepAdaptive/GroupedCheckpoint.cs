@@ -71,7 +71,7 @@ public static class GroupedCheckpoint
         };
         if (dataSpec is not null) meta["data"] = dataSpec;
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
-        SafeTensors.Write(path, tensors, meta);
+        SafeTensors.Write(path, tensors, TensorChecksums.Stamp(tensors, meta));
     }
 
     public static GroupedModel Load(string path, Backend backend) => Load(SafeTensors.Read(path), path, backend);

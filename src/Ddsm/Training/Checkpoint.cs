@@ -8,8 +8,9 @@ namespace Ddsm.Training;
 /// <summary>
 /// A training checkpoint as one safetensors file: model weights under their PyTorch-style names,
 /// EMA weights under "ema.", Adam moments under "adam.m."/"adam.v.", and as metadata the step, the
-/// Adam step, the RNG state, the model config, the training options and the data spec (when known).
-/// Written atomically, so a kill during a save leaves the previous checkpoint intact.
+/// Adam step, the RNG state, the model config, the training options, the data spec (when known) and the
+/// checksums of all of it (<see cref="TensorChecksums"/>). Written atomically, so a kill during a save leaves the
+/// previous checkpoint intact; loading checks the checksums (when there) and that every weight used is finite.
 /// </summary>
 public static class Checkpoint
 {
@@ -40,7 +41,7 @@ public static class Checkpoint
             ["train_options"] = tr.Options.ToJson(),
         };
         if (dataSpec is not null) meta["data"] = dataSpec;
-        return rotation.Save(tr.Step, tensors, meta);
+        return rotation.Save(tr.Step, tensors, TensorChecksums.Stamp(tensors, meta));
     }
 
     /// <summary>
@@ -65,7 +66,7 @@ public static class Checkpoint
         };
         var dir = Path.GetDirectoryName(Path.GetFullPath(path));
         if (dir is not null) Directory.CreateDirectory(dir);
-        SafeTensors.Write(path, tensors, meta);
+        SafeTensors.Write(path, tensors, TensorChecksums.Stamp(tensors, meta));
     }
 
     /// <summary>Reads only the metadata and the model config (e.g. to build the model first).</summary>
@@ -169,7 +170,11 @@ public static class Checkpoint
             throw new DataFormatException(path,
                                           $"tensor '{name}' has shape ({string.Join(", ", t.Shape)}), want " +
                                           $"{ShapeUtil.Str(like.Shape)}");
-        return t.ToFloat();
+        var v = t.ToFloat();
+        // A NaN or Inf weight makes every image NaN: refuse it here, naming the tensor, rather than sample noise.
+        int bad = Array.FindIndex(v, x => !float.IsFinite(x));
+        if (bad >= 0) throw new DataFormatException(path, $"tensor '{name}' holds {v[bad]} at element {bad}");
+        return v;
     }
 
     private static long Long(IReadOnlyDictionary<string, string> meta, string key, string path) =>

@@ -2,6 +2,7 @@ using Ddsm.Engine;
 using Ddsm.Engine.Cpu;
 using Ddsm.Eval;
 using Ddsm.IO;
+using Ddsm.Tests.Runs;
 
 namespace Ddsm.Tests.Eval;
 
@@ -80,6 +81,7 @@ public class FeatureNetTests
     [TestCase("absurd classes", "classes")]
     [TestCase("NaN weight", "NaN")]
     [TestCase("truncated", "")]
+    [TestCase("flipped bit", "does not match its checksum")]
     public void MalformedFileIsADataFormatException(string damage, string messagePart)
     {
         using var net = new FeatureNet(Cpu, 1, 10, 7);
@@ -87,7 +89,8 @@ public class FeatureNetTests
         net.Save(good);
         var f = SafeTensors.Read(good);
         var tensors = f.Tensors.ToList();
-        var meta = f.Metadata.ToDictionary();
+        // Without the checksums (as files written before them): each damage reaches the check made for it.
+        var meta = LegacyFiles.WithoutChecksums(f.Metadata);
         int fc2b = tensors.FindIndex(t => t.Name == "fc2.bias");
         switch (damage)
         {
@@ -109,7 +112,10 @@ public class FeatureNetTests
                 break;
         }
         var bad = Path.Combine(_dir, "bad.safetensors");
+        var bytes = File.ReadAllBytes(good);
+        bytes[^3] ^= 1;   // a low bit of the last weight: still a finite number, only the checksum can tell
         if (damage == "truncated") File.WriteAllBytes(bad, File.ReadAllBytes(good)[..^100]);
+        else if (damage == "flipped bit") File.WriteAllBytes(bad, bytes);
         else SafeTensors.Write(bad, tensors, meta);
         var ex = Assert.Throws<DataFormatException>(() => FeatureNet.Load(Cpu, bad).Dispose());
         TestContext.Out.WriteLine($"{damage}: {ex!.Message}");

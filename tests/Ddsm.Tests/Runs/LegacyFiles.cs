@@ -12,4 +12,12 @@ internal static class LegacyFiles
         Assert.That(o.Remove("Schedule") && o.Remove("DiffusionSteps"), "the config of today carries the schedule");
         return o.ToJsonString();
     }
+
+    /// <summary>A file's metadata as written before checksums were stamped into it.</summary>
+    public static Dictionary<string, string> WithoutChecksums(IReadOnlyDictionary<string, string> metadata)
+    {
+        var m = new Dictionary<string, string>(metadata);
+        Assert.That(m.Remove(Ddsm.IO.TensorChecksums.Key), "files of today carry checksums");
+        return m;
+    }
 }

@@ -57,7 +57,7 @@ public class LoadedModelTests
         var f = SafeTensors.Read(path);
         string Old(string name, string trainOptions)
         {
-            var meta = new Dictionary<string, string>(f.Metadata)
+            var meta = new Dictionary<string, string>(LegacyFiles.WithoutChecksums(f.Metadata))
             {
                 ["config"] = LegacyFiles.ConfigWithoutSchedule(f.Metadata["config"]), ["train_options"] = trainOptions,
             };
