@@ -46,22 +46,27 @@ internal static class EvalCommand
             Description = "feature net file",
             DefaultValueFactory = _ => "runs/features.safetensors",
         };
-        var refData = new Option<string>("--data")
+        var refData = new Option<string?>("--data")
         {
-            Description = "reference data set",
-            DefaultValueFactory = _ => "fmnist-embedded",
+            Description = "reference data set (default: the one the feature net was trained on)",
+        };
+        var otherData = new Option<bool>("--other-data")
+        {
+            Description = "score against --data even though the feature net was trained on another data set",
         };
         var dev2 = Common.Device(); var cache2 = Common.CacheDir();
         var score =
             new Command("score", "FD, KID and precision/recall of generated samples, with the real-vs-real baseline")
         {
-            samples, features, refData, dev2, cache2,
+            samples, features, refData, otherData, dev2, cache2,
         };
         score.SetAction(p => Common.Guard(() =>
         {
-            var (samplesScore, baseline) = Scoring.ScoreFile(Devices.Create(p.GetValue(dev2)!), p.GetValue(samples)!,
-                p.GetValue(features)!, p.GetValue(refData)!, p.GetValue(cache2)!);
+            var (samplesScore, baseline, reference) = Scoring.ScoreFile(Devices.Create(p.GetValue(dev2)!),
+                p.GetValue(samples)!, p.GetValue(features)!, p.GetValue(refData), p.GetValue(cache2)!, p.GetValue(otherData));
             AnsiConsole.WriteLine(samplesScore.WithBaseline(baseline));
+            AnsiConsole.WriteLine($"reference: {reference}; KID is the unscaled MMD² (cubic kernel on the feature net's " +
+                                  "features), 0 for equal distributions");
             return 0;
         }));
         return new Command("eval", "sample-quality metrics") { train, score };
@@ -71,6 +76,8 @@ internal static class EvalCommand
     public static void TrainFeatures(string dataSpec, string cache, int steps, string device, ulong seed,
                                      string outPath)
     {
+        if (steps <= 0) throw new ArgumentException($"--steps must be positive, got {steps}");
+        OutputFiles.Check([outPath], [], force: false);
         using var net =
             FeatureNetRun.Train(Devices.Create(device), dataSpec, cache, steps, seed, outPath, AnsiConsole.WriteLine);
         AnsiConsole.WriteLine($"feature net: held-out accuracy {net.Info.HeldOutAccuracy:P1} → {outPath}");

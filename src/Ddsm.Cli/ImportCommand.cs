@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Ddsm.Interop;
+using Ddsm.Runs;
 using Spectre.Console;
 
 namespace Ddsm.Cli;
@@ -33,16 +34,18 @@ internal static class ImportCommand
             Description = "checkpoint to write (.safetensors)",
             Required = true,
         };
+        var force = new Option<bool>("--force") { Description = "replace a checkpoint at --out" };
         var cmd = new Command("import", "import a PyTorch or safetensors checkpoint (our layout or the DDSM release's)")
-            { source, layout, preset, outPath };
+            { source, layout, preset, outPath, force };
         cmd.SetAction(p => Common.Guard(() =>
-            Run(p.GetValue(source)!, p.GetValue(layout)!, p.GetValue(preset), p.GetValue(outPath)!)));
+            Run(p.GetValue(source)!, p.GetValue(layout)!, p.GetValue(preset), p.GetValue(outPath)!, p.GetValue(force))));
         return cmd;
     }
 
-    private static int Run(string source, string layout, string? preset, string outPath)
+    private static int Run(string source, string layout, string? preset, string outPath, bool force)
     {
         if (!File.Exists(source)) throw new FileNotFoundException($"checkpoint '{source}' not found", source);
+        OutputFiles.Check([outPath], [source, preset ?? ""], force);
         var r = CheckpointImport.Run(source, CheckpointImport.ParseLayout(layout), outPath, preset);
         string step = r.SourceStep is { } s ? $", step {s}" : "";
         AnsiConsole.MarkupLineInterpolated($"{source}: {r.Found}, {r.Parameters:N0} parameters{step}");

@@ -55,10 +55,16 @@ internal static class SampleCommand
         {
             Description = "print the per-op and per-kernel profile at the end",
         };
+        var resample = new Option<bool>("--resample")
+        {
+            Description = "stretch a strategy file of another length to the model's timesteps (else refused)",
+        };
+        var force = new Option<bool>("--force") { Description = "replace a checkpoint at --out (never the one sampled)" };
         var device = Common.Device(); var seed = Common.Seed(); var tf32 = Common.Tf32();
         var cmd = new Command("sample", "sample images with a width-per-step strategy")
         {
-            ckpt, sampler, steps, eta, strategy, n, batch, outPath, noEma, cls, guidance, profile, device, tf32, seed,
+            ckpt, sampler, steps, eta, strategy, n, batch, outPath, noEma, cls, guidance, profile, resample, force, device, tf32,
+            seed,
         };
         cmd.SetAction(p => Common.Guard(() =>
         {
@@ -66,13 +72,17 @@ internal static class SampleCommand
                 new SamplerOptions(p.GetValue(steps), p.GetValue(eta)), p.GetValue(n), p.GetValue(batch),
                 p.GetValue(seed)).Validate();
             var be = Devices.Create(p.GetValue(device)!, p.GetValue(tf32));
-            using var model =
-                LoadedModel.Load(p.GetValue(ckpt)!, be, new LoadOptions(p.GetValue(strategy), Ema: !p.GetValue(noEma)));
+            var (outFile, checkpoint) = (p.GetValue(outPath)!, LoadedModel.Resolve(p.GetValue(ckpt)!));
+            // Before the checkpoint is even read: a bad --out is an error in a second, not after the sampling.
+            OutputFiles.Check([outFile, SampleRun.RawPath(outFile)], [checkpoint, p.GetValue(strategy) ?? ""],
+                              p.GetValue(force));
+            using var model = LoadedModel.Load(checkpoint, be,
+                new LoadOptions(p.GetValue(strategy), Ema: !p.GetValue(noEma), Resample: p.GetValue(resample)));
             Profiler.Enabled = p.GetValue(profile);
-            var r = SampleRun.Run(model, new SampleRequest(spec, p.GetValue(cls), p.GetValue(guidance)),
-                p.GetValue(outPath)!,
+            var r = SampleRun.Run(model, new SampleRequest(spec, p.GetValue(cls), p.GetValue(guidance)), outFile,
                 Console.IsOutputRedirected ? null : pr =>
-                    Console.Write($"\rimages {pr.BatchEnd}/{pr.Count}: step {pr.Step}/{pr.Steps}   "));
+                    Console.Write($"\rimages {pr.BatchEnd}/{pr.Count}: step {pr.Step}/{pr.Steps}   "),
+                p.GetValue(force));
             if (!Console.IsOutputRedirected) Console.WriteLine();
             AnsiConsole.WriteLine($"wrote {r.GridPath} and {r.RawPath}");
             if (model.Note is { } note) AnsiConsole.WriteLine(note);

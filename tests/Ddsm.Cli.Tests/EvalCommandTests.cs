@@ -29,7 +29,7 @@ public class EvalCommandTests
     {
         var r = Ddsm.Run("eval", "score", "--samples", Shared.Features.Path, "--features", Shared.Features.Path,
                          "--cache", Shared.Cache);
-        Assert.That(r.Code, Is.EqualTo(1));
-        Assert.That(r.Err.Trim(), Does.StartWith("error: ").And.Contain("no 'samples' tensor"));
+        Assert.That(r.Code, Is.EqualTo(2), "bad input");
+        Assert.That(r.Err.Trim(), Does.StartWith("error: ").And.Contain("is a 'ddsm-featurenet-v1' file, not samples"));
     }
 }

@@ -23,6 +23,19 @@ public sealed class Shared
         return (path, Ddsm.Ok("eval", "train-features", "--steps", "30", "--out", path, "--cache", Cache));
     });
 
+    private static readonly Lazy<string> CacheFileRun = new(() =>
+    {
+        var path = Path.Combine(Root, "other-data.ddsmimg");
+        Data.DatasetCache.Write(path, Data.Datasets.EmbeddedFashionMnist());
+        return "cache:" + path;
+    });
+
+    /// <summary>
+    /// A data spec other than the default, naming the same images (a cache file of the embedded subset): what a run
+    /// on "another data set" looks like without a download.
+    /// </summary>
+    public static string OtherData => CacheFileRun.Value;
+
     /// <summary>The training run's directory and what `ddsm train` printed (3 steps, checkpoints every 2).</summary>
     public static (string Dir, CliResult Result) Trained => TrainRun.Value;
     /// <summary>The feature net file and what `ddsm eval train-features` printed.</summary>

@@ -21,7 +21,7 @@ public static class FeatureNetRun
         var net = FeatureNetTrainer.Train(be, train, new FeatureNetTrainOptions(Steps: steps, Seed: seed + 1));
         try
         {
-            net.Info = net.Info with { HeldOutAccuracy = FeatureNetTrainer.Accuracy(net, held) };
+            net.Info = net.Info with { HeldOutAccuracy = FeatureNetTrainer.Accuracy(net, held), DataSpec = dataSpec };
             net.Save(outPath);
             return net;
         }

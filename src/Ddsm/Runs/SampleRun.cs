@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using Ddsm.Diffusion;
 using Ddsm.Engine;
+using Ddsm.Eval;
 using Ddsm.IO;
 using Ddsm.Model;
 
@@ -23,10 +24,15 @@ public sealed record SampleResult(string GridPath, string RawPath, double Gflops
 /// </summary>
 public static class SampleRun
 {
+    /// <param name="force">replace a checkpoint at an output path (never an input of this run).</param>
     public static SampleResult Run(LoadedModel model, SampleRequest request, string outPath,
-        Action<SampleProgress>? progress = null)
+        Action<SampleProgress>? progress = null, bool force = false)
     {
         var (cfg, spec) = (model.Config, request.Spec.Validate());
+        var raw = RawPath(outPath);
+        if (Path.GetFullPath(raw) == Path.GetFullPath(outPath))
+            throw new ArgumentException($"--out {outPath}: the grid is a PNG; the raw samples go beside it as .safetensors");
+        OutputFiles.Check([outPath, raw], [model.Path, model.StrategyName], force);
         var labels = Labels(request.ClassSpec, cfg, spec.Count);
         if (request.Guidance is not null && labels is null)
             throw new ArgumentException("--guidance needs --class (the class to guide towards)");
@@ -47,10 +53,8 @@ public static class SampleRun
         double ms = sw.Elapsed.TotalMilliseconds / spec.Count;
         double attention = (double)counter.ByOp.GetValueOrDefault("attention") / counter.Forward;
 
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(outPath))!);
         int n = spec.Count, c = cfg.ImageChannels, s = cfg.ImageSize;
         ImageGrid.WritePng(outPath, images, n, c, s, s, (int)Math.Ceiling(Math.Sqrt(n)));
-        var raw = Path.ChangeExtension(outPath, ".safetensors");
         var meta = new Dictionary<string, string>
         {
             ["sampler"] = spec.Sampler.ToString(),
@@ -58,9 +62,12 @@ public static class SampleRun
             ["strategy"] = model.StrategyName, ["checkpoint"] = model.Path, ["class"] = request.ClassSpec ?? "",
             ["guidance"] = labels is null ? "" : scale.ToString(CultureInfo.InvariantCulture),
         };
-        SafeTensors.Write(raw, [SafeTensor.F32("samples", images, n, c, s, s)], meta);
+        SampleFile.Write(raw, images, n, c, s, meta);
         return new SampleResult(outPath, raw, gflops, nfe, attention, ms, labels, scale);
     }
+
+    /// <summary>Where the raw samples go: beside the grid, as .safetensors.</summary>
+    public static string RawPath(string gridPath) => Path.ChangeExtension(gridPath, ".safetensors");
 
     /// <summary>
     /// Labels of images 0..n−1 for --class: K for all, or i mod NumClasses for 'all'; null without --class.

@@ -32,6 +32,9 @@ public static class SearchRun
     public static SearchOutcome Run(SearchSettings s, Backend be, SearchEvents? events = null)
     {
         var ev = events ?? new SearchEvents();
+        if (s.Count < 2 || s.SamplerSteps <= 0 || s.Generations < 0)
+            throw new ArgumentException("search: -n must be ≥ 2, --steps positive and --generations ≥ 0");
+        OutputFiles.CheckDirectory(s.OutDir);
         // A step-adaptive checkpoint is searched with each candidate's widths capped at each group's.
         using var loaded = LoadedModel.Load(s.Checkpoint, be, new LoadOptions(CapGroups: true));
         var (model, cfg, sched) = (loaded.Denoiser, loaded.Config, loaded.Schedule);

@@ -78,7 +78,9 @@ public static class StrategyComparison
             $"| {baseline.PrecisionRecall.Precision:F3} | {baseline.PrecisionRecall.Recall:F3} | – | – |") +
                 (hours ? " – |" : ""));
         sb.AppendLine().AppendLine(string.Create(CultureInfo.InvariantCulture,
-            $"Run-to-run spread of FD (full width, two noise seeds): {spread:F3}."));
+            $"Run-to-run spread of FD (full width, two noise seeds): {spread:F3}.") +
+            " KID: the unscaled MMD² (cubic kernel on the feature net's features; 0 for equal distributions, can be " +
+            "negative), mean ± std over random subsets.");
         return sb.ToString();
     }
 }
