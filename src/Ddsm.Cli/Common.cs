@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Runtime.InteropServices;
 using Ddsm.Engine;
 using Ddsm.Engine.Ilgpu;
 using Ddsm.IO;
@@ -36,19 +37,33 @@ internal static class Common
         Environment.GetEnvironmentVariable("DDSM_CACHE") ??
             Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache", "ddsm");
 
+    /// <summary>Exit codes (the README's CLI section): 0 done, 1 usage error, 2 bad input, 128 + signal when stopped.</summary>
+    public const int Usage = 1, BadInput = 2, Sigint = 130, Sigterm = 143;
+
     /// <summary>
-    /// Runs a verb body. A user error (<see cref="IsUserError"/>) becomes one line on stderr and exit code 1;
-    /// anything else is a bug and propagates with its stack trace.
+    /// Runs a verb body. A user error (<see cref="IsUserError"/>) becomes one line on stderr and exit code
+    /// <see cref="ExitCode"/>; anything else is a bug and propagates with its stack trace.
     /// </summary>
     public static int Guard(Func<int> body)
     {
         try { return body(); }
         catch (Exception e) when (IsUserError(e))
         {
-            Console.Error.WriteLine($"error: {e.Message}");
-            return 1;
+            Console.Error.WriteLine($"error: {OneLine(e.Message)}");
+            return ExitCode(e);
         }
     }
+
+    /// <summary>
+    /// 2 for bad input: a file that is missing, unreadable, malformed or damaged (DataFormatException, IOException,
+    /// UnauthorizedAccessException, FormatException: a strategy file that is not one); 1 for the rest: options
+    /// that are wrong or do not go together, what this machine cannot do, a run that diverged.
+    /// </summary>
+    public static int ExitCode(Exception e) =>
+        e is DataFormatException or IOException or UnauthorizedAccessException or FormatException ? BadInput : Usage;
+
+    /// <summary>A message as one line (a file's own text quoted in it may hold line breaks).</summary>
+    private static string OneLine(string message) => message.ReplaceLineEndings(" ");
 
     /// <summary>
     /// What the person running the command can fix: bad input (ArgumentException, FormatException), a bad or
@@ -70,30 +85,39 @@ internal static class Common
 
     /// <summary>
     /// A token that Ctrl-C (SIGINT) and SIGTERM (what `kill`, job schedulers and container stops send) cancel
-    /// instead of killing the process, so a long verb stops at the next step boundary and saves first.
+    /// instead of killing the process, so a long verb stops at the next step boundary and saves first; then
+    /// <see cref="ExitCode"/> is what a shell expects of a process that signal stopped (128 + its number).
     /// Dispose to restore the default handling.
     /// </summary>
     public sealed class StopSignal : IDisposable
     {
         private readonly CancellationTokenSource _cts = new();
-        private readonly System.Runtime.InteropServices.PosixSignalRegistration[] _regs;
+        private readonly PosixSignalRegistration[] _regs;
+        private PosixSignal? _signal;
         public CancellationToken Token => _cts.Token;
         public bool Requested => _cts.IsCancellationRequested;
+        /// <summary>The signal that asked to stop; null while none has.</summary>
+        public PosixSignal? Signal => _signal;
+        /// <summary>130 after SIGINT, 143 after SIGTERM, 0 while no signal came.</summary>
+        public int ExitCode => _signal switch { PosixSignal.SIGINT => Sigint, PosixSignal.SIGTERM => Sigterm, _ => 0 };
 
         public StopSignal()
         {
-            _regs = new[]
-            {
-                System.Runtime.InteropServices.PosixSignal.SIGINT,
-                System.Runtime.InteropServices.PosixSignal.SIGTERM,
-            }
-                .Select(sig => System.Runtime.InteropServices.PosixSignalRegistration.Create(sig, ctx =>
+            _regs = new[] { PosixSignal.SIGINT, PosixSignal.SIGTERM }
+                .Select(sig => PosixSignalRegistration.Create(sig, ctx =>
                 {
                     ctx.Cancel = true;
-                    if (!_cts.IsCancellationRequested)
-                        Console.Error.WriteLine($"\n{ctx.Signal}: stopping after the current step (saving first)");
-                    _cts.Cancel();
+                    Request(ctx.Signal);
                 })).ToArray();
+        }
+
+        /// <summary>What a signal does (the first one counts).</summary>
+        internal void Request(PosixSignal signal)
+        {
+            if (_cts.IsCancellationRequested) return;
+            _signal = signal;
+            Console.Error.WriteLine($"\n{signal}: stopping after the current step (saving first)");
+            _cts.Cancel();
         }
 
         public void Dispose()

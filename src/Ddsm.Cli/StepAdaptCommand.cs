@@ -119,6 +119,10 @@ internal static class StepAdaptCommand
             Description = "images per forward in the comparison",
             DefaultValueFactory = _ => 64,
         };
+        var resample = new Option<bool>("--resample")
+        {
+            Description = "stretch a --strategy of another length to the model's timesteps (else refused)",
+        };
         var device = Common.Device(); var seed = Common.Seed(); var cache = Common.CacheDir();
         var cmd = new Command("stepadapt",
                               "step-adaptive training: SNR timestep groups, one importance-pruned fine-tuned " +
@@ -126,7 +130,7 @@ internal static class StepAdaptCommand
         {
             baseCk, data, groups, grouping, k, order, prune, steps, batch, lr, warmup, ema, n, impBatches, outDir,
             ckEvery, resume,
-            features, strategy, sampler, sampleSteps, count, evalBatch, device, seed, cache,
+            features, strategy, sampler, sampleSteps, count, evalBatch, resample, device, seed, cache,
         };
         cmd.SetAction(p => Common.Guard(() =>
         {
@@ -165,7 +169,7 @@ internal static class StepAdaptCommand
                 new StepAdaptSettings(p.GetValue(baseCk)!, p.GetValue(data), p.GetValue(cache)!, p.GetValue(outDir)!, o,
                                       p.GetValue(features), p.GetValue(strategy), Sampler.Parse(p.GetValue(sampler)!),
                                       p.GetValue(sampleSteps),
-                p.GetValue(count), p.GetValue(evalBatch), p.GetValue(seed)), p.GetValue(device)!);
+                p.GetValue(count), p.GetValue(evalBatch), p.GetValue(seed), p.GetValue(resample)), p.GetValue(device)!);
         }));
         return cmd;
     }
@@ -180,6 +184,7 @@ internal static class StepAdaptCommand
         AnsiConsole.WriteLine(run.Groups.Describe());
 
         StepAdaptiveResult result;
+        int stopCode;
         using (var stop = new Common.StopSignal())
         {
             long perGroup = s.Options.StepsPerGroup, every = Math.Max(1, perGroup / 20);
@@ -196,13 +201,14 @@ internal static class StepAdaptCommand
                 Console.WriteLine($"group {g + 1}/{run.Groups.Count} step {r.Step}/{perGroup}  {losses}  {rate:F2} " +
                                   $"steps/s  ETA {Durations.Text(left / rate)}");
             }, note => AnsiConsole.MarkupLineInterpolated($"[grey]{note}[/]"), stop.Token);
+            stopCode = stop.ExitCode;
         }
         if (!result.Completed)
         {
             int finished = result.Reports.Count(r => r.Steps >= s.Options.StepsPerGroup);
             AnsiConsole.WriteLine($"stopped: {finished} of {run.Groups.Count} groups finished; " +
                                   "--resume continues from each group's last checkpoint");
-            return 130;
+            return stopCode;
         }
         var outcome = session.Finish(result, Console.WriteLine);
         if (outcome.ComparisonTable is { } table) Console.WriteLine(table);

@@ -37,11 +37,11 @@ internal static class TrainCommand
             Description = "probability a training label is replaced by the null class (classifier-free guidance)",
             DefaultValueFactory = _ => 0.1,
         };
-        var data = new Option<string>("--data")
+        var data = new Option<string?>("--data")
         {
             Description =
-                "fmnist-embedded | fashion-mnist | mnist | idx:IMAGES,LABELS | cifar10:DIR | png:DIR | cache:FILE",
-            DefaultValueFactory = _ => "fmnist-embedded",
+                "fmnist-embedded | fashion-mnist | mnist | idx:IMAGES,LABELS | cifar10:DIR | png:DIR | cache:FILE " +
+                "(default: with --resume the checkpoint's, else fmnist-embedded)",
         };
         var steps = new Option<long>("--steps")
         {
@@ -78,6 +78,10 @@ internal static class TrainCommand
             DefaultValueFactory = _ => 0,
         };
         var resume = new Option<bool>("--resume") { Description = "continue from the newest checkpoint in --out" };
+        var force = new Option<bool>("--force")
+        {
+            Description = "start over in an --out that holds a run, replacing it",
+        };
         var profile = new Option<bool>("--profile")
         {
             Description = "print the per-op and per-kernel profile at the end",
@@ -86,8 +90,8 @@ internal static class TrainCommand
         var cmd = new Command("train", "train the slimmable UNet with the sandwich rule")
         {
             preset, channels, widths, dropout, mult, resBlocks, attention, classes, labelDrop, data, steps, batch, lr,
-            warmup, n, ema, distill, flip, outDir, ckEvery, keep, sampleEvery, resume, profile, device, tf32, seed,
-            cache,
+            warmup, n, ema, distill, flip, outDir, ckEvery, keep, sampleEvery, resume, force, profile, device, tf32,
+            seed, cache,
         };
         cmd.SetAction(p => Common.Guard(() =>
         {
@@ -113,8 +117,8 @@ internal static class TrainCommand
                 LabelDropout = p.GetValue(labelDrop),
             };
             var run = new RunOptions(p.GetValue(outDir)!, p.GetValue(steps), p.GetValue(ckEvery), p.GetValue(keep),
-                p.GetValue(sampleEvery), Resume: p.GetValue(resume));
-            return Train(cfg, opts, run, p.GetValue(data)!, p.GetValue(cache)!, p.GetValue(device)!, p.GetValue(seed),
+                p.GetValue(sampleEvery), Resume: p.GetValue(resume), Force: p.GetValue(force));
+            return Train(cfg, opts, run, p.GetValue(data), p.GetValue(cache)!, p.GetValue(device)!, p.GetValue(seed),
                 p.GetValue(profile), p.GetValue(tf32));
         }));
         return cmd;
@@ -133,17 +137,18 @@ internal static class TrainCommand
     /// <summary>
     /// Opens the run (resuming when asked), trains with a progress display, and says where things went.
     /// </summary>
-    public static int Train(UNetConfig cfg, TrainOptions opts, RunOptions run, string dataSpec, string cache,
+    public static int Train(UNetConfig cfg, TrainOptions opts, RunOptions run, string? dataSpec, string cache,
         string device, ulong seed, bool profile, bool tf32 = false)
     {
         using var session = TrainSession.Open(cfg, opts, run, dataSpec, cache, Devices.Create(device, tf32), seed);
         var (model, trainer, loop, ds) = (session.Model, session.Trainer, session.Loop, session.Data);
         AnsiConsole.WriteLine($"model {cfg.Name}: {model.ParameterCount:N0} parameters, widths " +
-                              $"{string.Join(", ", cfg.Widths)}; data {ds.Name}: {ds.Count:N0} images; device " +
-                              $"{session.Backend.Name}");
+                              $"{string.Join(", ", cfg.Widths)}; data {session.DataSpec} ({ds.Name}): " +
+                              $"{ds.Count:N0} images; device {session.Backend.Name}");
         if (cfg.NumClasses > 0)
             AnsiConsole.WriteLine(
                 $"class-conditional: {cfg.NumClasses} classes + null class, label dropout {opts.LabelDropout}");
+        foreach (var note in session.Notes) AnsiConsole.WriteLine(note);
         if (session.ResumedFrom is { } from) AnsiConsole.WriteLine($"resumed from {from} at step {trainer.Step}");
         if (session.Finished)
         {
@@ -183,9 +188,14 @@ internal static class TrainCommand
             loop.Run(r => { if (r.Step % every == 0 || r.Step == run.Steps) Console.WriteLine(Status(r)); },
                 note => Console.WriteLine(note), stop.Token);
         }
-        AnsiConsole.WriteLine(
-            $"done: step {trainer.Step} in {Durations.Text(sw.Elapsed.TotalSeconds)}; metrics {loop.MetricsPath}");
         if (profile) Common.PrintProfile();
-        return stop.Requested ? 130 : 0;
+        if (stop.Requested && trainer.Step < run.Steps)
+        {
+            AnsiConsole.WriteLine($"stopped by {stop.Signal} at step {trainer.Step} of {run.Steps} (checkpoint saved); " +
+                                  "--resume continues");
+            return stop.ExitCode;
+        }
+        AnsiConsole.WriteLine($"done: step {trainer.Step} in {Durations.Text(sw.Elapsed.TotalSeconds)}; metrics {loop.MetricsPath}");
+        return 0;
     }
 }

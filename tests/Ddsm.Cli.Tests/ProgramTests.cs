@@ -17,6 +17,7 @@ public class ProgramTests
     public void HelpListsEveryVerb()
     {
         var r = Ddsm.Ok("--help");
+        Assert.That(r.Out, Does.Contain("Usage:\n  ddsm [command] [options]"), "the program is called ddsm");
         foreach (var verb in new[] { "train", "sample", "data", "eval", "search", "stepadapt", "quickstart",
                                      "kernels" })
             Assert.That(r.Out, Does.Contain(verb));
@@ -34,7 +35,7 @@ public class CommonTests
         try
         {
             Assert.That(Common.Guard(() => throw new ArgumentException("--foo: bad")), Is.EqualTo(1));
-            Assert.That(Common.Guard(() => throw new FileNotFoundException("x.safetensors not found")), Is.EqualTo(1));
+            Assert.That(Common.Guard(() => throw new FileNotFoundException("x.safetensors not found")), Is.EqualTo(2), "bad input");
             Assert.That(Common.Guard(() => throw new Engine.Ilgpu.DeviceException("no GPU")), Is.EqualTo(1));
             Assert.That(err.ToString(),
                         Is.EqualTo("error: --foo: bad\nerror: x.safetensors not found\nerror: no GPU\n"));

@@ -52,7 +52,7 @@ public class SampleCommandTests
     public void AMissingCheckpointIsAOneLineError()
     {
         var r = Ddsm.Run("sample", "--checkpoint", Path.Combine(Shared.Root, "nothing-here"));
-        Assert.That(r.Code, Is.EqualTo(1));
+        Assert.That(r.Code, Is.EqualTo(2), "bad input");
         Assert.That(r.Err.Trim(), Does.StartWith("error: checkpoint").And.EndWith("not found"));
     }
 }

@@ -28,7 +28,7 @@ public class SearchCommandTests
         var r = Ddsm.Run("search", "--checkpoint", Shared.Trained.Dir, "--features",
             Path.Combine(Shared.Root, "none.safetensors"), "--out", Path.Combine(Shared.Root, "search-bad"), "--cache",
             Shared.Cache);
-        Assert.That(r.Code, Is.EqualTo(1));
+        Assert.That(r.Code, Is.EqualTo(2), "bad input");
         Assert.That(r.Err.Trim(),
                     Does.StartWith("error: feature net").And.Contain("ddsm eval train-features makes one"));
     }

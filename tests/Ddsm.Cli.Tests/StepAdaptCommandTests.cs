@@ -31,7 +31,7 @@ public class StepAdaptCommandTests
     {
         var r = Ddsm.Run("stepadapt", "--base", Shared.Features.Path, "--out",
             Path.Combine(Shared.Root, "stepadapt-bad"), "--cache", Shared.Cache);
-        Assert.That(r.Code, Is.EqualTo(1));
+        Assert.That(r.Code, Is.EqualTo(2), "bad input");
         Assert.That(r.Err.Trim(), Does.StartWith("error: ").And.Contain("not a DDSM training checkpoint"));
     }
 }

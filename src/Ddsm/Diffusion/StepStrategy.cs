@@ -47,9 +47,10 @@ public sealed class StepStrategy
 
     /// <summary>
     /// Parses "uniform:0.5" or a file path (JSON from <see cref="ToJson"/>, or a plain list of
-    /// fractions). A strategy of another length is resampled to <paramref name="T"/>.
+    /// fractions). A strategy of another length is refused, or with <paramref name="resample"/> resampled to
+    /// <paramref name="T"/> (a schedule searched for another T keeps its shape, not its meaning per step).
     /// </summary>
-    public static StepStrategy Parse(string spec, int T)
+    public static StepStrategy Parse(string spec, int T, bool resample = false)
     {
         if (spec.StartsWith("uniform:", StringComparison.OrdinalIgnoreCase))
         {
@@ -60,7 +61,11 @@ public sealed class StepStrategy
         if (!File.Exists(spec))
             throw new FileNotFoundException($"step strategy file '{spec}' not found (or use uniform:W)", spec);
         var s = FromText(File.ReadAllText(spec), spec);
-        return s.T == T ? s : s.Resample(T);
+        if (s.T == T) return s;
+        if (!resample)
+            throw new ArgumentException($"step strategy {spec} has {s.T} widths but the model's schedule has {T} timesteps " +
+                                        $"(--resample stretches it to {T})");
+        return s.Resample(T);
     }
 
     public static StepStrategy FromText(string text, string source = "text")

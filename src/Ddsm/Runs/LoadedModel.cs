@@ -14,7 +14,8 @@ namespace Ddsm.Runs;
 /// <param name="Ema">the EMA weights (a grouped checkpoint holds only those).</param>
 /// <param name="CapGroups">a grouped model runs the sampler's widths capped at each group's, even with no strategy
 /// given (what a search over a step-adaptive model needs).</param>
-public sealed record LoadOptions(string? Strategy = null, bool Ema = true, bool CapGroups = false);
+/// <param name="Resample">a strategy file of another length than the schedule is resampled to it (else refused).</param>
+public sealed record LoadOptions(string? Strategy = null, bool Ema = true, bool CapGroups = false, bool Resample = false);
 
 /// <summary>
 /// Any diffusion checkpoint, ready to sample: a training checkpoint (one slimmable UNet) or a step-adaptive
@@ -91,7 +92,7 @@ public sealed class LoadedModel : IDisposable
     {
         var (cfg, meta, _) = Checkpoint.Read(file, path);
         var sched = cfg.NoiseSchedule();
-        var strategy = ParseStrategy(o.Strategy ?? "uniform:1", sched, cfg);
+        var strategy = ParseStrategy(o.Strategy ?? "uniform:1", sched, cfg, o.Resample);
         var model = new SlimUNet(be, cfg, 0);
         try { Checkpoint.LoadWeights(file, path, model, o.Ema); }
         catch { model.Dispose(); throw; }
@@ -109,7 +110,7 @@ public sealed class LoadedModel : IDisposable
         var gm = GroupedCheckpoint.Load(file, path, be);
         try
         {
-            var given = o.Strategy is null ? null : ParseStrategy(o.Strategy, gm.Schedule, gm.BaseConfig);
+            var given = o.Strategy is null ? null : ParseStrategy(o.Strategy, gm.Schedule, gm.BaseConfig, o.Resample);
             bool capped = given is not null || o.CapGroups;
             var den = gm.Denoiser(capped ? GroupWidthMode.CappedByGroup : GroupWidthMode.FixedPerGroup);
             var ranges = string.Join(", ",
@@ -129,9 +130,9 @@ public sealed class LoadedModel : IDisposable
     }
 
     /// <summary>A strategy spec on this schedule, every width one the model allows.</summary>
-    private static StepStrategy ParseStrategy(string spec, NoiseSchedule sched, UNetConfig cfg)
+    private static StepStrategy ParseStrategy(string spec, NoiseSchedule sched, UNetConfig cfg, bool resample)
     {
-        var s = StepStrategy.Parse(spec, sched.T);
+        var s = StepStrategy.Parse(spec, sched.T, resample);
         foreach (var w in s.DistinctWidths()) cfg.CheckWidth(w);
         return s;
     }

@@ -16,9 +16,10 @@ namespace Ddsm.Runs;
 /// comparison).</param>
 /// <param name="Strategy">the base model's searched strategy (search's best.json): orders the budget under
 /// --order auto and adds the searched and combined rows.</param>
+/// <param name="Resample">a strategy of another length than the schedule is resampled to it (else refused).</param>
 public sealed record StepAdaptSettings(string Base, string? Data, string Cache, string OutDir,
     StepAdaptiveOptions Options, string? Features, string? Strategy, SamplerKind Sampler, int SamplerSteps, int Count,
-    int Batch, ulong Seed);
+    int Batch, ulong Seed, bool Resample = false);
 
 /// <summary>A finished step-adaptive run: the comparison rows (empty without a feature net) and the report.</summary>
 public sealed record StepAdaptOutcome(IReadOnlyList<ComparisonRow> Rows, string? ComparisonTable, string ReportPath);
@@ -48,12 +49,14 @@ public sealed class StepAdaptSession
     public static StepAdaptSession Open(StepAdaptSettings s, Backend be)
     {
         if (s.Count <= 0 || s.Batch <= 0) throw new ArgumentException("-n and --eval-batch must be positive");
+        if (s.Options.StepsPerGroup <= 0) throw new ArgumentException($"--steps must be positive, got {s.Options.StepsPerGroup}");
+        OutputFiles.CheckDirectory(s.OutDir);
         if (s.Features is not null && !File.Exists(s.Features))
             throw new FileNotFoundException(
                 $"--features: '{s.Features}' not found (ddsm eval train-features makes one)", s.Features);
         var basePath = LoadedModel.Resolve(s.Base);
         var (cfg, meta, _) = Checkpoint.Read(basePath);
-        var searched = s.Strategy is null ? null : StepStrategy.Parse(s.Strategy, cfg.DiffusionSteps);
+        var searched = s.Strategy is null ? null : StepStrategy.Parse(s.Strategy, cfg.DiffusionSteps, s.Resample);
         if (searched is not null) foreach (var w in searched.DistinctWidths()) cfg.CheckWidth(w);
         var data = s.Data ?? meta.GetValueOrDefault("data") ?? "fmnist-embedded";
         s = s with { Data = data, Options = s.Options with { Searched = searched } };

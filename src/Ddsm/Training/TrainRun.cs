@@ -11,9 +11,12 @@ namespace Ddsm.Training;
 /// <summary>Where and how often a training run writes things.</summary>
 /// <param name="DataSpec">The data set's spec (<c>--data</c>), recorded in the checkpoints so later runs on the
 /// model can default to it.</param>
+/// <param name="Force">a fresh start (no <paramref name="Resume"/>) in a directory that holds a run replaces it;
+/// without it, that is refused.</param>
 public sealed record RunOptions(
     string OutDir, long Steps, int CheckpointEvery = 500, int KeepCheckpoints = 3,
-    int SampleEvery = 0, int SampleCount = 8, int SampleSteps = 20, bool Resume = false, string? DataSpec = null);
+    int SampleEvery = 0, int SampleCount = 8, int SampleSteps = 20, bool Resume = false, string? DataSpec = null,
+    bool Force = false);
 
 /// <summary>
 /// Drives a <see cref="SandwichTrainer"/> for a number of steps: appends one JSON line of metrics
@@ -28,14 +31,66 @@ public sealed class TrainRun(SandwichTrainer trainer, RunOptions options)
         new(Path.Combine(options.OutDir, "checkpoints"), options.KeepCheckpoints);
     public string MetricsPath => Path.Combine(options.OutDir, "metrics.jsonl");
 
-    /// <summary>Restores the newest checkpoint when resuming; returns its path, or null.</summary>
-    public string? TryResume()
+    /// <summary>
+    /// When resuming: restores the newest checkpoint that loads (a newer one that does not, e.g. cut short by a
+    /// full disk, is named in a note and skipped), and cuts metrics.jsonl back to its step, so the steps a killed
+    /// run made after it are not counted twice. Returns the checkpoint's path, or null (nothing to resume);
+    /// throws the newest one's error when none loads.
+    /// </summary>
+    public string? TryResume(Action<string>? onNote = null)
     {
         if (!options.Resume) return null;
-        var latest = Checkpoints.Latest();
-        if (latest is null) return null;
-        Checkpoint.Restore(latest, trainer);
-        return latest;
+        DataFormatException? newest = null;
+        foreach (var (_, path) in Checkpoints.List().Reverse())
+        {
+            try { Checkpoint.Restore(path, trainer); }
+            catch (DataFormatException e)
+            {
+                newest ??= e;
+                onNote?.Invoke($"cannot resume from {e.Message}; trying the checkpoint before it");
+                continue;
+            }
+            if (newest is not null) onNote?.Invoke($"resuming from {path}, the newest checkpoint that loads");
+            TruncateMetrics(MetricsPath, trainer.Step);
+            return path;
+        }
+        if (newest is not null) throw newest;
+        return null;
+    }
+
+    /// <summary>Keeps the lines of a metrics file up to <paramref name="step"/> (and drops a line cut by a kill).</summary>
+    public static void TruncateMetrics(string metricsPath, long step)
+    {
+        if (!File.Exists(metricsPath)) return;
+        var lines = File.ReadAllLines(metricsPath);
+        var keep = lines.Where(l => StepOf(l) is { } s && s <= step).ToList();
+        if (keep.Count == lines.Length) return;
+        AtomicFile.WriteAllText(metricsPath, string.Concat(keep.Select(l => l + "\n")));
+    }
+
+    private static long? StepOf(string line)
+    {
+        try
+        {
+            using var doc = JsonDocument.Parse(line);
+            return doc.RootElement.ValueKind == JsonValueKind.Object && doc.RootElement.TryGetProperty("step", out var s) &&
+                   s.TryGetInt64(out var v) ? v : null;
+        }
+        catch (JsonException) { return null; }
+    }
+
+    /// <summary>
+    /// The data spec the newest readable checkpoint of a run directory records (null: none, or not recorded):
+    /// what a resumed run trains on unless told otherwise.
+    /// </summary>
+    public static string? RecordedDataSpec(string outDir)
+    {
+        foreach (var (_, path) in new CheckpointRotation(Path.Combine(outDir, "checkpoints"), 1).List().Reverse())
+        {
+            try { return SafeTensors.ReadMetadata(path).GetValueOrDefault("data"); }
+            catch (DataFormatException) { }
+        }
+        return null;
     }
 
     public void Run(Action<StepResult>? onStep = null, Action<string>? onNote = null,
