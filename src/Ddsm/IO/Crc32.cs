@@ -7,15 +7,16 @@ namespace Ddsm.IO;
 /// </summary>
 public static class Crc32
 {
-    private static readonly uint[] Table = MakeTable();
+    private static readonly uint[] Table = MakeTable(0xEDB88320u);
 
-    private static uint[] MakeTable()
+    /// <summary>The byte-at-a-time table of a reflected CRC-32 polynomial (this one's, or CRC-32C's).</summary>
+    internal static uint[] MakeTable(uint reflectedPolynomial)
     {
         var t = new uint[256];
         for (uint n = 0; n < 256; n++)
         {
             uint c = n;
-            for (int k = 0; k < 8; k++) c = (c & 1) != 0 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+            for (int k = 0; k < 8; k++) c = (c & 1) != 0 ? reflectedPolynomial ^ (c >> 1) : c >> 1;
             t[n] = c;
         }
         return t;

@@ -10,19 +10,7 @@ namespace Ddsm.IO;
 /// </summary>
 public static class Crc32C
 {
-    private static readonly uint[] Table = MakeTable();
-
-    private static uint[] MakeTable()
-    {
-        var t = new uint[256];
-        for (uint n = 0; n < 256; n++)
-        {
-            uint c = n;
-            for (int k = 0; k < 8; k++) c = (c & 1) != 0 ? 0x82F63B78u ^ (c >> 1) : c >> 1;
-            t[n] = c;
-        }
-        return t;
-    }
+    private static readonly uint[] Table = Crc32.MakeTable(0x82F63B78u);
 
     public static uint Compute(ReadOnlySpan<byte> data)
     {
