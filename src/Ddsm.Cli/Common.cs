@@ -37,7 +37,9 @@ internal static class Common
         Environment.GetEnvironmentVariable("DDSM_CACHE") ??
             Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache", "ddsm");
 
-    /// <summary>Exit codes (the README's CLI section): 0 done, 1 usage error, 2 bad input, 128 + signal when stopped.</summary>
+    /// <summary>
+    /// Exit codes (the README's CLI section): 0 done, 1 usage error, 2 bad input, 128 + signal when stopped.
+    /// </summary>
     public const int Usage = 1, BadInput = 2, Sigint = 130, Sigterm = 143;
 
     /// <summary>

@@ -63,10 +63,11 @@ internal static class EvalCommand
         score.SetAction(p => Common.Guard(() =>
         {
             var (samplesScore, baseline, reference) = Scoring.ScoreFile(Devices.Create(p.GetValue(dev2)!),
-                p.GetValue(samples)!, p.GetValue(features)!, p.GetValue(refData), p.GetValue(cache2)!, p.GetValue(otherData));
+                p.GetValue(samples)!, p.GetValue(features)!, p.GetValue(refData), p.GetValue(cache2)!,
+                p.GetValue(otherData));
             AnsiConsole.WriteLine(samplesScore.WithBaseline(baseline));
-            AnsiConsole.WriteLine($"reference: {reference}; KID is the unscaled MMD² (cubic kernel on the feature net's " +
-                                  "features), 0 for equal distributions");
+            AnsiConsole.WriteLine($"reference: {reference}; KID is the unscaled MMD² (cubic kernel on the feature " +
+                                  $"net's features), 0 for equal distributions");
             return 0;
         }));
         return new Command("eval", "sample-quality metrics") { train, score };

@@ -38,7 +38,8 @@ internal static class ImportCommand
         var cmd = new Command("import", "import a PyTorch or safetensors checkpoint (our layout or the DDSM release's)")
             { source, layout, preset, outPath, force };
         cmd.SetAction(p => Common.Guard(() =>
-            Run(p.GetValue(source)!, p.GetValue(layout)!, p.GetValue(preset), p.GetValue(outPath)!, p.GetValue(force))));
+            Run(p.GetValue(source)!, p.GetValue(layout)!, p.GetValue(preset), p.GetValue(outPath)!,
+                p.GetValue(force))));
         return cmd;
     }
 

@@ -59,11 +59,15 @@ internal static class SampleCommand
         {
             Description = "stretch a strategy file of another length to the model's timesteps (else refused)",
         };
-        var force = new Option<bool>("--force") { Description = "replace a checkpoint at --out (never the one sampled)" };
+        var force = new Option<bool>("--force")
+        {
+            Description = "replace a checkpoint at --out (never the one sampled)",
+        };
         var device = Common.Device(); var seed = Common.Seed(); var tf32 = Common.Tf32();
         var cmd = new Command("sample", "sample images with a width-per-step strategy")
         {
-            ckpt, sampler, steps, eta, strategy, n, batch, outPath, noEma, cls, guidance, profile, resample, force, device, tf32,
+            ckpt, sampler, steps, eta, strategy, n, batch, outPath, noEma, cls, guidance, profile, resample, force,
+            device, tf32,
             seed,
         };
         cmd.SetAction(p => Common.Guard(() =>

@@ -18,7 +18,9 @@ internal static class Terminal
         if (Console.IsOutputRedirected) AnsiConsole.Console = Plain(Console.Out);
     }
 
-    /// <summary>A console writing plain text to <paramref name="output"/>: no ANSI codes, no colour, no wrapping.</summary>
+    /// <summary>
+    /// A console writing plain text to <paramref name="output"/>: no ANSI codes, no colour, no wrapping.
+    /// </summary>
     public static IAnsiConsole Plain(TextWriter output)
     {
         var console = AnsiConsole.Create(new AnsiConsoleSettings

@@ -191,11 +191,12 @@ internal static class TrainCommand
         if (profile) Common.PrintProfile();
         if (stop.Requested && trainer.Step < run.Steps)
         {
-            AnsiConsole.WriteLine($"stopped by {stop.Signal} at step {trainer.Step} of {run.Steps} (checkpoint saved); " +
-                                  "--resume continues");
+            AnsiConsole.WriteLine($"stopped by {stop.Signal} at step {trainer.Step} of {run.Steps} (checkpoint " +
+                                  $"saved); --resume continues");
             return stop.ExitCode;
         }
-        AnsiConsole.WriteLine($"done: step {trainer.Step} in {Durations.Text(sw.Elapsed.TotalSeconds)}; metrics {loop.MetricsPath}");
+        AnsiConsole.WriteLine(
+            $"done: step {trainer.Step} in {Durations.Text(sw.Elapsed.TotalSeconds)}; metrics {loop.MetricsPath}");
         return 0;
     }
 }

@@ -13,18 +13,23 @@ public class EvalInputTests
         return Path.ChangeExtension(png, ".safetensors");
     });
 
-    /// <summary>A feature net trained on another data spec than the default (5 steps: only its record matters).</summary>
+    /// <summary>
+    /// A feature net trained on another data spec than the default (5 steps: only its record matters).
+    /// </summary>
     private static readonly Lazy<string> OtherNet = new(() =>
     {
         var path = Path.Combine(Shared.Root, "eval-input", "other-features.safetensors");
-        Ddsm.Ok("eval", "train-features", "--data", Shared.OtherData, "--steps", "5", "--out", path, "--cache", Shared.Cache);
+        Ddsm.Ok("eval", "train-features", "--data", Shared.OtherData, "--steps", "5", "--out", path, "--cache",
+                Shared.Cache);
         return path;
     });
 
     private static CliResult Score(string samples, string features, params string[] more) =>
         Ddsm.Run(["eval", "score", "--samples", samples, "--features", features, "--cache", Shared.Cache, .. more]);
 
-    /// <summary>The wrong answer: MNIST samples were scored against the default Fashion-MNIST reference.</summary>
+    /// <summary>
+    /// The wrong answer: MNIST samples were scored against the default Fashion-MNIST reference.
+    /// </summary>
     [Test]
     public void TheReferenceIsTheDataSetTheFeatureNetWasTrainedOnAndAnotherIsRefusedUnlessAsked()
     {
@@ -35,8 +40,10 @@ public class EvalInputTests
 
         var other = Score(SampleFile.Value, OtherNet.Value, "--data", "fmnist-embedded");
         Assert.That(other.Code, Is.EqualTo(1), other.ToString());
-        Assert.That(other.Err.Trim(), Is.EqualTo($"error: --data fmnist-embedded: the feature net '{OtherNet.Value}' was " +
-            $"trained on {Shared.OtherData}; scores against another data set are not comparable (--other-data to do it anyway)"));
+        Assert.That(other.Err.Trim(),
+                    Is.EqualTo($"error: --data fmnist-embedded: the feature net '{OtherNet.Value}' was " +
+            $"trained on {Shared.OtherData}; scores against another data set are not comparable (--other-data to " +
+            $"do it anyway)"));
         var asked = Score(SampleFile.Value, OtherNet.Value, "--data", "fmnist-embedded", "--other-data");
         Assert.That(asked.Code, Is.EqualTo(0), asked.ToString());
         Assert.That(asked.Out, Does.Contain("reference: fmnist-embedded;"));
@@ -57,7 +64,9 @@ public class EvalInputTests
     {
         string path = kind switch
         {
-            "nan" => Samples("nan", Enumerable.Range(0, 4 * 1024).Select(i => i == 1500 ? float.NaN : 0.1f).ToArray(), 4, 1, 32, 32),
+            "nan" =>
+                Samples("nan", Enumerable.Range(0, 4 * 1024).Select(i => i == 1500 ? float.NaN : 0.1f).ToArray(), 4, 1,
+                        32, 32),
             "rgb" => Samples("rgb", new float[4 * 3 * 1024], 4, 3, 32, 32),
             "one" => Samples("one", new float[1024], 1, 1, 32, 32),
             _ => Directory.GetFiles(Path.Combine(Shared.Trained.Dir, "checkpoints")).Order().Last(),

@@ -15,7 +15,9 @@ namespace Ddsm.Cli.Tests;
 /// </summary>
 public class FileInputFuzzTests
 {
-    /// <summary>Cases per file kind and variant: 8 × 500 = 4,000 in all, about half a minute on the 2-core machine.</summary>
+    /// <summary>
+    /// Cases per file kind and variant: 8 × 500 = 4,000 in all, about half a minute on the 2-core machine.
+    /// </summary>
     private const int Cases = 500;
 
     private static readonly Lazy<Inputs> Files = new(Inputs.Make);
@@ -26,18 +28,21 @@ public class FileInputFuzzTests
         public static Inputs Make()
         {
             // tmpfs where there is one: each accepted case writes (and fsyncs) its outputs.
-            var root = Directory.Exists("/dev/shm") ? Path.Combine("/dev/shm", "ddsm-fuzz-" + Guid.NewGuid().ToString("N")[..8])
+            var root = Directory.Exists("/dev/shm")
+                ? Path.Combine("/dev/shm", "ddsm-fuzz-" + Guid.NewGuid().ToString("N")[..8])
                 : Path.Combine(Shared.Root, "fuzz");
             var dir = Path.Combine(root, "inputs");
             Directory.CreateDirectory(dir);
             var small = Path.Combine(dir, "small.ddsmimg");
-            DatasetCache.Write(small, Datasets.EmbeddedFashionMnist().Subset(Enumerable.Range(0, 40).ToArray(), "small"));
+            DatasetCache.Write(small,
+                               Datasets.EmbeddedFashionMnist().Subset(Enumerable.Range(0, 40).ToArray(), "small"));
             var run = Path.Combine(dir, "tiny");
             // One level of 16 channels at full width only: a 0.3 MB checkpoint (the tiny preset's is 12 MB).
             Ddsm.Ok("train", "--preset", "tiny", "--channels", "16", "--mult", "1", "--widths", "1", "--steps", "1",
                 "--batch", "2", "--sandwich-n", "1", "--warmup", "1", "--out", run, "--cache", Shared.Cache);
             var net = Path.Combine(dir, "features.safetensors");
-            Ddsm.Ok("eval", "train-features", "--data", "cache:" + small, "--steps", "2", "--out", net, "--cache", Shared.Cache);
+            Ddsm.Ok("eval", "train-features", "--data", "cache:" + small, "--steps", "2", "--out", net, "--cache",
+                    Shared.Cache);
             var png = Path.Combine(dir, "samples.png");
             Ddsm.Ok("sample", "--checkpoint", Shared.Trained.Dir, "--steps", "1", "-n", "4", "--out", png);
             return new Inputs(root, Directory.GetFiles(Path.Combine(run, "checkpoints")).Single(), net,
@@ -84,7 +89,10 @@ public class FileInputFuzzTests
             "checkpoint" => ["sample", "--checkpoint", input, "--steps", "1", "-n", "1", "--out", outPng],
             "feature net" => ["eval", "score", "--samples", f.Samples, "--features", input, "--cache", Shared.Cache],
             "samples" => ["eval", "score", "--samples", input, "--features", f.FeatureNet, "--cache", Shared.Cache],
-            _ => ["sample", "--checkpoint", f.Checkpoint, "--steps", "2", "-n", "1", "--strategy", input, "--out", outPng],
+            _ =>
+            [
+                "sample", "--checkpoint", f.Checkpoint, "--steps", "2", "-n", "1", "--strategy", input, "--out", outPng,
+            ],
         };
         var others = new[] { f.Checkpoint, f.FeatureNet, f.Samples }.ToDictionary(p => p, File.ReadAllBytes);
 
@@ -99,22 +107,24 @@ public class FileInputFuzzTests
             var r = Ddsm.Run(Args());
             string where = $"{kind}{(stamped ? "" : " (no checksums)")}: case {i}";
             Assert.That(r.Code, Is.AnyOf(0, 1, 2), $"{where}\n{r}");
-            Assert.That(r.Out + r.Err, Does.Not.Contain("   at ").And.Not.Contain("Exception:"), $"{where}: a stack trace\n{r}");
+            Assert.That(r.Out + r.Err, Does.Not.Contain("   at ").And.Not.Contain("Exception:"),
+                        $"{where}: a stack trace\n{r}");
             if (r.Code != 0)
             {
                 Assert.That(r.Err, Does.StartWith("error: "), $"{where}\n{r}");
                 Assert.That(r.Err.TrimEnd('\n').Split('\n'), Has.Length.EqualTo(1), $"{where}: not one line\n{r}");
             }
             // SequenceEqual, not Is.EqualTo: NUnit compares arrays element by element through object equality.
-            Assert.That(File.ReadAllBytes(input).AsSpan().SequenceEqual(bytes), Is.True, $"{where}: the input file changed");
+            Assert.That(File.ReadAllBytes(input).AsSpan().SequenceEqual(bytes), Is.True,
+                        $"{where}: the input file changed");
             if (r.Code == 0) ok++;
             else if (r.Code == 1) { usage++; usageErrors.Add(r.Err.Length > 90 ? r.Err[..90] : r.Err.TrimEnd()); }
             else bad++;
         }
         foreach (var (path, before) in others)
             Assert.That(File.ReadAllBytes(path).AsSpan().SequenceEqual(before), Is.True, path + " changed");
-        TestContext.Out.WriteLine($"{kind}{(stamped ? "" : " (no checksums)")}: {Cases} cases, {ok} exit 0, {usage} exit 1, " +
-                                  $"{bad} exit 2, {sw.Elapsed.TotalSeconds:F1} s");
+        TestContext.Out.WriteLine($"{kind}{(stamped ? "" : " (no checksums)")}: {Cases} cases, {ok} exit 0, {usage} " +
+                                  $"exit 1, {bad} exit 2, {sw.Elapsed.TotalSeconds:F1} s");
         foreach (var e in usageErrors.Take(4)) TestContext.Out.WriteLine("  exit 1: " + e);
         Assert.That(usage + bad, Is.GreaterThan(Cases / 20), "the mutations reach the validation");
     }

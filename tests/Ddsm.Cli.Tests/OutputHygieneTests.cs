@@ -3,7 +3,9 @@ using Spectre.Console;
 
 namespace Ddsm.Cli.Tests;
 
-/// <summary>Redirected output is plain text: no colour codes, no lines wrapped at 80 columns; exit codes (issue 14: 9, 8).</summary>
+/// <summary>
+/// Redirected output is plain text: no colour codes, no lines wrapped at 80 columns; exit codes (issue 14: 9, 8).
+/// </summary>
 public class OutputHygieneTests
 {
     [Test]
@@ -17,15 +19,18 @@ public class OutputHygieneTests
     }
 
     /// <summary>
-    /// The real program (Ddsm.Cli.dll beside the tests) with its output into a pipe and $TERM claiming colour: the kernel
-    /// table keeps its rows whole (before, Spectre wrapped them at 80 columns, the width of no terminal).
+    /// The real program (Ddsm.Cli.dll beside the tests) with its output into a pipe and $TERM claiming colour: the
+    /// kernel table keeps its rows whole (before, Spectre wrapped them at 80 columns, the width of no terminal).
     /// </summary>
     [Test]
     public void TheProgramIntoAPipeWritesWholeLinesWithoutEscapeCodes()
     {
         var dll = Path.Combine(AppContext.BaseDirectory, "Ddsm.Cli.dll");
         Assert.That(File.Exists(dll), dll);
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        var psi = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
+        };
         psi.ArgumentList.Add(dll);
         psi.ArgumentList.Add("kernels");
         psi.Environment["TERM"] = "xterm-256color";
@@ -48,7 +53,8 @@ public class OutputHygieneTests
     {
         Assert.That(Ddsm.Run("data", "info", "fmnist-embedded", "--cache", Shared.Cache).Code, Is.EqualTo(0));
         Assert.That(Ddsm.Run("sample", "--no-such-option").Code, Is.EqualTo(1), "a parse error");
-        Assert.That(Ddsm.Run("data", "info", "nosuch", "--cache", Shared.Cache).Code, Is.EqualTo(1), "a bad option value");
+        Assert.That(Ddsm.Run("data", "info", "nosuch", "--cache", Shared.Cache).Code, Is.EqualTo(1),
+                    "a bad option value");
         var missing = Ddsm.Run("sample", "--checkpoint", Path.Combine(Shared.Root, "none.safetensors"));
         Assert.That(missing.Code, Is.EqualTo(2), "a missing file");
         var damaged = Path.Combine(Shared.Root, "damaged.safetensors");

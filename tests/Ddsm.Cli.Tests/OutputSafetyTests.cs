@@ -2,7 +2,9 @@ using System.Diagnostics;
 
 namespace Ddsm.Cli.Tests;
 
-/// <summary>Outputs never destroy an input or a checkpoint, and a bad output path fails before any work (issue 14: 1, 6).</summary>
+/// <summary>
+/// Outputs never destroy an input or a checkpoint, and a bad output path fails before any work (issue 14: 1, 6).
+/// </summary>
 public class OutputSafetyTests
 {
     /// <summary>The newest checkpoint of the shared run, copied alone into a folder of its own.</summary>
@@ -15,16 +17,19 @@ public class OutputSafetyTests
         return ckpt;
     }
 
-    /// <summary>The issue's data loss: the raw samples went to ChangeExtension(--out, ".safetensors"), the checkpoint.</summary>
+    /// <summary>
+    /// The issue's data loss: the raw samples went to ChangeExtension(--out, ".safetensors"), the checkpoint.
+    /// </summary>
     [Test]
     public void SamplingACheckpointToItsOwnNameLeavesItByteIdentical()
     {
         var ckpt = CheckpointCopy("own-name");
         var before = File.ReadAllBytes(ckpt);
-        var r = Ddsm.Run("sample", "--checkpoint", ckpt, "--steps", "2", "-n", "2", "--out", Path.ChangeExtension(ckpt, ".png"));
+        var r = Ddsm.Run("sample", "--checkpoint", ckpt, "--steps", "2", "-n", "2", "--out",
+                         Path.ChangeExtension(ckpt, ".png"));
         Assert.That(r.Code, Is.EqualTo(1), r.ToString());
-        Assert.That(r.Err.Trim(), Is.EqualTo($"error: '{ckpt}' is an input of this command; writing it would destroy it: " +
-                                             "choose another --out"));
+        Assert.That(r.Err.Trim(), Is.EqualTo($"error: '{ckpt}' is an input of this command; writing it would destroy " +
+                                             $"it: choose another --out"));
         Assert.That(File.ReadAllBytes(ckpt), Is.EqualTo(before));
         Assert.That(File.Exists(Path.ChangeExtension(ckpt, ".png")), Is.False, "nothing written");
     }
@@ -52,7 +57,8 @@ public class OutputSafetyTests
     public void AnUnwritableOutputFailsBeforeAnySampling()
     {
         var sw = Stopwatch.StartNew();
-        var r = Ddsm.Run("sample", "--checkpoint", Shared.Trained.Dir, "--steps", "200", "-n", "500", "--out", "/proc/x/s.png");
+        var r = Ddsm.Run("sample", "--checkpoint", Shared.Trained.Dir, "--steps", "200", "-n", "500", "--out",
+                         "/proc/x/s.png");
         Assert.That(r.Code, Is.EqualTo(2), r.ToString());
         Assert.That(r.Err.Trim(), Does.StartWith("error: cannot write '/proc/x/s.png'"));
         Assert.That(r.Err.Trim().Split('\n'), Has.Length.EqualTo(1));

@@ -35,7 +35,8 @@ public class CommonTests
         try
         {
             Assert.That(Common.Guard(() => throw new ArgumentException("--foo: bad")), Is.EqualTo(1));
-            Assert.That(Common.Guard(() => throw new FileNotFoundException("x.safetensors not found")), Is.EqualTo(2), "bad input");
+            Assert.That(Common.Guard(() => throw new FileNotFoundException("x.safetensors not found")), Is.EqualTo(2),
+                        "bad input");
             Assert.That(Common.Guard(() => throw new Engine.Ilgpu.DeviceException("no GPU")), Is.EqualTo(1));
             Assert.That(err.ToString(),
                         Is.EqualTo("error: --foo: bad\nerror: x.safetensors not found\nerror: no GPU\n"));

@@ -3,7 +3,9 @@ using System.Text.Json;
 
 namespace Ddsm.Cli.Tests;
 
-/// <summary>Training after a hard kill, a damaged checkpoint, a signal; options that were silently accepted (issue 14: 5, 7, 8).</summary>
+/// <summary>
+/// Training after a hard kill, a damaged checkpoint, a signal; options that were silently accepted (issue 14: 5, 7, 8).
+/// </summary>
 public class TrainRecoveryTests
 {
     /// <summary>The steps metrics.jsonl logs, in order (every line must be whole JSON).</summary>
@@ -18,7 +20,8 @@ public class TrainRecoveryTests
         return dir;
     }
 
-    private static string Ckpt(string dir, long step) => Path.Combine(dir, "checkpoints", $"ckpt-{step:D9}.safetensors");
+    private static string Ckpt(string dir, long step) =>
+        Path.Combine(dir, "checkpoints", $"ckpt-{step:D9}.safetensors");
 
     /// <summary>
     /// kill -9 after step 3 was logged but before its checkpoint: the newest checkpoint is step 2's, metrics.jsonl
@@ -60,7 +63,9 @@ public class TrainRecoveryTests
         Assert.That(r.Err.Trim(), Does.StartWith($"error: {option} must be"));
     }
 
-    /// <summary>The data set is recorded: resuming without --data uses it; another one is used only when given, and said.</summary>
+    /// <summary>
+    /// The data set is recorded: resuming without --data uses it; another one is used only when given, and said.
+    /// </summary>
     [Test]
     public void ResumeTrainsOnTheRecordedDataSetAndSaysWhenAnotherIsGiven()
     {
@@ -80,7 +85,8 @@ public class TrainRecoveryTests
         var before = File.ReadAllBytes(Ckpt(dir, 3));
         var r = Ddsm.Run(["train", .. Shared.TrainArgs(dir), "--steps", "2"]);
         Assert.That(r.Code, Is.EqualTo(1), r.ToString());
-        Assert.That(r.Err.Trim(), Does.Contain("already holds a run (checkpoints up to step 3): --resume continues it"));
+        Assert.That(r.Err.Trim(),
+                    Does.Contain("already holds a run (checkpoints up to step 3): --resume continues it"));
         Assert.That(File.ReadAllBytes(Ckpt(dir, 3)), Is.EqualTo(before));
         Ddsm.Ok(["train", .. Shared.TrainArgs(dir), "--steps", "2", "--force"]);
         Assert.That(File.Exists(Ckpt(dir, 3)), Is.False);
@@ -103,7 +109,8 @@ public class TrainRecoveryTests
         var metrics = Path.Combine(dir, "metrics.jsonl");
         var run = Task.Run(() => Ddsm.Run(["train", .. Shared.TrainArgs(dir), "--steps", "100000"]));
         var deadline = DateTime.UtcNow.AddMinutes(2);
-        while (!(File.Exists(metrics) && new FileInfo(metrics).Length > 0) && DateTime.UtcNow < deadline && !run.IsCompleted)
+        while (!(File.Exists(metrics) && new FileInfo(metrics).Length > 0) && DateTime.UtcNow < deadline &&
+               !run.IsCompleted)
             Thread.Sleep(20);
         Assert.That(run.IsCompleted, Is.False, "training is under way");
         Assert.That(Kill(Environment.ProcessId, Sigterm), Is.EqualTo(0));
@@ -111,7 +118,8 @@ public class TrainRecoveryTests
         var r = run.Result;
         Assert.That(r.Code, Is.EqualTo(143), r.ToString());
         Assert.That(r.Err, Does.Contain("SIGTERM: stopping after the current step"));
-        Assert.That(r.Out, Does.Match(@"stopped by SIGTERM at step \d+ of 100000 \(checkpoint saved\); --resume continues"));
+        Assert.That(r.Out,
+                    Does.Match(@"stopped by SIGTERM at step \d+ of 100000 \(checkpoint saved\); --resume continues"));
         Assert.That(r.Out, Does.Not.Contain("done: step"));
         Assert.That(Directory.GetFiles(Path.Combine(dir, "checkpoints")), Is.Not.Empty);
     }

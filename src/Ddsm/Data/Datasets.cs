@@ -51,7 +51,8 @@ public static class Datasets
             "idx" when arg.Split(',') is [var img, var lab] =>
                 Idx.Load(img, lab, Path.GetFileNameWithoutExtension(img)),
             "idx" => throw new ArgumentException(
-                $"data set spec '{spec}': idx needs the images and the labels file, comma-separated (idx:IMAGES,LABELS)"),
+                $"data set spec '{spec}': idx needs the images and the labels file, comma-separated " +
+                $"(idx:IMAGES,LABELS)"),
             "cifar10" => Cifar10.LoadDirectory(arg),
             "png" => PngFolder.Load(arg),
             "cache" => DatasetCache.Load(arg),

@@ -63,8 +63,8 @@ public sealed class StepStrategy
         var s = FromText(File.ReadAllText(spec), spec);
         if (s.T == T) return s;
         if (!resample)
-            throw new ArgumentException($"step strategy {spec} has {s.T} widths but the model's schedule has {T} timesteps " +
-                                        $"(--resample stretches it to {T})");
+            throw new ArgumentException($"step strategy {spec} has {s.T} widths but the model's schedule has {T} " +
+                                        $"timesteps (--resample stretches it to {T})");
         return s.Resample(T);
     }
 

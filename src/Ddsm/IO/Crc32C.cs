@@ -19,7 +19,8 @@ public static class Crc32C
         if (Sse42.X64.IsSupported)
         {
             ulong c64 = c;
-            for (; i + 8 <= data.Length; i += 8) c64 = Sse42.X64.Crc32(c64, BinaryPrimitives.ReadUInt64LittleEndian(data[i..]));
+            for (; i + 8 <= data.Length; i += 8)
+                c64 = Sse42.X64.Crc32(c64, BinaryPrimitives.ReadUInt64LittleEndian(data[i..]));
             c = (uint)c64;
         }
         else if (System.Runtime.Intrinsics.Arm.Crc32.Arm64.IsSupported)

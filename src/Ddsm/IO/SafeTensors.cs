@@ -162,7 +162,8 @@ public static class SafeTensors
         Span<byte> lenBytes = stackalloc byte[8];
         s.ReadExactly(lenBytes);
         ulong n = BinaryPrimitives.ReadUInt64LittleEndian(lenBytes);
-        DataFormatException.Check(n >= 2 && n <= MaxHeaderBytes && (long)n <= fileLen - 8, path, $"header length {n} is not possible here");
+        DataFormatException.Check(n >= 2 && n <= MaxHeaderBytes && (long)n <= fileLen - 8, path,
+                                  $"header length {n} is not possible here");
         var header = new byte[n];
         s.ReadExactly(header);
         DataFormatException.Check(header[0] == (byte)'{' && System.Text.Unicode.Utf8.IsValid(header), path,

@@ -22,7 +22,10 @@ public static class TensorChecksums
     {
         var meta = new Dictionary<string, string>(metadata ?? new Dictionary<string, string>());
         meta.Remove(Key);
-        var sums = new SortedDictionary<string, string>(StringComparer.Ordinal) { [MetadataEntry] = Hex(OfMetadata(meta)) };
+        var sums = new SortedDictionary<string, string>(StringComparer.Ordinal)
+        {
+            [MetadataEntry] = Hex(OfMetadata(meta)),
+        };
         foreach (var t in tensors) sums[t.Name] = Hex(Crc32C.Compute(t.Data));
         meta[Key] = JsonSerializer.Serialize(sums);
         return meta;
@@ -32,7 +35,8 @@ public static class TensorChecksums
     /// Checks a file read from <paramref name="source"/> against its checksums, if it has any: every tensor
     /// listed and matching, none unlisted, the metadata unchanged. Throws <see cref="DataFormatException"/>.
     /// </summary>
-    public static void Verify(IReadOnlyList<SafeTensor> tensors, IReadOnlyDictionary<string, string> metadata, string source)
+    public static void Verify(IReadOnlyList<SafeTensor> tensors, IReadOnlyDictionary<string, string> metadata,
+                              string source)
     {
         if (!metadata.TryGetValue(Key, out var json)) return;
         Dictionary<string, string>? sums;
@@ -45,14 +49,18 @@ public static class TensorChecksums
             $"metadata does not match its checksum {Damaged}");
         foreach (var t in tensors)
         {
-            DataFormatException.Check(sums.TryGetValue(t.Name, out var want), source, $"tensor '{t.Name}' has no checksum {Damaged}");
+            DataFormatException.Check(sums.TryGetValue(t.Name, out var want), source,
+                                      $"tensor '{t.Name}' has no checksum {Damaged}");
             DataFormatException.Check(want == Hex(Crc32C.Compute(t.Data)), source,
                 $"tensor '{t.Name}' does not match its checksum {Damaged}");
         }
-        DataFormatException.Check(sums.Count == tensors.Count + 1, source, $"tensors listed in the checksums are missing {Damaged}");
+        DataFormatException.Check(sums.Count == tensors.Count + 1, source,
+                                  $"tensors listed in the checksums are missing {Damaged}");
     }
 
-    /// <summary>The metadata as one canonical byte string: keys in ordinal order, each key and value length-prefixed.</summary>
+    /// <summary>
+    /// The metadata as one canonical byte string: keys in ordinal order, each key and value length-prefixed.
+    /// </summary>
     private static uint OfMetadata(IReadOnlyDictionary<string, string> meta)
     {
         var sb = new StringBuilder();

@@ -14,8 +14,10 @@ namespace Ddsm.Runs;
 /// <param name="Ema">the EMA weights (a grouped checkpoint holds only those).</param>
 /// <param name="CapGroups">a grouped model runs the sampler's widths capped at each group's, even with no strategy
 /// given (what a search over a step-adaptive model needs).</param>
-/// <param name="Resample">a strategy file of another length than the schedule is resampled to it (else refused).</param>
-public sealed record LoadOptions(string? Strategy = null, bool Ema = true, bool CapGroups = false, bool Resample = false);
+/// <param name="Resample">a strategy file of another length than the schedule is resampled to it (else
+/// refused).</param>
+public sealed record LoadOptions(string? Strategy = null, bool Ema = true, bool CapGroups = false,
+                                 bool Resample = false);
 
 /// <summary>
 /// Any diffusion checkpoint, ready to sample: a training checkpoint (one slimmable UNet) or a step-adaptive

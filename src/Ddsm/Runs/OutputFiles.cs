@@ -12,7 +12,9 @@ namespace Ddsm.Runs;
 /// </summary>
 public static class OutputFiles
 {
-    /// <summary>Throws ArgumentException (an output is an input, or a checkpoint) or IOException (not writable).</summary>
+    /// <summary>
+    /// Throws ArgumentException (an output is an input, or a checkpoint) or IOException (not writable).
+    /// </summary>
     public static void Check(IEnumerable<string> outputs, IEnumerable<string> inputs, bool force)
     {
         var ins = inputs.Where(File.Exists).Select(Path.GetFullPath).ToList();
@@ -20,7 +22,8 @@ public static class OutputFiles
         {
             var full = Path.GetFullPath(output);
             if (ins.Contains(full, StringComparer.Ordinal))
-                throw new ArgumentException($"'{output}' is an input of this command; writing it would destroy it: choose another --out");
+                throw new ArgumentException(
+                    $"'{output}' is an input of this command; writing it would destroy it: choose another --out");
             if (!force && IsCheckpoint(full))
                 throw new ArgumentException($"'{output}' is a checkpoint; it is not replaced (--force replaces it)");
             CheckWritable(full);
@@ -39,7 +42,9 @@ public static class OutputFiles
         catch (DataFormatException) { return false; }
     }
 
-    /// <summary>Creates the folder and a scratch file in it (then deletes it): what writing the file will need.</summary>
+    /// <summary>
+    /// Creates the folder and a scratch file in it (then deletes it): what writing the file will need.
+    /// </summary>
     public static void CheckWritable(string fullPath)
     {
         var dir = Path.GetDirectoryName(fullPath)!;
@@ -47,7 +52,8 @@ public static class OutputFiles
         {
             Directory.CreateDirectory(dir);
             var probe = AtomicFile.TempPathFor(fullPath);
-            using (new FileStream(probe, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1, FileOptions.DeleteOnClose)) { }
+            using (new FileStream(probe, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1,
+                                  FileOptions.DeleteOnClose)) { }
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

@@ -31,7 +31,8 @@ public static class SampleRun
         var (cfg, spec) = (model.Config, request.Spec.Validate());
         var raw = RawPath(outPath);
         if (Path.GetFullPath(raw) == Path.GetFullPath(outPath))
-            throw new ArgumentException($"--out {outPath}: the grid is a PNG; the raw samples go beside it as .safetensors");
+            throw new ArgumentException(
+                $"--out {outPath}: the grid is a PNG; the raw samples go beside it as .safetensors");
         OutputFiles.Check([outPath, raw], [model.Path, model.StrategyName], force);
         var labels = Labels(request.ClassSpec, cfg, spec.Count);
         if (request.Guidance is not null && labels is null)

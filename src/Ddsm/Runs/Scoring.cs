@@ -55,7 +55,8 @@ public sealed class Scoring : IDisposable
     {
         if (!File.Exists(samples)) throw new FileNotFoundException($"samples '{samples}' not found", samples);
         if (!File.Exists(features))
-            throw new FileNotFoundException($"feature net '{features}' not found (ddsm eval train-features makes one)", features);
+            throw new FileNotFoundException($"feature net '{features}' not found (ddsm eval train-features makes one)",
+                                            features);
         using var net = FeatureNet.Load(be, features);
         var (images, n) = SampleFile.Read(samples, net.InputChannels, net.ImageSize);
         var reference = ReferenceData(net.Info, features, data, otherData);
@@ -79,10 +80,11 @@ public sealed class Scoring : IDisposable
         };
         if (given is null)
             return own ?? throw new ArgumentException(
-                $"feature net '{features}' does not record its data set ('{net.Dataset}'): give the reference with --data");
+                $"feature net '{features}' does not record its data set ('{net.Dataset}'): give the reference " +
+                $"with --data");
         if (own is not null && given != own && !otherData)
-            throw new ArgumentException($"--data {given}: the feature net '{features}' was trained on {own}; " +
-                                        "scores against another data set are not comparable (--other-data to do it anyway)");
+            throw new ArgumentException($"--data {given}: the feature net '{features}' was trained on {own}; scores " +
+                                        $"against another data set are not comparable (--other-data to do it anyway)");
         return given;
     }
 

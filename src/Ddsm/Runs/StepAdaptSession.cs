@@ -49,7 +49,8 @@ public sealed class StepAdaptSession
     public static StepAdaptSession Open(StepAdaptSettings s, Backend be)
     {
         if (s.Count <= 0 || s.Batch <= 0) throw new ArgumentException("-n and --eval-batch must be positive");
-        if (s.Options.StepsPerGroup <= 0) throw new ArgumentException($"--steps must be positive, got {s.Options.StepsPerGroup}");
+        if (s.Options.StepsPerGroup <= 0)
+            throw new ArgumentException($"--steps must be positive, got {s.Options.StepsPerGroup}");
         OutputFiles.CheckDirectory(s.OutDir);
         if (s.Features is not null && !File.Exists(s.Features))
             throw new FileNotFoundException(

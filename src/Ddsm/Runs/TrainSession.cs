@@ -35,24 +35,28 @@ public sealed class TrainSession : IDisposable
     /// <param name="run">Where it writes; its data spec is set to the one trained on.</param>
     /// <param name="dataSpec">the data set (<c>--data</c>); null: the one the resumed checkpoint records, else
     /// <see cref="DefaultData"/>. Given and different from the checkpoint's, it is used, and a note says so.</param>
-    public static TrainSession Open(UNetConfig cfg, TrainOptions options, RunOptions run, string? dataSpec, string cache,
-        Backend be, ulong seed)
+    public static TrainSession Open(UNetConfig cfg, TrainOptions options, RunOptions run, string? dataSpec,
+        string cache, Backend be, ulong seed)
     {
         if (run.Steps <= 0) throw new ArgumentException($"--steps must be positive, got {run.Steps}");
-        if (run.CheckpointEvery < 0) throw new ArgumentException($"--checkpoint-every must be ≥ 0 (0 = never), got {run.CheckpointEvery}");
-        if (run.SampleEvery < 0) throw new ArgumentException($"--sample-every must be ≥ 0 (0 = never), got {run.SampleEvery}");
+        if (run.CheckpointEvery < 0)
+            throw new ArgumentException($"--checkpoint-every must be ≥ 0 (0 = never), got {run.CheckpointEvery}");
+        if (run.SampleEvery < 0)
+            throw new ArgumentException($"--sample-every must be ≥ 0 (0 = never), got {run.SampleEvery}");
         cfg.Validate();
         var notes = new List<string>();
-        var checkpoints = new CheckpointRotation(Path.Combine(run.OutDir, "checkpoints"), Math.Max(1, run.KeepCheckpoints));
+        var checkpoints =
+            new CheckpointRotation(Path.Combine(run.OutDir, "checkpoints"), Math.Max(1, run.KeepCheckpoints));
         IReadOnlyList<(long Step, string Path)> old = run.Resume ? [] : checkpoints.List();
         if (old.Count > 0 && !run.Force)
-            throw new ArgumentException($"--out {run.OutDir} already holds a run (checkpoints up to step {old[^1].Step}): " +
-                                        "--resume continues it, --force starts over and replaces it");
+            throw new ArgumentException($"--out {run.OutDir} already holds a run (checkpoints up to step " +
+                                        $"{old[^1].Step}): --resume continues it, --force starts over and replaces it");
         OutputFiles.CheckDirectory(run.OutDir);
         var recorded = run.Resume ? TrainRun.RecordedDataSpec(run.OutDir) : null;
         var data = dataSpec ?? recorded ?? DefaultData;
         if (dataSpec is not null && recorded is not null && dataSpec != recorded)
-            notes.Add($"--data {dataSpec}: the checkpoint was trained on {recorded}; training continues on {dataSpec}, as asked");
+            notes.Add($"--data {dataSpec}: the checkpoint was trained on {recorded}; training continues on " +
+                      $"{dataSpec}, as asked");
         var ds = Datasets.OpenAt(data, cache, cfg.ImageSize, cfg.ImageChannels);
         var model = new SlimUNet(be, cfg, seed);
         SandwichTrainer? trainer = null;

@@ -58,7 +58,9 @@ public sealed class TrainRun(SandwichTrainer trainer, RunOptions options)
         return null;
     }
 
-    /// <summary>Keeps the lines of a metrics file up to <paramref name="step"/> (and drops a line cut by a kill).</summary>
+    /// <summary>
+    /// Keeps the lines of a metrics file up to <paramref name="step"/> (and drops a line cut by a kill).
+    /// </summary>
     public static void TruncateMetrics(string metricsPath, long step)
     {
         if (!File.Exists(metricsPath)) return;
@@ -73,7 +75,8 @@ public sealed class TrainRun(SandwichTrainer trainer, RunOptions options)
         try
         {
             using var doc = JsonDocument.Parse(line);
-            return doc.RootElement.ValueKind == JsonValueKind.Object && doc.RootElement.TryGetProperty("step", out var s) &&
+            return doc.RootElement.ValueKind == JsonValueKind.Object &&
+                doc.RootElement.TryGetProperty("step", out var s) &&
                    s.TryGetInt64(out var v) ? v : null;
         }
         catch (JsonException) { return null; }

@@ -48,9 +48,11 @@ public class TensorChecksumsTests
         Stamped(out var tensors);
         var meta = TensorChecksums.Stamp(tensors, new Dictionary<string, string> { ["step"] = "7" });
         var edited = new Dictionary<string, string>(meta) { ["step"] = "8" };
-        Fuzz.Rejects(() => SafeTensors.Read(SafeTensors.Serialize(tensors, edited), "edited"), "metadata does not match");
+        Fuzz.Rejects(() => SafeTensors.Read(SafeTensors.Serialize(tensors, edited), "edited"),
+                     "metadata does not match");
         Fuzz.Rejects(() => SafeTensors.Read(SafeTensors.Serialize(tensors[..1], meta), "dropped"), "missing");
-        var old = SafeTensors.Read(SafeTensors.Serialize(tensors, new Dictionary<string, string> { ["step"] = "7" }), "old");
+        var old =
+            SafeTensors.Read(SafeTensors.Serialize(tensors, new Dictionary<string, string> { ["step"] = "7" }), "old");
         Assert.That(old["b"].ToFloat(), Is.EqualTo(new[] { 4f }), "a file without checksums reads as before");
     }
 }

@@ -9,7 +9,9 @@ using Ddsm.Tests.Model;
 
 namespace Ddsm.Tests.Runs;
 
-/// <summary>Checkpoints are checked on load: their checksums (when they have them) and every weight used finite.</summary>
+/// <summary>
+/// Checkpoints are checked on load: their checksums (when they have them) and every weight used finite.
+/// </summary>
 public class CheckpointIntegrityTests
 {
     private string _dir = null!;
@@ -21,12 +23,15 @@ public class CheckpointIntegrityTests
     {
         using var m = new SlimUNet(CpuBackend.Instance, SlimUNetTests.TestConfig, 1);
         var data = Datasets.EmbeddedFashionMnist().ToResolution(8);
-        using var tr = new SandwichTrainer(m, data, new TrainOptions { BatchSize = 4, WarmupSteps = 1, SandwichN = 2 }, 2);
+        using var tr =
+            new SandwichTrainer(m, data, new TrainOptions { BatchSize = 4, WarmupSteps = 1, SandwichN = 2 }, 2);
         tr.TrainStep();
         return Checkpoint.Save(new CheckpointRotation(Path.Combine(_dir, "checkpoints"), 1), tr);
     }
 
-    /// <summary>The same file as written before checksums, with <paramref name="edit"/> applied to its tensors.</summary>
+    /// <summary>
+    /// The same file as written before checksums, with <paramref name="edit"/> applied to its tensors.
+    /// </summary>
     private string Old(string path, string name, Func<SafeTensor, SafeTensor>? edit = null)
     {
         var f = SafeTensors.Read(path);
@@ -53,7 +58,8 @@ public class CheckpointIntegrityTests
         var e = Assert.Throws<DataFormatException>(() => LoadedModel.Load(flipped, CpuBackend.Instance).Dispose());
         Assert.That(e!.Message, Does.Contain("does not match its checksum"));
 
-        Assert.That(Sample(Old(path, "old")), Is.EqualTo(Sample(path)), "the same weights without checksums load as before");
+        Assert.That(Sample(Old(path, "old")), Is.EqualTo(Sample(path)),
+                    "the same weights without checksums load as before");
     }
 
     [Test]
@@ -61,9 +67,13 @@ public class CheckpointIntegrityTests
     {
         var path = TrainedCheckpoint();
         const string name = "ema.out.2.weight";
-        var nan = Old(path, "nan", t => t.Name != name ? t : SafeTensor.F32(name, t.ToFloat().Select((v, i) => i == 5 ? float.NaN : v).ToArray(), t.Shape));
+        var nan = Old(path, "nan",
+                      t => t.Name != name ? t
+                          : SafeTensor.F32(name, t.ToFloat().Select((v, i) => i == 5 ? float.NaN : v).ToArray(),
+                                           t.Shape));
         var e = Assert.Throws<DataFormatException>(() => LoadedModel.Load(nan, CpuBackend.Instance).Dispose());
         Assert.That(e!.Message, Does.Contain($"tensor '{name}' holds NaN at element 5"));
-        Assert.That(Sample(nan, ema: false), Has.All.Matches<float>(float.IsFinite), "the raw weights it holds are fine");
+        Assert.That(Sample(nan, ema: false), Has.All.Matches<float>(float.IsFinite),
+                    "the raw weights it holds are fine");
     }
 }
