@@ -67,7 +67,7 @@ public class ImportCommandTests
     {
         var ckpt = Out("hostile.safetensors");
         var r = Ddsm.Run("import", Fixture("hostile.pt"), "--preset", "tiny", "--out", ckpt);
-        Assert.That(r.Code, Is.EqualTo(1), r.ToString());
+        Assert.That(r.Code, Is.EqualTo(2), "bad input\n" + r);
         Assert.That(r.Err.Trim(), Does.StartWith("error: ").And.Contain("refused global 'posix.system'")
             .And.Not.Contain("\n"));
         Assert.That(File.Exists(ckpt), Is.False);
@@ -78,11 +78,11 @@ public class ImportCommandTests
     {
         var missing = Out("nothing-here.pt");
         var r = Ddsm.Run("import", missing, "--out", Out("x.safetensors"));
-        Assert.That(r.Code, Is.EqualTo(1));
+        Assert.That(r.Code, Is.EqualTo(2), "bad input");
         Assert.That(r.Err.Trim(), Is.EqualTo($"error: checkpoint '{missing}' not found"));
 
         r = Ddsm.Run("import", Fixture("ours.pt"), "--layout", "keras", "--out", Out("x.safetensors"));
-        Assert.That(r.Code, Is.EqualTo(1));
+        Assert.That(r.Code, Is.EqualTo(1), "a usage error");
         Assert.That(r.Err.Trim(), Is.EqualTo("error: unknown layout 'keras' (ours, ddsm-release)"));
     }
 }
