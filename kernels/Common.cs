@@ -116,8 +116,8 @@ internal static class Dev
 
 /// <summary>
 /// The engine's one counter-based hash (a splitmix64 finaliser of seed ⊕ index·φ, top 32 bits) and the
-/// dropout decision built on it: the CPU backend (through Rng.Hash) and the GPU kernels call this same
-/// code, so a seed draws the same mask bit for bit on every backend, with no RNG state between launches.
+/// dropout decision and normal draws built on it: the CPU backend (through Rng.Hash) and the GPU kernels call this same
+/// code, so a seed draws the same mask (and noise) bit for bit on every backend, with no RNG state between launches.
 /// </summary>
 public static class CounterHash
 {
@@ -128,6 +128,24 @@ public static class CounterHash
         z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
         z ^= z >> 31;
         return (uint)(z >> 32);
+    }
+
+    /// <summary>
+    /// The normal draw number <paramref name="k"/> of stream <paramref name="seed"/>: Box–Muller on the pair
+    /// p = k/2, u1 = (hash(seed, 2p) + 1)/2³² in (0, 1], u2 = hash(seed, 2p + 1)/2³²; even k takes
+    /// r·cos(2πu2), odd k r·sin(2πu2), r = √(−2 ln u1). In double, rounded once to float: the CPU backend,
+    /// ILGPU's CPU accelerator and (through ILGPU.Algorithms' double math, within ~1e-12 of System.Math)
+    /// a GPU agree to the float. 32-bit u1 caps |z| at √(64 ln 2) ≈ 6.66: a 3e-11 tail, never reached
+    /// by a sampling run's draws.
+    /// </summary>
+    public static float Normal(ulong seed, ulong k)
+    {
+        ulong p = k >> 1;
+        double u1 = (Of(seed, 2 * p) + 1.0) * (1.0 / 4294967296.0);
+        double u2 = Of(seed, 2 * p + 1) * (1.0 / 4294967296.0);
+        double r = Math.Sqrt(-2.0 * Math.Log(u1));
+        double a = 2.0 * Math.PI * u2;
+        return (float)((k & 1) == 0 ? r * Math.Cos(a) : r * Math.Sin(a));
     }
 
     /// <summary>Element i survives dropout with probability p iff <see cref="Of"/>(seed, i) ≥ this.</summary>

@@ -6,7 +6,7 @@
 // broadcast may run in place (output = an input): a thread reads its element before writing it and
 // no other thread touches it, so aliasing is safe.
 // Op codes are the contract's enums as ints: BinaryOp {Add 0, Sub 1, Mul 2}, UnaryOp {SiLU 0,
-// Square 1, Exp 2, SiLUGrad 3}. The code is uniform over a launch, so its branch never diverges.
+// Square 1, Exp 2, SiLUGrad 3, ClampUnit 4}. The code is uniform over a launch, so its branch never diverges.
 using ILGPU;
 
 namespace Ddsm.Kernels;
@@ -58,7 +58,7 @@ public static class ElementwiseKernels
         KernelEntry.Of<FillArgs>(Fill, "fill", "elementwise", hot: false, "y = value"),
         KernelEntry.Of<AxpbyArgs>(Axpby, "axpby", "elementwise", hot: false, "y = alpha·x + beta·y (beta 0: y unread)"),
         KernelEntry.Of<MapArgs>(Binary, "binary", "elementwise", hot: false, "z = a op b (add, sub, mul)"),
-        KernelEntry.Of<MapArgs>(Unary, "unary", "elementwise", hot: false, "z = f(a) (silu, square, exp, silu')"),
+        KernelEntry.Of<MapArgs>(Unary, "unary", "elementwise", hot: false, "z = f(a) (silu, square, exp, silu', clamp to [−1, 1])"),
         KernelEntry.Of<BroadcastArgs>(Broadcast, "broadcast", "elementwise", hot: false,
             "z[o,m,i] = a[o,m,i] op b[o|0, m]"),
         KernelEntry.Of<CopyBlocksArgs>(CopyBlocks, "copy_blocks", "elementwise", hot: false,
@@ -72,6 +72,7 @@ public static class ElementwiseKernels
         if (op == 0) return x / (1f + MathF.Exp(-x));
         if (op == 1) return x * x;
         if (op == 2) return MathF.Exp(x);
+        if (op == 4) return MathF.Min(1f, MathF.Max(-1f, x));   // (no Math.Clamp in kernels)
         float s = 1f / (1f + MathF.Exp(-x));   // SiLU's derivative σ(x)·(1 + x·(1 − σ(x)))
         return s * (1f + x * (1f - s));
     }

@@ -43,12 +43,43 @@ public abstract class Backend : IDisposable
     /// <summary>Uninitialised memory for <paramref name="count"/> floats (pooled where possible).</summary>
     public abstract DeviceBuffer Allocate(long count);
     public abstract void Free(DeviceBuffer buffer);
-    public abstract void CopyIn(DeviceBuffer dst, long dstOffset, ReadOnlySpan<float> src);
-    public abstract void CopyOut(DeviceBuffer src, long srcOffset, Span<float> dst);
+    /// <summary>Host → device copy (counted in <see cref="Transfers"/>).</summary>
+    public void CopyIn(DeviceBuffer dst, long dstOffset, ReadOnlySpan<float> src)
+    {
+        _transfers.CountIn(src.Length);
+        CopyInCore(dst, dstOffset, src);
+    }
+
+    /// <summary>Device → host copy; waits for the queued work it depends on (counted in <see cref="Transfers"/>).</summary>
+    public void CopyOut(DeviceBuffer src, long srcOffset, Span<float> dst)
+    {
+        _transfers.CountOut(dst.Length);
+        CopyOutCore(src, srcOffset, dst);
+    }
+
+    /// <summary>Waits for all queued work (no-op on CPU); counted in <see cref="Transfers"/>.</summary>
+    public void Synchronize()
+    {
+        _transfers.CountSync();
+        SynchronizeCore();
+    }
+
+    /// <summary>The profiler's own waits around timed ops: not the program's, so not counted.</summary>
+    internal void SynchronizeUncounted() => SynchronizeCore();
+
+    protected abstract void CopyInCore(DeviceBuffer dst, long dstOffset, ReadOnlySpan<float> src);
+    protected abstract void CopyOutCore(DeviceBuffer src, long srcOffset, Span<float> dst);
+    protected virtual void SynchronizeCore() { }
     /// <summary>dst[dstOff + i] = src[srcOff + i] (device to device, same backend).</summary>
     public abstract void Copy(DeviceBuffer src, long srcOffset, DeviceBuffer dst, long dstOffset, long count);
-    /// <summary>Waits for all queued work (no-op on CPU). Profiling calls it to time ops honestly.</summary>
-    public virtual void Synchronize() { }
+
+    private readonly TransferCounter _transfers = new();
+    /// <summary>
+    /// Host round trips so far: copies in, copies out, synchronisations. Counted here, for every backend
+    /// alike (the CPU backend's copies are memcpys, but on a device each would be a transfer or a stall),
+    /// so a test on the CPU says what a step would cost a GPU.
+    /// </summary>
+    public TransferCounts Transfers => _transfers.Snapshot();
 
     // ---- element-wise (n elements from offset 0 unless stated) ------------------------------
     public abstract void Fill(DeviceBuffer x, long offset, long count, float value);
@@ -140,6 +171,21 @@ public abstract class Backend : IDisposable
     /// keep[i] = hash(seed, i) ≥ p·2³², y = keep ? x/(1−p) : 0. mask (n) receives 0 or 1/(1−p).
     /// </summary>
     public abstract void Dropout(DeviceBuffer x, DeviceBuffer y, DeviceBuffer mask, long n, float p, ulong seed);
+    /// <summary>
+    /// y[i] = z(seed, offset + i) ~ N(0, 1) for i in [0, n): Box–Muller on two counter-hashed uniforms
+    /// (<see cref="Ddsm.Kernels.CounterHash.Normal"/>), so every backend draws the same normals for a
+    /// (seed, offset) with no generator state on the device: noise is drawn where it is used.
+    /// </summary>
+    public abstract void Normal(DeviceBuffer y, long n, ulong seed, ulong offset);
+
+    // ---- losses -----------------------------------------------------------------------------
+    /// <summary>
+    /// Per row i of logits (N, K) and its label y_i (labels (N) hold integers as floats): loss[i] =
+    /// −log softmax(z_i)[y_i] and dlogits[i] = softmax(z_i) − onehot(y_i) (overwritten), the gradient of
+    /// loss[i] that the op layer scales in its backward. Stable (max subtracted), in double.
+    /// </summary>
+    public abstract void CrossEntropy(DeviceBuffer logits, DeviceBuffer labels, DeviceBuffer loss,
+        DeviceBuffer dlogits, int n, int k);
 
     // ---- optimiser --------------------------------------------------------------------------
     /// <summary>
@@ -157,9 +203,10 @@ public enum BinaryOp { Add, Sub, Mul }
 
 /// <summary>
 /// Element-wise maps. SiLUGrad is SiLU's derivative σ(x)·(1 + x·(1 − σ(x))), a forward map so that
-/// SiLU's backward is a composition. The CUDA kernels switch on these integer values.
+/// SiLU's backward is a composition. ClampUnit clips to the data range [−1, 1] (the samplers' x̂0
+/// clipping, on the device). The CUDA kernels switch on these integer values.
 /// </summary>
-public enum UnaryOp { SiLU, Square, Exp, SiLUGrad }
+public enum UnaryOp { SiLU, Square, Exp, SiLUGrad, ClampUnit }
 
 public readonly record struct GemmDesc(
     bool TransA, bool TransB, int M, int N, int K,

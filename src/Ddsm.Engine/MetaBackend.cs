@@ -21,8 +21,8 @@ public sealed class MetaBackend : Backend
     public override string Name => "meta";
     public override DeviceBuffer Allocate(long count) => new Buffer(count);
     public override void Free(DeviceBuffer buffer) { }
-    public override void CopyIn(DeviceBuffer dst, long dstOffset, ReadOnlySpan<float> src) { }
-    public override void CopyOut(DeviceBuffer src, long srcOffset, Span<float> dst) => dst.Clear();
+    protected override void CopyInCore(DeviceBuffer dst, long dstOffset, ReadOnlySpan<float> src) { }
+    protected override void CopyOutCore(DeviceBuffer src, long srcOffset, Span<float> dst) => dst.Clear();
     public override void Copy(DeviceBuffer src, long srcOffset, DeviceBuffer dst, long dstOffset, long count) { }
     public override void Fill(DeviceBuffer x, long offset, long count, float value) { }
     public override void Axpby(DeviceBuffer x, DeviceBuffer y, long n, float alpha, float beta) { }
@@ -54,6 +54,9 @@ public sealed class MetaBackend : Backend
     public override void AvgPool2x(DeviceBuffer x, DeviceBuffer y, int nc, int h, int w) { }
     public override void TimestepEmbedding(DeviceBuffer t, DeviceBuffer output, int n, int dim, float maxPeriod) { }
     public override void Dropout(DeviceBuffer x, DeviceBuffer y, DeviceBuffer mask, long n, float p, ulong seed) { }
+    public override void Normal(DeviceBuffer y, long n, ulong seed, ulong offset) { }
+    public override void CrossEntropy(DeviceBuffer logits, DeviceBuffer labels, DeviceBuffer loss,
+        DeviceBuffer dlogits, int n, int k) { }
     public override void AdamStep(DeviceBuffer param, DeviceBuffer grad, DeviceBuffer m, DeviceBuffer v, long n,
         in AdamHyper h) { }
 }

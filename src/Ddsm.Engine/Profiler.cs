@@ -40,7 +40,7 @@ public static class Profiler
         FlopCounter.Add(name, flops);
         // Work on the meta backend is not work: nothing to time.
         if (!Enabled || backend is MetaBackend) return default;
-        backend.Synchronize();
+        backend.SynchronizeUncounted();
         (_childTicks ??= new List<long>()).Add(0);
         return new OpTimer(name, flops, backend, Stopwatch.GetTimestamp());
     }
@@ -50,7 +50,7 @@ public static class Profiler
         public void Dispose()
         {
             if (name is null) return;
-            backend!.Synchronize();
+            backend!.SynchronizeUncounted();
             long dt = Stopwatch.GetTimestamp() - start;
             var stack = _childTicks!;
             long self = dt - stack[^1];
@@ -125,6 +125,17 @@ public static class Profiler
                           $"{s.Ms / s.Calls,9:F3}");
         sb.AppendLine($"{"total",-28} {"",8} {total,11:F2}");
         return sb.ToString();
+    }
+
+    /// <summary>
+    /// One line on host round trips (<see cref="Backend.Transfers"/>) over <paramref name="steps"/> steps of
+    /// a loop: the totals and the mean per step ("sample step", "training step").
+    /// </summary>
+    public static string TransferReport(TransferCounts delta, long steps, string what)
+    {
+        double per(long v) => steps > 0 ? (double)v / steps : 0;
+        return $"host transfers per {what}: {per(delta.CopiesIn):0.###} copies in, {per(delta.CopiesOut):0.###} " +
+               $"copies out, {per(delta.Syncs):0.###} syncs (over {steps} steps: {delta})";
     }
 
     public static IReadOnlyDictionary<string, OpStat> Snapshot()

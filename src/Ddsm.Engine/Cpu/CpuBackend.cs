@@ -63,13 +63,13 @@ public sealed partial class CpuBackend : Backend
         }
     }
 
-    public override void CopyIn(DeviceBuffer dst, long dstOffset, ReadOnlySpan<float> src)
+    protected override void CopyInCore(DeviceBuffer dst, long dstOffset, ReadOnlySpan<float> src)
     {
         using var timer = Profiler.Kernel("copy_in");
         src.CopyTo(Cast(dst).Array.AsSpan((int)dstOffset, src.Length));
     }
 
-    public override void CopyOut(DeviceBuffer src, long srcOffset, Span<float> dst)
+    protected override void CopyOutCore(DeviceBuffer src, long srcOffset, Span<float> dst)
     {
         using var timer = Profiler.Kernel("copy_out");
         Cast(src).Array.AsSpan((int)srcOffset, dst.Length).CopyTo(dst);
@@ -160,6 +160,7 @@ public sealed partial class CpuBackend : Backend
                 case UnaryOp.Square: TensorPrimitives.Multiply(xs, xs, ys); break;
                 case UnaryOp.Exp: TensorPrimitives.Exp(xs, ys); break;
                 case UnaryOp.SiLUGrad: VecMath.SiLUGrad(xs, ys); break;
+                case UnaryOp.ClampUnit: TensorPrimitives.Max(xs, -1f, ys); TensorPrimitives.Min(ys, 1f, ys); break;
                 default: throw new ArgumentOutOfRangeException(nameof(op));
             }
         });

@@ -2,8 +2,9 @@ using Ddsm.Kernels;
 
 namespace Ddsm.Engine.Ilgpu;
 
-// Resampling (kernels/Resample.cs), timestep embedding (Embedding.cs), dropout (Dropout.cs) and the
-// fused Adam step (Adam.cs): grid-stride kernels like the element-wise family.
+// Resampling (kernels/Resample.cs), timestep embedding (Embedding.cs), dropout (Dropout.cs), the
+// fused Adam step (Adam.cs), normal noise (Noise.cs) and the cross-entropy rows (Loss.cs): grid-stride
+// kernels like the element-wise family.
 public sealed partial class IlgpuBackend
 {
     public override void Upsample2x(DeviceBuffer x, DeviceBuffer y, int nc, int h, int w)
@@ -58,5 +59,19 @@ public sealed partial class IlgpuBackend
             InvBc1 = 1f / h.BiasCorrection1, InvBc2 = 1f / h.BiasCorrection2, GradScale = h.GradScale,
         };
         LaunchFlat("adam_step", n, args);
+    }
+
+    public override void Normal(DeviceBuffer y, long n, ulong seed, ulong offset) =>
+        LaunchFlat("normal", n, new NormalArgs { Y = View(y, n, "normal"), N = n, Seed = seed, Offset = offset });
+
+    public override void CrossEntropy(DeviceBuffer logits, DeviceBuffer labels, DeviceBuffer loss,
+        DeviceBuffer dlogits, int n, int k)
+    {
+        var args = new CrossEntropyArgs
+        {
+            Logits = View(logits, (long)n * k, "cross_entropy"), Labels = View(labels, n, "cross_entropy"),
+            Loss = View(loss, n, "cross_entropy"), DLogits = View(dlogits, (long)n * k, "cross_entropy"), N = n, K = k,
+        };
+        LaunchFlat("cross_entropy", n, args);
     }
 }

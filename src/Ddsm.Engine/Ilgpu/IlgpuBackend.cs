@@ -208,7 +208,7 @@ public sealed partial class IlgpuBackend : Backend
         return b;
     }
 
-    public override void CopyIn(DeviceBuffer dst, long dstOffset, ReadOnlySpan<float> src)
+    protected override void CopyInCore(DeviceBuffer dst, long dstOffset, ReadOnlySpan<float> src)
     {
         if (HostCopy(dst, dstOffset, src.Length, "CopyIn") is not { } d) return;
         // Stream-ordered after the kernels queued before it; pageable host memory is staged by the
@@ -216,11 +216,11 @@ public sealed partial class IlgpuBackend : Backend
         d.Slice(dstOffset, src.Length).CopyFromCPU(_stream, src);
     }
 
-    public override void CopyOut(DeviceBuffer src, long srcOffset, Span<float> dst)
+    protected override void CopyOutCore(DeviceBuffer src, long srcOffset, Span<float> dst)
     {
         if (HostCopy(src, srcOffset, dst.Length, "CopyOut") is not { } s) return;
         s.Slice(srcOffset, dst.Length).CopyToCPU(_stream, dst);
-        Synchronize();
+        SynchronizeCore();   // part of the copy out (counted as one), not a sync of its own
     }
 
     public override void Copy(DeviceBuffer src, long srcOffset, DeviceBuffer dst, long dstOffset, long count)
@@ -233,7 +233,7 @@ public sealed partial class IlgpuBackend : Backend
         s.Slice(srcOffset, count).CopyTo(_stream, d.Slice(dstOffset, count));
     }
 
-    public override void Synchronize()
+    protected override void SynchronizeCore()
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         _acc.Bind();

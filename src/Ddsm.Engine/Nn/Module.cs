@@ -134,8 +134,12 @@ public abstract class Module : IDisposable
         _disposed = true;
         foreach (var (_, p) in _params) p.Dispose();
         foreach (var (_, c) in _children) c.Dispose();
+        DisposeCaches();
         GC.SuppressFinalize(this);
     }
+
+    /// <summary>Frees device memory a module keeps besides its parameters (caches); nothing by default.</summary>
+    protected virtual void DisposeCaches() { }
 }
 
 /// <summary>

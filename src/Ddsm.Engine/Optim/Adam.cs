@@ -31,7 +31,9 @@ public readonly record struct StepInfo(long Step, double GradNorm, float Lr, flo
 /// <summary>
 /// Adam / AdamW with global gradient-norm clipping and linear warm-up.
 /// <para>Per step: one Σg² reduction per parameter, gathered on the device into one small buffer and
-/// read back in one transfer (one sync per step, not one per parameter); the clip factor goes to the
+/// read back in one transfer (one sync per step, not one per parameter), together with any device values
+/// the caller wants this step (the trainer's per-width losses: <see cref="Step(Tensor?, Action{float[]}?)"/>),
+/// so a training step reads the device once; the clip factor goes to the
 /// update kernel as <see cref="AdamHyper.GradScale"/>, so clipping costs no extra pass over the
 /// gradients. Moments and scratch are created once, outside any scope, on first use: steady-state
 /// steps allocate no device memory.</para>
@@ -47,8 +49,8 @@ public sealed class Adam : IDisposable
     private AdamOptions _options;
     private Tensor[]? _m, _v;            // per parameter, same shape
     private Tensor? _sq;                 // (1) Σg² of one parameter
-    private Tensor? _sqAll;              // (P) Σg² per parameter, gathered for one read-back
-    private float[]? _sqHost;            // (P)
+    private Tensor? _sqAll;              // (P + extra) Σg² per parameter, then the caller's values: one read-back
+    private float[]? _sqHost;            // (P + extra)
     private (Tensor Param, Tensor M, Tensor V)[]? _state;
 
     public Adam(IReadOnlyList<Tensor> parameters, AdamOptions? options = null)
@@ -100,10 +102,19 @@ public sealed class Adam : IDisposable
             _m = _params.Select(p => Named(Tensor.Zeros(_backend, p.Shape), p, "adam_m")).ToArray();
             _v = _params.Select(p => Named(Tensor.Zeros(_backend, p.Shape), p, "adam_v")).ToArray();
             _sq = Tensor.Zeros(_backend, 1);
-            _sqAll = Tensor.Zeros(_backend, _params.Length);
         }
-        _sqHost = new float[_params.Length];
+        ReadBuffer(0);
         _state = _params.Select((p, i) => (p, _m[i], _v[i])).ToArray();
+    }
+
+    /// <summary>Makes the read-back buffer hold the P norms and <paramref name="extra"/> values.</summary>
+    private void ReadBuffer(int extra)
+    {
+        int want = _params.Length + extra;
+        if (_sqAll is not null && _sqAll.Length == want) return;
+        _sqAll?.Dispose();
+        using (TensorScope.Suspend()) _sqAll = Tensor.Zeros(_backend, want);
+        _sqHost = new float[want];
     }
 
     private static Tensor Named(Tensor t, Tensor p, string what)
@@ -119,13 +130,22 @@ public sealed class Adam : IDisposable
     }
 
     /// <summary>One update of every parameter that has a gradient (those without are skipped).</summary>
-    public StepInfo Step()
+    public StepInfo Step() => Step(null, null);
+
+    /// <summary>
+    /// The same, reading <paramref name="alongside"/> (device values the caller needs on the host this step)
+    /// in the same transfer as the gradient norms; <paramref name="inspect"/> gets them before any parameter
+    /// moves (it may throw to stop the step).
+    /// </summary>
+    public StepInfo Step(Tensor? alongside, Action<float[]>? inspect)
     {
         EnsureState();
         var o = _options;
         var be = _backend;
 
-        double norm = GlobalGradNorm();
+        double norm = GlobalGradNorm(alongside);
+        if (alongside is not null && inspect is not null)
+            inspect(_sqHost!.AsSpan(_params.Length, (int)alongside.Length).ToArray());
         long t = StepCount + 1;
         if (!double.IsFinite(norm))
             throw new InvalidOperationException(
@@ -155,12 +175,19 @@ public sealed class Adam : IDisposable
     }
 
     /// <summary>√(Σ over parameters with gradients of Σg²), summed in double on the host.</summary>
-    private double GlobalGradNorm()
+    private double GlobalGradNorm(Tensor? alongside)
     {
         var be = _backend;
         long total = 0;
         foreach (var p in _params) if (p.Grad is not null) total += p.Length;
-        if (total == 0) return 0;
+        int extra = alongside is null ? 0 : checked((int)alongside.Length);
+        ReadBuffer(extra);
+        if (alongside is not null) be.Copy(alongside.Buffer, 0, _sqAll!.Buffer, _params.Length, extra);
+        if (total == 0)
+        {
+            if (extra > 0) be.CopyOut(_sqAll!.Buffer, _params.Length, _sqHost!.AsSpan(_params.Length, extra));
+            return 0;
+        }
         using (Profiler.Op("adam.grad_norm", 2 * total, be))
         {
             for (int i = 0; i < _params.Length; i++)

@@ -26,6 +26,7 @@ public abstract class CrossEntropyOpTests : BackendFixture
     [TestCase(5, 10)]
     [TestCase(16, 3)]
     [TestCase(7, 1)]
+    [Covers("cross_entropy")]
     public void ForwardAndGradient(int n, int k)
     {
         var r = new Rng((ulong)(n * 131 + k));
