@@ -22,6 +22,8 @@ public static class Tape
 
     private static List<TapeNode> Nodes => _nodes ??= new List<TapeNode>();
 
+    /// <summary>False inside <see cref="NoGrad"/>: nothing recorded will need its inputs kept for a backward.</summary>
+    public static bool IsRecording => _noGrad == 0;
     internal static int Count => _nodes?.Count ?? 0;
 
     /// <summary>Ops inside the returned handle record nothing (sampling, evaluation, EMA updates).</summary>

@@ -25,9 +25,10 @@ public readonly record struct SampleProgress(int BatchEnd, int Count, int Step, 
 
 /// <summary>
 /// Sampling N images in batches from one seed, the one way every caller does it (the sample verb, the
-/// search's evaluator, the training run's grids, the quickstart, the benches). One <see cref="Rng"/> from the
-/// seed draws each batch's x_T and then that batch's sampler noise, batch after batch; so a seed fixes the
-/// images, and two strategies sampled with the same seed see the same noise (common random numbers).
+/// search's evaluator, the training run's grids, the quickstart, the benches). One device
+/// <see cref="NoiseStream"/> from the seed draws each batch's x_T and then that batch's sampler noise, batch
+/// after batch; so a seed fixes the images, and two strategies sampled with the same seed see the same noise
+/// (common random numbers). Nothing goes to the device; each batch's images come back once, at its end.
 /// </summary>
 public static class BatchSampler
 {
@@ -41,17 +42,15 @@ public static class BatchSampler
         var shape = model.Image;
         int n = spec.Count, d = shape.Floats;
         var all = new float[(long)n * d];
-        var rng = new Rng(spec.Seed);
+        var noise = new NoiseStream(spec.Seed);
         var sampler = Sampler.Create(spec.Sampler);
         for (int start = 0; start < n; start += spec.Batch)
         {
             int b = Math.Min(spec.Batch, n - start), end = start + b;
             using var scope = new TensorScope();
-            var z = new float[b * d];
-            rng.FillNormal(z);
-            var x = Tensor.FromArray(model.Backend, z, b, shape.Channels, shape.Size, shape.Size);
+            var x = noise.Next(model.Backend, b, shape.Channels, shape.Size, shape.Size);
             var den = denoiserFor?.Invoke(start, b) ?? model;
-            sampler.Sample(den, schedule, strategy, x, rng, spec.Options,
+            sampler.Sample(den, schedule, strategy, x, noise, spec.Options,
                 (i, steps) => progress?.Invoke(new SampleProgress(end, n, i, steps)));
             x.ToArray().CopyTo(all, (long)start * d);
         }

@@ -9,8 +9,8 @@ public sealed class DdimSampler : Sampler
     public override IReadOnlyList<double> EvaluationTimes(NoiseSchedule s, SamplerOptions o) =>
         SpacedTimesteps(s.T, o.Steps).Select(t => (double)t).ToArray();
 
-    protected override void Run(IDenoiser model, NoiseSchedule s, StepStrategy strategy, Tensor x, Rng rng,
-        SamplerOptions o, Action<int, int>? progress)
+    protected override void Run(IDenoiser model, NoiseSchedule s, StepStrategy strategy, Tensor x,
+        NoiseStream noise, SamplerOptions o, Action<int, int>? progress)
     {
         var seq = SpacedTimesteps(s.T, o.Steps);
         for (int i = 0; i < seq.Length; i++)
@@ -30,7 +30,7 @@ public sealed class DdimSampler : Sampler
             // x_prev = √ᾱ' x̂0 + √(1−ᾱ'−σ²) ε + σ z
             x.CopyFrom(x0);
             Lin(x, Math.Sqrt(abPrev), eps, Math.Sqrt(Math.Max(0, 1 - abPrev - sigma * sigma)));
-            if (sigma > 0) AddNoise(x, sigma, rng);
+            if (sigma > 0) AddNoise(x, sigma, noise);
             progress?.Invoke(i + 1, seq.Length);
         }
     }

@@ -9,8 +9,8 @@ public sealed class DdpmSampler : Sampler
     public override IReadOnlyList<double> EvaluationTimes(NoiseSchedule s, SamplerOptions o) =>
         Enumerable.Range(0, s.T).Reverse().Select(t => (double)t).ToArray();
 
-    protected override void Run(IDenoiser model, NoiseSchedule s, StepStrategy strategy, Tensor x, Rng rng,
-        SamplerOptions o, Action<int, int>? progress)
+    protected override void Run(IDenoiser model, NoiseSchedule s, StepStrategy strategy, Tensor x,
+        NoiseStream noise, SamplerOptions o, Action<int, int>? progress)
     {
         for (int t = s.T - 1; t >= 0; t--)
         {
@@ -22,7 +22,7 @@ public sealed class DdpmSampler : Sampler
             double c0 = beta * Math.Sqrt(abPrev) / (1 - ab);
             double ct = (1 - abPrev) * Math.Sqrt(1 - beta) / (1 - ab);
             Lin(x, ct, x0, c0);
-            if (t > 0) AddNoise(x, Math.Sqrt(beta * (1 - abPrev) / (1 - ab)), rng);
+            if (t > 0) AddNoise(x, Math.Sqrt(beta * (1 - abPrev) / (1 - ab)), noise);
             progress?.Invoke(s.T - t, s.T);
         }
     }

@@ -16,8 +16,8 @@ public sealed class DpmSolver2MSampler : Sampler
     public override IReadOnlyList<double> EvaluationTimes(NoiseSchedule s, SamplerOptions o) =>
         LogSnrSpacedTimesteps(s, o.Steps).Select(t => (double)t).ToArray();
 
-    protected override void Run(IDenoiser model, NoiseSchedule s, StepStrategy strategy, Tensor x, Rng rng,
-        SamplerOptions o, Action<int, int>? progress)
+    protected override void Run(IDenoiser model, NoiseSchedule s, StepStrategy strategy, Tensor x,
+        NoiseStream noise, SamplerOptions o, Action<int, int>? progress)
     {
         var seq = LogSnrSpacedTimesteps(s, o.Steps);
         Tensor? prevX0 = null;

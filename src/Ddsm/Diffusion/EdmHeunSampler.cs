@@ -34,8 +34,8 @@ public sealed class EdmHeunSampler : Sampler
         return sig;
     }
 
-    protected override void Run(IDenoiser model, NoiseSchedule s, StepStrategy strategy, Tensor x, Rng rng,
-        SamplerOptions o, Action<int, int>? progress)
+    protected override void Run(IDenoiser model, NoiseSchedule s, StepStrategy strategy, Tensor x,
+        NoiseStream noise, SamplerOptions o, Action<int, int>? progress)
     {
         var sig = KarrasSigmas(s, o.Steps, o.Rho);
         // x_T ~ N(0, I) is x_t at σ_max; in the EDM variable that is x·√(1+σ²).

@@ -9,8 +9,11 @@ public sealed record SamplerOptions(int Steps = 50, double Eta = 0.0, bool ClipD
 
 /// <summary>
 /// A sampler turns x_T ~ N(0, I) into a sample by calling the denoiser at the width the step
-/// strategy gives for each call's own timestep. All randomness comes from the given Rng, so a fixed
-/// seed gives identical images; widths change nothing but the network call.
+/// strategy gives for each call's own timestep. All randomness comes from the given device
+/// <see cref="NoiseStream"/>, so a fixed seed gives identical images; widths change nothing but the
+/// network call. A step runs entirely on the device: the noise is drawn there, x̂0 is clipped there and
+/// the per-step coefficients are kernel arguments, so after the first step (which may load labels) a
+/// step makes no host transfer and no sync (the sampler tests count them).
 /// </summary>
 public abstract class Sampler
 {
@@ -38,16 +41,21 @@ public abstract class Sampler
     /// Runs the sampler in place on <paramref name="x"/> (x_T on entry, the sample on return).
     /// Must be called under <see cref="Tape.NoGrad"/> or makes its own.
     /// </summary>
-    public void Sample(IDenoiser model, NoiseSchedule schedule, StepStrategy strategy, Tensor x, Rng rng,
+    public void Sample(IDenoiser model, NoiseSchedule schedule, StepStrategy strategy, Tensor x, NoiseStream noise,
         SamplerOptions options, Action<int, int>? progress = null)
     {
         if (strategy.T != schedule.T)
             throw new ArgumentException($"sampler: strategy has {strategy.T} timesteps, schedule {schedule.T}");
-        using (Tape.NoGrad()) Run(model, schedule, strategy, x, rng, options, progress);
+        using (Tape.NoGrad()) Run(model, schedule, strategy, x, noise, options, progress);
     }
 
-    protected abstract void Run(IDenoiser model, NoiseSchedule schedule, StepStrategy strategy, Tensor x, Rng rng,
-        SamplerOptions options, Action<int, int>? progress);
+    /// <summary>The same with a host generator: one draw from it seeds the device noise stream.</summary>
+    public void Sample(IDenoiser model, NoiseSchedule schedule, StepStrategy strategy, Tensor x, Rng rng,
+        SamplerOptions options, Action<int, int>? progress = null) =>
+        Sample(model, schedule, strategy, x, new NoiseStream(rng.NextULong()), options, progress);
+
+    protected abstract void Run(IDenoiser model, NoiseSchedule schedule, StepStrategy strategy, Tensor x,
+        NoiseStream noise, SamplerOptions options, Action<int, int>? progress);
 
     /// <summary>
     /// The timesteps at which <see cref="Sample"/> calls the model, in order (fractional for EDM): computed from
@@ -84,13 +92,12 @@ public abstract class Sampler
     protected static void Lin(Tensor y, double a, Tensor x, double b)
         => y.Backend.Axpby(x.Buffer, y.Buffer, y.Length, (float)b, (float)a);
 
-    /// <summary>y += std·z with z ~ N(0, I) drawn from rng.</summary>
-    protected static void AddNoise(Tensor y, double std, Rng rng)
+    /// <summary>y += std·z with z ~ N(0, I), the next draws of the device noise stream.</summary>
+    protected static void AddNoise(Tensor y, double std, NoiseStream noise)
     {
-        var z = new float[y.Length];
-        rng.FillNormal(z);
-        using var zt = Tensor.FromArray(y.Backend, z, y.Shape);
-        Lin(y, 1, zt, std);
+        using var z = Tensor.Empty(y.Backend, y.Shape);
+        noise.Fill(z);
+        Lin(y, 1, z, std);
     }
 
     /// <summary>x̂_0 = (x_t − √(1−ᾱ)·ε)/√ᾱ, optionally clipped to [−1, 1]; a new tensor.</summary>
@@ -102,10 +109,6 @@ public abstract class Sampler
         return x0;
     }
 
-    protected static void Clamp(Tensor t)
-    {
-        var a = t.ToArray();
-        for (int i = 0; i < a.Length; i++) a[i] = Math.Clamp(a[i], -1f, 1f);
-        t.CopyFrom(a);
-    }
+    /// <summary>Clips to the data range [−1, 1] in place, on the device.</summary>
+    protected static void Clamp(Tensor t) => t.Backend.Unary(UnaryOp.ClampUnit, t.Buffer, t.Buffer, t.Length);
 }

@@ -50,9 +50,7 @@ public sealed class GuidedDenoiser : IDenoiser
         // [x; x] (2N, C, H, W): concatenating the flattened batch on dim 1 of a (1, N·D) view.
         var flat = x.Reshape(1, (int)(n * d));
         var xx = F.ConcatChannels(flat, flat).Reshape([2 * n, .. x.Shape[1..]]);
-        var ts = new float[2 * n];
-        Array.Fill(ts, (float)t);
-        var tt = Tensor.FromArray(x.Backend, ts, ts.Length);
+        var tt = Tensor.Full(x.Backend, (float)t, 2 * n);
         var y = Model.Forward(xx, tt, width, _doubled).Reshape(1, (int)(2 * n * d));
         var cond = F.SliceChannels(y, 0, (int)(n * d));
         var uncond = F.SliceChannels(y, (int)(n * d), (int)(n * d));

@@ -28,10 +28,26 @@ public sealed class LabelEmbedding : Module
     }
 
     /// <summary>(N, outFeatures) embeddings of labels in [0, K] (K = the null class).</summary>
-    public Tensor Forward(ReadOnlySpan<int> labels, int outFeatures)
+    public Tensor Forward(ReadOnlySpan<int> labels, int outFeatures) => Forward(OneHot(labels), outFeatures);
+
+    /// <summary>(N, outFeatures) embeddings of a one-hot (N, K+1) label matrix on the device.</summary>
+    public Tensor Forward(Tensor oneHot, int outFeatures) => F.Linear(oneHot, _w, null, outFeatures);
+
+    private int[]? _cachedLabels;
+    private Tensor? _cachedOneHot;
+
+    /// <summary>
+    /// The one-hot (N, K+1) matrix of labels in [0, K], on the device. Outside autograd (sampling) the last
+    /// one is kept and reused while the labels stay the same, so a guided sampler uploads its labels once,
+    /// at its first step, not at every step; while recording a tape each call makes its own (a backward
+    /// pass may still need an earlier one).
+    /// </summary>
+    public Tensor OneHot(ReadOnlySpan<int> labels)
     {
         int n = labels.Length, k1 = Classes + 1;
         if (n == 0) throw new ArgumentException("label_emb: no labels");
+        if (!Tape.IsRecording && _cachedOneHot is { } cached && labels.SequenceEqual(_cachedLabels!))
+            return cached;
         var oneHot = new float[n * k1]; // (N, K+1)
         for (int i = 0; i < n; i++)
         {
@@ -41,6 +57,26 @@ public sealed class LabelEmbedding : Module
                                             $"classes + null class {Classes})");
             oneHot[i * k1 + y] = 1f;
         }
-        return F.Linear(Tensor.FromArray(Backend, oneHot, n, k1), _w, null, outFeatures);
+        if (Tape.IsRecording) return Tensor.FromArray(Backend, oneHot, n, k1);
+        _cachedOneHot?.Dispose();
+        using (TensorScope.Suspend()) _cachedOneHot = Tensor.FromArray(Backend, oneHot, n, k1);
+        _cachedLabels = labels.ToArray();
+        return _cachedOneHot;
+    }
+
+    /// <summary>N rows of the null class, built on the device (a fill and a strided copy, no upload).</summary>
+    public Tensor NullOneHot(int n)
+    {
+        int k1 = Classes + 1;
+        var oneHot = Tensor.Zeros(Backend, n, k1);
+        using var one = Tensor.Full(Backend, 1f, 1);
+        Backend.CopyBlocks(one.Buffer, 0, 0, oneHot.Buffer, Classes, k1, n, 1, accumulate: false);
+        return oneHot;
+    }
+
+    protected override void DisposeCaches()
+    {
+        _cachedOneHot?.Dispose();
+        _cachedOneHot = null;
     }
 }

@@ -98,13 +98,39 @@ public sealed class SlimUNet : Module, IDenoiser
 
     /// <summary>ε̂ (N, C, H, W) for x_t (N, C, H, W) at timesteps t (N) and one width (unconditional).</summary>
     public Tensor Forward(Tensor x, Tensor t, double width, bool training = false, ulong dropoutSeed = 0)
-        => Forward(x, t, width, null, training, dropoutSeed);
+        => Forward(x, t, width, (int[]?)null, training, dropoutSeed);
 
     /// <summary>
     /// ε̂ with class labels (N) in [0, NumClasses], NumClasses being the null class; null labels =
     /// unconditional (the null class for a conditional model). ADM: emb = time_embed(t) + label_emb(y).
     /// </summary>
     public Tensor Forward(Tensor x, Tensor t, double width, int[]? labels, bool training = false, ulong dropoutSeed = 0)
+    {
+        return Forward(x, t, width, LabelsOneHot(labels, x.Shape[0]), training, dropoutSeed);
+    }
+
+    /// <summary>
+    /// The device form of <paramref name="labels"/> for a batch of <paramref name="n"/>: null for an
+    /// unconditional model, the null class (built on the device) when labels is null, else their one-hot
+    /// (uploaded; kept while the same labels come again outside autograd).
+    /// </summary>
+    public Tensor? LabelsOneHot(int[]? labels, int n)
+    {
+        if (_labelEmb is null)
+            return labels is null ? null
+                : throw new ArgumentException($"unet '{Config.Name}': labels given to an unconditional model (NumClasses = 0)");
+        if (labels is not null && labels.Length != n)
+            throw new ArgumentException($"unet '{Config.Name}': {labels.Length} labels for batch {n}");
+        return labels is null ? _labelEmb.NullOneHot(n) : _labelEmb.OneHot(labels);
+    }
+
+    /// <summary>
+    /// ε̂ with the labels already on the device as a one-hot (N, NumClasses + 1) matrix
+    /// (<see cref="LabelEmbedding.OneHot"/>), or null for an unconditional model: the form a step loop uses,
+    /// so that no call uploads labels.
+    /// </summary>
+    public Tensor Forward(Tensor x, Tensor t, double width, Tensor? oneHotLabels, bool training = false,
+        ulong dropoutSeed = 0)
     {
         var cfg = Config;
         width = cfg.CheckWidth(width);
@@ -120,12 +146,13 @@ public sealed class SlimUNet : Module, IDenoiser
         var emb = _t2.Forward(F.SiLU(_t0.Forward(F.TimestepEmbedding(t, cfg.ModelChannels), e)), e);
         if (_labelEmb is not null)
         {
-            if (labels is not null && labels.Length != x.Shape[0])
-                throw new ArgumentException($"unet '{cfg.Name}': {labels.Length} labels for batch {x.Shape[0]}");
-            int[] y = labels ?? Enumerable.Repeat(NullClass, x.Shape[0]).ToArray();
-            emb = F.Add(emb, _labelEmb.Forward(y, e));
+            if (oneHotLabels is null || oneHotLabels.Rank != 2 || oneHotLabels.Shape[0] != x.Shape[0] ||
+                oneHotLabels.Shape[1] != cfg.NumClasses + 1)
+                throw new ArgumentException($"unet '{cfg.Name}': labels must be one-hot (N, {cfg.NumClasses + 1}) " +
+                                            $"for batch {x.Shape[0]}, got {(oneHotLabels is null ? "none" : ShapeUtil.Str(oneHotLabels.Shape))}");
+            emb = F.Add(emb, _labelEmb.Forward(oneHotLabels, e));
         }
-        else if (labels is not null)
+        else if (oneHotLabels is not null)
             throw new ArgumentException($"unet '{cfg.Name}': labels given to an unconditional model (NumClasses = 0)");
         var embAct = F.SiLU(emb);
 
@@ -148,12 +175,10 @@ public sealed class SlimUNet : Module, IDenoiser
     /// <summary>IDenoiser: one forward at the width (the same at every t).</summary>
     public long FlopsPerImage(double t, double width) => UNetFlops.Forward(Config, width).Total;
 
-    /// <summary>IDenoiser: the whole batch at one timestep, no dropout.</summary>
+    /// <summary>IDenoiser: the whole batch at one timestep (filled on the device), no dropout.</summary>
     public Tensor PredictEps(Tensor x, double t, double width)
     {
-        var ts = new float[x.Shape[0]];
-        Array.Fill(ts, (float)t);
-        using var tt = Tensor.FromArray(x.Backend, ts, ts.Length);
+        using var tt = Tensor.Full(x.Backend, (float)t, x.Shape[0]);
         return Forward(x, tt, width);
     }
 }
