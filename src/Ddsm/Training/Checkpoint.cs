@@ -8,9 +8,10 @@ namespace Ddsm.Training;
 /// <summary>
 /// A training checkpoint as one safetensors file: model weights under their PyTorch-style names,
 /// EMA weights under "ema.", Adam moments under "adam.m."/"adam.v.", and as metadata the step, the
-/// Adam step, the RNG state, the model config, the training options, the data spec (when known) and the
-/// checksums of all of it (<see cref="TensorChecksums"/>). Written atomically, so a kill during a save leaves the
-/// previous checkpoint intact; loading checks the checksums (when there) and that every weight used is finite.
+/// Adam step, the RNG state, the noise stream's (seed, position), the model config, the training options, the data
+/// spec (when known) and the checksums of all of it (<see cref="TensorChecksums"/>). Written atomically, so a kill
+/// during a save leaves the previous checkpoint intact; loading checks the checksums (when there) and that every
+/// weight used is finite.
 /// </summary>
 public static class Checkpoint
 {
@@ -36,7 +37,8 @@ public static class Checkpoint
             ["format"] = Format,
             ["step"] = tr.Step.ToString(CultureInfo.InvariantCulture),
             ["adam_step"] = tr.Optimizer.StepCount.ToString(CultureInfo.InvariantCulture),
-            ["rng"] = string.Join(",", tr.Rng.GetState().Select(v => v.ToString("x16", CultureInfo.InvariantCulture))),
+            ["rng"] = Hex(tr.Rng.GetState()),
+            ["noise"] = Hex(tr.Noise.GetState()),
             ["config"] = tr.Model.Config.ToJson(),
             ["train_options"] = tr.Options.ToJson(),
         };
@@ -127,15 +129,9 @@ public static class Checkpoint
         var m = named.Select(p => Get(f, path, "adam.m." + p.Name, p.Param)).ToArray();
         var v = named.Select(p => Get(f, path, "adam.v." + p.Name, p.Param)).ToArray();
         long step = Long(meta, "step", path), adamStep = Long(meta, "adam_step", path);
-        ulong[] rng;
-        try
-        {
-            rng = meta["rng"].Split(',')
-                .Select(s => ulong.Parse(s, NumberStyles.HexNumber, CultureInfo.InvariantCulture)).ToArray();
-        }
-        catch (Exception e) when (e is FormatException or OverflowException or KeyNotFoundException)
-        { throw new DataFormatException(path, $"RNG state unreadable ({e.Message})"); }
-        if (rng.Length != 6) throw new DataFormatException(path, $"RNG state has {rng.Length} words, want 6");
+        var rng = Words(meta, "rng", 6, "RNG state", path)!;
+        // Checkpoints from before the device noise stream have none: such a run resumes with fresh noise.
+        var noise = Words(meta, "noise", 2, "noise stream state", path, optional: true);
 
         tr.Model.LoadState(weights);
         tr.Optimizer.EnsureState();
@@ -149,6 +145,24 @@ public static class Checkpoint
         tr.Optimizer.StepCount = adamStep;
         tr.Step = step;
         tr.Rng.SetState(rng);
+        if (noise is not null) tr.Noise.SetState(noise);
+    }
+
+    private static string Hex(ulong[] words) =>
+        string.Join(",", words.Select(v => v.ToString("x16", CultureInfo.InvariantCulture)));
+
+    /// <summary>Comma-separated hex words of metadata <paramref name="key"/>; null when optional and absent.</summary>
+    private static ulong[]? Words(IReadOnlyDictionary<string, string> meta, string key, int count, string what,
+        string path, bool optional = false)
+    {
+        if (!meta.TryGetValue(key, out var text))
+            return optional ? null : throw new DataFormatException(path, $"{what} unreadable (metadata '{key}' missing)");
+        ulong[] words;
+        try { words = text.Split(',').Select(s => ulong.Parse(s, NumberStyles.HexNumber, CultureInfo.InvariantCulture)).ToArray(); }
+        catch (Exception e) when (e is FormatException or OverflowException)
+        { throw new DataFormatException(path, $"{what} unreadable ({e.Message})"); }
+        if (words.Length != count) throw new DataFormatException(path, $"{what} has {words.Length} words, want {count}");
+        return words;
     }
 
     private static void CheckSame(string path, UNetConfig saved, UNetConfig want)

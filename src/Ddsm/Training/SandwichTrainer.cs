@@ -19,8 +19,12 @@ public sealed class TrainingDivergedException(long step,
 /// <summary>
 /// DDSM supernet training with the sandwich rule: each step runs the largest width, the smallest,
 /// and n−2 random middle widths on the same batch, each pass with its own timesteps and noise,
-/// accumulating gradients; then one clipped Adam step and an EMA update. Every random draw comes
-/// from one <see cref="Rng"/> whose state is checkpointed, so a resumed run repeats the same steps.
+/// accumulating gradients; then one clipped Adam step and an EMA update. The host draws (images, flips,
+/// labels, widths, timesteps, dropout seeds) come from one <see cref="Rng"/>, the noise ε from a device
+/// <see cref="NoiseStream"/>; both are checkpointed, so a resumed run repeats the same steps.
+/// <para>Host round trips per step: one copy in (<see cref="StepInputs"/>: the batch, the timesteps and
+/// their coefficients, the labels) and one copy out (the per-width losses, read with Adam's gradient norms);
+/// everything else stays on the device.</para>
 /// </summary>
 public sealed class SandwichTrainer : IDisposable
 {
@@ -30,10 +34,13 @@ public sealed class SandwichTrainer : IDisposable
     public NoiseSchedule Schedule { get; }
     public TrainOptions Options { get; }
     public Rng Rng { get; }
+    /// <summary>Where the training noise ε comes from (checkpointed with <see cref="Rng"/>).</summary>
+    public NoiseStream Noise { get; }
     public long Step { get; set; }
 
     private readonly ImageDataset _data;
-    private readonly float[] _x0, _xt, _eps, _t;
+    private readonly StepInputs _inputs;
+    private readonly float[] _t;
     private readonly (int First, int Last) _tRange;
 
     /// <summary>Timesteps of the last width pass (one per image), for tests and diagnostics.</summary>
@@ -62,15 +69,19 @@ public sealed class SandwichTrainer : IDisposable
         _data = data;
         Options = options;
         Rng = new Rng(seed);
+        Noise = new NoiseStream(new Rng(seed ^ NoiseSalt).NextULong());
         Schedule = c.NoiseSchedule();
         _tRange = options.TimestepRange(Schedule.T);
         Optimizer = new Adam(model.Parameters(), new AdamOptions(options.Lr, WeightDecay: options.WeightDecay,
             ClipNorm: options.ClipNorm, WarmupSteps: options.WarmupSteps));
         Ema = new Ema(model.Parameters());
-        int n = options.BatchSize * data.ImageSize;
-        _x0 = new float[n]; _xt = new float[n]; _eps = new float[n]; _t = new float[options.BatchSize];
+        _inputs = new StepInputs(options.BatchSize, data.ImageSize, options.SandwichN, c.NumClasses);
+        _t = new float[options.BatchSize];
         if (c.NumClasses > 0) _labels = new int[options.BatchSize];
     }
+
+    /// <summary>Separates the noise stream's seed from the host generator's (same user seed).</summary>
+    private const ulong NoiseSalt = 0x6E6F_6973_655F_7374UL;
 
     /// <summary>The widths of one step: max, min, then n−2 drawn from the middle ones.</summary>
     public double[] PickWidths()
@@ -88,56 +99,89 @@ public sealed class SandwichTrainer : IDisposable
     public StepResult TrainStep()
     {
         var be = Model.Backend;
+        var c = Model.Config;
         int b = Options.BatchSize;
+        // Every host draw of the step first (the stream's order: images, flips, labels, widths, then per
+        // pass its timesteps and dropout seed), staged for one copy in.
         var idx = new int[b];
         for (int i = 0; i < b; i++) idx[i] = Rng.NextInt(_data.Count);
-        _data.Batch(idx, _x0, Options.HorizontalFlip ? Rng : null);
-        if (_labels is not null) DrawLabels(idx);
-
+        _data.Batch(idx, _inputs.X0, Options.HorizontalFlip ? Rng : null);
+        if (_labels is not null)
+        {
+            DrawLabels(idx);
+            _inputs.SetLabels(_labels);
+        }
         var widths = PickWidths();
-        var losses = new (double, double)[widths.Length];
+        var dropoutSeeds = new ulong[widths.Length];
+        for (int p = 0; p < widths.Length; p++)
+        {
+            _inputs.DrawPass(p, Schedule, Rng, _tRange.First, _tRange.Last);
+            dropoutSeeds[p] = Rng.NextULong();
+        }
+        _inputs.Timesteps(widths.Length - 1).CopyTo(_t);
+
+        using var stepScope = new TensorScope();
+        var dev = _inputs.Upload(be, [b, c.ImageChannels, c.ImageSize, c.ImageSize]);
+        var losses = Tensor.Empty(be, widths.Length);   // (passes) ε-MSE per width, read once below
         for (int p = 0; p < widths.Length; p++)
         {
             using var scope = new TensorScope();
-            NoiseBatch();
-            var xt = Tensor.FromArray(be, _xt, b, Model.Config.ImageChannels, Model.Config.ImageSize,
-                                      Model.Config.ImageSize);
-            var eps = Tensor.FromArray(be, _eps, xt.Shape);
-            var t = Tensor.FromArray(be, _t, b);
-            var (loss, lv) = WidthPassLoss(Model, xt, eps, t, widths[p], _labels, Rng.NextULong(),
-                Options.InplaceDistill);
-            if (!double.IsFinite(lv))
-                throw new TrainingDivergedException(Step + 1, $"loss is {lv} at width {widths[p]}");
+            var eps = Noise.Next(be, dev.X0.Shape);
+            var xt = dev.Noised(p, eps);
+            var (loss, mse) = WidthPassLossOnDevice(Model, xt, eps, dev.Passes[p].T, widths[p], dev.OneHot,
+                dropoutSeeds[p], Options.InplaceDistill);
+            be.Copy(mse.Buffer, 0, losses.Buffer, p, 1);
             Tape.Backward(loss);
-            losses[p] = (widths[p], lv);
         }
+        var lossValues = new float[widths.Length];
         StepInfo info;
-        try { info = Optimizer.Step(); }
+        try
+        {
+            // The losses travel with Adam's gradient norms (one read); a non-finite loss stops the step
+            // before any parameter moves.
+            info = Optimizer.Step(losses, host =>
+            {
+                host.CopyTo(lossValues, 0);
+                for (int p = 0; p < host.Length; p++)
+                    if (!float.IsFinite(host[p]))
+                        throw new TrainingDivergedException(Step + 1, $"loss is {host[p]} at width {widths[p]}");
+            });
+        }
         catch (InvalidOperationException e) { throw new TrainingDivergedException(Step + 1, e.Message); }
         finally { Optimizer.ZeroGrad(); }
         Ema.Update(EmaDecayAt(Step));
         Step++;
-        return new StepResult(Step, losses, info.GradNorm, info.Lr);
+        return new StepResult(Step, widths.Select((w, p) => (w, (double)lossValues[p])).ToArray(), info.GradNorm, info.Lr);
     }
 
     /// <summary>
     /// One width pass of the sandwich step, before backward: the loss to differentiate (the ε MSE, plus with
-    /// in-place distillation the MSE to the full width's detached prediction) and the ε MSE's value.
+    /// in-place distillation the MSE to the full width's detached prediction) and the ε MSE's value (read
+    /// back here: for callers outside the step loop; the trainer keeps it on the device).
     /// </summary>
     public static (Tensor Loss, double EpsMse) WidthPassLoss(SlimUNet model, Tensor xt, Tensor eps, Tensor t,
         double width, int[]? labels, ulong dropoutSeed, bool inplaceDistill)
     {
-        var pred = model.Forward(xt, t, width, labels, training: true, dropoutSeed: dropoutSeed);
-        var loss = F.MseLoss(pred, eps);
-        double lv = loss.Item();
+        var (loss, mse) = WidthPassLossOnDevice(model, xt, eps, t, width, model.LabelsOneHot(labels, xt.Shape[0]),
+            dropoutSeed, inplaceDistill);
+        return (loss, mse.Item());
+    }
+
+    /// <summary><see cref="WidthPassLoss"/> with the labels' one-hot on the device and the ε MSE left there.</summary>
+    public static (Tensor Loss, Tensor EpsMse) WidthPassLossOnDevice(SlimUNet model, Tensor xt, Tensor eps, Tensor t,
+        double width, Tensor? oneHot, ulong dropoutSeed, bool inplaceDistill)
+    {
+        var pred = model.Forward(xt, t, width, oneHot, training: true, dropoutSeed: dropoutSeed);
+        var mse = F.MseLoss(pred, eps);
+        var loss = mse;
         double maxW = model.Config.MaxWidth;
         if (inplaceDistill && width != maxW)
         {
             Tensor teacher;
-            using (Tape.NoGrad()) teacher = model.Forward(xt, t, maxW, labels);
+            using (Tape.NoGrad()) teacher = model.Forward(xt, t, maxW, oneHot);
             loss = F.Add(loss, F.MseLoss(pred, teacher));
         }
-        return (loss, lv);
+        return (loss, mse);
     }
 
     /// <summary>
@@ -168,10 +212,6 @@ public sealed class SandwichTrainer : IDisposable
     /// (seen: 300 steps at 0.995 kept 22 % of the initial weights and sampled pure noise).
     /// </summary>
     public float EmaDecayAt(long step) => Math.Min(Options.EmaDecay, (1f + step) / (10f + step));
-
-    /// <summary>x_t, ε and t of one width pass, drawn per sample on the host (cheap next to a forward).</summary>
-    private void NoiseBatch() =>
-        NoisedBatch.Fill(Schedule, Rng, _tRange.First, _tRange.Last, _x0, _xt, _eps, _t);
 
     public void Dispose()
     {

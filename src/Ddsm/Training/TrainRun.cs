@@ -30,6 +30,10 @@ public sealed class TrainRun(SandwichTrainer trainer, RunOptions options)
     public CheckpointRotation Checkpoints { get; } =
         new(Path.Combine(options.OutDir, "checkpoints"), options.KeepCheckpoints);
     public string MetricsPath => Path.Combine(options.OutDir, "metrics.jsonl");
+    /// <summary>Host transfers made inside the training steps of <see cref="Run"/> (not by saves or sample grids).</summary>
+    public TransferCounts StepTransfers { get; private set; }
+    /// <summary>Training steps <see cref="Run"/> has taken.</summary>
+    public long StepsRun { get; private set; }
 
     /// <summary>
     /// When resuming: restores the newest checkpoint that loads (a newer one that does not, e.g. cut short by a
@@ -106,6 +110,7 @@ public sealed class TrainRun(SandwichTrainer trainer, RunOptions options)
         {
             StepResult r;
             long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
+            var before = trainer.Model.Backend.Transfers;
             try { r = trainer.TrainStep(); }
             catch (TrainingDivergedException e)
             {
@@ -113,6 +118,8 @@ public sealed class TrainRun(SandwichTrainer trainer, RunOptions options)
                     $"{e.Message}; last good checkpoint: {Checkpoints.Latest() ?? "none"} (not overwritten)");
                 throw;
             }
+            StepTransfers += trainer.Model.Backend.Transfers - before;
+            StepsRun++;
             metrics.WriteLine(MetricsLine(r, System.Diagnostics.Stopwatch.GetElapsedTime(t0).TotalSeconds));
             metrics.Flush();
             onStep?.Invoke(r);
