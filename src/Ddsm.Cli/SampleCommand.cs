@@ -96,7 +96,11 @@ internal static class SampleCommand
             AnsiConsole.WriteLine($"{spec.Sampler}, {r.Evaluations} evaluations/image: {r.Gflops:F2} GFLOPs/image " +
                                   $"(attention matmuls ≈ {r.AttentionShare:P1} of it), {r.MsPerImage:F1} ms/image " +
                                   $"wall");
-            if (p.GetValue(profile)) Common.PrintProfile();
+            if (p.GetValue(profile))
+            {
+                Common.PrintProfile();
+                Console.WriteLine(Profiler.TransferReport(r.Transfers, r.Steps, "sample step"));
+            }
             return 0;
         }));
         return cmd;

@@ -188,7 +188,11 @@ internal static class TrainCommand
             loop.Run(r => { if (r.Step % every == 0 || r.Step == run.Steps) Console.WriteLine(Status(r)); },
                 note => Console.WriteLine(note), stop.Token);
         }
-        if (profile) Common.PrintProfile();
+        if (profile)
+        {
+            Common.PrintProfile();
+            Console.WriteLine(Profiler.TransferReport(loop.StepTransfers, loop.StepsRun, "training step"));
+        }
         if (stop.Requested && trainer.Step < run.Steps)
         {
             AnsiConsole.WriteLine($"stopped by {stop.Signal} at step {trainer.Step} of {run.Steps} (checkpoint " +

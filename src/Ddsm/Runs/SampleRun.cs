@@ -15,8 +15,11 @@ public sealed record SampleRequest(SampleSpec Spec, string? ClassSpec = null, do
 
 /// <summary>What a sample run wrote and what it cost.</summary>
 /// <param name="AttentionShare">the attention matmuls' share of the FLOPs the ops counted while sampling.</param>
+/// <param name="Transfers">host round trips of the whole sampling (each batch: its last images out, and the
+/// labels in at its first step), over <paramref name="Steps"/> sampler steps.</param>
 public sealed record SampleResult(string GridPath, string RawPath, double Gflops, int Evaluations,
-    double AttentionShare, double MsPerImage, int[]? Labels, double GuidanceScale);
+    double AttentionShare, double MsPerImage, int[]? Labels, double GuidanceScale, TransferCounts Transfers = default,
+    long Steps = 0);
 
 /// <summary>
 /// Images from a loaded model with its strategy: sampled in batches from the seed, written as a PNG grid and
@@ -50,7 +53,14 @@ public static class SampleRun
 
         var sw = Stopwatch.StartNew();
         using var counter = new FlopCounter();
-        var images = BatchSampler.Sample(denoiser, model.Schedule, model.Strategy, spec, perBatch, progress);
+        var before = denoiser.Backend.Transfers;
+        long steps = 0;
+        var images = BatchSampler.Sample(denoiser, model.Schedule, model.Strategy, spec, perBatch, pr =>
+        {
+            steps++;
+            progress?.Invoke(pr);
+        });
+        var transfers = denoiser.Backend.Transfers - before;
         double ms = sw.Elapsed.TotalMilliseconds / spec.Count;
         double attention = (double)counter.ByOp.GetValueOrDefault("attention") / counter.Forward;
 
@@ -64,7 +74,7 @@ public static class SampleRun
             ["guidance"] = labels is null ? "" : scale.ToString(CultureInfo.InvariantCulture),
         };
         SampleFile.Write(raw, images, n, c, s, meta);
-        return new SampleResult(outPath, raw, gflops, nfe, attention, ms, labels, scale);
+        return new SampleResult(outPath, raw, gflops, nfe, attention, ms, labels, scale, transfers, steps);
     }
 
     /// <summary>Where the raw samples go: beside the grid, as .safetensors.</summary>
