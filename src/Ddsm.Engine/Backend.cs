@@ -50,7 +50,9 @@ public abstract class Backend : IDisposable
         CopyInCore(dst, dstOffset, src);
     }
 
-    /// <summary>Device → host copy; waits for the queued work it depends on (counted in <see cref="Transfers"/>).</summary>
+    /// <summary>
+    /// Device → host copy; waits for the queued work it depends on (counted in <see cref="Transfers"/>).
+    /// </summary>
     public void CopyOut(DeviceBuffer src, long srcOffset, Span<float> dst)
     {
         _transfers.CountOut(dst.Length);

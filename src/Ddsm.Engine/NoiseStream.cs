@@ -34,7 +34,8 @@ public sealed class NoiseStream(ulong seed, ulong position = 0)
 
     public void SetState(ReadOnlySpan<ulong> s)
     {
-        if (s.Length != 2) throw new ArgumentException($"noise stream state needs 2 words (seed, position), got {s.Length}");
+        if (s.Length != 2)
+            throw new ArgumentException($"noise stream state needs 2 words (seed, position), got {s.Length}");
         (Seed, Position) = (s[0], s[1]);
     }
 }

@@ -35,7 +35,8 @@ public class SampleCommandTests
         {
             var r = Ddsm.Ok(Args(Path.Combine(Shared.Root, "sample", "profiled.png"), "--profile"));
             // 3 images in batches of 2, 2 steps each: 4 steps; each batch's images come back once at its end.
-            Assert.That(r.Out, Does.Contain("host transfers per sample step: 0 copies in, 0.5 copies out, 0 syncs (over 4 steps"));
+            Assert.That(r.Out,
+                Does.Contain("host transfers per sample step: 0 copies in, 0.5 copies out, 0 syncs (over 4 steps"));
         }
         finally { Engine.Profiler.Enabled = false; }
     }

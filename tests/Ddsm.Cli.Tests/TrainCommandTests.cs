@@ -34,7 +34,8 @@ public class TrainCommandTests
             var r = Ddsm.Ok(["train", .. Shared.TrainArgs(Path.Combine(Shared.Root, "train-profile")), "--steps", "2",
                 "--profile"]);
             // The staged inputs in, the losses (with Adam's gradient norms) out; checkpoint saves are not steps.
-            Assert.That(r.Out, Does.Contain("host transfers per training step: 1 copies in, 1 copies out, 0 syncs (over 2 steps"));
+            Assert.That(r.Out,
+                Does.Contain("host transfers per training step: 1 copies in, 1 copies out, 0 syncs (over 2 steps"));
         }
         finally { Engine.Profiler.Enabled = false; }
     }

@@ -118,7 +118,8 @@ public sealed class SlimUNet : Module, IDenoiser
     {
         if (_labelEmb is null)
             return labels is null ? null
-                : throw new ArgumentException($"unet '{Config.Name}': labels given to an unconditional model (NumClasses = 0)");
+                : throw new ArgumentException(
+                    $"unet '{Config.Name}': labels given to an unconditional model (NumClasses = 0)");
         if (labels is not null && labels.Length != n)
             throw new ArgumentException($"unet '{Config.Name}': {labels.Length} labels for batch {n}");
         return labels is null ? _labelEmb.NullOneHot(n) : _labelEmb.OneHot(labels);
@@ -149,7 +150,8 @@ public sealed class SlimUNet : Module, IDenoiser
             if (oneHotLabels is null || oneHotLabels.Rank != 2 || oneHotLabels.Shape[0] != x.Shape[0] ||
                 oneHotLabels.Shape[1] != cfg.NumClasses + 1)
                 throw new ArgumentException($"unet '{cfg.Name}': labels must be one-hot (N, {cfg.NumClasses + 1}) " +
-                                            $"for batch {x.Shape[0]}, got {(oneHotLabels is null ? "none" : ShapeUtil.Str(oneHotLabels.Shape))}");
+                    $"for batch {x.Shape[0]}, got " +
+                    (oneHotLabels is null ? "none" : ShapeUtil.Str(oneHotLabels.Shape)));
             emb = F.Add(emb, _labelEmb.Forward(oneHotLabels, e));
         }
         else if (oneHotLabels is not null)

@@ -156,12 +156,18 @@ public static class Checkpoint
         string path, bool optional = false)
     {
         if (!meta.TryGetValue(key, out var text))
-            return optional ? null : throw new DataFormatException(path, $"{what} unreadable (metadata '{key}' missing)");
+            return optional ? null
+                : throw new DataFormatException(path, $"{what} unreadable (metadata '{key}' missing)");
         ulong[] words;
-        try { words = text.Split(',').Select(s => ulong.Parse(s, NumberStyles.HexNumber, CultureInfo.InvariantCulture)).ToArray(); }
+        try
+        {
+            words = text.Split(',')
+                .Select(s => ulong.Parse(s, NumberStyles.HexNumber, CultureInfo.InvariantCulture)).ToArray();
+        }
         catch (Exception e) when (e is FormatException or OverflowException)
         { throw new DataFormatException(path, $"{what} unreadable ({e.Message})"); }
-        if (words.Length != count) throw new DataFormatException(path, $"{what} has {words.Length} words, want {count}");
+        if (words.Length != count)
+            throw new DataFormatException(path, $"{what} has {words.Length} words, want {count}");
         return words;
     }
 

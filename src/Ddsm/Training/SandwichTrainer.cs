@@ -151,7 +151,8 @@ public sealed class SandwichTrainer : IDisposable
         finally { Optimizer.ZeroGrad(); }
         Ema.Update(EmaDecayAt(Step));
         Step++;
-        return new StepResult(Step, widths.Select((w, p) => (w, (double)lossValues[p])).ToArray(), info.GradNorm, info.Lr);
+        var perWidth = widths.Select((w, p) => (w, (double)lossValues[p])).ToArray();
+        return new StepResult(Step, perWidth, info.GradNorm, info.Lr);
     }
 
     /// <summary>

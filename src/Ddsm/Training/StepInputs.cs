@@ -71,7 +71,9 @@ public sealed class StepInputs
         return new Device(x0, passes, oneHot);
     }
 
-    /// <summary>x0 (B, C, H, W), per pass (t, √ᾱ_t, √(1−ᾱ_t)) each (B), the one-hot labels (B, K+1) or null.</summary>
+    /// <summary>
+    /// x0 (B, C, H, W), per pass (t, √ᾱ_t, √(1−ᾱ_t)) each (B), the one-hot labels (B, K+1) or null.
+    /// </summary>
     public sealed record Device(Tensor X0, (Tensor T, Tensor SqrtAlphaBar, Tensor SqrtOneMinus)[] Passes,
         Tensor? OneHot)
     {

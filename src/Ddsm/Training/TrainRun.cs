@@ -30,7 +30,9 @@ public sealed class TrainRun(SandwichTrainer trainer, RunOptions options)
     public CheckpointRotation Checkpoints { get; } =
         new(Path.Combine(options.OutDir, "checkpoints"), options.KeepCheckpoints);
     public string MetricsPath => Path.Combine(options.OutDir, "metrics.jsonl");
-    /// <summary>Host transfers made inside the training steps of <see cref="Run"/> (not by saves or sample grids).</summary>
+    /// <summary>
+    /// Host transfers made inside the training steps of <see cref="Run"/> (not by saves or sample grids).
+    /// </summary>
     public TransferCounts StepTransfers { get; private set; }
     /// <summary>Training steps <see cref="Run"/> has taken.</summary>
     public long StepsRun { get; private set; }

@@ -34,7 +34,8 @@ public class TrainStepTransferTests
             var d = Cpu.Transfers - before;
             Assert.That((d.CopiesIn, d.CopiesOut, d.Syncs), Is.EqualTo((1L, 1L, 0L)), $"step {r.Step}: {d}");
             int k1 = conditional ? 11 : 0;
-            Assert.That(d.FloatsIn, Is.EqualTo(4L * 64 + 3 * 3 * 4 + 4 * k1), "batch + 3 passes × (t, √ᾱ, √(1−ᾱ)) + labels");
+            Assert.That(d.FloatsIn, Is.EqualTo(4L * 64 + 3 * 3 * 4 + 4 * k1),
+                "batch + 3 passes × (t, √ᾱ, √(1−ᾱ)) + labels");
             Assert.That(d.FloatsOut, Is.EqualTo(m.Parameters().Count + 3), "Σg² per parameter and the 3 losses");
             Assert.That(r.Losses.Select(l => l.Loss), Has.All.Matches<double>(v => double.IsFinite(v) && v > 0));
         }
