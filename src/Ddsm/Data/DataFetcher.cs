@@ -1,6 +1,4 @@
 using System.Diagnostics;
-using System.Text.Json;
-using Ddsm.IO;
 
 namespace Ddsm.Data;
 

@@ -1,5 +1,3 @@
-using Ddsm.IO;
-
 namespace Ddsm.Data;
 
 /// <summary>Named entry points to the data sets the trainer uses.</summary>

@@ -1,5 +1,3 @@
-using Ddsm.Engine;
-
 namespace Ddsm.Data;
 
 public enum ResizeMode { Nearest, Bilinear }

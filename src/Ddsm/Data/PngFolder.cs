@@ -1,5 +1,3 @@
-using Ddsm.IO;
-
 namespace Ddsm.Data;
 
 /// <summary>

@@ -1,5 +1,3 @@
-using Ddsm.Engine;
-
 namespace Ddsm.Diffusion;
 
 /// <summary>The images a model makes: channels × size × size.</summary>

@@ -1,5 +1,3 @@
-using Ddsm.Engine;
-
 namespace Ddsm.Diffusion;
 
 /// <summary>DDIM with any number of steps and stochasticity η (η = 0: deterministic).</summary>

@@ -1,5 +1,3 @@
-using Ddsm.Engine;
-
 namespace Ddsm.Diffusion;
 
 /// <summary>DDPM ancestral sampling over all T steps with the posterior variance β̃_t.</summary>

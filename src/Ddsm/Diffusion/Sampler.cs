@@ -1,5 +1,3 @@
-using Ddsm.Engine;
-
 namespace Ddsm.Diffusion;
 
 public enum SamplerKind { Ddpm, Ddim, EdmHeun, DpmSolver2M }

@@ -1,7 +1,3 @@
-using System.Globalization;
-using Ddsm.Data;
-using Ddsm.Engine;
-
 namespace Ddsm.Eval;
 
 /// <summary>Settings of an evaluation. KID subsets are capped by the set sizes; <see cref="Seed"/> drives

@@ -1,7 +1,3 @@
-using System.Globalization;
-using Ddsm.Engine;
-using Ddsm.IO;
-
 namespace Ddsm.Eval;
 
 // Saving and loading a trained feature net as safetensors, with what it was trained on as metadata.

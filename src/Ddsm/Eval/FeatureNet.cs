@@ -1,6 +1,4 @@
-using Ddsm.Engine;
 using Ddsm.Engine.Nn;
-using Ddsm.Model;
 
 namespace Ddsm.Eval;
 

@@ -1,5 +1,3 @@
-using Ddsm.Data;
-using Ddsm.Engine;
 using Ddsm.Engine.Optim;
 
 namespace Ddsm.Eval;

@@ -1,6 +1,3 @@
-using System.Globalization;
-using Ddsm.IO;
-
 namespace Ddsm.Eval;
 
 /// <summary>

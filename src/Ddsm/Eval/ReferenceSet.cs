@@ -1,8 +1,3 @@
-using System.Globalization;
-using Ddsm.Data;
-using Ddsm.Engine;
-using Ddsm.IO;
-
 namespace Ddsm.Eval;
 
 /// <summary>

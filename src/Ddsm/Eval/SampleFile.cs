@@ -1,5 +1,3 @@
-using Ddsm.IO;
-
 namespace Ddsm.Eval;
 
 /// <summary>

@@ -1,8 +1,4 @@
-using System.Globalization;
 using Ddsm.Engine.Cpu;
-using Ddsm.IO;
-using Ddsm.Model;
-using Ddsm.Training;
 
 namespace Ddsm.Interop;
 

@@ -1,5 +1,3 @@
-using Ddsm.Model;
-
 namespace Ddsm.Interop;
 
 /// <summary>

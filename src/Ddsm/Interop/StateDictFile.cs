@@ -1,5 +1,3 @@
-using Ddsm.IO;
-
 namespace Ddsm.Interop;
 
 /// <summary>A tensor on the host: row-major shape and float32 values.</summary>

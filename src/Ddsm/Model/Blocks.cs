@@ -1,4 +1,3 @@
-using Ddsm.Engine;
 using Ddsm.Engine.Nn;
 
 namespace Ddsm.Model;

@@ -1,5 +1,3 @@
-using Ddsm.Diffusion;
-using Ddsm.Engine;
 using Ddsm.Engine.Nn;
 
 namespace Ddsm.Model;

@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using Ddsm.Engine;
 
 namespace Ddsm.Model;
 

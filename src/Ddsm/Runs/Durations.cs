@@ -1,5 +1,3 @@
-using System.Globalization;
-
 namespace Ddsm.Runs;
 
 /// <summary>Durations as people read them in progress lines and reports.</summary>

@@ -1,7 +1,3 @@
-using Ddsm.Data;
-using Ddsm.Engine;
-using Ddsm.Eval;
-
 namespace Ddsm.Runs;
 
 /// <summary>Training the feature net the quality metrics use, on a data set's labels, and saving it.</summary>

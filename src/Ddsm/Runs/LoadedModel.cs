@@ -1,11 +1,3 @@
-using Ddsm.Diffusion;
-using Ddsm.Engine;
-using Ddsm.Eval;
-using Ddsm.IO;
-using Ddsm.Model;
-using Ddsm.StepAdaptive;
-using Ddsm.Training;
-
 namespace Ddsm.Runs;
 
 /// <summary>How to load a model for sampling.</summary>

@@ -1,7 +1,3 @@
-using Ddsm.IO;
-using Ddsm.StepAdaptive;
-using Ddsm.Training;
-
 namespace Ddsm.Runs;
 
 /// <summary>

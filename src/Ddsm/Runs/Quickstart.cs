@@ -1,11 +1,4 @@
 using System.Diagnostics;
-using System.Globalization;
-using System.Text;
-using Ddsm.Diffusion;
-using Ddsm.Engine;
-using Ddsm.IO;
-using Ddsm.Model;
-using Ddsm.Training;
 
 namespace Ddsm.Runs;
 

@@ -1,10 +1,4 @@
 using System.Diagnostics;
-using System.Globalization;
-using Ddsm.Diffusion;
-using Ddsm.Engine;
-using Ddsm.Eval;
-using Ddsm.IO;
-using Ddsm.Model;
 
 namespace Ddsm.Runs;
 

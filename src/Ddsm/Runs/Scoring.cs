@@ -1,10 +1,3 @@
-using Ddsm.Data;
-using Ddsm.Diffusion;
-using Ddsm.Engine;
-using Ddsm.Eval;
-using Ddsm.IO;
-using Ddsm.Search;
-
 namespace Ddsm.Runs;
 
 /// <summary>

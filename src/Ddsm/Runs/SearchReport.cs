@@ -1,7 +1,3 @@
-using System.Globalization;
-using System.Text;
-using Ddsm.Search;
-
 namespace Ddsm.Runs;
 
 /// <summary>The search's report.md, and the same body for reports that include a search (the quickstart's).</summary>

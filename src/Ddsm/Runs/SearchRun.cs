@@ -1,9 +1,3 @@
-using Ddsm.Diffusion;
-using Ddsm.Engine;
-using Ddsm.Eval;
-using Ddsm.IO;
-using Ddsm.Search;
-
 namespace Ddsm.Runs;
 
 /// <summary>What <c>ddsm search</c> runs.</summary>

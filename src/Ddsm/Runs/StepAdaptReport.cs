@@ -1,7 +1,3 @@
-using System.Globalization;
-using System.Text;
-using Ddsm.StepAdaptive;
-
 namespace Ddsm.Runs;
 
 /// <summary>The step-adaptive run's report.md: the plan, each group's pruning and losses, the comparison.</summary>

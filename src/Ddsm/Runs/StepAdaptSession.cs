@@ -1,12 +1,4 @@
 using System.Diagnostics;
-using Ddsm.Data;
-using Ddsm.Diffusion;
-using Ddsm.Engine;
-using Ddsm.IO;
-using Ddsm.Model;
-using Ddsm.Search;
-using Ddsm.StepAdaptive;
-using Ddsm.Training;
 
 namespace Ddsm.Runs;
 

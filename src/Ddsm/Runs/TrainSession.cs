@@ -1,9 +1,3 @@
-using Ddsm.Data;
-using Ddsm.Engine;
-using Ddsm.IO;
-using Ddsm.Model;
-using Ddsm.Training;
-
 namespace Ddsm.Runs;
 
 /// <summary>

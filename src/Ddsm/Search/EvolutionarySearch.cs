@@ -1,6 +1,3 @@
-using Ddsm.Diffusion;
-using Ddsm.Engine;
-
 namespace Ddsm.Search;
 
 /// <summary>

@@ -1,7 +1,3 @@
-using System.Globalization;
-using System.Text;
-using Ddsm.IO;
-
 namespace Ddsm.Search;
 
 /// <summary>

@@ -1,5 +1,3 @@
-using Ddsm.Diffusion;
-
 namespace Ddsm.Search;
 
 /// <summary>

@@ -1,9 +1,4 @@
 using System.Diagnostics;
-using System.Globalization;
-using System.Text;
-using Ddsm.Diffusion;
-using Ddsm.Eval;
-using Ddsm.Model;
 
 namespace Ddsm.Search;
 

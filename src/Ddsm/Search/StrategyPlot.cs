@@ -1,8 +1,4 @@
-using System.Globalization;
 using System.Security;
-using System.Text;
-using Ddsm.Diffusion;
-using Ddsm.IO;
 
 namespace Ddsm.Search;
 

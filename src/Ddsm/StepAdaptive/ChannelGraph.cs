@@ -1,5 +1,3 @@
-using Ddsm.Model;
-
 namespace Ddsm.StepAdaptive;
 
 /// <summary>Which axis of a parameter a channel space indexes.</summary>

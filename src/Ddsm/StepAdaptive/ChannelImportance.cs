@@ -1,9 +1,3 @@
-using Ddsm.Data;
-using Ddsm.Diffusion;
-using Ddsm.Engine;
-using Ddsm.Model;
-using Ddsm.Training;
-
 namespace Ddsm.StepAdaptive;
 
 /// <summary>Importance per element (channel or head) of every channel space, by space name.</summary>

@@ -1,6 +1,4 @@
-using Ddsm.Engine;
 using Ddsm.Engine.Optim;
-using Ddsm.Model;
 
 namespace Ddsm.StepAdaptive;
 

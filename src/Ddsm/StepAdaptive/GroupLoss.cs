@@ -1,9 +1,3 @@
-using Ddsm.Data;
-using Ddsm.Diffusion;
-using Ddsm.Engine;
-using Ddsm.Model;
-using Ddsm.Training;
-
 namespace Ddsm.StepAdaptive;
 
 /// <summary>Fixed evaluation batches for <see cref="GroupLoss"/>: batches × batch size images, one seed.</summary>

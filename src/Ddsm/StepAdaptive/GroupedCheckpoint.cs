@@ -1,10 +1,3 @@
-using System.Globalization;
-using Ddsm.Diffusion;
-using Ddsm.Engine;
-using Ddsm.IO;
-using Ddsm.Model;
-using Ddsm.Training;
-
 namespace Ddsm.StepAdaptive;
 
 /// <summary>

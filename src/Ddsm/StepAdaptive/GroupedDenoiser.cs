@@ -1,7 +1,3 @@
-using Ddsm.Diffusion;
-using Ddsm.Engine;
-using Ddsm.Model;
-
 namespace Ddsm.StepAdaptive;
 
 /// <summary>How a <see cref="GroupedDenoiser"/> picks the width it runs a group's model at.</summary>

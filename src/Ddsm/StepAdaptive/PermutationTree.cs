@@ -1,6 +1,3 @@
-using Ddsm.Engine;
-using Ddsm.Model;
-
 namespace Ddsm.StepAdaptive;
 
 /// <summary>

@@ -1,9 +1,3 @@
-using System.Globalization;
-using System.Text;
-using System.Text.Json;
-using Ddsm.Diffusion;
-using Ddsm.Model;
-
 namespace Ddsm.StepAdaptive;
 
 /// <summary>Which end of the noise range gets the larger models.</summary>

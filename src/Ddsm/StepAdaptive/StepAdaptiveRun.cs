@@ -1,10 +1,4 @@
 using System.Diagnostics;
-using Ddsm.Data;
-using Ddsm.Diffusion;
-using Ddsm.Engine;
-using Ddsm.IO;
-using Ddsm.Model;
-using Ddsm.Training;
 
 namespace Ddsm.StepAdaptive;
 

@@ -1,6 +1,3 @@
-using System.Globalization;
-using Ddsm.Diffusion;
-
 namespace Ddsm.StepAdaptive;
 
 public enum GroupingMode

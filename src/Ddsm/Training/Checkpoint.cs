@@ -1,8 +1,3 @@
-using System.Globalization;
-using Ddsm.Engine;
-using Ddsm.IO;
-using Ddsm.Model;
-
 namespace Ddsm.Training;
 
 /// <summary>

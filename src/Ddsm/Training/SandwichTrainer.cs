@@ -1,8 +1,4 @@
-using Ddsm.Data;
-using Ddsm.Diffusion;
-using Ddsm.Engine;
 using Ddsm.Engine.Optim;
-using Ddsm.Model;
 
 namespace Ddsm.Training;
 

@@ -1,5 +1,3 @@
-using System.Text.Json;
-
 namespace Ddsm.Training;
 
 /// <summary>Sandwich-rule training settings (US-Nets, as DDSM trains its supernet).</summary>

@@ -1,11 +1,3 @@
-using System.Globalization;
-using System.Text.Json;
-using Ddsm.Data;
-using Ddsm.Diffusion;
-using Ddsm.Engine;
-using Ddsm.IO;
-using Ddsm.Model;
-
 namespace Ddsm.Training;
 
 /// <summary>Where and how often a training run writes things.</summary>
