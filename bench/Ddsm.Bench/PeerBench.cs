@@ -74,7 +74,7 @@ public static class PeerBench
         ["avx512f"] = Avx512F.IsSupported,
         ["avx2"] = Avx2.IsSupported,
         ["fma"] = Fma.IsSupported,
-        ["sgemm_avx2_fma"] = Sgemm.UsesAvx2Fma,
+        ["sgemm_path"] = Sgemm.Path.ToString(),
         ["vector_t_bits"] = System.Numerics.Vector<float>.Count * 32,
         ["gc_server"] = GCSettings.IsServerGC,
     };

@@ -49,7 +49,8 @@ def header(run):
         f"Command: `{m['command']}`",
         f"Date: {m['date']} UTC. Machine: {m['machine']['cpu']}, {m['machine']['cores']} cores, "
         f"flags {' '.join(m['machine']['cpu_flags'])}, Linux {m['machine']['kernel']}.",
-        f"Ours: {o['runtime']}, {o['threads']} threads, {ours_isa} (Avx512F.IsSupported {o['avx512f']}); "
+        f"Ours: {o['runtime']}, {o['threads']} threads, {ours_isa} (Avx512F.IsSupported {o['avx512f']}, "
+        f"SGEMM/conv path {o.get('sgemm_path', 'AVX2' if o.get('sgemm_avx2_fma') else '?')}); "
         f"setting `{m['ours_isa']}`.",
         f"PyTorch {t['version']}, {t['threads']} threads; ATen CPU capability {t['aten_isa']}; oneDNN "
         f"{t['onednn']}; BLAS {t['blas']['summary']}; setting `{m['torch_isa']}`.",
