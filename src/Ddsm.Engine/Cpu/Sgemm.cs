@@ -53,6 +53,9 @@ public static unsafe partial class Sgemm
     /// <summary>The path a GEMM started now runs on.</summary>
     public static SgemmPath Path => Cap is { } cap && cap < BestPath ? cap : BestPath;
 
+    /// <summary>Pack B panel by panel where A is packed first (see CorePanelWise); off only to time the old order.</summary>
+    internal static bool PackBPerPanel { get; set; } = true;
+
     /// <summary>The A panel height of a path.</summary>
     internal static int PanelHeight(SgemmPath path) => path == SgemmPath.Avx512 ? MR512 : MR;
 
@@ -179,11 +182,16 @@ public static unsafe partial class Sgemm
             return;
         }
         int mrTile = PanelHeight(path);
-        int ncMax = Math.Min(NC, RoundUp(n, NR));
         int kcStep = KcStep(k);
+        float* edge = stackalloc float[MR * NR];
+        if ((packedA != null || m <= MC) && PackBPerPanel)
+        {
+            CorePanelWise(path, transA, m, n, k, kcStep, alpha, a, lda, packedA, ref packB, beta, c, ldc, edge);
+            return;
+        }
+        int ncMax = Math.Min(NC, RoundUp(n, NR));
         float* pB = Scratch.TakeAligned(Scratch.Use.GemmB, (long)kcStep * ncMax);
         float* pA = Scratch.TakeAligned(Scratch.Use.GemmA, (long)Math.Min(MC, RoundUp(m, mrTile)) * kcStep);
-        float* edge = stackalloc float[MR * NR];
 
         for (int jc = 0; jc < n; jc += NC)
         {
@@ -211,6 +219,40 @@ public static unsafe partial class Sgemm
                             MicroTile(path, kc, aPanel, bPanel, cTile, ldc, alpha, betaEff, mr, nr, edge);
                         }
                     }
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Packs B one NR panel at a time, just before the tiles that use it, instead of a whole KC×NC block first.
+    /// Applies when all of A's rows are packed for the K block before the panels (a pre-packed A, or M ≤ MC):
+    /// then the panel (≤ 24 KiB) is consumed from L1 right after it is written, where a block of KC×NC went out
+    /// to L3 and came back; that round trip dominated the narrow GEMMs (a ¼-width conv has M = 16: one tile of
+    /// FMAs per packed panel).
+    /// </summary>
+    private static void CorePanelWise<TPackB>(SgemmPath path, bool transA, int m, int n, int k, int kcStep,
+        float alpha, float* a, int lda, float* packedA, ref TPackB packB, float beta, float* c, int ldc, float* edge)
+        where TPackB : struct, IPackB
+    {
+        int mrTile = PanelHeight(path), mPadded = RoundUp(m, mrTile);
+        float* pB = Scratch.TakeAligned(Scratch.Use.GemmB, (long)kcStep * NR);
+        float* pA = packedA != null ? null : Scratch.TakeAligned(Scratch.Use.GemmA, (long)mPadded * kcStep);
+        for (int pc = 0; pc < k; pc += kcStep)
+        {
+            int kc = Math.Min(kcStep, k - pc);
+            float betaEff = pc == 0 ? beta : 1f;
+            float* aBlock = packedA != null ? packedA + (long)pc * mPadded : pA;
+            if (packedA == null) PackA(path, transA, a, lda, 0, m, pc, kc, pA);
+            for (int jr = 0; jr < n; jr += NR)
+            {
+                int nr = Math.Min(NR, n - jr);
+                packB.Pack(path, pc, kc, jr, nr, pB);
+                for (int ir = 0; ir < m; ir += mrTile)
+                {
+                    int mr = Math.Min(mrTile, m - ir);
+                    MicroTile(path, kc, aBlock + (long)ir * kc, pB, c + (long)ir * ldc + jr, ldc, alpha, betaEff,
+                        mr, nr, edge);
                 }
             }
         }
