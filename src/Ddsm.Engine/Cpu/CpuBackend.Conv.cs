@@ -70,6 +70,9 @@ public sealed partial class CpuBackend
         });
     }
 
+    /// <summary>Stride-1 convs on the AVX-512 path read B in place (ConvDirect); off only to time the packed form.</summary>
+    internal static bool ConvDirectOn { get; set; } = true;
+
     /// <summary>
     /// y (Cout, Ho·Wo) = W · im2col(x) with the im2col fused into the GEMM's B packing (no column
     /// matrix is written); on several threads the output pixels are cut into NR-aligned strips.
@@ -88,6 +91,11 @@ public sealed partial class CpuBackend
             if (lo >= hi) return;
             fixed (float* px = xa, py = ya)
             {
+                if (packedW.Path == SgemmPath.Avx512 && d.Stride == 1 && ConvDirectOn)
+                {
+                    ConvDirect.Run(d, packedW, px + xOff, lo, hi, beta, py + yOff);
+                    return;
+                }
                 var pack = new Im2Col.PackB(px + xOff, d, lo);
                 Sgemm.RunPacked(packedW, d.Cout, hi - lo, kk, 1f, ref pack, beta, py + yOff + lo, hw);
             }

@@ -15,7 +15,7 @@ internal static partial class Im2Col
     /// so a packed row is one masked load per run merged into one zmm, and one store. The masks keep the lanes
     /// of the run that fall inside the input row; lanes past nr stay zero (the pack's padding).
     /// </summary>
-    private static unsafe void PackPanelStride1Avx512(float* x, in ConvDesc d, int j0, int nr, int pc, int kc,
+    internal static unsafe void PackPanelStride1Avx512(float* x, in ConvDesc d, int j0, int nr, int pc, int kc,
         float* dp)
     {
         int k = d.K, pad = d.Pad, h = d.H, w = d.W, wo = d.Wo;

@@ -24,9 +24,26 @@ public static unsafe partial class Sgemm
     /// (zero-padded past the valid rows and columns, so the loop never branches). Only rows × cols of C are
     /// read or written.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Kernel16x16(int kc, float* a, float* b, float* c, long ldc, float alpha, float beta,
-        int rows, int cols)
+        int rows, int cols) => Kernel16x16(kc, a, new PackedRows(b), c, ldc, alpha, beta, rows, cols);
+
+    /// <summary>Where the 16×16 kernel reads row p of its B panel (a struct: the JIT specialises the loop).</summary>
+    internal interface IBRows
+    {
+        Vector512<float> Row(int p);
+    }
+
+    /// <summary>A packed panel: kc rows of 16 contiguous floats.</summary>
+    internal readonly struct PackedRows(float* b) : IBRows
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public Vector512<float> Row(int p) => Vector512.Load(b + (long)p * NR);
+    }
+
+    /// <summary>The tile with B rows from <paramref name="b"/> (packed, or read in place by a direct conv).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static void Kernel16x16<TB>(int kc, float* a, TB b, float* c, long ldc, float alpha, float beta,
+        int rows, int cols) where TB : struct, IBRows
     {
         // C is touched only after the k loop: prefetch its rows now (a 16-float row spans at most two lines).
         for (int r = 0; r < rows; r++)
@@ -38,9 +55,9 @@ public static unsafe partial class Sgemm
         Vector512<float> c4 = default, c5 = default, c6 = default, c7 = default;
         Vector512<float> c8 = default, c9 = default, c10 = default, c11 = default;
         Vector512<float> c12 = default, c13 = default, c14 = default, c15 = default;
-        for (int p = 0; p < kc; p++, a += MR512, b += NR)
+        for (int p = 0; p < kc; p++, a += MR512)
         {
-            var bv = Vector512.Load(b);
+            var bv = b.Row(p);
             c0 = Avx512F.FusedMultiplyAdd(Vector512.Create(a[0]), bv, c0);
             c1 = Avx512F.FusedMultiplyAdd(Vector512.Create(a[1]), bv, c1);
             c2 = Avx512F.FusedMultiplyAdd(Vector512.Create(a[2]), bv, c2);
