@@ -34,9 +34,7 @@ public sealed partial class CpuBackend
                 double s1 = 1.0 + (sca is null ? 0.0 : sca[nc]);
                 double a = r * ga[c] * s1;
                 double b = (ba[c] - mu * r * ga[c]) * s1 + (sha is null ? 0.0 : sha[nc]);
-                var yr = ya.AsSpan(off + j * s, s);
-                Affine(xa.AsSpan(off + j * s, s), (float)a, (float)b, yr);
-                if (g.SiLU) VecMath.SiLUInPlace(yr);
+                GroupNormRows.AffineAct(xa.AsSpan(off + j * s, s), (float)a, (float)b, g.SiLU, ya.AsSpan(off + j * s, s));
             }
         });
     }
@@ -100,15 +98,6 @@ public sealed partial class CpuBackend
         // Fixed-order reduction over samples: deterministic dγ, dβ on the active prefix only.
         if (partG is not null) ReduceOverSamples(partG, A(dgamma!), d.N, d.C);
         if (partB is not null) ReduceOverSamples(partB, A(dbeta!), d.N, d.C);
-    }
-
-    /// <summary>dst = a·x + b in one SIMD pass (TensorPrimitives has no span·scalar + scalar form).</summary>
-    private static void Affine(ReadOnlySpan<float> x, float a, float b, Span<float> dst)
-    {
-        var av = new Vector<float>(a); var bv = new Vector<float>(b);
-        int w = Vector<float>.Count, i = 0;
-        for (; i <= x.Length - w; i += w) (new Vector<float>(x.Slice(i)) * av + bv).CopyTo(dst.Slice(i));
-        for (; i < x.Length; i++) dst[i] = x[i] * a + b;
     }
 
     private static void ReduceOverSamples(double[] part, float[] dst, int n, int c)

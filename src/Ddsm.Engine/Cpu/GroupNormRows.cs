@@ -3,8 +3,8 @@ using System.Numerics;
 namespace Ddsm.Engine.Cpu;
 
 /// <summary>
-/// GroupNorm backward's two passes over one channel row, each fused into one SIMD loop (they were six
-/// span passes through scratch rows: x̂, u, du, two reductions, the dx terms). x̂ = x·r + b0 is recomputed from x
+/// GroupNorm's passes over one channel row, each fused into one SIMD loop: the forward's affine + SiLU, and
+/// the backward's two (they were six span passes through scratch rows: x̂, u, du, two reductions, dx terms). x̂ = x·r + b0 is recomputed from x
 /// in each pass instead of stored; the sums stay in double lanes as in <see cref="DoubleSums"/>.
 /// </summary>
 internal static class GroupNormRows
@@ -50,6 +50,25 @@ internal static class GroupNormRows
             sum += g; dot += (double)g * xh;
         }
         return (sum, dot);
+    }
+
+    /// <summary>y = act(x·a + b), act SiLU or identity: the forward's output row in one pass (was two).</summary>
+    public static void AffineAct(ReadOnlySpan<float> x, float a, float b, bool silu, Span<float> y)
+    {
+        var av = new Vector<float>(a); var bv = new Vector<float>(b);
+        var one = Vector<float>.One;
+        int w = Vector<float>.Count, i = 0, n = x.Length;
+        for (; i <= n - w; i += w)
+        {
+            var u = new Vector<float>(x.Slice(i)) * av + bv;
+            if (silu) u /= one + VecMath.Exp(-u);
+            u.CopyTo(y.Slice(i));
+        }
+        for (; i < n; i++)
+        {
+            float u = x[i] * a + b;
+            y[i] = silu ? u / (1f + VecMath.Exp(-u)) : u;
+        }
     }
 
     /// <summary>dx += du·a + c + x̂·e (x̂ = x·r + b0): the data gradient of one row.</summary>
