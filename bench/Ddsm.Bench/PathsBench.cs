@@ -38,7 +38,8 @@ public static class PathsBench
         _cpuClock = Arg("clock", "wall") == "cpu";
         Console.WriteLine($"paths bench: {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, {Environment.ProcessorCount} cores, " +
                           $"{be.Threads} threads, clock {(_cpuClock ? "cpu" : "wall")}, " +
-                          $"best path {Sgemm.BestPath}, load {File.ReadAllText("/proc/loadavg").Trim()}; ms per call, median (min) of {reps}");
+                          $"best path {Sgemm.BestPath}, load {File.ReadAllText("/proc/loadavg").Trim()}; " +
+                          $"ms per call, median (min) of {reps}");
         Console.WriteLine($"{"row",-22} {string.Join(" ", paths.Select(p => $"{p.Item1,18}"))} {"ratio",7}");
         var rng = new Rng(1);
         var convs = new[] { (64, 32), (128, 32), (128, 16), (256, 16), (16, 32), (32, 16), (128, 8), (256, 8) };

@@ -160,7 +160,8 @@ def bench(args):
             "date": datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M"), "machine": peer_sides.machine(),
             "ours_isa": args.ours_isa, "torch_isa": args.torch_isa, "ours": ours.info(), "torch": torch_side.info(),
             "reps": args.reps, "model_reps": args.model_reps, "load_start": peer_sides.loadavg()}
-    if args.ours_isa == "avx2" and (meta["ours"]["vector512_accelerated"] or meta["ours"].get("sgemm_path") == "Avx512"):
+    ours_512 = meta["ours"]["vector512_accelerated"] or meta["ours"].get("sgemm_path") == "Avx512"
+    if args.ours_isa == "avx2" and ours_512:
         sys.exit("peer_bench: DOTNET_EnableAVX512=0 did not turn Vector512 off in the worker")
     if meta["torch"]["blas"]["reference"]:
         print("peer_bench: WARNING: PyTorch runs its matmuls on the reference BLAS (no OpenBLAS found): "

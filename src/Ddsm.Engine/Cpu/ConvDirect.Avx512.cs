@@ -119,7 +119,8 @@ internal static unsafe class ConvDirect
         public Vector512<float> Row(int p)
         {
             int dp = delta[p], t = tapOf[p];
-            return Avx512F.MaskLoad(origin2 + dp, masks2[t], Avx512F.MaskLoad(origin + dp, masks[t], Vector512<float>.Zero));
+            var first = Avx512F.MaskLoad(origin + dp, masks[t], Vector512<float>.Zero);
+            return Avx512F.MaskLoad(origin2 + dp, masks2[t], first);
         }
     }
 }

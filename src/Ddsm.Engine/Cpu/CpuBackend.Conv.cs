@@ -70,7 +70,7 @@ public sealed partial class CpuBackend
         });
     }
 
-    /// <summary>Stride-1 convs on the AVX-512 path read B in place (ConvDirect); off only to time the packed form.</summary>
+    /// <summary>Stride-1 convs on the AVX-512 path read B in place (ConvDirect); off only to time packing.</summary>
     internal static bool ConvDirectOn { get; set; } = true;
 
     /// <summary>
@@ -78,8 +78,7 @@ public sealed partial class CpuBackend
     /// matrix is written); on several threads the output pixels are cut into NR-aligned strips.
     /// </summary>
     private static unsafe void ForwardIm2ColGemm(ConvDesc d, Sgemm.PackedA packedW, float[] xa, long xOff, float[] ya,
-                                                 long yOff,
-                                                 float beta, int threads)
+                                                 long yOff, float beta, int threads)
     {
         int hw = d.Ho * d.Wo, kk = d.Cin * d.K * d.K;
         int units = (hw + Sgemm.NR - 1) / Sgemm.NR;

@@ -34,7 +34,8 @@ public sealed partial class CpuBackend
                 double s1 = 1.0 + (sca is null ? 0.0 : sca[nc]);
                 double a = r * ga[c] * s1;
                 double b = (ba[c] - mu * r * ga[c]) * s1 + (sha is null ? 0.0 : sha[nc]);
-                GroupNormRows.AffineAct(xa.AsSpan(off + j * s, s), (float)a, (float)b, g.SiLU, ya.AsSpan(off + j * s, s));
+                var xr = xa.AsSpan(off + j * s, s);
+                GroupNormRows.AffineAct(xr, (float)a, (float)b, g.SiLU, ya.AsSpan(off + j * s, s));
             }
         });
     }

@@ -4,8 +4,9 @@ namespace Ddsm.Engine.Cpu;
 
 /// <summary>
 /// GroupNorm's passes over one channel row, each fused into one SIMD loop: the forward's affine + SiLU, and
-/// the backward's two (they were six span passes through scratch rows: x̂, u, du, two reductions, dx terms). x̂ = x·r + b0 is recomputed from x
-/// in each pass instead of stored; the sums stay in double lanes as in <see cref="DoubleSums"/>.
+/// the backward's two (they were six span passes through scratch rows: x̂, u, du, two reductions, dx terms).
+/// x̂ = x·r + b0 is recomputed from x in each pass instead of stored; the sums stay in double lanes as in
+/// <see cref="DoubleSums"/>.
 /// </summary>
 internal static class GroupNormRows
 {

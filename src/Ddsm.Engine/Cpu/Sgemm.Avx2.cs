@@ -107,7 +107,8 @@ public static unsafe partial class Sgemm
     }
 
     /// <summary>The same tile contract without AVX2/FMA: plain scalar loops the JIT may vectorise.</summary>
-    private static void KernelPortable(int kc, float* a, float* b, float* c, long ldc, float alpha, float beta, int mr, int nr)
+    private static void KernelPortable(int kc, float* a, float* b, float* c, long ldc, float alpha, float beta,
+        int mr, int nr)
     {
         float* acc = stackalloc float[MR * NR];
         new Span<float>(acc, MR * NR).Clear();

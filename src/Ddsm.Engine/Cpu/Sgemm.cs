@@ -53,7 +53,7 @@ public static unsafe partial class Sgemm
     /// <summary>The path a GEMM started now runs on.</summary>
     public static SgemmPath Path => Cap is { } cap && cap < BestPath ? cap : BestPath;
 
-    /// <summary>Pack B panel by panel where A is packed first (see CorePanelWise); off only to time the old order.</summary>
+    /// <summary>Pack B panel by panel where A is packed first (CorePanelWise); off only to time the old way.</summary>
     internal static bool PackBPerPanel { get; set; } = true;
 
     /// <summary>The A panel height of a path.</summary>

@@ -5,8 +5,8 @@ namespace Ddsm.Tests.Engine;
 
 /// <summary>
 /// The packed SIMD Sgemm against a naive float64 GEMM: odd sizes that are not multiples of the 6×16
-/// (AVX2) or 16×16 (AVX-512) tile, sizes past the KC/MC/NC cache blocks, all four transpose combinations, alpha/beta, offsets,
-/// leading dimensions wider than the matrix. Tolerance per element:
+/// (AVX2) or 16×16 (AVX-512) tile, sizes past the KC/MC/NC cache blocks, all four transpose combinations,
+/// alpha/beta, offsets, leading dimensions wider than the matrix. Tolerance per element:
 /// |got − ref| ≤ 1e-5·(|alpha|·Σ_p |op(A)_ip·op(B)_pj| + |beta·C0_ij|) + 1e-6, i.e. float rounding
 /// growing with the length of the dot product, far below the O(1) error of any indexing mistake.
 /// Padding around each matrix holds NaN: reading it poisons the result, writing C's padding is caught.
