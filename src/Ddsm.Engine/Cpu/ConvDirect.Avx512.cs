@@ -16,9 +16,6 @@ namespace Ddsm.Engine.Cpu;
 /// </summary>
 internal static unsafe class ConvDirect
 {
-    private static readonly Vector512<int> Lane16 =
-        Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-
     /// <summary>y[:, lo:hi] = W · im2col(x)[:, lo:hi] + beta·y (y rows of stride Ho·Wo).</summary>
     public static void Run(in ConvDesc d, Sgemm.PackedA w, float* x, int lo, int hi, float beta, float* y)
     {
@@ -90,15 +87,12 @@ internal static unsafe class ConvDirect
     private static void RunMasks(int k, int pad, int h, int wi, int oh, int laneLo, int laneHi, int col0,
         Vector512<float>* masks)
     {
-        var inRun = Vector512.GreaterThanOrEqual(Lane16, Vector512.Create(laneLo))
-            & Vector512.LessThan(Lane16, Vector512.Create(laneHi));
         for (int kw = 0; kw < k; kw++)
         {
             int iw0 = col0 - pad + kw;
-            var col = inRun & Vector512.GreaterThanOrEqual(Lane16, Vector512.Create(-iw0))
-                & Vector512.LessThan(Lane16, Vector512.Create(wi - iw0));
+            var col = Sgemm.LanesIn(Math.Max(laneLo, -iw0), Math.Min(laneHi, wi - iw0));
             for (int kh = 0; kh < k; kh++)
-                masks[kh * k + kw] = (uint)(oh - pad + kh) < (uint)h ? col.AsSingle() : Vector512<float>.Zero;
+                masks[kh * k + kw] = (uint)(oh - pad + kh) < (uint)h ? col : Vector512<float>.Zero;
         }
     }
 

@@ -5,9 +5,6 @@ namespace Ddsm.Engine.Cpu;
 
 internal static partial class Im2Col
 {
-    private static readonly Vector512<int> Lane16 =
-        Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-
     /// <summary>
     /// One B panel of the fused im2col packing at stride 1 on AVX-512: pixels j0 … j0+nr−1 as kc rows of 16.
     /// The panel's pixels fall into runs, one per output row it touches (one run for a 16-pixel panel inside a
@@ -44,11 +41,10 @@ internal static partial class Im2Col
                 int iw0 = runOw[r] - pad + kw - runLane[r];
                 int lo = Math.Max(runLane[r], -iw0), hi = Math.Min(runEnd[r], w - iw0);
                 if (lo >= hi) continue;
-                var mask = Vector512.GreaterThanOrEqual(Lane16, Vector512.Create(lo))
-                    & Vector512.LessThan(Lane16, Vector512.Create(hi));
+                var mask = Sgemm.LanesIn(lo, hi);
                 // The address row + iw0 may lie before the plane (or the array): only the masked-in lanes, all
                 // inside the input row, are read; AVX-512 masked loads suppress faults on the others.
-                v = Avx512F.MaskLoad(plane + (long)ih * w + iw0, mask.AsSingle(), v);
+                v = Avx512F.MaskLoad(plane + (long)ih * w + iw0, mask, v);
             }
             Vector512.Store(v, dp);
             if (++kw == k) { kw = 0; if (++kh == k) { kh = 0; ci++; } }

@@ -16,9 +16,6 @@ public static unsafe partial class Sgemm
     /// <summary>The A panel height of the AVX-512 path (its NR is the common 16).</summary>
     internal const int MR512 = 16;
 
-    private static readonly Vector512<int> Lane16 =
-        Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-
     /// <summary>
     /// C[0:rows, 0:cols] = alpha·Σ_p a[p,0:16]ᵀ·b[p,0:16] + beta·C; a: kc×16 packed, b: kc×16 packed
     /// (zero-padded past the valid rows and columns, so the loop never branches). Only rows × cols of C are
@@ -102,7 +99,7 @@ public static unsafe partial class Sgemm
             t[4] = c4; t[5] = c5; t[6] = c6; t[7] = c7;
             t[8] = c8; t[9] = c9; t[10] = c10; t[11] = c11;
             t[12] = c12; t[13] = c13; t[14] = c14; t[15] = c15;
-            var mask = Vector512.LessThan(Lane16, Vector512.Create(cols)).AsSingle();
+            var mask = LanesIn(0, cols);
             for (int r = 0; r < rows; r++) StoreRowMasked512(c + r * ldc, t[r], mask, alpha, beta);
         }
     }
@@ -127,4 +124,9 @@ public static unsafe partial class Sgemm
             v = Avx512F.FusedMultiplyAdd(Avx512F.MaskLoad(c, mask, Vector512<float>.Zero), Vector512.Create(beta), v);
         Avx512F.MaskStore(c, mask, v);
     }
+
+    /// <summary>The lanes l with lo ≤ l &lt; hi, as a float mask for masked loads and stores.</summary>
+    internal static Vector512<float> LanesIn(int lo, int hi) =>
+        (Vector512.GreaterThanOrEqual(Vector512<int>.Indices, Vector512.Create(lo))
+         & Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(hi))).AsSingle();
 }
