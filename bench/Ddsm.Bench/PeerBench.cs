@@ -45,7 +45,10 @@ public static class PeerBench
                 {
                     "info" => Info(be),
                     "setup" => Setup(be, req, ref work),
-                    "run" => new JsonObject { ["ms"] = Time(Need(work), (int)req["calls"]!) },
+                    "run" => new JsonObject
+                    {
+                        ["ms"] = Time(Need(work), (int)req["calls"]!, (string?)req["clock"] == "cpu"),
+                    },
                     "profile" => Profile(Need(work), (int)req["calls"]!),
                     "teardown" => Teardown(be, ref work),
                     "quit" => new JsonObject(),
@@ -92,13 +95,18 @@ public static class PeerBench
         return r;
     }
 
-    private static double Time(IPeerWork w, int calls)
+    /// <summary>ms of <paramref name="calls"/> calls: wall time, or the process CPU time (--clock cpu).</summary>
+    private static double Time(IPeerWork w, int calls, bool cpuClock = false)
     {
         var be = CpuBackend.Instance;
+        var proc = Process.GetCurrentProcess();
+        double cpu0 = cpuClock ? proc.TotalProcessorTime.TotalMilliseconds : 0;
         long t0 = Stopwatch.GetTimestamp();
         for (int i = 0; i < calls; i++) w.Run();
         be.Synchronize();
-        return Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+        if (!cpuClock) return Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+        proc.Refresh();
+        return proc.TotalProcessorTime.TotalMilliseconds - cpu0;
     }
 
     private static JsonObject Profile(IPeerWork w, int calls)

@@ -67,6 +67,10 @@ def parse(argv):
     p.add_argument("--results", help="append the table with command, machine, date and load to this file")
     p.add_argument("--profile", help="append each row's op profile of both sides to this file")
     p.add_argument("--no-build", action="store_true", help="use the Ddsm.Bench already built")
+    p.add_argument("--label", help="names the run's column in `report` (e.g. before, after)")
+    p.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                   help="cpu: each side times its process's CPU time, not wall time (with --threads 1, a measure "
+                        "that other processes' load disturbs far less; not the issue's 2-thread wall time)")
     a = p.parse_args(argv)
     a.ours_isa = a.ours_isa or a.isa
     a.torch_isa = a.torch_isa or a.isa
@@ -154,12 +158,13 @@ def bench(args):
     rows = select(args.rows)
     ours_env = {k: v for k, v in os.environ.items() if not k.startswith("DOTNET_EnableAVX512")}
     ours_env.update(OURS_ISA[args.ours_isa])
-    ours = peer_sides.Ours(args.threads, ours_env, build=not args.no_build)
-    torch_side = peer_sides.Torch(args.threads)
+    ours = peer_sides.Ours(args.threads, ours_env, build=not args.no_build, clock=args.clock)
+    torch_side = peer_sides.Torch(args.threads, clock=args.clock)
     meta = {"command": " ".join([sys.executable] + [a if " " not in a else repr(a) for a in sys.argv]),
             "date": datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M"), "machine": peer_sides.machine(),
             "ours_isa": args.ours_isa, "torch_isa": args.torch_isa, "ours": ours.info(), "torch": torch_side.info(),
-            "reps": args.reps, "model_reps": args.model_reps, "load_start": peer_sides.loadavg()}
+            "reps": args.reps, "model_reps": args.model_reps, "load_start": peer_sides.loadavg(),
+            "clock": args.clock, "label": args.label}
     ours_512 = meta["ours"]["vector512_accelerated"] or meta["ours"].get("sgemm_path") == "Avx512"
     if args.ours_isa == "avx2" and ours_512:
         sys.exit("peer_bench: DOTNET_EnableAVX512=0 did not turn Vector512 off in the worker")
@@ -178,6 +183,10 @@ def bench(args):
                       f"{peer_report._pair(r['torch_ms']):>16} ms  ratio {lo:.2f} ({mid:.2f})  others' CPU "
                       f"{peer_report.others(r)}  load {r['load'][0]:.1f}-{r['load'][1]:.1f}"
                       f"{'' if r.get('checksum_agree', True) else '  OUTPUTS DIFFER'}", file=sys.stderr, flush=True)
+        except KeyboardInterrupt:
+            # Ctrl-C / kill -INT: keep the rows measured so far (the JSON and table say the run was cut short).
+            meta["interrupted"] = f"after {len(results)} of {len(rows)} rows"
+            print(f"peer_bench: interrupted {meta['interrupted']}", file=sys.stderr)
         finally:
             ours.close()
     meta["load_end"] = peer_sides.loadavg()

@@ -37,8 +37,10 @@ def _rss(row):
 
 
 def config(run):
-    """The column a run fills: our ISA and PyTorch's."""
-    return f"ours {run['meta']['ours_isa']} / PyTorch {run['meta']['torch_isa']}"
+    """The column a run fills: its label (--label: before / after …) if any, our ISA and PyTorch's."""
+    m = run["meta"]
+    label = f"{m['label']}: " if m.get("label") else ""
+    return f"{label}ours {m['ours_isa']} / PyTorch {m['torch_isa']}"
 
 
 def header(run):
@@ -54,6 +56,8 @@ def header(run):
         f"setting `{m['ours_isa']}`.",
         f"PyTorch {t['version']}, {t['threads']} threads; ATen CPU capability {t['aten_isa']}; oneDNN "
         f"{t['onednn']}; BLAS {t['blas']['summary']}; setting `{m['torch_isa']}`.",
+        f"Clock: {m.get('clock', 'wall')} time. "
+        + (f"Interrupted {m['interrupted']}. " if m.get("interrupted") else "") +
         f"Load average (1/5/15 min) at start {m['load_start']}, at end {m['load_end']}. Each row: set-up and "
         f"warm-up on both sides, then {m['reps']} reps ({m['model_reps']} for model rows) alternating ours, "
         f"PyTorch; a rep is k calls (k = 1 for model rows); ms per call, min (median). Others' CPU: the share of "

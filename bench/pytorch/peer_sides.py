@@ -106,7 +106,8 @@ def machine():
 class Ours:
     """The C# worker. Timing happens inside it (Stopwatch around the calls), so the pipe is not timed."""
 
-    def __init__(self, threads, env, build=True):
+    def __init__(self, threads, env, build=True, clock="wall"):
+        self.clock = clock
         if build:
             subprocess.run(["dotnet", "build", "-c", "Release", "bench/Ddsm.Bench", "-nologo", "-v", "q"],
                            cwd=REPO, check=True, stdout=subprocess.DEVNULL)
@@ -134,7 +135,7 @@ class Ours:
         return self.ask(op="setup", **spec)
 
     def run(self, calls):
-        return self.ask(op="run", calls=calls)["ms"]
+        return self.ask(op="run", calls=calls, clock=self.clock)["ms"]
 
     def profile(self, calls):
         return self.ask(op="profile", calls=calls)["report"]
@@ -150,10 +151,11 @@ class Ours:
 
 
 class Torch:
-    """PyTorch in this process, timed with perf_counter around the calls."""
+    """PyTorch in this process, timed with perf_counter (or the process's CPU time) around the calls."""
 
-    def __init__(self, threads):
+    def __init__(self, threads, clock="wall"):
         import torch
+        self.now = time.process_time if clock == "cpu" else time.perf_counter
         torch.set_num_threads(threads)
         self.torch, self.work = torch, None
 
@@ -167,10 +169,10 @@ class Torch:
         return {**getattr(self.work, "info", {}), "rss_start_mb": rss0}
 
     def run(self, calls):
-        t0 = time.perf_counter()
+        t0 = self.now()
         for _ in range(calls):
             self.work.run()
-        return (time.perf_counter() - t0) * 1e3
+        return (self.now() - t0) * 1e3
 
     def profile(self, calls):
         with self.torch.autograd.profiler.profile() as prof:
