@@ -159,13 +159,15 @@ public static unsafe partial class Sgemm
         int aCols = transA ? m : k, aRows = transA ? k : m;
         int bCols = transB ? k : n, bRows = transB ? n : k;
         if (lda < Math.Max(1, aCols) || ldb < Math.Max(1, bCols) || ldc < Math.Max(1, n))
-            throw new ArgumentException($"sgemm: leading dimension too small (lda={lda} for {aCols} cols, ldb={ldb} for {bCols}, ldc={ldc} for {n})");
+            throw new ArgumentException($"sgemm: leading dimension too small (lda={lda} for {aCols} cols, ldb={ldb} " +
+                                        $"for {bCols}, ldc={ldc} for {n})");
         static void Fits(string what, float[] x, long off, int rows, int cols, int ld)
         {
             if (rows == 0 || cols == 0) return;
             long last = off + (long)(rows - 1) * ld + cols;
             if (off < 0 || last > x.Length)
-                throw new ArgumentException($"sgemm: {what} ({rows}×{cols}, ld {ld}, offset {off}) overruns its array of {x.Length}");
+                throw new ArgumentException(
+                    $"sgemm: {what} ({rows}×{cols}, ld {ld}, offset {off}) overruns its array of {x.Length}");
         }
         Fits("A", a, offA, aRows, aCols, lda);
         Fits("B", b, offB, bRows, bCols, ldb);
