@@ -153,17 +153,8 @@ def run_row(row, ours, torch_side, args, tmp):
     return r
 
 
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
-
-
 def bench(args):
-    import signal
     import tempfile
-    # SIGTERM, and SIGINT even where a shell started the run as a background job (which ignores SIGINT), stop
-    # the run like Ctrl-C: the rows measured so far are kept.
-    signal.signal(signal.SIGTERM, _interrupt)
-    signal.signal(signal.SIGINT, _interrupt)
     rows = select(args.rows)
     ours_env = {k: v for k, v in os.environ.items() if not k.startswith("DOTNET_EnableAVX512")}
     ours_env.update(OURS_ISA[args.ours_isa])
@@ -193,7 +184,7 @@ def bench(args):
                       f"{peer_report.others(r)}  load {r['load'][0]:.1f}-{r['load'][1]:.1f}"
                       f"{'' if r.get('checksum_agree', True) else '  OUTPUTS DIFFER'}", file=sys.stderr, flush=True)
         except KeyboardInterrupt:
-            # Ctrl-C, kill -INT or -TERM: keep the rows measured so far (the JSON and table say it was cut short).
+            # Ctrl-C / kill -INT: keep the rows measured so far (the JSON and table say the run was cut short).
             meta["interrupted"] = f"after {len(results)} of {len(rows)} rows"
             print(f"peer_bench: interrupted {meta['interrupted']}", file=sys.stderr)
         finally:
