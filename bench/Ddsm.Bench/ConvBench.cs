@@ -52,7 +52,7 @@ public static class ConvBench
         int reps = args.Select(a => a.StartsWith("reps=") ? int.Parse(a[5..]) : 0).FirstOrDefault(v => v > 0, 7);
         bool gemmOnly = args.Contains("gemm"), convOnly = args.Contains("convonly");
         Console.WriteLine($"conv bench: {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, {Environment.ProcessorCount} cores, " +
-                          $"AVX2+FMA microkernel: {Sgemm.UsesAvx2Fma}, median of {reps} after warm-up");
+                          $"sgemm path: {Sgemm.Path}, median of {reps} after warm-up");
         Console.WriteLine($"load average at start: {File.ReadAllText("/proc/loadavg").Trim()}");
 
         // (M, N, K): the square ceiling, and the forward GEMM of a 128-channel 3×3 conv on 32×32

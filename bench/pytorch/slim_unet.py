@@ -107,6 +107,15 @@ class ResBlock(nn.Module):
         return skip + h
 
 
+def legacy_attention(qkv, heads):
+    """ADM's QKVAttentionLegacy: qkv (N, 3C, T) holds per head its q, k, v rows; returns (N, C, T)."""
+    n, c3, t = qkv.shape
+    d = c3 // (3 * heads)
+    q, k, v = qkv.reshape(n * heads, 3 * d, t).split(d, dim=1)       # each (N·heads, d, T)
+    p = torch.softmax(torch.einsum("bct,bcs->bts", q, k) / math.sqrt(d), dim=-1)
+    return torch.einsum("bts,bcs->bct", p, v).reshape(n, c3 // 3, t)
+
+
 class AttentionBlock(nn.Module):
     """Self-attention over H·W tokens in ADM's legacy qkv layout (per head: its q, k, v rows)."""
 
@@ -125,9 +134,7 @@ class AttentionBlock(nn.Module):
         cut = fixed > 0 and c < self.c_max
         xn = self.norm(x, silu=False)
         qkv = self.qkv.forward_blocks(xn, 3 * heads, d, 1) if cut else self.qkv(xn, 3 * c)
-        q, k, v = qkv.reshape(n * heads, 3 * d, hh * ww).split(d, dim=1)       # each (N·heads, d, T)
-        p = torch.softmax(torch.einsum("bct,bcs->bts", q, k) / math.sqrt(d), dim=-1)
-        a = torch.einsum("bts,bcs->bct", p, v).reshape(n, c, hh, ww)
+        a = legacy_attention(qkv.reshape(n, 3 * c, hh * ww), heads).reshape(n, c, hh, ww)
         h = self.proj_out.forward_blocks(a, 1, c, heads) if cut else self.proj_out(a, c)
         return x + h
 

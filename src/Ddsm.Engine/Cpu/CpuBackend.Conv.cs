@@ -47,11 +47,11 @@ public sealed partial class CpuBackend
         var xa = A(x); var wa = A(w); var ya = A(y); var ba = bias is null ? null : A(bias);
         var (kk, ldw, hw, xImg, yImg, pointwise) = ConvSizes.Of(d);
         // The weight prefix is packed once for all images (read-only while the images run).
-        nint packedW = 0;
+        Sgemm.PackedA packedW = default;
         if (!pointwise)
             unsafe
             {
-                fixed (float* pw = wa) packedW = (nint)Sgemm.PackWholeA(false, pw, ldw, d.Cout, kk);
+                fixed (float* pw = wa) packedW = Sgemm.PackWholeA(false, pw, ldw, d.Cout, kk);
             }
         ForEachImage(d.N, (n, threads) =>
         {
@@ -70,12 +70,15 @@ public sealed partial class CpuBackend
         });
     }
 
+    /// <summary>Stride-1 convs on the AVX-512 path read B in place (ConvDirect); off only to time packing.</summary>
+    internal static bool ConvDirectOn { get; set; } = true;
+
     /// <summary>
     /// y (Cout, Ho·Wo) = W · im2col(x) with the im2col fused into the GEMM's B packing (no column
     /// matrix is written); on several threads the output pixels are cut into NR-aligned strips.
     /// </summary>
-    private static unsafe void ForwardIm2ColGemm(ConvDesc d, nint packedW, float[] xa, long xOff, float[] ya, long yOff,
-                                                 float beta, int threads)
+    private static unsafe void ForwardIm2ColGemm(ConvDesc d, Sgemm.PackedA packedW, float[] xa, long xOff, float[] ya,
+                                                 long yOff, float beta, int threads)
     {
         int hw = d.Ho * d.Wo, kk = d.Cin * d.K * d.K;
         int units = (hw + Sgemm.NR - 1) / Sgemm.NR;
@@ -87,8 +90,13 @@ public sealed partial class CpuBackend
             if (lo >= hi) return;
             fixed (float* px = xa, py = ya)
             {
+                if (packedW.Path == SgemmPath.Avx512 && d.Stride == 1 && ConvDirectOn)
+                {
+                    ConvDirect.Run(d, packedW, px + xOff, lo, hi, beta, py + yOff);
+                    return;
+                }
                 var pack = new Im2Col.PackB(px + xOff, d, lo);
-                Sgemm.RunPacked((float*)packedW, d.Cout, hi - lo, kk, 1f, ref pack, beta, py + yOff + lo, hw);
+                Sgemm.RunPacked(packedW, d.Cout, hi - lo, kk, 1f, ref pack, beta, py + yOff + lo, hw);
             }
         }
         if (parts <= 1) Strip(0);
@@ -110,8 +118,8 @@ public sealed partial class CpuBackend
         for (int co = 0; co < d.Cout; co++)
         for (int q = 0; q < k2; q++)
             wt[(ci * d.Cout + co) * k2 + q] = wa[co * ldw + ci * k2 + (k2 - 1 - q)];   // (kh, kw) → (K−1−kh, K−1−kw)
-        nint packed;
-        fixed (float* pw = wt) packed = (nint)Sgemm.PackWholeA(false, pw, kkT, d.Cin, kkT);
+        Sgemm.PackedA packed;
+        fixed (float* pw = wt) packed = Sgemm.PackWholeA(false, pw, kkT, d.Cin, kkT);
         long xImg = (long)d.Cin * d.H * d.W, yImg = (long)d.Cout * d.Ho * d.Wo;
         ForEachImage(d.N, (n, threads) => ForwardIm2ColGemm(t, packed, ga, n * yImg, dxa, n * xImg, 1f, threads));
     }

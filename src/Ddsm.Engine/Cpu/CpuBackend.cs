@@ -63,6 +63,15 @@ public sealed partial class CpuBackend : Backend
         }
     }
 
+    /// <summary>
+    /// Drops every pooled array (memory back to the GC). Kernel scratch stays: it is per thread, bounded by the
+    /// largest call, and a kernel may hold a pointer into it (see <see cref="Scratch"/>).
+    /// </summary>
+    public void TrimPool()
+    {
+        lock (_poolGate) { _pool.Clear(); _pooledFloats = 0; }
+    }
+
     protected override void CopyInCore(DeviceBuffer dst, long dstOffset, ReadOnlySpan<float> src)
     {
         using var timer = Profiler.Kernel("copy_in");

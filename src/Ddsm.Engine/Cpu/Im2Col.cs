@@ -9,7 +9,7 @@ namespace Ddsm.Engine.Cpu;
 /// column oh·Wo + ow holds x[ci, oh·S − P + kh, ow·S − P + kw] (zero outside the image).
 /// Rows are filled in runs of output columns so that stride 1 is a plain span copy.
 /// </summary>
-internal static class Im2Col
+internal static partial class Im2Col
 {
     private static readonly Vector256<int> Lane8 = Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7);
 
@@ -188,10 +188,19 @@ internal static class Im2Col
     {
         private static readonly Vector256<int> Lanes = Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7);
 
-        public void Pack(int pc, int kc, int jc, int nc, float* dst)
+        public void Pack(SgemmPath path, int pc, int kc, int jc, int nc, float* dst)
         {
             const int NR = Sgemm.NR;
             int k = d.K, s = d.Stride, pad = d.Pad, h = d.H, w = d.W, wo = d.Wo;
+            if (path == SgemmPath.Avx512 && s == 1)
+            {
+                for (int jr = 0; jr < nc; jr += NR)
+                {
+                    int nr = Math.Min(NR, nc - jr);
+                    PackPanelStride1Avx512(x, d, firstColumn + jc + jr, nr, pc, kc, dst + (long)jr * kc);
+                }
+                return;
+            }
             int* ihBase = stackalloc int[NR];
             int* iwBase = stackalloc int[NR];
             for (int jr = 0; jr < nc; jr += NR)
@@ -223,7 +232,7 @@ internal static class Im2Col
                             Vector256.Store(Vector256.Load(src), dp);
                             Vector256.Store(Vector256.Load(src + 8), dp + 8);
                         }
-                        else if (Avx2.IsSupported)
+                        else if (path != SgemmPath.Portable)
                         {
                             // Row edge: masked loads zero the lanes outside [0, W) and, unlike plain
                             // loads, never fault on them (the run may start before the plane).

@@ -23,6 +23,8 @@ internal static unsafe class Scratch
         ConvColumns,
         /// <summary>The weight gradient's per-chunk partial sums.</summary>
         WeightGradPartials,
+        /// <summary>The direct convolution's per-K-row input offsets and taps (ints in a float array).</summary>
+        ConvTaps,
         /// <summary>GroupNorm backward's x̂, du and row temporaries; attention's P (and dS) of one head.</summary>
         Norm, Attention,
     }

@@ -5,8 +5,8 @@ namespace Ddsm.Tests.Engine;
 
 /// <summary>
 /// The packed SIMD Sgemm against a naive float64 GEMM: odd sizes that are not multiples of the 6×16
-/// tile, sizes past the KC/MC/NC cache blocks, all four transpose combinations, alpha/beta, offsets,
-/// leading dimensions wider than the matrix. Tolerance per element:
+/// (AVX2) or 16×16 (AVX-512) tile, sizes past the KC/MC/NC cache blocks, all four transpose combinations,
+/// alpha/beta, offsets, leading dimensions wider than the matrix. Tolerance per element:
 /// |got − ref| ≤ 1e-5·(|alpha|·Σ_p |op(A)_ip·op(B)_pj| + |beta·C0_ij|) + 1e-6, i.e. float rounding
 /// growing with the length of the dot product, far below the O(1) error of any indexing mistake.
 /// Padding around each matrix holds NaN: reading it poisons the result, writing C's padding is caught.
@@ -90,7 +90,7 @@ public class GemmTests
     public void OddSizesAllTransposesAlphaBetaOffsets()
     {
         var rng = new Rng(21);
-        // Sizes around the 6×16 tile edges, then random ones in 1..70.
+        // Sizes around the 6×16 and 16×16 tile edges, then random ones in 1..70.
         int[] edge = [1, 5, 6, 7, 15, 16, 17, 70];
         int i = 0;
         foreach (int m in edge)
@@ -135,16 +135,23 @@ public class GemmTests
         Check(new Case(true, false, 9, 300, 200, 1f, 1f, 0, 3, 0, 1, 0, 2), rng, parallel: true);
     }
 
-    [Test]
-    public void PortableKernelMatches()
+    // The paths below the machine's best, in this process: the AVX2 and portable kernels and packings against
+    // the same float64 reference (on a machine without AVX-512 the AVX2 case repeats the default one).
+    [TestCase(SgemmPath.Portable, 27)]
+    [TestCase(SgemmPath.Avx2, 30)]
+    public void CappedPathMatches(SgemmPath cap, int seed)
     {
-        var rng = new Rng(27);
-        Sgemm.ForcePortable = true;
+        var rng = new Rng((ulong)seed);
+        Sgemm.Cap = cap;
         try
         {
-            foreach (var c in RandomCases(28, 16, 40)) Check(c, rng);
+            Assert.That(Sgemm.Path, Is.LessThanOrEqualTo(cap));
+            foreach (var c in RandomCases(seed + 1, 16, 40)) Check(c, rng);
+            Check(new Case(false, true, 151, 37, 401, 0.5f, 0.75f, 3, 2, 1, 5, 2, 1), rng);
+            foreach (var c in RandomCases(seed + 2, 4, 70))
+                Check(c with { M = c.M + 130, K = c.K + 100 }, rng, parallel: true);
         }
-        finally { Sgemm.ForcePortable = false; }
+        finally { Sgemm.Cap = null; }
     }
 
     [Test]

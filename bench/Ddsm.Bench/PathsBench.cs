@@ -1,0 +1,110 @@
+using System.Diagnostics;
+using Ddsm.Engine;
+using Ddsm.Engine.Cpu;
+
+namespace Ddsm.Bench;
+
+/// <summary>
+/// `paths`: our CPU kernels on the AVX-512 path against the same kernels capped to AVX2 (Sgemm.Cap), in one
+/// process, interleaved rep by rep (so both see the same machine load): the peer benchmark's conv rows (N32,
+/// 3×3 pad 1) forward and backward (data + weight + bias), and square / conv-shaped Sgemm. 2 threads.
+/// Prints ms per call, median (min) of the reps, and the median of per-rep ratios first / second column.
+/// Args: `reps=N` (default 7), `rows=fwd,bwd,gemm` (default all), `n=N` (batch, default 32), `compare=panel`
+/// (instead of the paths: the best path with B packed per panel against the old whole-block packing),
+/// `compare=direct` (stride-1 convs reading B in place against packing it),
+/// `threads=N` (default 2), `clock=cpu` (the process's CPU time instead of wall time: with threads=1 a
+/// measure that a loaded machine disturbs far less than wall time).
+/// </summary>
+public static class PathsBench
+{
+    public static void Register() =>
+        Program.Register("paths", "AVX-512 vs AVX2 path of our conv and Sgemm, interleaved", Run);
+
+    private static int Run(string[] args)
+    {
+        string Arg(string key, string def) =>
+            args.FirstOrDefault(a => a.StartsWith(key + "="))?[(key.Length + 1)..] ?? def;
+        int reps = int.Parse(Arg("reps", "7")), batch = int.Parse(Arg("n", "32"));
+        var parts = Arg("rows", "fwd,bwd,gemm").Split(',');
+        var paths = Arg("compare", "paths") == "panel"
+            ? new (string, Action)[] { ("panel-wise B", () => Sgemm.PackBPerPanel = true),
+                                       ("block B", () => Sgemm.PackBPerPanel = false) }
+            : Arg("compare", "paths") == "direct"
+            ? new (string, Action)[] { ("direct conv", () => CpuBackend.ConvDirectOn = true),
+                                       ("packed conv", () => CpuBackend.ConvDirectOn = false) }
+            : new[] { Sgemm.BestPath, SgemmPath.Avx2 }.Distinct()
+                .Select(p => (p.ToString(), (Action)(() => Sgemm.Cap = p))).ToArray();
+        var be = new CpuBackend { Threads = int.Parse(Arg("threads", "2")) };
+        _cpuClock = Arg("clock", "wall") == "cpu";
+        Console.WriteLine($"paths bench: {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, {Environment.ProcessorCount} cores, " +
+                          $"{be.Threads} threads, clock {(_cpuClock ? "cpu" : "wall")}, " +
+                          $"best path {Sgemm.BestPath}, load {File.ReadAllText("/proc/loadavg").Trim()}; " +
+                          $"ms per call, median (min) of {reps}");
+        Console.WriteLine($"{"row",-22} {string.Join(" ", paths.Select(p => $"{p.Item1,18}"))} {"ratio",7}");
+        var rng = new Rng(1);
+        var convs = new[] { (64, 32), (128, 32), (128, 16), (256, 16), (16, 32), (32, 16), (128, 8), (256, 8) };
+        foreach (var (c, hw) in convs)
+        {
+            var d = new ConvDesc(batch, c, hw, hw, c, 3, 1, 1, c, c);
+            var x = Filled(be, rng, (long)batch * c * hw * hw); var y = Filled(be, rng, x.Length);
+            var w = Filled(be, rng, (long)c * c * 9); var bias = Filled(be, rng, c);
+            var dx = Filled(be, rng, x.Length); var dw = Filled(be, rng, w.Length); var db = Filled(be, rng, c);
+            if (parts.Contains("fwd"))
+                Row($"conv_fwd/c{c}-{hw}", reps, paths, () => be.Conv2dForward(d, x, w, bias, y));
+            if (parts.Contains("bwd"))
+                Row($"conv_bwd/c{c}-{hw}", reps, paths, () =>
+                {
+                    be.Conv2dBackwardData(d, y, w, dx);
+                    be.Conv2dBackwardWeight(d, x, y, dw, db);
+                });
+            foreach (var buf in new[] { x, y, w, bias, dx, dw, db }) be.Free(buf);
+        }
+        if (parts.Contains("gemm"))
+            foreach (var (m, n, k) in new[] { (1024, 1024, 1024), (128, 1024, 1152), (64, 256, 576), (16, 1024, 144) })
+            {
+                var a = new float[m * k]; var b = new float[k * n]; var cm = new float[m * n];
+                rng.FillNormal(a); rng.FillNormal(b);
+                Row($"sgemm {m}×{n}×{k}", reps, paths,
+                    () => Sgemm.RunParallel(false, false, m, n, k, 1f, a, 0, k, b, 0, n, 0f, cm, 0, n, be.Threads));
+            }
+        Console.WriteLine($"load average at end: {File.ReadAllText("/proc/loadavg").Trim()}");
+        return 0;
+    }
+
+    private static bool _cpuClock;
+
+    private static double Now() => _cpuClock
+        ? Process.GetCurrentProcess().TotalProcessorTime.TotalMilliseconds
+        : Stopwatch.GetTimestamp() * 1000.0 / Stopwatch.Frequency;
+
+    private static DeviceBuffer Filled(CpuBackend be, Rng rng, long n)
+    {
+        var buf = be.Allocate(n);
+        var tmp = new float[n];
+        rng.FillNormal(tmp);
+        for (int i = 0; i < tmp.Length; i++) tmp[i] *= 0.1f;   // accumulating kernels stay far from overflow
+        be.CopyIn(buf, 0, tmp);
+        return buf;
+    }
+
+    private static void Row(string name, int reps, (string, Action)[] paths, Action run)
+    {
+        var ms = paths.Select(_ => new double[reps]).ToArray();
+        try
+        {
+            for (int rep = -2; rep < reps; rep++)   // two warm-up rounds per path
+                for (int i = 0; i < paths.Length; i++)
+                {
+                    paths[i].Item2();
+                    double t0 = Now();
+                    run();
+                    if (rep >= 0) ms[i][rep] = Now() - t0;
+                }
+        }
+        finally { Sgemm.Cap = null; Sgemm.PackBPerPanel = true; CpuBackend.ConvDirectOn = true; }
+        static double Median(IEnumerable<double> v) { var s = v.OrderBy(t => t).ToArray(); return s[s.Length / 2]; }
+        var cells = ms.Select(m => $"{Median(m),9:F2} ({m.Min(),6:F2})");
+        string ratio = paths.Length > 1 ? $"{Median(ms[0].Select((t, r) => t / ms[1][r])),7:F2}" : "      -";
+        Console.WriteLine($"{name,-22} {string.Join(" ", cells)} {ratio}");
+    }
+}

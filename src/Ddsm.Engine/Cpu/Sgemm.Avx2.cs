@@ -1,0 +1,130 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace Ddsm.Engine.Cpu;
+
+// The AVX2/FMA microkernel (6×16, 12 ymm accumulators) and the portable one: the paths of machines
+// without AVX-512, and of DOTNET_EnableAVX512=0. Both take a full MR×NR tile; Sgemm.MicroTile routes
+// edge tiles through a scratch tile.
+public static unsafe partial class Sgemm
+{
+    /// <summary>
+    /// C[6×16] = alpha·Σ_p a[p,0:6]ᵀ·b[p,0:16] + beta·C. a: kc×6 packed, b: kc×16 packed.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Kernel6x16(int kc, float* a, float* b, float* c, long ldc, float alpha, float beta)
+    {
+        // C is touched only after the k loop: prefetch its 6 rows now so a tile that lives in L3 (big
+        // GEMMs) arrives while the FMAs run instead of stalling the stores.
+        if (Sse.IsSupported)
+            for (int r = 0; r < MR; r++)
+            {
+                Sse.Prefetch0(c + r * ldc);
+                Sse.Prefetch0(c + r * ldc + 15);
+            }
+        Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
+        Vector256<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+        int p = 0;
+        // Unrolled by two: halves the loop overhead against 24 FMAs per trip.
+        for (; p + 1 < kc; p += 2, a += 2 * MR, b += 2 * NR)
+        {
+            var b0 = Avx.LoadVector256(b); var b1 = Avx.LoadVector256(b + 8);
+            var av = Avx.BroadcastScalarToVector256(a);
+            c00 = Fma.MultiplyAdd(av, b0, c00); c01 = Fma.MultiplyAdd(av, b1, c01);
+            av = Avx.BroadcastScalarToVector256(a + 1);
+            c10 = Fma.MultiplyAdd(av, b0, c10); c11 = Fma.MultiplyAdd(av, b1, c11);
+            av = Avx.BroadcastScalarToVector256(a + 2);
+            c20 = Fma.MultiplyAdd(av, b0, c20); c21 = Fma.MultiplyAdd(av, b1, c21);
+            av = Avx.BroadcastScalarToVector256(a + 3);
+            c30 = Fma.MultiplyAdd(av, b0, c30); c31 = Fma.MultiplyAdd(av, b1, c31);
+            av = Avx.BroadcastScalarToVector256(a + 4);
+            c40 = Fma.MultiplyAdd(av, b0, c40); c41 = Fma.MultiplyAdd(av, b1, c41);
+            av = Avx.BroadcastScalarToVector256(a + 5);
+            c50 = Fma.MultiplyAdd(av, b0, c50); c51 = Fma.MultiplyAdd(av, b1, c51);
+
+            b0 = Avx.LoadVector256(b + 16); b1 = Avx.LoadVector256(b + 24);
+            av = Avx.BroadcastScalarToVector256(a + 6);
+            c00 = Fma.MultiplyAdd(av, b0, c00); c01 = Fma.MultiplyAdd(av, b1, c01);
+            av = Avx.BroadcastScalarToVector256(a + 7);
+            c10 = Fma.MultiplyAdd(av, b0, c10); c11 = Fma.MultiplyAdd(av, b1, c11);
+            av = Avx.BroadcastScalarToVector256(a + 8);
+            c20 = Fma.MultiplyAdd(av, b0, c20); c21 = Fma.MultiplyAdd(av, b1, c21);
+            av = Avx.BroadcastScalarToVector256(a + 9);
+            c30 = Fma.MultiplyAdd(av, b0, c30); c31 = Fma.MultiplyAdd(av, b1, c31);
+            av = Avx.BroadcastScalarToVector256(a + 10);
+            c40 = Fma.MultiplyAdd(av, b0, c40); c41 = Fma.MultiplyAdd(av, b1, c41);
+            av = Avx.BroadcastScalarToVector256(a + 11);
+            c50 = Fma.MultiplyAdd(av, b0, c50); c51 = Fma.MultiplyAdd(av, b1, c51);
+        }
+        if (p < kc)
+        {
+            var b0 = Avx.LoadVector256(b); var b1 = Avx.LoadVector256(b + 8);
+            var av = Avx.BroadcastScalarToVector256(a);
+            c00 = Fma.MultiplyAdd(av, b0, c00); c01 = Fma.MultiplyAdd(av, b1, c01);
+            av = Avx.BroadcastScalarToVector256(a + 1);
+            c10 = Fma.MultiplyAdd(av, b0, c10); c11 = Fma.MultiplyAdd(av, b1, c11);
+            av = Avx.BroadcastScalarToVector256(a + 2);
+            c20 = Fma.MultiplyAdd(av, b0, c20); c21 = Fma.MultiplyAdd(av, b1, c21);
+            av = Avx.BroadcastScalarToVector256(a + 3);
+            c30 = Fma.MultiplyAdd(av, b0, c30); c31 = Fma.MultiplyAdd(av, b1, c31);
+            av = Avx.BroadcastScalarToVector256(a + 4);
+            c40 = Fma.MultiplyAdd(av, b0, c40); c41 = Fma.MultiplyAdd(av, b1, c41);
+            av = Avx.BroadcastScalarToVector256(a + 5);
+            c50 = Fma.MultiplyAdd(av, b0, c50); c51 = Fma.MultiplyAdd(av, b1, c51);
+        }
+        StoreRow(c, c00, c01, alpha, beta);
+        StoreRow(c + ldc, c10, c11, alpha, beta);
+        StoreRow(c + 2 * ldc, c20, c21, alpha, beta);
+        StoreRow(c + 3 * ldc, c30, c31, alpha, beta);
+        StoreRow(c + 4 * ldc, c40, c41, alpha, beta);
+        StoreRow(c + 5 * ldc, c50, c51, alpha, beta);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StoreRow(float* c, Vector256<float> v0, Vector256<float> v1, float alpha, float beta)
+    {
+        if (alpha != 1f)
+        {
+            var al = Vector256.Create(alpha);
+            v0 = Avx.Multiply(v0, al); v1 = Avx.Multiply(v1, al);
+        }
+        if (beta == 0f)
+        {
+            Avx.Store(c, v0); Avx.Store(c + 8, v1);
+        }
+        else if (beta == 1f)
+        {
+            Avx.Store(c, Avx.Add(Avx.LoadVector256(c), v0));
+            Avx.Store(c + 8, Avx.Add(Avx.LoadVector256(c + 8), v1));
+        }
+        else
+        {
+            var be = Vector256.Create(beta);
+            Avx.Store(c, Fma.MultiplyAdd(Avx.LoadVector256(c), be, v0));
+            Avx.Store(c + 8, Fma.MultiplyAdd(Avx.LoadVector256(c + 8), be, v1));
+        }
+    }
+
+    /// <summary>The same tile contract without AVX2/FMA: plain scalar loops the JIT may vectorise.</summary>
+    private static void KernelPortable(int kc, float* a, float* b, float* c, long ldc, float alpha, float beta,
+        int mr, int nr)
+    {
+        float* acc = stackalloc float[MR * NR];
+        new Span<float>(acc, MR * NR).Clear();
+        for (int p = 0; p < kc; p++, a += MR, b += NR)
+            for (int r = 0; r < mr; r++)
+            {
+                float av = a[r];
+                float* accRow = acc + r * NR;
+                for (int j = 0; j < nr; j++) accRow[j] += av * b[j];
+            }
+        for (int r = 0; r < mr; r++)
+            for (int j = 0; j < nr; j++)
+            {
+                float* cp = c + r * ldc + j;
+                float v = alpha * acc[r * NR + j];
+                *cp = beta == 0f ? v : v + beta * *cp;
+            }
+    }
+}
