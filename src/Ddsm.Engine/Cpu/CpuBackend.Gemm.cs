@@ -8,9 +8,9 @@ public sealed partial class CpuBackend
     /// </summary>
     public override void Gemm(in GemmDesc d, DeviceBuffer a, DeviceBuffer b, DeviceBuffer c)
     {
+        var g = d;   // the workers' copy: an `in` parameter cannot be captured
         using var timer = Profiler.Kernel("gemm");
         var aa = A(a); var ba = A(b); var ca = A(c);
-        var g = d;
         if (g.Batch <= 0) return;
         if (g.Batch >= Threads && Threads > 1)
         {

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Numerics.Tensors;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
@@ -21,32 +22,69 @@ internal static partial class Im2Col
                            Avx2.CompareGreaterThan(Vector256.Create(limit), lane)).AsSingle();
     }
 
-    /// <summary>
-    /// Stride 1 with AVX2: each output row is a run of the input row shifted by kw − P, copied 8 lanes
-    /// at a time; masked loads zero (and never touch) the lanes that fall in the padding, a masked
-    /// store writes a ragged tail. Small images (16 wide) are dominated by per-row overhead otherwise.
-    /// </summary>
-    private static unsafe void ForwardStride1(in ConvDesc d, float* x, float* col)
+    /// <summary>What im2col and col2im do with one column-matrix row and the input row ih it maps to.</summary>
+    private interface IRowOp
     {
-        int k = d.K, p = d.Pad, h = d.H, w = d.W, ho = d.Ho, wo = d.Wo, hw = ho * wo;
-        var tailMask = InRange(0, wo & 7);   // the first wo % 8 lanes
+        void Row(int colOffset, int ci, int ih, int kw);
+    }
+
+    /// <summary>
+    /// The loop nest im2col and col2im share: column-matrix row (ci, kh, kw), output row oh, the input row
+    /// ih = oh·S − P + kh (maybe outside the image: the op decides what that means, zeros or nothing).
+    /// Stride 1 with AVX2 takes each op's vector path: the row is a run of the input row shifted by kw − P,
+    /// moved 8 lanes at a time; masked loads zero (and never touch) the lanes in the padding, a masked store
+    /// writes a ragged tail. Small images (16 wide) are dominated by per-row overhead otherwise.
+    /// </summary>
+    private static void ForEachRow<TOp>(in ConvDesc d, TOp op) where TOp : IRowOp, allows ref struct
+    {
+        if ((long)d.Cin * d.K * d.K * d.Ho * d.Wo > int.MaxValue)
+            throw new ArgumentException($"im2col: the column matrix of {d} exceeds 2³¹ floats");
+        int k = d.K, ho = d.Ho, wo = d.Wo, hw = ho * wo;
         for (int ci = 0; ci < d.Cin; ci++)
         for (int kh = 0; kh < k; kh++)
         for (int kw = 0; kw < k; kw++)
         {
-            float* dst = col + (long)((ci * k + kh) * k + kw) * hw;
-            int iw0 = kw - p;
-            for (int oh = 0; oh < ho; oh++, dst += wo)
+            int row = ((ci * k + kh) * k + kw) * hw;
+            for (int oh = 0; oh < ho; oh++) op.Row(row + oh * wo, ci, oh * d.Stride - d.Pad + kh, kw);
+        }
+    }
+
+    /// <summary>Both spans hold what <paramref name="d"/> needs of them (the vector paths do not check).</summary>
+    private static bool CheckSpans(in ConvDesc d, int image, int col, string what)
+    {
+        if ((long)d.Cin * d.H * d.W > image || (long)d.Cin * d.K * d.K * d.Ho * d.Wo > col)
+            throw new ArgumentException($"{what}: spans (image {image}, columns {col}) too short for {d}");
+        return d.Stride == 1 && Avx2.IsSupported;
+    }
+
+    /// <summary>im2col: the row's pixels inside the image copied, the rest zeroed.</summary>
+    private readonly ref struct ToColumns(ConvDesc d, ReadOnlySpan<float> x, Span<float> col) : IRowOp
+    {
+        private readonly ReadOnlySpan<float> _x = x;
+        private readonly Span<float> _col = col;
+        private readonly bool _vector = CheckSpans(d, x.Length, col.Length, "im2col");
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Row(int colOffset, int ci, int ih, int kw)
+        {
+            if (_vector) VectorRow(colOffset, ci, ih, kw);
+            else AnyStrideRow(colOffset, ci, ih, kw);
+        }
+
+        private unsafe void VectorRow(int colOffset, int ci, int ih, int kw)
+        {
+            int wo = d.Wo, w = d.W, iw0 = kw - d.Pad, c = 0;
+            var tail = InRange(0, wo & 7);   // the first wo % 8 lanes
+            fixed (float* px = _x, pc = _col)
             {
-                int ih = oh - p + kh;
-                int c = 0;
-                if ((uint)ih >= (uint)h)
+                float* dst = pc + colOffset;
+                if ((uint)ih >= (uint)d.H)
                 {
                     for (; c + 8 <= wo; c += 8) Vector256.Store(Vector256<float>.Zero, dst + c);
-                    if (c < wo) Avx.MaskStore(dst + c, tailMask, Vector256<float>.Zero);
-                    continue;
+                    if (c < wo) Avx.MaskStore(dst + c, tail, Vector256<float>.Zero);
+                    return;
                 }
-                float* src = x + (long)(ci * h + ih) * w + iw0;
+                float* src = px + (ci * d.H + ih) * w + iw0;
                 for (; c + 8 <= wo; c += 8)
                 {
                     int first = iw0 + c;
@@ -54,29 +92,46 @@ internal static partial class Im2Col
                         first + 8 <= w ? Vector256.Load(src + c) : Avx.MaskLoad(src + c, InRange(first, w));
                     Vector256.Store(v, dst + c);
                 }
-                if (c < wo)
-                    Avx.MaskStore(dst + c, tailMask, Avx.MaskLoad(src + c, Avx.And(InRange(iw0 + c, w), tailMask)));
+                if (c < wo) Avx.MaskStore(dst + c, tail, Avx.MaskLoad(src + c, Avx.And(InRange(iw0 + c, w), tail)));
             }
+        }
+
+        private void AnyStrideRow(int colOffset, int ci, int ih, int kw)
+        {
+            var row = _col.Slice(colOffset, d.Wo);
+            var (lo, hi) = ValidColumns(kw, d.Stride, d.Pad, d.W, d.Wo);
+            if ((uint)ih >= (uint)d.H || lo >= hi) { row.Clear(); return; }
+            var src = _x.Slice((ci * d.H + ih) * d.W, d.W);
+            row[..lo].Clear();
+            row[hi..].Clear();
+            int iw0 = lo * d.Stride - d.Pad + kw;
+            if (d.Stride == 1) src.Slice(iw0, hi - lo).CopyTo(row[lo..hi]);
+            else
+                for (int ow = lo, iw = iw0; ow < hi; ow++, iw += d.Stride) row[ow] = src[iw];
         }
     }
 
-    /// <summary>The adjoint of <see cref="ForwardStride1"/>: masked read-add-write of each input-row run.</summary>
-    private static unsafe void BackwardAddStride1(in ConvDesc d, float* col, float* dx)
+    /// <summary>col2im, the adjoint of <see cref="ToColumns"/>: the row's pixels inside the image added back.</summary>
+    private readonly ref struct FromColumns(ConvDesc d, ReadOnlySpan<float> col, Span<float> dx) : IRowOp
     {
-        int k = d.K, p = d.Pad, h = d.H, w = d.W, ho = d.Ho, wo = d.Wo, hw = ho * wo;
-        var tailMask = InRange(0, wo & 7);
-        for (int ci = 0; ci < d.Cin; ci++)
-        for (int kh = 0; kh < k; kh++)
-        for (int kw = 0; kw < k; kw++)
+        private readonly bool _vector = CheckSpans(d, dx.Length, col.Length, "col2im");
+        private readonly Span<float> _dx = dx;
+        private readonly ReadOnlySpan<float> _col = col;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Row(int colOffset, int ci, int ih, int kw)
         {
-            float* src = col + (long)((ci * k + kh) * k + kw) * hw;
-            int iw0 = kw - p;
-            for (int oh = 0; oh < ho; oh++, src += wo)
+            if ((uint)ih >= (uint)d.H) return;
+            if (_vector) VectorRow(colOffset, (ci * d.H + ih) * d.W, kw - d.Pad);
+            else AnyStrideRow(colOffset, (ci * d.H + ih) * d.W, kw);
+        }
+
+        private unsafe void VectorRow(int colOffset, int dxRow, int iw0)
+        {
+            int wo = d.Wo, w = d.W, c = 0;
+            fixed (float* pc = _col, px = _dx)
             {
-                int ih = oh - p + kh;
-                if ((uint)ih >= (uint)h) continue;
-                float* dst = dx + (long)(ci * h + ih) * w + iw0;
-                int c = 0;
+                float* src = pc + colOffset, dst = px + dxRow + iw0;
                 for (; c + 8 <= wo; c += 8)
                 {
                     int first = iw0 + c;
@@ -90,83 +145,37 @@ internal static partial class Im2Col
                 }
                 if (c < wo)
                 {
-                    var m = Avx.And(InRange(iw0 + c, w), tailMask);
-                    Avx.MaskStore(dst + c, m, Avx.MaskLoad(dst + c, m) + Avx.MaskLoad(src + c, tailMask));
+                    var tail = InRange(0, wo & 7);
+                    var m = Avx.And(InRange(iw0 + c, w), tail);
+                    Avx.MaskStore(dst + c, m, Avx.MaskLoad(dst + c, m) + Avx.MaskLoad(src + c, tail));
                 }
             }
+        }
+
+        private void AnyStrideRow(int colOffset, int dxRow, int kw)
+        {
+            var (lo, hi) = ValidColumns(kw, d.Stride, d.Pad, d.W, d.Wo);
+            if (lo >= hi) return;
+            var row = _col.Slice(colOffset, d.Wo);
+            var dst = _dx.Slice(dxRow, d.W);
+            int iw0 = lo * d.Stride - d.Pad + kw;
+            if (d.Stride == 1)
+            {
+                var dseg = dst.Slice(iw0, hi - lo);
+                TensorPrimitives.Add(dseg, row[lo..hi], dseg);
+            }
+            else
+                for (int ow = lo, iw = iw0; ow < hi; ow++, iw += d.Stride) dst[iw] += row[ow];
         }
     }
 
     /// <summary>col (Cin·K·K, Ho·Wo) = im2col(x (Cin, H, W)).</summary>
-    public static unsafe void Forward(in ConvDesc d, ReadOnlySpan<float> x, Span<float> col)
-    {
-        if (d.Stride == 1 && Avx2.IsSupported)
-        {
-            if ((long)d.Cin * d.H * d.W > x.Length || (long)d.Cin * d.K * d.K * d.Ho * d.Wo > col.Length)
-                throw new ArgumentException($"im2col: spans ({x.Length}, {col.Length}) too short for {d}");
-            fixed (float* px = x, pc = col) ForwardStride1(d, px, pc);
-            return;
-        }
-        int k = d.K, s = d.Stride, p = d.Pad, h = d.H, w = d.W, ho = d.Ho, wo = d.Wo;
-        int hw = ho * wo;
-        for (int ci = 0; ci < d.Cin; ci++)
-        for (int kh = 0; kh < k; kh++)
-        for (int kw = 0; kw < k; kw++)
-        {
-            var dst = col.Slice(((ci * k + kh) * k + kw) * hw, hw);
-            var (owLo, owHi) = ValidColumns(kw, s, p, w, wo);
-            for (int oh = 0; oh < ho; oh++)
-            {
-                var row = dst.Slice(oh * wo, wo);
-                int ih = oh * s - p + kh;
-                if (ih < 0 || ih >= h || owLo >= owHi) { row.Clear(); continue; }
-                var src = x.Slice((ci * h + ih) * w, w);
-                row[..owLo].Clear();
-                row[owHi..].Clear();
-                int iw0 = owLo * s - p + kw;
-                if (s == 1) src.Slice(iw0, owHi - owLo).CopyTo(row[owLo..owHi]);
-                else
-                    for (int ow = owLo, iw = iw0; ow < owHi; ow++, iw += s) row[ow] = src[iw];
-            }
-        }
-    }
+    public static void Forward(in ConvDesc d, ReadOnlySpan<float> x, Span<float> col) =>
+        ForEachRow(d, new ToColumns(d, x, col));
 
     /// <summary>dx (Cin, H, W) += col2im(col (Cin·K·K, Ho·Wo)): the adjoint of <see cref="Forward"/>.</summary>
-    public static unsafe void BackwardAdd(in ConvDesc d, ReadOnlySpan<float> col, Span<float> dx)
-    {
-        if (d.Stride == 1 && Avx2.IsSupported)
-        {
-            if ((long)d.Cin * d.H * d.W > dx.Length || (long)d.Cin * d.K * d.K * d.Ho * d.Wo > col.Length)
-                throw new ArgumentException($"col2im: spans ({col.Length}, {dx.Length}) too short for {d}");
-            fixed (float* pc = col, px = dx) BackwardAddStride1(d, pc, px);
-            return;
-        }
-        int k = d.K, s = d.Stride, p = d.Pad, h = d.H, w = d.W, ho = d.Ho, wo = d.Wo;
-        int hw = ho * wo;
-        for (int ci = 0; ci < d.Cin; ci++)
-        for (int kh = 0; kh < k; kh++)
-        for (int kw = 0; kw < k; kw++)
-        {
-            var src = col.Slice(((ci * k + kh) * k + kw) * hw, hw);
-            var (owLo, owHi) = ValidColumns(kw, s, p, w, wo);
-            if (owLo >= owHi) continue;
-            for (int oh = 0; oh < ho; oh++)
-            {
-                int ih = oh * s - p + kh;
-                if (ih < 0 || ih >= h) continue;
-                var row = src.Slice(oh * wo, wo);
-                var dst = dx.Slice((ci * h + ih) * w, w);
-                int iw0 = owLo * s - p + kw;
-                if (s == 1)
-                {
-                    var dseg = dst.Slice(iw0, owHi - owLo);
-                    TensorPrimitives.Add(dseg, row[owLo..owHi], dseg);
-                }
-                else
-                    for (int ow = owLo, iw = iw0; ow < owHi; ow++, iw += s) dst[iw] += row[ow];
-            }
-        }
-    }
+    public static void BackwardAdd(in ConvDesc d, ReadOnlySpan<float> col, Span<float> dx) =>
+        ForEachRow(d, new FromColumns(d, col, dx));
 
     /// <summary>Output columns [lo, hi) whose input column ow·S − P + kw lies inside [0, W).</summary>
     private static (int lo, int hi) ValidColumns(int kw, int s, int p, int w, int wo)

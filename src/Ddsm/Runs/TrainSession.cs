@@ -7,9 +7,9 @@ namespace Ddsm.Runs;
 /// </summary>
 public sealed class TrainSession : IDisposable
 {
-    public required Backend Backend { get; init; }
+    public Backend Backend => Model.Backend;
+    public SlimUNet Model => Trainer.Model;
     public required ImageDataset Data { get; init; }
-    public required SlimUNet Model { get; init; }
     public required SandwichTrainer Trainer { get; init; }
     public required TrainRun Loop { get; init; }
     /// <summary>The checkpoint it resumed from; null for a fresh start.</summary>
@@ -67,8 +67,7 @@ public sealed class TrainSession : IDisposable
             }
             return new TrainSession
             {
-                Backend = be, Data = ds, Model = model, Trainer = trainer, Loop = loop, ResumedFrom = resumed,
-                DataSpec = data, Notes = notes,
+                Data = ds, Trainer = trainer, Loop = loop, ResumedFrom = resumed, DataSpec = data, Notes = notes,
             };
         }
         catch
