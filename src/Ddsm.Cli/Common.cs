@@ -11,27 +11,18 @@ namespace Ddsm.Cli;
 /// <summary>Options and helpers shared by the verbs.</summary>
 internal static class Common
 {
-    public static Option<string> Device() => new("--device")
-    {
-        Description = "cpu (C# SIMD backend), cuda (NVIDIA GPU: the ILGPU kernels), or ilgpu-cpu (the same GPU " +
-                      "kernels on ILGPU's CPU accelerator: for debugging kernels, hundreds of times slower than cpu)",
-        DefaultValueFactory = _ => "cpu",
-    };
+    public static Option<string> Device() => Opt.Of<string>("--device", "cpu",
+        "cpu (C# SIMD backend), cuda (NVIDIA GPU: the ILGPU kernels), or ilgpu-cpu (the same GPU kernels on " +
+        "ILGPU's CPU accelerator: for debugging kernels, hundreds of times slower than cpu)");
 
-    public static Option<bool> Tf32() => new("--tf32")
-    {
-        Description = "GPU backends: convolutions and matrix products on TF32 tensor cores (≈1e-3 relative error, " +
-                      "several times faster) instead of exact FP32",
-    };
-    public static Option<ulong> Seed() => new("--seed")
-    {
-        Description = "random seed (fixed seeds give identical results)",
-        DefaultValueFactory = _ => 0UL,
-    };
-    public static Option<string> CacheDir() => new("--cache")
-    {
-        Description = "data cache directory", DefaultValueFactory = _ => DefaultCache,
-    };
+    public static Option<bool> Tf32() => Opt.Of<bool>("--tf32",
+        "GPU backends: convolutions and matrix products on TF32 tensor cores (≈1e-3 relative error, several " +
+        "times faster) instead of exact FP32");
+
+    public static Option<ulong> Seed() =>
+        Opt.Of<ulong>("--seed", 0UL, "random seed (fixed seeds give identical results)");
+
+    public static Option<string> CacheDir() => Opt.Of<string>("--cache", DefaultCache, "data cache directory");
 
     public static string DefaultCache =>
         Environment.GetEnvironmentVariable("DDSM_CACHE") ??

@@ -13,17 +13,9 @@ internal static class EvalCommand
 {
     public static Command Create()
     {
-        var data = new Option<string>("--data")
-        {
-            Description = "labelled data set (as train --data)",
-            DefaultValueFactory = _ => "fmnist-embedded",
-        };
-        var steps = new Option<int>("--steps") { Description = "training steps", DefaultValueFactory = _ => 1500 };
-        var outPath = new Option<string>("--out")
-        {
-            Description = "feature net file",
-            DefaultValueFactory = _ => "runs/features.safetensors",
-        };
+        var data = Opt.Of<string>("--data", "fmnist-embedded", "labelled data set (as train --data)");
+        var steps = Opt.Of<int>("--steps", 1500, "training steps");
+        var outPath = Opt.Of<string>("--out", "runs/features.safetensors", "feature net file");
         var device = Common.Device(); var seed = Common.Seed(); var cache = Common.CacheDir();
         var train = new Command("train-features", "train the LeNet-style feature network on the data set's labels")
         {
@@ -36,24 +28,11 @@ internal static class EvalCommand
             return 0;
         }));
 
-        var samples = new Option<string>("--samples")
-        {
-            Description = "raw samples written by `ddsm sample` (.safetensors)",
-            Required = true,
-        };
-        var features = new Option<string>("--features")
-        {
-            Description = "feature net file",
-            DefaultValueFactory = _ => "runs/features.safetensors",
-        };
-        var refData = new Option<string?>("--data")
-        {
-            Description = "reference data set (default: the one the feature net was trained on)",
-        };
-        var otherData = new Option<bool>("--other-data")
-        {
-            Description = "score against --data even though the feature net was trained on another data set",
-        };
+        var samples = Opt.Required<string>("--samples", "raw samples written by `ddsm sample` (.safetensors)");
+        var features = Opt.Of<string>("--features", "runs/features.safetensors", "feature net file");
+        var refData = Opt.Of<string?>("--data", "reference data set (default: the one the feature net was trained on)");
+        var otherData = Opt.Of<bool>("--other-data",
+            "score against --data even though the feature net was trained on another data set");
         var dev2 = Common.Device(); var cache2 = Common.CacheDir();
         var score =
             new Command("score", "FD, KID and precision/recall of generated samples, with the real-vs-real baseline")

@@ -18,23 +18,13 @@ internal static class ImportCommand
         {
             Description = "a .pt/.pth written by torch.save (PyTorch ≥ 1.6), or a .safetensors state dict",
         };
-        var layout = new Option<string>("--layout")
-        {
-            Description =
-                "parameter names: ours (ADM's, as our model) or ddsm-release (the DDSM release's CIFAR-10 UNet)",
-            DefaultValueFactory = _ => "ours",
-        };
-        var preset = new Option<string?>("--preset")
-        {
-            Description = "the model: a preset name or a config JSON file " +
-                          "(default: the file's own config; cifar10-ddsm for ddsm-release)",
-        };
-        var outPath = new Option<string>("--out")
-        {
-            Description = "checkpoint to write (.safetensors)",
-            Required = true,
-        };
-        var force = new Option<bool>("--force") { Description = "replace a checkpoint at --out" };
+        var layout = Opt.Of<string>("--layout", "ours",
+            "parameter names: ours (ADM's, as our model) or ddsm-release (the DDSM release's CIFAR-10 UNet)");
+        var preset = Opt.Of<string?>("--preset",
+            "the model: a preset name or a config JSON file (default: the file's own config; cifar10-ddsm for " +
+            "ddsm-release)");
+        var outPath = Opt.Required<string>("--out", "checkpoint to write (.safetensors)");
+        var force = Opt.Of<bool>("--force", "replace a checkpoint at --out");
         var cmd = new Command("import", "import a PyTorch or safetensors checkpoint (our layout or the DDSM release's)")
             { source, layout, preset, outPath, force };
         cmd.SetAction(p => Common.Guard(() =>

@@ -13,22 +13,14 @@ internal static class KernelsCommand
 {
     public static Command Create()
     {
-        var ptxDir = new Option<string?>("--ptx") { Description = "write one .ptx per kernel into this directory" };
-        var arch = new Option<string>("--arch")
-        {
-            Description = "target(s) of --ptx, comma-separated: " + string.Join(", ", Ptx.Architectures),
-            DefaultValueFactory = _ => "sm_90",
-        };
-        var table = new Option<string?>("--table")
-        {
-            Description = "with --ptx and ptxas: also write the resource table (markdown) to this file",
-        };
-        var check = new Option<bool>("--check")
-        {
-            Description =
-                "with --ptx: exit 1 unless ptxas assembles every kernel, nothing calls an unresolved function and " +
-                "the hot kernels have no stack frame",
-        };
+        var ptxDir = Opt.Of<string?>("--ptx", "write one .ptx per kernel into this directory");
+        var arch = Opt.Of<string>("--arch", "sm_90",
+            "target(s) of --ptx, comma-separated: " + string.Join(", ", Ptx.Architectures));
+        var table = Opt.Of<string?>("--table",
+            "with --ptx and ptxas: also write the resource table (markdown) to this file");
+        var check = Opt.Of<bool>("--check",
+            "with --ptx: exit 1 unless ptxas assembles every kernel, nothing calls an unresolved function and the " +
+            "hot kernels have no stack frame");
         var cmd = new Command("kernels", "list the GPU kernels; write their PTX and ptxas resource usage")
         {
             ptxDir, arch, table, check,

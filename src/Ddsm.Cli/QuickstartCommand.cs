@@ -15,32 +15,13 @@ internal static class QuickstartCommand
 {
     public static Command Create()
     {
-        var steps = new Option<long>("--steps") { Description = "training steps", DefaultValueFactory = _ => 300 };
-        var batch = new Option<int>("--batch") { Description = "images per step", DefaultValueFactory = _ => 16 };
-        var channels = new Option<int>("--channels")
-        {
-            Description = "model channels (fmnist32 layout)",
-            DefaultValueFactory = _ => 32,
-        };
-        var outDir = new Option<string>("--out")
-        {
-            Description = "run directory",
-            DefaultValueFactory = _ => "runs/quickstart",
-        };
-        var samples = new Option<int>("--samples")
-        {
-            Description = "images per width in the sample grid",
-            DefaultValueFactory = _ => 16,
-        };
-        var searchN = new Option<int>("--search-n")
-        {
-            Description = "images per search candidate",
-            DefaultValueFactory = _ => 64,
-        };
-        var gens = new Option<int>("--generations")
-        {
-            Description = "search generations", DefaultValueFactory = _ => 3,
-        };
+        var steps = Opt.Of<long>("--steps", 300, "training steps");
+        var batch = Opt.Of<int>("--batch", 16, "images per step");
+        var channels = Opt.Of<int>("--channels", 32, "model channels (fmnist32 layout)");
+        var outDir = Opt.Of<string>("--out", "runs/quickstart", "run directory");
+        var samples = Opt.Of<int>("--samples", 16, "images per width in the sample grid");
+        var searchN = Opt.Of<int>("--search-n", 64, "images per search candidate");
+        var gens = Opt.Of<int>("--generations", 3, "search generations");
         var seed = Common.Seed(); var device = Common.Device();
         var cmd = new Command("quickstart",
                               "train, search, sample and report on the embedded Fashion-MNIST subset (no " +

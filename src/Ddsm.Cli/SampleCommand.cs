@@ -11,58 +11,28 @@ internal static class SampleCommand
 {
     public static Command Create()
     {
-        var ckpt = new Option<string>("--checkpoint")
-        {
-            Description = "checkpoint file (training or step-adaptive), or a run directory (its newest checkpoint, " +
-                          "or a stepadapt run's grouped one)",
-            Required = true,
-        };
-        var sampler = new Option<string>("--sampler")
-        {
-            Description = "ddpm | ddim | edm | dpm++",
-            DefaultValueFactory = _ => "ddim",
-        };
-        var steps = new Option<int>("--steps")
-        {
-            Description = "sampling steps (ddpm always uses all T)",
-            DefaultValueFactory = _ => 50,
-        };
-        var eta = new Option<double>("--eta") { Description = "DDIM η", DefaultValueFactory = _ => 0.0 };
-        var strategy = new Option<string?>("--strategy")
-        {
-            Description = "uniform:W or a strategy file (JSON or the DDSM plain list); default full width, or for a " +
-                          "step-adaptive checkpoint each group's own width (a strategy given is capped at the " +
-                          "group's width)",
-        };
-        var n = new Option<int>("-n") { Description = "number of images", DefaultValueFactory = _ => 16 };
-        var batch = new Option<int>("--batch") { Description = "images per forward", DefaultValueFactory = _ => 16 };
-        var outPath = new Option<string>("--out")
-        {
-            Description = "PNG grid path (raw samples go beside it as .safetensors)",
-            DefaultValueFactory = _ => "samples.png",
-        };
-        var noEma = new Option<bool>("--no-ema") { Description = "use the raw weights instead of the EMA weights" };
-        var cls = new Option<string?>("--class")
-        {
-            Description = "class-conditional models: a class index, or 'all' to cycle through the classes",
-        };
-        var guidance = new Option<double?>("--guidance")
-        {
-            Description =
-                "classifier-free guidance scale s (1 = plain conditional, 0 = unconditional; default 1 with --class)",
-        };
-        var profile = new Option<bool>("--profile")
-        {
-            Description = "print the per-op and per-kernel profile at the end",
-        };
-        var resample = new Option<bool>("--resample")
-        {
-            Description = "stretch a strategy file of another length to the model's timesteps (else refused)",
-        };
-        var force = new Option<bool>("--force")
-        {
-            Description = "replace a checkpoint at --out (never the one sampled)",
-        };
+        var ckpt = Opt.Required<string>("--checkpoint",
+            "checkpoint file (training or step-adaptive), or a run directory (its newest checkpoint, or a stepadapt " +
+            "run's grouped one)");
+        var sampler = Opt.Of<string>("--sampler", "ddim", "ddpm | ddim | edm | dpm++");
+        var steps = Opt.Of<int>("--steps", 50, "sampling steps (ddpm always uses all T)");
+        var eta = Opt.Of<double>("--eta", 0.0, "DDIM η");
+        var strategy = Opt.Of<string?>("--strategy",
+            "uniform:W or a strategy file (JSON or the DDSM plain list); default full width, or for a step-adaptive " +
+            "checkpoint each group's own width (a strategy given is capped at the group's width)");
+        var n = Opt.Of<int>("-n", 16, "number of images");
+        var batch = Opt.Of<int>("--batch", 16, "images per forward");
+        var outPath = Opt.Of<string>("--out", "samples.png",
+            "PNG grid path (raw samples go beside it as .safetensors)");
+        var noEma = Opt.Of<bool>("--no-ema", "use the raw weights instead of the EMA weights");
+        var cls = Opt.Of<string?>("--class",
+            "class-conditional models: a class index, or 'all' to cycle through the classes");
+        var guidance = Opt.Of<double?>("--guidance",
+            "classifier-free guidance scale s (1 = plain conditional, 0 = unconditional; default 1 with --class)");
+        var profile = Opt.Of<bool>("--profile", "print the per-op and per-kernel profile at the end");
+        var resample = Opt.Of<bool>("--resample",
+            "stretch a strategy file of another length to the model's timesteps (else refused)");
+        var force = Opt.Of<bool>("--force", "replace a checkpoint at --out (never the one sampled)");
         var device = Common.Device(); var seed = Common.Seed(); var tf32 = Common.Tf32();
         var cmd = new Command("sample", "sample images with a width-per-step strategy")
         {

@@ -14,50 +14,23 @@ internal static class SearchCommand
 {
     public static Command Create()
     {
-        var ckpt = new Option<string>("--checkpoint")
-        {
-            Description = "checkpoint file or run directory (a stepadapt run: widths are capped at each group's)",
-            Required = true,
-        };
-        var features = new Option<string>("--features")
-        {
-            Description = "feature net (ddsm eval train-features)",
-            DefaultValueFactory = _ => "runs/features.safetensors",
-        };
-        var data = new Option<string?>("--data")
-        {
-            Description = "reference data set (default: the one the model was trained on, else fmnist-embedded)",
-        };
-        var sampler = new Option<string>("--sampler")
-        {
-            Description = "ddim | ddpm | edm | dpm++",
-            DefaultValueFactory = _ => "ddim",
-        };
-        var steps = new Option<int>("--steps") { Description = "sampling steps", DefaultValueFactory = _ => 50 };
-        var n = new Option<int>("-n")
-        {
-            Description = "images per candidate (same noise for every candidate)",
-            DefaultValueFactory = _ => 500,
-        };
-        var batch = new Option<int>("--batch") { Description = "images per forward", DefaultValueFactory = _ => 50 };
-        var pop = new Option<int>("--population") { DefaultValueFactory = _ => 50 };
-        var gens = new Option<int>("--generations") { DefaultValueFactory = _ => 10 };
-        var mut = new Option<double>("--mutation")
-        {
-            Description = "per-gene mutation rate", DefaultValueFactory = _ => 0.001,
-        };
-        var block = new Option<int>("--block")
-        {
-            Description = "timesteps per gene (cuts noise; 1 = per step)",
-            DefaultValueFactory = _ => 50,
-        };
-        var lambda = new Option<double>("--lambda")
-        {
-            Description = "weight of GFLOPs in FD + λ·GFLOPs",
-            DefaultValueFactory = _ => 0.1,
-        };
-        var outDir = new Option<string>("--out") { DefaultValueFactory = _ => "runs/search" };
-        var resume = new Option<bool>("--resume") { Description = "continue the search state in --out" };
+        var ckpt = Opt.Required<string>("--checkpoint",
+            "checkpoint file or run directory (a stepadapt run: widths are capped at each group's)");
+        var features = Opt.Of<string>("--features", "runs/features.safetensors",
+            "feature net (ddsm eval train-features)");
+        var data = Opt.Of<string?>("--data",
+            "reference data set (default: the one the model was trained on, else fmnist-embedded)");
+        var sampler = Opt.Of<string>("--sampler", "ddim", "ddim | ddpm | edm | dpm++");
+        var steps = Opt.Of<int>("--steps", 50, "sampling steps");
+        var n = Opt.Of<int>("-n", 500, "images per candidate (same noise for every candidate)");
+        var batch = Opt.Of<int>("--batch", 50, "images per forward");
+        var pop = Opt.Of<int>("--population", 50, "strategies per generation");
+        var gens = Opt.Of<int>("--generations", 10, "NSGA-II generations");
+        var mut = Opt.Of<double>("--mutation", 0.001, "per-gene mutation rate");
+        var block = Opt.Of<int>("--block", 50, "timesteps per gene (cuts noise; 1 = per step)");
+        var lambda = Opt.Of<double>("--lambda", 0.1, "weight of GFLOPs in FD + λ·GFLOPs");
+        var outDir = Opt.Of<string>("--out", "runs/search");
+        var resume = Opt.Of<bool>("--resume", "continue the search state in --out");
         var device = Common.Device(); var seed = Common.Seed(); var cache = Common.CacheDir();
         var cmd = new Command("search", "evolutionary search for the step strategy (NSGA-II on FD and GFLOPs)")
             { ckpt, features, data, sampler, steps, n, batch, pop, gens, mut, block, lambda, outDir, resume, device,

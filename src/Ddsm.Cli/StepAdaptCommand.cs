@@ -17,121 +17,47 @@ internal static class StepAdaptCommand
 {
     public static Command Create()
     {
-        var baseCk = new Option<string>("--base")
-        {
-            Description = "base checkpoint (ddsm train) or its run directory",
-            Required = true,
-        };
-        var data = new Option<string?>("--data")
-        {
-            Description = "training data (as train --data; default: the base's, else fmnist-embedded)",
-        };
-        var groups = new Option<int>("--groups") { Description = "timestep groups", DefaultValueFactory = _ => 4 };
-        var grouping = new Option<string>("--grouping")
-        {
-            Description = "logsnr (equal log-SNR intervals) | count (equal step counts)",
-            DefaultValueFactory = _ => "logsnr",
-        };
-        var k = new Option<double>("--k")
-        {
-            Description = "FLOPs fraction of the smallest group's model: group i of N gets (i/N + (N−i)/N·k)·F",
-            DefaultValueFactory = _ => 0.5,
-        };
-        var order = new Option<string>("--order")
-        {
-            Description =
-                "auto (the end the searched strategy narrows, else the end whose ε-MSE rises less when narrowed, is " +
-                "easy) | high-noise-more | low-noise-more",
-            DefaultValueFactory = _ => "auto",
-        };
-        var prune = new Option<string>("--prune")
-        {
-            Description =
-                "auto (importance where it lowers the group's loss at its width, else the base's prefix) | " +
-                "importance (Taylor-ordered channels) | prefix (the base's own)",
-            DefaultValueFactory = _ => "auto",
-        };
-        var steps = new Option<long>("--steps")
-        {
-            Description = "fine-tuning steps per group",
-            DefaultValueFactory = _ => 500,
-        };
-        var batch = new Option<int>("--batch")
-        {
-            Description = "images per fine-tuning step",
-            DefaultValueFactory = _ => 32,
-        };
-        var lr = new Option<float>("--lr")
-        {
-            Description = "fine-tuning learning rate",
-            DefaultValueFactory = _ => 1e-4f,
-        };
-        var warmup = new Option<int>("--warmup") { Description = "lr warm-up steps", DefaultValueFactory = _ => 50 };
-        var ema = new Option<float>("--ema") { Description = "EMA decay", DefaultValueFactory = _ => 0.999f };
-        var n = new Option<int>("--sandwich-n")
-        {
-            Description = "widths per step (the group's width, the smallest, random ones between)",
-            DefaultValueFactory = _ => 4,
-        };
-        var impBatches = new Option<int>("--importance-batches")
-        {
-            Description = "batches of 16 for the Taylor importance",
-            DefaultValueFactory = _ => 8,
-        };
-        var outDir = new Option<string>("--out")
-        {
-            Description = "run directory",
-            DefaultValueFactory = _ => "runs/stepadapt",
-        };
-        var ckEvery = new Option<int>("--checkpoint-every")
-        {
-            Description = "steps between checkpoints of a group",
-            DefaultValueFactory = _ => 100,
-        };
-        var resume = new Option<bool>("--resume") { Description = "continue the run in --out" };
-        var features = new Option<string?>("--features")
-        {
-            Description = "feature net (ddsm eval train-features): score the result against the base model",
-        };
-        var strategy = new Option<string?>("--strategy")
-        {
-            Description =
-                "the DDSM searched strategy of the base model (search's best.json): orders the budget under --order " +
-                "auto, and adds the searched and combined rows",
-        };
-        var sampler = new Option<string>("--sampler")
-        {
-            Description = "sampler for the comparison",
-            DefaultValueFactory = _ => "ddim",
-        };
-        var sampleSteps = new Option<int>("--sample-steps")
-        {
-            Description = "sampling steps for the comparison",
-            DefaultValueFactory = _ => 10,
-        };
-        var count = new Option<int>("-n")
-        {
-            Description = "images per comparison row (same noise in every row)",
-            DefaultValueFactory = _ => 256,
-        };
-        var evalBatch = new Option<int>("--eval-batch")
-        {
-            Description = "images per forward in the comparison",
-            DefaultValueFactory = _ => 64,
-        };
-        var resample = new Option<bool>("--resample")
-        {
-            Description = "stretch a --strategy of another length to the model's timesteps (else refused)",
-        };
+        var baseCk = Opt.Required<string>("--base", "base checkpoint (ddsm train) or its run directory");
+        var data = Opt.Of<string?>("--data",
+            "training data (as train --data; default: the base's, else fmnist-embedded)");
+        var groups = Opt.Of<int>("--groups", 4, "timestep groups");
+        var grouping = Opt.Of<string>("--grouping", "logsnr",
+            "logsnr (equal log-SNR intervals) | count (equal step counts)");
+        var k = Opt.Of<double>("--k", 0.5,
+            "FLOPs fraction of the smallest group's model: group i of N gets (i/N + (N−i)/N·k)·F");
+        var order = Opt.Of<string>("--order", "auto",
+            "auto (the end the searched strategy narrows, else the end whose ε-MSE rises less when narrowed, is " +
+            "easy) | high-noise-more | low-noise-more");
+        var prune = Opt.Of<string>("--prune", "auto",
+            "auto (importance where it lowers the group's loss at its width, else the base's prefix) | importance " +
+            "(Taylor-ordered channels) | prefix (the base's own)");
+        var steps = Opt.Of<long>("--steps", 500, "fine-tuning steps per group");
+        var training = new TrainingFlags(new TrainOptions { Lr = 1e-4f, WarmupSteps = 50, EmaDecay = 0.999f },
+            "images per fine-tuning step", "widths per step (the group's width, the smallest, random ones between)");
+        var impBatches = Opt.Of<int>("--importance-batches", 8, "batches of 16 for the Taylor importance");
+        var outDir = Opt.Of<string>("--out", "runs/stepadapt", "run directory");
+        var ckEvery = Opt.Of<int>("--checkpoint-every", 100, "steps between checkpoints of a group");
+        var resume = Opt.Of<bool>("--resume", "continue the run in --out");
+        var features = Opt.Of<string?>("--features",
+            "feature net (ddsm eval train-features): score the result against the base model");
+        var strategy = Opt.Of<string?>("--strategy",
+            "the DDSM searched strategy of the base model (search's best.json): orders the budget under --order " +
+            "auto, and adds the searched and combined rows");
+        var sampler = Opt.Of<string>("--sampler", "ddim", "sampler for the comparison");
+        var sampleSteps = Opt.Of<int>("--sample-steps", 10, "sampling steps for the comparison");
+        var count = Opt.Of<int>("-n", 256, "images per comparison row (same noise in every row)");
+        var evalBatch = Opt.Of<int>("--eval-batch", 64, "images per forward in the comparison");
+        var resample = Opt.Of<bool>("--resample",
+            "stretch a --strategy of another length to the model's timesteps (else refused)");
         var device = Common.Device(); var seed = Common.Seed(); var cache = Common.CacheDir();
         var cmd = new Command("stepadapt",
                               "step-adaptive training: SNR timestep groups, one importance-pruned fine-tuned " +
                               "model per group")
         {
-            baseCk, data, groups, grouping, k, order, prune, steps, batch, lr, warmup, ema, n, impBatches, outDir,
-            ckEvery, resume,
-            features, strategy, sampler, sampleSteps, count, evalBatch, resample, device, seed, cache,
+            baseCk, data, groups, grouping, k, order, prune, steps, impBatches, outDir, ckEvery, resume, features,
+            strategy, sampler, sampleSteps, count, evalBatch, resample, device, seed, cache,
         };
+        training.AddTo(cmd, steps);
         cmd.SetAction(p => Common.Guard(() =>
         {
             var o = new StepAdaptiveOptions
@@ -155,11 +81,7 @@ internal static class StepAdaptCommand
                     "importance" => PruneMode.Importance, "prefix" => PruneMode.Prefix, "auto" => PruneMode.Auto,
                     var v => throw new ArgumentException($"--prune: '{v}' is not importance, prefix or auto"),
                 },
-                FineTune = new TrainOptions
-                {
-                    BatchSize = p.GetValue(batch), Lr = p.GetValue(lr), WarmupSteps = p.GetValue(warmup),
-                    EmaDecay = p.GetValue(ema), SandwichN = p.GetValue(n),
-                },
+                FineTune = training.Read(p, new TrainOptions()),
                 StepsPerGroup = p.GetValue(steps), CheckpointEvery = p.GetValue(ckEvery),
                 Importance =
                     new ImportanceOptions(Batches: p.GetValue(impBatches), BatchSize: 16, Seed: p.GetValue(seed) + 3),

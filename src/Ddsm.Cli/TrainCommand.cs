@@ -13,86 +13,40 @@ internal static class TrainCommand
 {
     public static Command Create()
     {
-        var preset = new Option<string>("--preset")
-        {
-            Description = "model preset: " + string.Join(", ", UNetConfig.PresetNames),
-            DefaultValueFactory = _ => "fmnist32",
-        };
-        var channels = new Option<int?>("--channels") { Description = "override the preset's model channels" };
-        var widths = new Option<string?>("--widths") { Description = "allowed widths, e.g. 0.25,0.5,0.75,1" };
-        var dropout = new Option<float?>("--dropout") { Description = "override the preset's dropout" };
-        var mult = new Option<string?>("--mult") { Description = "override the channel multipliers, e.g. 1,2,2" };
-        var resBlocks = new Option<int?>("--res-blocks") { Description = "override the ResBlocks per level" };
-        var attention = new Option<string?>("--attention")
-        {
-            Description = "override the attention resolutions, e.g. 16,8",
-        };
-        var classes = new Option<int>("--classes")
-        {
-            Description = "class-conditional with N classes (0 = unconditional); must match the data set's class count",
-            DefaultValueFactory = _ => 0,
-        };
-        var labelDrop = new Option<double>("--label-dropout")
-        {
-            Description = "probability a training label is replaced by the null class (classifier-free guidance)",
-            DefaultValueFactory = _ => 0.1,
-        };
-        var data = new Option<string?>("--data")
-        {
-            Description =
-                "fmnist-embedded | fashion-mnist | mnist | idx:IMAGES,LABELS | cifar10:DIR | png:DIR | cache:FILE " +
-                "(default: with --resume the checkpoint's, else fmnist-embedded)",
-        };
-        var steps = new Option<long>("--steps")
-        {
-            Description = "total training steps", DefaultValueFactory = _ => 1000,
-        };
-        var batch = new Option<int>("--batch") { Description = "images per step", DefaultValueFactory = _ => 32 };
-        var lr = new Option<float>("--lr") { Description = "Adam learning rate", DefaultValueFactory = _ => 2e-4f };
-        var warmup = new Option<int>("--warmup")
-        {
-            Description = "linear lr warm-up steps", DefaultValueFactory = _ => 200,
-        };
-        var n = new Option<int>("--sandwich-n")
-        {
-            Description = "widths per step (max, min, n−2 random)",
-            DefaultValueFactory = _ => 4,
-        };
-        var ema = new Option<float>("--ema") { Description = "EMA decay", DefaultValueFactory = _ => 0.9999f };
-        var distill = new Option<bool>("--distill") { Description = "in-place distillation from the largest width" };
-        var flip = new Option<bool>("--flip") { Description = "random horizontal flips" };
-        var outDir = new Option<string>("--out")
-        {
-            Description = "run directory (checkpoints, metrics.jsonl, samples)",
-            DefaultValueFactory = _ => "runs/train",
-        };
-        var ckEvery = new Option<int>("--checkpoint-every")
-        {
-            Description = "steps between checkpoints",
-            DefaultValueFactory = _ => 250,
-        };
-        var keep = new Option<int>("--keep") { Description = "checkpoints to keep", DefaultValueFactory = _ => 3 };
-        var sampleEvery = new Option<int>("--sample-every")
-        {
-            Description = "steps between sample grids (0 = never)",
-            DefaultValueFactory = _ => 0,
-        };
-        var resume = new Option<bool>("--resume") { Description = "continue from the newest checkpoint in --out" };
-        var force = new Option<bool>("--force")
-        {
-            Description = "start over in an --out that holds a run, replacing it",
-        };
-        var profile = new Option<bool>("--profile")
-        {
-            Description = "print the per-op and per-kernel profile at the end",
-        };
+        var preset =
+            Opt.Of<string>("--preset", "fmnist32", "model preset: " + string.Join(", ", UNetConfig.PresetNames));
+        var channels = Opt.Of<int?>("--channels", "override the preset's model channels");
+        var widths = Opt.Of<string?>("--widths", "allowed widths, e.g. 0.25,0.5,0.75,1");
+        var dropout = Opt.Of<float?>("--dropout", "override the preset's dropout");
+        var mult = Opt.Of<string?>("--mult", "override the channel multipliers, e.g. 1,2,2");
+        var resBlocks = Opt.Of<int?>("--res-blocks", "override the ResBlocks per level");
+        var attention = Opt.Of<string?>("--attention", "override the attention resolutions, e.g. 16,8");
+        var classes = Opt.Of<int>("--classes", 0,
+            "class-conditional with N classes (0 = unconditional); must match the data set's class count");
+        var labelDrop = Opt.Of<double>("--label-dropout", 0.1,
+            "probability a training label is replaced by the null class (classifier-free guidance)");
+        var data = Opt.Of<string?>("--data",
+            "fmnist-embedded | fashion-mnist | mnist | idx:IMAGES,LABELS | cifar10:DIR | png:DIR | cache:FILE " +
+            "(default: with --resume the checkpoint's, else fmnist-embedded)");
+        var steps = Opt.Of<long>("--steps", 1000, "total training steps");
+        var training =
+            new TrainingFlags(new TrainOptions(), "images per step", "widths per step (max, min, n−2 random)");
+        var distill = Opt.Of<bool>("--distill", "in-place distillation from the largest width");
+        var flip = Opt.Of<bool>("--flip", "random horizontal flips");
+        var outDir = Opt.Of<string>("--out", "runs/train", "run directory (checkpoints, metrics.jsonl, samples)");
+        var ckEvery = Opt.Of<int>("--checkpoint-every", 250, "steps between checkpoints");
+        var keep = Opt.Of<int>("--keep", 3, "checkpoints to keep");
+        var sampleEvery = Opt.Of<int>("--sample-every", 0, "steps between sample grids (0 = never)");
+        var resume = Opt.Of<bool>("--resume", "continue from the newest checkpoint in --out");
+        var force = Opt.Of<bool>("--force", "start over in an --out that holds a run, replacing it");
+        var profile = Opt.Of<bool>("--profile", "print the per-op and per-kernel profile at the end");
         var device = Common.Device(); var seed = Common.Seed(); var cache = Common.CacheDir(); var tf32 = Common.Tf32();
         var cmd = new Command("train", "train the slimmable UNet with the sandwich rule")
         {
-            preset, channels, widths, dropout, mult, resBlocks, attention, classes, labelDrop, data, steps, batch, lr,
-            warmup, n, ema, distill, flip, outDir, ckEvery, keep, sampleEvery, resume, force, profile, device, tf32,
-            seed, cache,
+            preset, channels, widths, dropout, mult, resBlocks, attention, classes, labelDrop, data, steps, distill,
+            flip, outDir, ckEvery, keep, sampleEvery, resume, force, profile, device, tf32, seed, cache,
         };
+        training.AddTo(cmd, steps);
         cmd.SetAction(p => Common.Guard(() =>
         {
             var cfg = UNetConfig.Preset(p.GetValue(preset)!);
@@ -109,13 +63,11 @@ internal static class TrainCommand
             int k = p.GetValue(classes);
             if (k < 0) throw new ArgumentException($"--classes must be ≥ 0, got {k}");
             if (k > 0) cfg = cfg with { NumClasses = k };
-            var opts = new TrainOptions
+            var opts = training.Read(p, new TrainOptions
             {
-                BatchSize = p.GetValue(batch), SandwichN = p.GetValue(n), Lr = p.GetValue(lr),
-                WarmupSteps = p.GetValue(warmup),
-                EmaDecay = p.GetValue(ema), InplaceDistill = p.GetValue(distill), HorizontalFlip = p.GetValue(flip),
+                InplaceDistill = p.GetValue(distill), HorizontalFlip = p.GetValue(flip),
                 LabelDropout = p.GetValue(labelDrop),
-            };
+            });
             var run = new RunOptions(p.GetValue(outDir)!, p.GetValue(steps), p.GetValue(ckEvery), p.GetValue(keep),
                 p.GetValue(sampleEvery), Resume: p.GetValue(resume), Force: p.GetValue(force));
             return Train(cfg, opts, run, p.GetValue(data), p.GetValue(cache)!, p.GetValue(device)!, p.GetValue(seed),

@@ -28,12 +28,7 @@ public static unsafe partial class Sgemm
                     for (int p = 0; p < kc; p++, s += lda, d += MR512) Vector512.Store(Vector512.Load(s), d);
                     continue;
                 }
-                for (int p = 0; p < kc; p++, s += lda, d += mrTile)
-                {
-                    int r = 0;
-                    for (; r < mr; r++) d[r] = s[r];
-                    for (; r < mrTile; r++) d[r] = 0f;
-                }
+                CopyRowsPadded(s, lda, kc, mr, d, mrTile);
             }
             else
             {
@@ -48,6 +43,19 @@ public static unsafe partial class Sgemm
                 for (; r < mrTile; r++)
                     for (int p = 0; p < kc; p++) d[p * mrTile + r] = 0f;
             }
+        }
+    }
+
+    /// <summary>
+    /// kc rows of <paramref name="count"/> values, <paramref name="ld"/> apart, into rows of
+    /// <paramref name="width"/> contiguous values zero-padded past count: an edge panel of A or B.
+    /// </summary>
+    private static void CopyRowsPadded(float* s, long ld, int kc, int count, float* d, int width)
+    {
+        for (int p = 0; p < kc; p++, s += ld, d += width)
+        {
+            new ReadOnlySpan<float>(s, count).CopyTo(new Span<float>(d, count));
+            new Span<float>(d + count, width - count).Clear();
         }
     }
 
@@ -76,12 +84,7 @@ public static unsafe partial class Sgemm
                 }
                 else
                 {
-                    for (int p = 0; p < kc; p++, s += ldb, d += NR)
-                    {
-                        int j = 0;
-                        for (; j < nr; j++) d[j] = s[j];
-                        for (; j < NR; j++) d[j] = 0f;
-                    }
+                    CopyRowsPadded(s, ldb, kc, nr, d, NR);
                 }
             }
             else

@@ -47,6 +47,18 @@ public sealed class ImageDataset
             (name, pixels, labels, labels.Length, channels, height, width, classCount, classNames);
     }
 
+    /// <summary>
+    /// Throws unless the set holds images of the shape a model takes (channels × size × size) and is not
+    /// empty; <paramref name="who"/> names the model in the message.
+    /// </summary>
+    public void CheckFits(int channels, int size, string who)
+    {
+        if (Channels != channels || Height != size || Width != size)
+            throw new ArgumentException($"data set '{Name}' has images {Channels}×{Height}×{Width}, {who} wants " +
+                                        $"{channels}×{size}×{size}");
+        if (Count == 0) throw new ArgumentException($"data set '{Name}' is empty");
+    }
+
     public static float ToModel(byte b) => b * (1f / 127.5f) - 1f;
 
     public ReadOnlySpan<byte> Image(int i) => Pixels.AsSpan(checked(i * ImageSize), ImageSize);

@@ -8,16 +8,19 @@ namespace Ddsm.Diffusion;
 /// </summary>
 public sealed class NoiseSchedule
 {
-    public int T { get; }
+    /// <summary>Diffusion steps: t runs over 0..T−1.</summary>
+    public int T => Betas.Length;
+    /// <summary>"linear" or "cosine": what a checkpoint records, and what <see cref="ByName"/> rebuilds.</summary>
     public string Kind { get; }
+    /// <summary>β_t, the noise variance each step adds.</summary>
     public double[] Betas { get; }
+    /// <summary>ᾱ_t = Π_{s ≤ t} (1 − β_s), the signal variance left at step t.</summary>
     public double[] AlphaBars { get; }
     private readonly double[] _logSigmas;
 
     private NoiseSchedule(string kind, double[] betas)
     {
         Kind = kind;
-        T = betas.Length;
         Betas = betas;
         AlphaBars = new double[T];
         double a = 1;

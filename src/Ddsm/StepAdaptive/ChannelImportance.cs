@@ -24,11 +24,7 @@ public static class ChannelImportance
     {
         options ??= new ImportanceOptions();
         var cfg = model.Config;
-        if (data.Channels != cfg.ImageChannels || data.Height != cfg.ImageSize || data.Width != cfg.ImageSize)
-            throw new ArgumentException($"importance: data set '{data.Name}' has images " +
-                                        $"{data.Channels}×{data.Height}×{data.Width}, model wants " +
-                                        $"{cfg.ImageChannels}×{cfg.ImageSize}×{cfg.ImageSize}");
-        if (data.Count == 0) throw new ArgumentException($"importance: data set '{data.Name}' is empty");
+        data.CheckFits(cfg.ImageChannels, cfg.ImageSize, $"importance of model '{cfg.Name}'");
         if (tFirst < 0 || tLast >= schedule.T || tFirst > tLast)
             throw new ArgumentException($"importance: t range [{tFirst}, {tLast}] outside [0, {schedule.T})");
         if (options.Batches <= 0 || options.BatchSize <= 0)

@@ -47,11 +47,7 @@ public sealed class SandwichTrainer : IDisposable
     {
         options.Validate();
         var c = model.Config;
-        if (data.Channels != c.ImageChannels || data.Height != c.ImageSize || data.Width != c.ImageSize)
-            throw new ArgumentException($"data set '{data.Name}' has images " +
-                                        $"{data.Channels}×{data.Height}×{data.Width}, model '{c.Name}' wants " +
-                                        $"{c.ImageChannels}×{c.ImageSize}×{c.ImageSize}");
-        if (data.Count == 0) throw new ArgumentException($"data set '{data.Name}' is empty");
+        data.CheckFits(c.ImageChannels, c.ImageSize, $"model '{c.Name}'");
         if (c.NumClasses > 0)
         {
             if (data.ClassCount == 0)
