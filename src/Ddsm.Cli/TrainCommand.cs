@@ -86,12 +86,17 @@ internal static class TrainCommand
         {
             Description = "print the per-op and per-kernel profile at the end",
         };
+        var logEvery = new Option<int>("--log-every")
+        {
+            Description = "steps between reads of the losses from the device (metrics keep one line per step)",
+            DefaultValueFactory = _ => 10,
+        };
         var device = Common.Device(); var seed = Common.Seed(); var cache = Common.CacheDir(); var tf32 = Common.Tf32();
         var cmd = new Command("train", "train the slimmable UNet with the sandwich rule")
         {
             preset, channels, widths, dropout, mult, resBlocks, attention, classes, labelDrop, data, steps, batch, lr,
-            warmup, n, ema, distill, flip, outDir, ckEvery, keep, sampleEvery, resume, force, profile, device, tf32,
-            seed, cache,
+            warmup, n, ema, distill, flip, outDir, ckEvery, keep, sampleEvery, resume, force, profile, logEvery, device,
+            tf32, seed, cache,
         };
         cmd.SetAction(p => Common.Guard(() =>
         {
@@ -117,7 +122,8 @@ internal static class TrainCommand
                 LabelDropout = p.GetValue(labelDrop),
             };
             var run = new RunOptions(p.GetValue(outDir)!, p.GetValue(steps), p.GetValue(ckEvery), p.GetValue(keep),
-                p.GetValue(sampleEvery), Resume: p.GetValue(resume), Force: p.GetValue(force));
+                p.GetValue(sampleEvery), Resume: p.GetValue(resume), Force: p.GetValue(force),
+                LogEvery: p.GetValue(logEvery));
             return Train(cfg, opts, run, p.GetValue(data), p.GetValue(cache)!, p.GetValue(device)!, p.GetValue(seed),
                 p.GetValue(profile), p.GetValue(tf32));
         }));
