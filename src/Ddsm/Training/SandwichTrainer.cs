@@ -44,6 +44,9 @@ public sealed class SandwichTrainer : IDisposable
     private readonly Tensor _lastT;          // (B) timesteps of the last width pass
     private readonly Tensor? _lastOneHot;    // (B, K+1) labels of the last batch; null when unconditional
 
+    /// <summary>The data set on the device (tests poison it to check the non-finite stop).</summary>
+    internal ResidentData Resident => _resident;
+
     /// <summary>Timesteps of the last width pass (one per image), for tests and diagnostics (a read).</summary>
     internal IReadOnlyList<float> LastTimesteps => _lastT.ToArray();
 
