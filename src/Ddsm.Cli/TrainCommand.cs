@@ -40,11 +40,14 @@ internal static class TrainCommand
         var resume = Opt.Of<bool>("--resume", "continue from the newest checkpoint in --out");
         var force = Opt.Of<bool>("--force", "start over in an --out that holds a run, replacing it");
         var profile = Opt.Of<bool>("--profile", "print the per-op and per-kernel profile at the end");
+        var logEvery = Opt.Of<int>("--log-every", 10,
+            "steps between reads of the losses from the device (metrics keep one line per step)");
         var device = Common.Device(); var seed = Common.Seed(); var cache = Common.CacheDir(); var tf32 = Common.Tf32();
         var cmd = new Command("train", "train the slimmable UNet with the sandwich rule")
         {
             preset, channels, widths, dropout, mult, resBlocks, attention, classes, labelDrop, data, steps, distill,
-            flip, outDir, ckEvery, keep, sampleEvery, resume, force, profile, device, tf32, seed, cache,
+            flip, outDir, ckEvery, keep, sampleEvery, resume, force, profile, logEvery, device, tf32,
+            seed, cache,
         };
         training.AddTo(cmd, steps);
         cmd.SetAction(p => Common.Guard(() =>
@@ -69,7 +72,8 @@ internal static class TrainCommand
                 LabelDropout = p.GetValue(labelDrop),
             });
             var run = new RunOptions(p.GetValue(outDir)!, p.GetValue(steps), p.GetValue(ckEvery), p.GetValue(keep),
-                p.GetValue(sampleEvery), Resume: p.GetValue(resume), Force: p.GetValue(force));
+                p.GetValue(sampleEvery), Resume: p.GetValue(resume), Force: p.GetValue(force),
+                LogEvery: p.GetValue(logEvery));
             return Train(cfg, opts, run, p.GetValue(data), p.GetValue(cache)!, p.GetValue(device)!, p.GetValue(seed),
                 p.GetValue(profile), p.GetValue(tf32));
         }));

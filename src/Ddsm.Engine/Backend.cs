@@ -180,6 +180,20 @@ public abstract class Backend : IDisposable
     /// </summary>
     public abstract void Normal(DeviceBuffer y, long n, ulong seed, ulong offset);
 
+    /// <summary>
+    /// y[i] = lo + ⌊hash(seed, offset + i)·(hi − lo + 1) / 2³²⌋ as floats, i in [0, n): integers uniform in
+    /// [lo, hi] from the counter hash (<see cref="Ddsm.Kernels.GatherMath.UniformInt"/>), the same on every backend
+    /// (a training step's batch indices and timesteps, drawn where they are used). |lo|, |hi| &lt; 2²⁴.
+    /// </summary>
+    public abstract void UniformInts(DeviceBuffer y, long n, ulong seed, ulong offset, int lo, int hi);
+    /// <summary>
+    /// dst (Rows, RowLength) = rows index[r] of src (SrcRows, RowLength) (index holds row numbers as floats),
+    /// each row drawn from the counter hash keyed by d.Seed (<see cref="Ddsm.Kernels.GatherMath"/>): mirrored
+    /// within segments of FlipSegment columns with probability ½ (0: never), replaced by row DropRow with
+    /// probability DropP (0: never). A resident data set's batch with its flips, its labels with their dropout.
+    /// </summary>
+    public abstract void GatherRows(in GatherDesc d, DeviceBuffer src, DeviceBuffer index, DeviceBuffer dst);
+
     // ---- losses -----------------------------------------------------------------------------
     /// <summary>
     /// Per row i of logits (N, K) and its label y_i (labels (N) hold integers as floats): loss[i] =
@@ -196,6 +210,19 @@ public abstract class Backend : IDisposable
     /// </summary>
     public abstract void AdamStep(DeviceBuffer param, DeviceBuffer grad, DeviceBuffer m, DeviceBuffer v, long n,
         in AdamHyper h);
+    /// <summary>
+    /// The same step with the gradient scale h.GradScale·guard[Scale], and no change at all while guard[Diverged]
+    /// is set (<see cref="Ddsm.Kernels.ClipGuard"/>'s layout): clipping and the non-finite stop without a read.
+    /// </summary>
+    public abstract void AdamStep(DeviceBuffer param, DeviceBuffer grad, DeviceBuffer m, DeviceBuffer v, long n,
+        in AdamHyper h, DeviceBuffer guard);
+    /// <summary>
+    /// guard (<see cref="Ddsm.Kernels.ClipGuard.Length"/>) = the global norm √Σ values[0..sumCount) (summed in
+    /// double in index order), the clip scale min(1, clipNorm / (norm + 1e-6)) (1 when clipNorm ≤ 0), and the
+    /// diverged flag set (sticky) when the norm or any of values[sumCount..count) is not finite.
+    /// </summary>
+    public abstract void GradientGuard(DeviceBuffer values, int sumCount, int count, DeviceBuffer guard,
+        float clipNorm);
 
     public virtual void Dispose() { GC.SuppressFinalize(this); }
     public override string ToString() => Name;
@@ -247,3 +274,7 @@ public readonly record struct AttentionDesc(int N, int Heads, int HeadDim, int T
 public readonly record struct AdamHyper(
     float Lr, float Beta1, float Beta2, float Eps, float WeightDecay,
     float BiasCorrection1, float BiasCorrection2, float GradScale);
+
+/// <summary>A row gather (<see cref="Backend.GatherRows"/>): shapes, and the per-row draws keyed by Seed.</summary>
+public readonly record struct GatherDesc(int Rows, int RowLength, int SrcRows, int FlipSegment = 0, ulong Seed = 0,
+    float DropP = 0f, int DropRow = 0);

@@ -59,4 +59,10 @@ public sealed class MetaBackend : Backend
         DeviceBuffer dlogits, int n, int k) { }
     public override void AdamStep(DeviceBuffer param, DeviceBuffer grad, DeviceBuffer m, DeviceBuffer v, long n,
         in AdamHyper h) { }
+    public override void AdamStep(DeviceBuffer param, DeviceBuffer grad, DeviceBuffer m, DeviceBuffer v, long n,
+        in AdamHyper h, DeviceBuffer guard) { }
+    public override void GradientGuard(DeviceBuffer values, int sumCount, int count, DeviceBuffer guard,
+        float clipNorm) { }
+    public override void UniformInts(DeviceBuffer y, long n, ulong seed, ulong offset, int lo, int hi) { }
+    public override void GatherRows(in GatherDesc d, DeviceBuffer src, DeviceBuffer index, DeviceBuffer dst) { }
 }

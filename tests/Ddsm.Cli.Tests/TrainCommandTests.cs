@@ -31,11 +31,13 @@ public class TrainCommandTests
     {
         try
         {
-            var r = Ddsm.Ok(["train", .. Shared.TrainArgs(Path.Combine(Shared.Root, "train-profile")), "--steps", "2",
-                "--profile"]);
-            // The staged inputs in, the losses (with Adam's gradient norms) out; checkpoint saves are not steps.
+            var dir = Path.Combine(Shared.Root, "train-profile");
+            var r = Ddsm.Ok(["train", .. Shared.TrainArgs(dir), "--steps", "4", "--log-every", "2", "--profile"]);
+            // Nothing in (the batch is drawn on the device), the losses and gradient norms of 2 steps out in one
+            // read; checkpoint saves are not steps. metrics.jsonl still has a line per step.
             Assert.That(r.Out,
-                Does.Contain("host transfers per training step: 1 copies in, 1 copies out, 0 syncs (over 2 steps"));
+                Does.Contain("host transfers per training step: 0 copies in, 0.5 copies out, 0 syncs (over 4 steps"));
+            Assert.That(File.ReadAllLines(Path.Combine(dir, "metrics.jsonl")), Has.Length.EqualTo(4));
         }
         finally { Engine.Profiler.Enabled = false; }
     }

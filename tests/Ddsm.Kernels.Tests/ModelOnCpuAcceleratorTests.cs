@@ -72,7 +72,14 @@ public class ModelOnCpuAcceleratorTests
         {
             using var model = new SlimUNet(be, Config, 3);
             using var tr = new SandwichTrainer(model, data, opts, 5);
-            var res = tr.TrainStep();
+            // Issue 12 on this backend too: the step itself makes no host transfer or sync; one read gets it.
+            tr.ReserveLog(1);
+            var before = be.Transfers;
+            tr.QueueStep();
+            var d = be.Transfers - before;
+            Assert.That((d.CopiesIn, d.CopiesOut, d.Syncs), Is.EqualTo((0L, 0L, 0L)), $"{be.Name} step: {d}");
+            var res = tr.ReadSteps().Good.Single();
+            Assert.That((be.Transfers - before).CopiesOut, Is.EqualTo(1L), $"{be.Name}: one read");
             return (res, model.Parameters().Select(t => t.ToArray()).ToArray(),
                     tr.Ema.Shadow.Select(t => t.ToArray()).ToArray());
         }

@@ -50,16 +50,16 @@ public sealed partial class IlgpuBackend
     }
 
     public override void AdamStep(DeviceBuffer param, DeviceBuffer grad, DeviceBuffer m, DeviceBuffer v, long n,
-        in AdamHyper h)
+        in AdamHyper h) => LaunchFlat("adam_step", n, AdamArgsOf(param, grad, m, v, n, h));
+
+    /// <summary>The update's arguments, shared by adam_step and adam_step_guarded.</summary>
+    private AdamArgs AdamArgsOf(DeviceBuffer param, DeviceBuffer grad, DeviceBuffer m, DeviceBuffer v, long n,
+        in AdamHyper h) => new()
     {
-        var args = new AdamArgs
-        {
-            P = View(param, n, "adam"), G = View(grad, n, "adam"), M = View(m, n, "adam"), V = View(v, n, "adam"),
-            N = n, Lr = h.Lr, Beta1 = h.Beta1, Beta2 = h.Beta2, Eps = h.Eps, WeightDecay = h.WeightDecay,
-            InvBc1 = 1f / h.BiasCorrection1, InvBc2 = 1f / h.BiasCorrection2, GradScale = h.GradScale,
-        };
-        LaunchFlat("adam_step", n, args);
-    }
+        P = View(param, n, "adam"), G = View(grad, n, "adam"), M = View(m, n, "adam"), V = View(v, n, "adam"),
+        N = n, Lr = h.Lr, Beta1 = h.Beta1, Beta2 = h.Beta2, Eps = h.Eps, WeightDecay = h.WeightDecay,
+        InvBc1 = 1f / h.BiasCorrection1, InvBc2 = 1f / h.BiasCorrection2, GradScale = h.GradScale,
+    };
 
     public override void Normal(DeviceBuffer y, long n, ulong seed, ulong offset) =>
         LaunchFlat("normal", n, new NormalArgs { Y = View(y, n, "normal"), N = n, Seed = seed, Offset = offset });

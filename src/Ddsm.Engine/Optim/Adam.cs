@@ -1,3 +1,5 @@
+using Ddsm.Kernels;
+
 namespace Ddsm.Engine.Optim;
 
 /// <summary>
@@ -30,17 +32,17 @@ public readonly record struct StepInfo(long Step, double GradNorm, float Lr, flo
 
 /// <summary>
 /// Adam / AdamW with global gradient-norm clipping and linear warm-up.
-/// <para>Per step: one Σg² reduction per parameter, gathered on the device into one small buffer and
-/// read back in one transfer (one sync per step, not one per parameter), together with any device values
-/// the caller wants this step (the trainer's per-width losses: <see cref="Step(Tensor?, Action{float[]}?)"/>),
-/// so a training step reads the device once; the clip factor goes to the
-/// update kernel as <see cref="AdamHyper.GradScale"/>, so clipping costs no extra pass over the
-/// gradients. Moments and scratch are created once, outside any scope, on first use: steady-state
-/// steps allocate no device memory.</para>
-/// <para><b>Non-finite gradients:</b> <see cref="Step"/> throws <see cref="InvalidOperationException"/>
-/// naming the parameters whose gradients hold NaN/Inf, before touching any parameter or moment and
-/// without advancing <see cref="StepCount"/>. Training stops there; the state is still that of the
-/// last good step, so a checkpoint written afterwards is clean.</para>
+/// <para>Per step: one Σg² reduction per parameter, gathered on the device into one small buffer; the
+/// device guard (<see cref="ClipGuard"/>) turns it into the global norm, the clip scale and a non-finite flag,
+/// and the update kernel reads the scale from there (no extra pass over the gradients, no read needed).
+/// <see cref="Step()"/> then reads the norms and the guard in one transfer; <see cref="StepOnDevice"/> (the
+/// trainer's) reads nothing, the caller reads the guard when it logs. Moments and scratch are created once,
+/// outside any scope, on first use: steady-state steps allocate no device memory.</para>
+/// <para><b>Non-finite gradients:</b> the guarded update moves no parameter or moment. <see cref="Step()"/>
+/// throws <see cref="InvalidOperationException"/> naming the parameters whose gradients hold NaN/Inf, without
+/// advancing <see cref="StepCount"/>; after <see cref="StepOnDevice"/> the flag stays set, so no later step moves
+/// anything either. Training stops there; the state is still that of the last good step, so a checkpoint
+/// written afterwards is clean.</para>
 /// </summary>
 public sealed class Adam : IDisposable
 {
@@ -49,6 +51,7 @@ public sealed class Adam : IDisposable
     private AdamOptions _options;
     private Tensor[]? _m, _v;            // per parameter, same shape
     private Tensor? _sq;                 // (1) Σg² of one parameter
+    private Tensor? _guard;              // (ClipGuard.Length) norm, clip scale, sticky diverged flag
     private Tensor? _sqAll;              // (P + extra) Σg² per parameter, then the caller's values: one read-back
     private float[]? _sqHost;            // (P + extra)
     private (Tensor Param, Tensor M, Tensor V)[]? _state;
@@ -102,15 +105,18 @@ public sealed class Adam : IDisposable
             _m = _params.Select(p => Named(Tensor.Zeros(_backend, p.Shape), p, "adam_m")).ToArray();
             _v = _params.Select(p => Named(Tensor.Zeros(_backend, p.Shape), p, "adam_v")).ToArray();
             _sq = Tensor.Zeros(_backend, 1);
+            _guard = Tensor.Zeros(_backend, ClipGuard.Length);
         }
         ReadBuffer(0);
         _state = _params.Select((p, i) => (p, _m[i], _v[i])).ToArray();
     }
 
-    /// <summary>Makes the read-back buffer hold the P norms and <paramref name="extra"/> values.</summary>
+    /// <summary>
+    /// Makes the read-back buffer hold the P norms, <paramref name="extra"/> checked values and a copy of the guard.
+    /// </summary>
     private void ReadBuffer(int extra)
     {
-        int want = _params.Length + extra;
+        int want = _params.Length + extra + ClipGuard.Length;
         if (_sqAll is not null && _sqAll.Length == want) return;
         _sqAll?.Dispose();
         using (TensorScope.Suspend()) _sqAll = Tensor.Zeros(_backend, want);
@@ -129,80 +135,92 @@ public sealed class Adam : IDisposable
         foreach (var p in _params) p.ZeroGrad();
     }
 
-    /// <summary>One update of every parameter that has a gradient (those without are skipped).</summary>
-    public StepInfo Step() => Step(null, null);
-
     /// <summary>
-    /// The same, reading <paramref name="alongside"/> (device values the caller needs on the host this step)
-    /// in the same transfer as the gradient norms; <paramref name="inspect"/> gets them before any parameter
-    /// moves (it may throw to stop the step).
+    /// One update of every parameter that has a gradient (those without are skipped), reading the gradient norms
+    /// and the guard back (one transfer): a non-finite gradient throws, naming the parameters, with nothing moved.
     /// </summary>
-    public StepInfo Step(Tensor? alongside, Action<float[]>? inspect)
+    public StepInfo Step()
     {
-        EnsureState();
-        var o = _options;
-        var be = _backend;
-
-        double norm = GlobalGradNorm(alongside);
-        if (alongside is not null && inspect is not null)
-            inspect(_sqHost!.AsSpan(_params.Length, (int)alongside.Length).ToArray());
-        long t = StepCount + 1;
-        if (!double.IsFinite(norm))
+        var (t, lr) = Launch(null);
+        int p = _params.Length;
+        _backend.Copy(_guard!.Buffer, 0, _sqAll!.Buffer, p, ClipGuard.Length);
+        _backend.CopyOut(_sqAll.Buffer, 0, _sqHost);
+        double s = 0;
+        for (int i = 0; i < p; i++)
+            if (_params[i].Grad is not null) s += _sqHost![i];
+        double norm = Math.Sqrt(s);
+        if (_sqHost![p + ClipGuard.Diverged] != 0f)
+        {
+            _backend.Fill(_guard.Buffer, ClipGuard.Diverged, 1, 0f);   // this caller stops on the throw, not the flag
             throw new InvalidOperationException(
                 $"adam: gradient norm is {norm} at step {t}; non-finite gradients in: " +
                 $"{string.Join(", ", NonFiniteNames())}. No parameter was updated (the state is that of the last " +
                 $"good step).");
+        }
+        StepCount = t;
+        return new StepInfo(t, norm, lr, _sqHost[p + ClipGuard.Scale]);
+    }
 
-        float scale = o.ClipNorm is float clip ? (float)Math.Min(1.0, clip / (norm + 1e-6)) : 1f;
+    /// <summary>
+    /// The device guard (<see cref="ClipGuard"/>'s layout): the last step's gradient norm and clip scale, and the
+    /// sticky flag <see cref="StepOnDevice"/> sets at the first non-finite step; from then on no update moves
+    /// anything.
+    /// </summary>
+    public Tensor Guard { get { EnsureState(); return _guard!; } }
+
+    /// <summary>
+    /// One update with no read: the norm, the clip scale and the non-finite check (of the gradients and of
+    /// <paramref name="check"/>, e.g. the step's losses) happen on the device, into <see cref="Guard"/>; a step at
+    /// or after a non-finite one moves nothing. <see cref="StepCount"/> advances (the caller reads the guard
+    /// when it logs and stops the run at the first diverged step).
+    /// </summary>
+    public (long Step, float Lr) StepOnDevice(Tensor? check)
+    {
+        var r = Launch(check);
+        StepCount = r.T;
+        return r;
+    }
+
+    /// <summary>Σg² per parameter, the guard, then the guarded update of every parameter with a gradient.</summary>
+    private (long T, float Lr) Launch(Tensor? check)
+    {
+        EnsureState();
+        var o = _options;
+        var be = _backend;
+        int p = _params.Length, extra = check is null ? 0 : checked((int)check.Length);
+        ReadBuffer(extra);
+        long total = 0;
+        foreach (var q in _params) if (q.Grad is not null) total += q.Length;
+        using (Profiler.Op("adam.grad_norm", 2 * total, be))
+        {
+            for (int i = 0; i < p; i++)
+            {
+                var g = _params[i].Grad;
+                if (g is null) be.Fill(_sqAll!.Buffer, i, 1, 0f);
+                else
+                {
+                    be.SumSquares(g.Buffer, g.Length, _sq!.Buffer);
+                    be.Copy(_sq.Buffer, 0, _sqAll!.Buffer, i, 1);
+                }
+            }
+            if (check is not null) be.Copy(check.Buffer, 0, _sqAll!.Buffer, p, extra);
+            be.GradientGuard(_sqAll!.Buffer, p, p + extra, _guard!.Buffer, o.ClipNorm ?? 0f);
+        }
+        long t = StepCount + 1;
         float lr = LrSchedule.LinearWarmup(t, o.WarmupSteps, o.Lr);
         var h = new AdamHyper(lr, o.Beta1, o.Beta2, o.Eps, o.WeightDecay,
             BiasCorrection1: (float)(1 - Math.Pow(o.Beta1, t)),
             BiasCorrection2: (float)(1 - Math.Pow(o.Beta2, t)),
-            GradScale: scale);
-
-        long total = 0;
-        foreach (var p in _params) if (p.Grad is not null) total += p.Length;
+            GradScale: 1f);
         // ≈ 14 FLOPs per element (two moment updates, bias corrections, sqrt, divide, decay).
         using (Profiler.Op("adam", 14 * total, be))
-            for (int i = 0; i < _params.Length; i++)
+            for (int i = 0; i < p; i++)
             {
-                var p = _params[i];
-                if (p.Grad is null) continue;
-                be.AdamStep(p.Buffer, p.Grad.Buffer, _m![i].Buffer, _v![i].Buffer, p.Length, h);
+                var q = _params[i];
+                if (q.Grad is null) continue;
+                be.AdamStep(q.Buffer, q.Grad.Buffer, _m![i].Buffer, _v![i].Buffer, q.Length, h, _guard.Buffer);
             }
-        StepCount = t;
-        return new StepInfo(t, norm, lr, scale);
-    }
-
-    /// <summary>√(Σ over parameters with gradients of Σg²), summed in double on the host.</summary>
-    private double GlobalGradNorm(Tensor? alongside)
-    {
-        var be = _backend;
-        long total = 0;
-        foreach (var p in _params) if (p.Grad is not null) total += p.Length;
-        int extra = alongside is null ? 0 : checked((int)alongside.Length);
-        ReadBuffer(extra);
-        if (alongside is not null) be.Copy(alongside.Buffer, 0, _sqAll!.Buffer, _params.Length, extra);
-        if (total == 0)
-        {
-            if (extra > 0) be.CopyOut(_sqAll!.Buffer, _params.Length, _sqHost!.AsSpan(_params.Length, extra));
-            return 0;
-        }
-        using (Profiler.Op("adam.grad_norm", 2 * total, be))
-        {
-            for (int i = 0; i < _params.Length; i++)
-            {
-                var g = _params[i].Grad;
-                if (g is null) continue;
-                be.SumSquares(g.Buffer, g.Length, _sq!.Buffer);
-                be.Copy(_sq.Buffer, 0, _sqAll!.Buffer, i, 1);
-            }
-            be.CopyOut(_sqAll!.Buffer, 0, _sqHost);
-        }
-        double s = 0;
-        for (int i = 0; i < _params.Length; i++)
-            if (_params[i].Grad is not null) s += _sqHost![i];
-        return Math.Sqrt(s);
+        return (t, lr);
     }
 
     private IEnumerable<string> NonFiniteNames()
@@ -218,8 +236,9 @@ public sealed class Adam : IDisposable
         if (_v is not null) foreach (var t in _v) t.Dispose();
         _sq?.Dispose();
         _sqAll?.Dispose();
+        _guard?.Dispose();
         _m = _v = null;
-        _sq = _sqAll = null;
+        _sq = _sqAll = _guard = null;
         _state = null;
     }
 }

@@ -37,6 +37,7 @@ public sealed class TrainSession : IDisposable
             throw new ArgumentException($"--checkpoint-every must be ≥ 0 (0 = never), got {run.CheckpointEvery}");
         if (run.SampleEvery < 0)
             throw new ArgumentException($"--sample-every must be ≥ 0 (0 = never), got {run.SampleEvery}");
+        if (run.LogEvery < 1) throw new ArgumentException($"--log-every must be ≥ 1, got {run.LogEvery}");
         cfg.Validate();
         var notes = new List<string>();
         var checkpoints =

@@ -15,12 +15,16 @@ public sealed class TrainingDivergedException(long step,
 /// <summary>
 /// DDSM supernet training with the sandwich rule: each step runs the largest width, the smallest,
 /// and n−2 random middle widths on the same batch, each pass with its own timesteps and noise,
-/// accumulating gradients; then one clipped Adam step and an EMA update. The host draws (images, flips,
-/// labels, widths, timesteps, dropout seeds) come from one <see cref="Rng"/>, the noise ε from a device
-/// <see cref="NoiseStream"/>; both are checkpointed, so a resumed run repeats the same steps.
-/// <para>Host round trips per step: one copy in (<see cref="StepInputs"/>: the batch, the timesteps and
-/// their coefficients, the labels) and one copy out (the per-width losses, read with Adam's gradient norms);
-/// everything else stays on the device.</para>
+/// accumulating gradients; then one clipped Adam step and an EMA update. The widths and dropout seeds come from
+/// the host's <see cref="Rng"/> (kernel arguments, not copies); the batch, flips, labels and timesteps are drawn
+/// on the device from the data set uploaded once (<see cref="ResidentData"/>, <see cref="StepInputs"/>, keyed by
+/// the run and the step), the noise ε from a device <see cref="NoiseStream"/>; the Rng and the stream are
+/// checkpointed, so a resumed run repeats the same steps.
+/// <para>Host transfers per step: none. Clipping and the non-finite stop happen on the device (Adam's guard);
+/// the per-width losses and the gradient norm go to a device <see cref="StepLog"/> that the host reads once per
+/// logged interval (<see cref="QueueStep"/> then <see cref="ReadSteps"/>; <see cref="TrainStep"/> reads every
+/// step). A non-finite step moves no parameter, nor does any step after it: the trainer is spent once a read
+/// reports divergence.</para>
 /// </summary>
 public sealed class SandwichTrainer : IDisposable
 {
@@ -34,14 +38,17 @@ public sealed class SandwichTrainer : IDisposable
     public NoiseStream Noise { get; }
     public long Step { get; set; }
 
-    private readonly ImageDataset _data;
-    private readonly StepInputs _inputs;
-    private readonly float[] _t;
+    private readonly ResidentData _resident;
+    private readonly StepLog _log;
     private readonly (int First, int Last) _tRange;
+    private readonly Tensor _lastT;          // (B) timesteps of the last width pass
+    private readonly Tensor? _lastOneHot;    // (B, K+1) labels of the last batch; null when unconditional
 
-    /// <summary>Timesteps of the last width pass (one per image), for tests and diagnostics.</summary>
-    internal IReadOnlyList<float> LastTimesteps => _t;
-    private readonly int[]? _labels; // (B) class labels of the batch, null class after dropout; null when unconditional
+    /// <summary>The data set on the device (tests poison it to check the non-finite stop).</summary>
+    internal ResidentData Resident => _resident;
+
+    /// <summary>Timesteps of the last width pass (one per image), for tests and diagnostics (a read).</summary>
+    internal IReadOnlyList<float> LastTimesteps => _lastT.ToArray();
 
     public SandwichTrainer(SlimUNet model, ImageDataset data, TrainOptions options, ulong seed)
     {
@@ -58,7 +65,6 @@ public sealed class SandwichTrainer : IDisposable
                     $"model '{c.Name}' has {c.NumClasses} classes but data set '{data.Name}' has {data.ClassCount}");
         }
         Model = model;
-        _data = data;
         Options = options;
         Rng = new Rng(seed);
         Noise = new NoiseStream(new Rng(seed ^ NoiseSalt).NextULong());
@@ -67,13 +73,21 @@ public sealed class SandwichTrainer : IDisposable
         Optimizer = new Adam(model.Parameters(), new AdamOptions(options.Lr, WeightDecay: options.WeightDecay,
             ClipNorm: options.ClipNorm, WarmupSteps: options.WarmupSteps));
         Ema = new Ema(model.Parameters());
-        _inputs = new StepInputs(options.BatchSize, data.ImageSize, options.SandwichN, c.NumClasses);
-        _t = new float[options.BatchSize];
-        if (c.NumClasses > 0) _labels = new int[options.BatchSize];
+        var be = model.Backend;
+        _resident = new ResidentData(be, data, Schedule, c.NumClasses);
+        _log = new StepLog(be, options.SandwichN);
+        using (TensorScope.Suspend())
+        {
+            _lastT = Tensor.Zeros(be, options.BatchSize);
+            if (c.NumClasses > 0) _lastOneHot = Tensor.Zeros(be, options.BatchSize, _resident.OneHotWidth);
+        }
     }
 
     /// <summary>Separates the noise stream's seed from the host generator's (same user seed).</summary>
     private const ulong NoiseSalt = 0x6E6F_6973_655F_7374UL;
+    /// <summary>Separates the data draws' key from the noise seed it is derived from (so it is checkpointed).</summary>
+    private const ulong DataSalt = 0x6261_7463_685F_6B79UL;
+    internal ulong DataKey => Noise.Seed ^ DataSalt;
 
     /// <summary>The widths of one step: max, min, then n−2 drawn from the middle ones.</summary>
     public double[] PickWidths()
@@ -88,33 +102,46 @@ public sealed class SandwichTrainer : IDisposable
         return list.ToArray();
     }
 
+    /// <summary>One step, then a read of its losses (and of any queued before it): the last step's result.</summary>
     public StepResult TrainStep()
+    {
+        if (_log.Capacity == 0) _log.Reserve(1);
+        QueueStep();
+        var (good, diverged) = ReadSteps();
+        if (diverged is not null) throw diverged;
+        return good[^1];
+    }
+
+    /// <summary>Makes the step log hold <paramref name="steps"/> unread steps (between reads).</summary>
+    public void ReserveLog(int steps) => _log.Reserve(steps);
+
+    /// <summary>Steps queued since the last <see cref="ReadSteps"/>.</summary>
+    public int UnreadSteps => _log.Pending;
+
+    /// <summary>
+    /// Reads the queued steps' losses and gradient norms in one transfer: the results up to the first non-finite
+    /// step, and that step's error (null when all are finite).
+    /// </summary>
+    public (StepResult[] Good, TrainingDivergedException? Diverged) ReadSteps() => _log.Read();
+
+    /// <summary>
+    /// One sandwich step with no host transfer: its losses and gradient norm wait in the step log (room for one
+    /// more step is needed: <see cref="ReserveLog"/>, <see cref="ReadSteps"/>).
+    /// </summary>
+    public void QueueStep()
     {
         var be = Model.Backend;
         var c = Model.Config;
         int b = Options.BatchSize;
-        // Every host draw of the step first (the stream's order: images, flips, labels, widths, then per
-        // pass its timesteps and dropout seed), staged for one copy in.
-        var idx = new int[b];
-        for (int i = 0; i < b; i++) idx[i] = Rng.NextInt(_data.Count);
-        _data.Batch(idx, _inputs.X0, Options.HorizontalFlip ? Rng : null);
-        if (_labels is not null)
-        {
-            DrawLabels(idx);
-            _inputs.SetLabels(_labels);
-        }
+        // The host draws of the step (kernel arguments): the widths, then each pass's dropout seed.
         var widths = PickWidths();
         var dropoutSeeds = new ulong[widths.Length];
-        for (int p = 0; p < widths.Length; p++)
-        {
-            _inputs.DrawPass(p, Schedule, Rng, _tRange.First, _tRange.Last);
-            dropoutSeeds[p] = Rng.NextULong();
-        }
-        _inputs.Timesteps(widths.Length - 1).CopyTo(_t);
+        for (int p = 0; p < widths.Length; p++) dropoutSeeds[p] = Rng.NextULong();
 
         using var stepScope = new TensorScope();
-        var dev = _inputs.Upload(be, [b, c.ImageChannels, c.ImageSize, c.ImageSize]);
-        var losses = Tensor.Empty(be, widths.Length);   // (passes) ε-MSE per width, read once below
+        var dev = StepInputs.Draw(_resident, Step, DataKey, b, widths.Length, _tRange,
+            [b, c.ImageChannels, c.ImageSize, c.ImageSize], Options.HorizontalFlip, Options.LabelDropout);
+        var losses = Tensor.Empty(be, widths.Length);   // (passes) ε-MSE per width, logged on the device
         for (int p = 0; p < widths.Length; p++)
         {
             using var scope = new TensorScope();
@@ -125,26 +152,14 @@ public sealed class SandwichTrainer : IDisposable
             be.Copy(mse.Buffer, 0, losses.Buffer, p, 1);
             Tape.Backward(loss);
         }
-        var lossValues = new float[widths.Length];
-        StepInfo info;
-        try
-        {
-            // The losses travel with Adam's gradient norms (one read); a non-finite loss stops the step
-            // before any parameter moves.
-            info = Optimizer.Step(losses, host =>
-            {
-                host.CopyTo(lossValues, 0);
-                for (int p = 0; p < host.Length; p++)
-                    if (!float.IsFinite(host[p]))
-                        throw new TrainingDivergedException(Step + 1, $"loss is {host[p]} at width {widths[p]}");
-            });
-        }
-        catch (InvalidOperationException e) { throw new TrainingDivergedException(Step + 1, e.Message); }
-        finally { Optimizer.ZeroGrad(); }
+        // Clipping and the non-finite stop (of the gradients and the losses) on the device: no read here.
+        var (_, lr) = Optimizer.StepOnDevice(losses);
+        Optimizer.ZeroGrad();
         Ema.Update(EmaDecayAt(Step));
         Step++;
-        var perWidth = widths.Select((w, p) => (w, (double)lossValues[p])).ToArray();
-        return new StepResult(Step, perWidth, info.GradNorm, info.Lr);
+        _log.Write(Step, widths, lr, losses, Optimizer.Guard);
+        _lastT.CopyFrom(dev.Passes[^1].T);
+        if (dev.OneHot is not null) _lastOneHot!.CopyFrom(dev.OneHot);
     }
 
     /// <summary>
@@ -178,26 +193,20 @@ public sealed class SandwichTrainer : IDisposable
     }
 
     /// <summary>
-    /// The batch's labels with classifier-free-guidance label dropout: each is replaced by the null
-    /// class with probability LabelDropout, so one model learns ε(x, y) and ε(x, ∅). One draw per
-    /// label from the trainer's Rng (even at p = 0) keeps the stream, and so resume, deterministic;
-    /// unconditional runs draw nothing and stay bit-identical to before.
+    /// The labels of the last drawn batch (after label dropout: the null class K); null for an unconditional
+    /// model. For tests and diagnostics (a read).
     /// </summary>
-    private void DrawLabels(int[] idx)
+    internal IReadOnlyList<int>? LastLabels
     {
-        _data.BatchLabels(idx, _labels);
-        DropLabels(_labels, Model.NullClass, Options.LabelDropout, Rng);
+        get
+        {
+            if (_lastOneHot is null) return null;
+            var oh = _lastOneHot.ToArray();
+            int k1 = _resident.OneHotWidth;
+            return Enumerable.Range(0, Options.BatchSize).Select(i => Array.IndexOf(oh, 1f, i * k1, k1) - i * k1)
+                .ToArray();
+        }
     }
-
-    /// <summary>Replaces each label by <paramref name="nullClass"/> with probability p (one draw per label).</summary>
-    public static void DropLabels(Span<int> labels, int nullClass, double p, Rng rng)
-    {
-        for (int i = 0; i < labels.Length; i++)
-            if (rng.NextDouble() < p) labels[i] = nullClass;
-    }
-
-    /// <summary>The labels of the last drawn batch (after dropout); null for an unconditional model.</summary>
-    internal IReadOnlyList<int>? LastLabels => _labels;
 
     /// <summary>
     /// EMA decay with warm-up, min(decay, (1+t)/(10+t)): without it a short run's EMA keeps a large
@@ -210,5 +219,9 @@ public sealed class SandwichTrainer : IDisposable
     {
         Optimizer.Dispose();
         Ema.Dispose();
+        _resident.Dispose();
+        _log.Dispose();
+        _lastT.Dispose();
+        _lastOneHot?.Dispose();
     }
 }

@@ -1,71 +1,63 @@
+using Ddsm.Kernels;
+
 namespace Ddsm.Training;
 
 /// <summary>
-/// What one sandwich step takes from the host, staged in one host array and sent in ONE copy: the clean
-/// batch x0 (B, D), then per width pass its timesteps t (B) and their coefficients √ᾱ_t, √(1−ᾱ_t) (B each),
-/// then the labels' one-hot (B, K+1) for a conditional model. On the device the pieces are split by device
-/// copies; the noise ε is drawn there and x_t = √ᾱ_t·x0 + √(1−ᾱ_t)·ε is formed there, so nothing else of
-/// the step crosses to the device.
+/// What one sandwich step feeds the model, drawn on the device from the <see cref="ResidentData"/>, with no
+/// copy in: the batch's image indices and each pass's timesteps are counter-hash integers
+/// (<see cref="Backend.UniformInts"/>), the images (mirrored left-right with probability ½ when flipping), the
+/// coefficients √ᾱ_t, √(1−ᾱ_t) and the one-hot labels (the null class with probability p) are row gathers
+/// (<see cref="Backend.GatherRows"/>). Every draw is keyed by (run key, step), so a resumed run redraws the same
+/// batches without carrying generator state.
 /// </summary>
-public sealed class StepInputs
+public static class StepInputs
 {
-    private readonly int _b, _d, _passes, _classes1;
-    private readonly float[] _host;
-
-    /// <param name="classes">K for a conditional model (one-hot width K+1), 0 for an unconditional one.</param>
-    public StepInputs(int batch, int imageFloats, int passes, int classes)
+    /// <summary>The step's draws; they live in the caller's scope.</summary>
+    /// <param name="key">The run's data key (the trainer derives it from its checkpointed noise seed).</param>
+    public static Device Draw(ResidentData data, long step, ulong key, int batch, int passes, (int First, int Last) t,
+        int[] imageShape, bool flip, double labelDropout)
     {
-        (_b, _d, _passes, _classes1) = (batch, imageFloats, passes, classes > 0 ? classes + 1 : 0);
-        _host = new float[(long)_b * _d + 3L * _passes * _b + (long)_b * _classes1];
-    }
-
-    private long PassOffset(int p) => (long)_b * _d + 3L * p * _b;
-    private long LabelOffset => (long)_b * _d + 3L * _passes * _b;
-
-    /// <summary>The clean batch (B·D), to be written by the data set.</summary>
-    public Span<float> X0 => _host.AsSpan(0, _b * _d);
-
-    /// <summary>Timesteps of pass p (B), drawn uniformly in [tFirst, tLast] from the host generator.</summary>
-    public Span<float> Timesteps(int p) => _host.AsSpan((int)PassOffset(p), _b);
-
-    /// <summary>Draws pass p's timesteps and writes their coefficients.</summary>
-    public void DrawPass(int p, NoiseSchedule schedule, Rng rng, int tFirst, int tLast)
-    {
-        var row = _host.AsSpan((int)PassOffset(p), 3 * _b);
-        for (int i = 0; i < _b; i++)
+        var be = data.Images.Backend;
+        var idx = Tensor.Empty(be, batch);
+        be.UniformInts(idx.Buffer, batch, StepKey(key, step, 0), 0, 0, data.Count - 1);
+        var x0 = Tensor.Empty(be, imageShape);
+        int w = imageShape[^1];
+        be.GatherRows(new GatherDesc(batch, data.ImageFloats, data.Count, flip ? w : 0, StepKey(key, step, 1)),
+            data.Images.Buffer, idx.Buffer, x0.Buffer);
+        var drawn = new (Tensor T, Tensor SqrtAlphaBar, Tensor SqrtOneMinus)[passes];
+        for (int p = 0; p < passes; p++)
         {
-            int t = tFirst + rng.NextInt(tLast - tFirst + 1);
-            row[i] = t;
-            row[_b + i] = (float)Math.Sqrt(schedule.AlphaBars[t]);
-            row[2 * _b + i] = (float)Math.Sqrt(1 - schedule.AlphaBars[t]);
+            var tp = Tensor.Empty(be, batch);
+            be.UniformInts(tp.Buffer, batch, StepKey(key, step, 0), (ulong)(p + 1) * (ulong)batch, t.First, t.Last);
+            drawn[p] = (tp, Coefficients(data.SqrtAlphaBar, tp, batch), Coefficients(data.SqrtOneMinusAlphaBar, tp,
+                batch));
         }
-    }
-
-    /// <summary>Writes the labels' one-hot rows (labels in [0, K]).</summary>
-    public void SetLabels(ReadOnlySpan<int> labels)
-    {
-        var oh = _host.AsSpan((int)LabelOffset, _b * _classes1);
-        oh.Clear();
-        for (int i = 0; i < _b; i++) oh[i * _classes1 + labels[i]] = 1f;
-    }
-
-    /// <summary>The step's tensors on the device after one copy in; they live in the caller's scope.</summary>
-    public Device Upload(Backend be, int[] imageShape)
-    {
-        var all = Tensor.FromArray(be, _host, _host.Length);
-        Tensor Part(long offset, params int[] shape)
+        Tensor? oneHot = null;
+        if (data.OneHot is { } table)
         {
-            var t = Tensor.Empty(be, shape);
-            be.Copy(all.Buffer, offset, t.Buffer, 0, t.Length);
-            return t;
+            oneHot = Tensor.Empty(be, batch, data.OneHotWidth);
+            be.GatherRows(new GatherDesc(batch, data.OneHotWidth, data.Count + 1, Seed: StepKey(key, step, 2),
+                DropP: (float)labelDropout, DropRow: data.Count), table.Buffer, idx.Buffer, oneHot.Buffer);
         }
-        var x0 = Part(0, imageShape);
-        var passes = new (Tensor T, Tensor SqrtAlphaBar, Tensor SqrtOneMinus)[_passes];
-        for (int p = 0; p < _passes; p++)
-            passes[p] = (Part(PassOffset(p), _b), Part(PassOffset(p) + _b, _b), Part(PassOffset(p) + 2 * _b, _b));
-        var oneHot = _classes1 > 0 ? Part(LabelOffset, _b, _classes1) : null;
-        all.Dispose();
-        return new Device(x0, passes, oneHot);
+        return new Device(x0, drawn, oneHot);
+    }
+
+    /// <summary>table[t_i] for each of the batch's timesteps.</summary>
+    private static Tensor Coefficients(Tensor table, Tensor t, int batch)
+    {
+        var c = Tensor.Empty(table.Backend, batch);
+        table.Backend.GatherRows(new GatherDesc(batch, 1, (int)table.Length), table.Buffer, t.Buffer, c.Buffer);
+        return c;
+    }
+
+    /// <summary>
+    /// The counter-hash seed of one draw family of a step: 64 bits hashed from (key, step, family), so steps and
+    /// families never share a stream (0: indices and timesteps, at disjoint offsets; 1: image flips; 2: labels).
+    /// </summary>
+    public static ulong StepKey(ulong key, long step, int family)
+    {
+        ulong k = (ulong)step * 4 + (ulong)family;
+        return ((ulong)CounterHash.Of(key, 2 * k) << 32) | CounterHash.Of(key, 2 * k + 1);
     }
 
     /// <summary>

@@ -5,16 +5,20 @@ namespace Ddsm.Training;
 /// model can default to it.</param>
 /// <param name="Force">a fresh start (no <paramref name="Resume"/>) in a directory that holds a run replaces it;
 /// without it, that is refused.</param>
+/// <param name="LogEvery">steps between reads of the losses from the device (the only host transfer of the step
+/// loop); a read also comes before each checkpoint or sample grid, at the end and on cancel. metrics.jsonl still
+/// gets one line per step.</param>
 public sealed record RunOptions(
     string OutDir, long Steps, int CheckpointEvery = 500, int KeepCheckpoints = 3,
     int SampleEvery = 0, int SampleCount = 8, int SampleSteps = 20, bool Resume = false, string? DataSpec = null,
-    bool Force = false);
+    bool Force = false, int LogEvery = 10);
 
 /// <summary>
-/// Drives a <see cref="SandwichTrainer"/> for a number of steps: appends one JSON line of metrics
-/// per step to metrics.jsonl, writes an atomic checkpoint every K steps (keeping the last few) and
-/// at the end, and a PNG grid of EMA samples at several widths every K steps. A diverging step
-/// stops the run, names the step, and leaves the last good checkpoint as it was.
+/// Drives a <see cref="SandwichTrainer"/> for a number of steps: reads the steps' losses from the device every
+/// <see cref="RunOptions.LogEvery"/> steps and appends one JSON line of metrics per step to metrics.jsonl,
+/// writes an atomic checkpoint every K steps (keeping the last few) and at the end, and a PNG grid of EMA
+/// samples at several widths every K steps; a checkpoint or grid always follows a read that found every step
+/// finite. A diverging step stops the run, names the step, and leaves the last good checkpoint as it was.
 /// </summary>
 public sealed class TrainRun(SandwichTrainer trainer, RunOptions options)
 {
@@ -94,46 +98,73 @@ public sealed class TrainRun(SandwichTrainer trainer, RunOptions options)
         return null;
     }
 
+    /// <summary>
+    /// Trains to <see cref="RunOptions.Steps"/>. <paramref name="onStep"/> fires for each step once its losses are
+    /// read (in bursts of up to <see cref="RunOptions.LogEvery"/> steps).
+    /// </summary>
     public void Run(Action<StepResult>? onStep = null, Action<string>? onNote = null,
                     CancellationToken cancel = default)
     {
+        if (options.LogEvery < 1) throw new ArgumentException($"log every must be ≥ 1 step, got {options.LogEvery}");
         Directory.CreateDirectory(options.OutDir);
         using var metrics =
             new StreamWriter(new FileStream(MetricsPath, FileMode.Append, FileAccess.Write, FileShare.Read));
+        trainer.ReserveLog(options.LogEvery);
+        var seconds = new List<double>();   // host wall time of each unread step
         while (trainer.Step < options.Steps && !cancel.IsCancellationRequested)
         {
-            StepResult r;
             long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
             var before = trainer.Model.Backend.Transfers;
-            try { r = trainer.TrainStep(); }
-            catch (TrainingDivergedException e)
-            {
-                onNote?.Invoke(
-                    $"{e.Message}; last good checkpoint: {Checkpoints.Latest() ?? "none"} (not overwritten)");
-                throw;
-            }
-            StepTransfers += trainer.Model.Backend.Transfers - before;
+            trainer.QueueStep();
             StepsRun++;
-            metrics.WriteLine(MetricsLine(r, System.Diagnostics.Stopwatch.GetElapsedTime(t0).TotalSeconds));
-            metrics.Flush();
-            onStep?.Invoke(r);
+            long step = trainer.Step;
+            bool checkpoint = options.CheckpointEvery > 0 && step % options.CheckpointEvery == 0;
+            bool samples = options.SampleEvery > 0 && step % options.SampleEvery == 0;
+            if (checkpoint || samples || trainer.UnreadSteps >= options.LogEvery || step >= options.Steps ||
+                cancel.IsCancellationRequested)
+                Log(metrics, seconds, t0, onStep, onNote);
+            else seconds.Add(System.Diagnostics.Stopwatch.GetElapsedTime(t0).TotalSeconds);
+            StepTransfers += trainer.Model.Backend.Transfers - before;
             // Save first, then tell: `onNote?.Invoke(Save())` would skip the save when nobody listens.
-            if (options.CheckpointEvery > 0 && r.Step % options.CheckpointEvery == 0)
+            if (checkpoint)
             {
                 var saved = Checkpoint.Save(Checkpoints, trainer, options.DataSpec);
                 onNote?.Invoke("checkpoint " + saved);
             }
-            if (options.SampleEvery > 0 && r.Step % options.SampleEvery == 0)
+            if (samples)
             {
-                var grid = WriteSampleGrid(Path.Combine(options.OutDir, "samples", $"step-{r.Step:D7}.png"));
+                var grid = WriteSampleGrid(Path.Combine(options.OutDir, "samples", $"step-{step:D7}.png"));
                 onNote?.Invoke("samples " + grid);
             }
         }
+        Log(metrics, seconds, System.Diagnostics.Stopwatch.GetTimestamp(), onStep, onNote);
         if (Checkpoints.Latest() is not { } last || !last.Contains($"{trainer.Step:D9}"))
         {
             var saved = Checkpoint.Save(Checkpoints, trainer, options.DataSpec);
             onNote?.Invoke("checkpoint " + saved);
         }
+    }
+
+    /// <summary>
+    /// Reads the unread steps (one transfer; the read's own time goes to the last step, whose wall time started at
+    /// <paramref name="t0"/>), writes their metrics lines, tells <paramref name="onStep"/>, and throws at the first
+    /// non-finite step after writing the lines of the good ones before it.
+    /// </summary>
+    private void Log(StreamWriter metrics, List<double> seconds, long t0, Action<StepResult>? onStep,
+                     Action<string>? onNote)
+    {
+        int unread = trainer.UnreadSteps;
+        if (unread == 0) return;
+        var (good, diverged) = trainer.ReadSteps();
+        if (seconds.Count < unread)
+            seconds.Add(System.Diagnostics.Stopwatch.GetElapsedTime(t0).TotalSeconds);
+        for (int i = 0; i < good.Length; i++) metrics.WriteLine(MetricsLine(good[i], seconds[i]));
+        metrics.Flush();
+        seconds.Clear();
+        foreach (var r in good) onStep?.Invoke(r);
+        if (diverged is null) return;
+        onNote?.Invoke($"{diverged.Message}; last good checkpoint: {Checkpoints.Latest() ?? "none"} (not overwritten)");
+        throw diverged;
     }
 
     /// <param name="seconds">Wall time of the step itself (what training cost is summed from).</param>

@@ -79,7 +79,7 @@ public abstract class OptimTests : BackendFixture
     }
 
     [TestCaseSource(nameof(StepCases))]
-    [Covers("adam_step", "reduce_partials", "reduce_final")]
+    [Covers("adam_step_guarded", "clip_guard", "reduce_partials", "reduce_final")]
     public void StepsMatchDoubleReference(AdamOptions o)
     {
         var ps = MakeParams(41);

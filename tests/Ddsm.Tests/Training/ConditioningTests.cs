@@ -3,6 +3,7 @@ using Ddsm.Diffusion;
 using Ddsm.Engine;
 using Ddsm.Engine.Cpu;
 using Ddsm.IO;
+using Ddsm.Kernels;
 using Ddsm.Model;
 using Ddsm.Training;
 
@@ -218,7 +219,7 @@ public class ConditioningTests
         using var _m = m2; using var _t = tr2;
         var before = m2.StateDict()["label_emb.weight"];
         tr2.TrainStep();
-        Assert.That(tr2.LastLabels, Is.EqualTo(ExpectedLabelsAtStep0()), "p = 0 keeps the data's labels");
+        Assert.That(tr2.LastLabels, Is.EqualTo(ExpectedLabelsAtStep0(tr2)), "p = 0 keeps the data's labels");
         // The zero-initialised convs (the UNet's output, then each ResBlock's out_layers) block the
         // embedding's gradient for two steps; step 3 reaches label_emb.
         tr2.TrainStep(); tr2.TrainStep();
@@ -227,23 +228,28 @@ public class ConditioningTests
         Assert.That(cfg.NumClasses, Is.EqualTo(10));
     }
 
-    /// <summary>The first step's batch indices replayed from the trainer's seed (first draws of Rng(2)).</summary>
-    private static int[] ExpectedLabelsAtStep0()
+    /// <summary>The first step's labels replayed from the device draw's key (its batch indices, no dropout).</summary>
+    private static int[] ExpectedLabelsAtStep0(SandwichTrainer tr)
     {
-        var rng = new Rng(2);
-        var idx = Enumerable.Range(0, 16).Select(_ => rng.NextInt(Data.Value.Count)).ToArray();
+        ulong key = StepInputs.StepKey(tr.DataKey, 0, 0);
+        var idx = Enumerable.Range(0, 16).Select(i => GatherMath.UniformInt(key, (ulong)i, 0, (uint)Data.Value.Count));
         return idx.Select(i => (int)Data.Value.Labels[i]).ToArray();
     }
 
     [Test]
     public void LabelDropoutRateMatchesP()
     {
+        // The device gather's drop draw, as the trainer uses it: row i of labels i % 10 becomes the null row 10
+        // with probability p.
+        const int n = 20000;
+        using var table = Tensor.FromArray(Cpu, Enumerable.Range(0, 11).Select(v => (float)v).ToArray(), 11);
+        using var index = Tensor.FromArray(Cpu, Enumerable.Range(0, n).Select(i => (float)(i % 10)).ToArray(), n);
+        using var got = Tensor.Empty(Cpu, n);
         foreach (var p in new[] { 0.1, 0.5 })
         {
-            const int n = 20000;
-            var labels = new int[n];
-            for (int i = 0; i < n; i++) labels[i] = i % 10;
-            SandwichTrainer.DropLabels(labels, 10, p, new Rng(11));
+            Cpu.GatherRows(new GatherDesc(n, 1, 11, Seed: 11, DropP: (float)p, DropRow: 10), table.Buffer,
+                index.Buffer, got.Buffer);
+            var labels = got.ToArray();
             int dropped = labels.Count(l => l == 10);
             double sd = Math.Sqrt(n * p * (1 - p));
             TestContext.Out.WriteLine($"p {p}: {dropped}/{n} dropped (expect {n * p} ± {sd:F0})");

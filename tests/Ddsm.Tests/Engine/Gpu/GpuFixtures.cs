@@ -58,6 +58,12 @@ public class GpuKernelTestsCuda : GpuKernelTests
 }
 
 [TestFixtureSource(typeof(CudaDevice), nameof(CudaDevice.Fixtures))]
+public class TrainStepKernelTestsCuda : TrainStepKernelTests
+{
+    protected override (Backend?, string) MakeBackend() => (CudaDevice.Backend, CudaDevice.Reason);
+}
+
+[TestFixtureSource(typeof(CudaDevice), nameof(CudaDevice.Fixtures))]
 public class ElementwiseOpTestsCuda : ElementwiseOpTests
 {
     protected override (Backend?, string) MakeBackend() => (CudaDevice.Backend, CudaDevice.Reason);
