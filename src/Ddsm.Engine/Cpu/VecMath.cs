@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
 
 namespace Ddsm.Engine.Cpu;
 
@@ -17,6 +18,8 @@ internal static class VecMath
         P2 = new(8.3334519073e-3f), P3 = new(4.1665795894e-2f), P4 = new(1.6666665459e-1f), P5 = new(5.0000001201e-1f);
 
     /// <summary>e^x per lane (inputs clamped to the finite float range of the result).</summary>
+    /// <remarks>Inlined: a call passes and returns the vectors through memory, which cost the SiLU loops ~30 %.</remarks>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector<float> Exp(Vector<float> x)
     {
         x = Vector.Min(Vector.Max(x, Lo), Hi);
@@ -68,6 +71,7 @@ internal static class VecMath
         for (; i < u.Length; i++) d[i] = SiLUGrad(new Vector<float>(u[i]))[0];
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector<float> SiLUGrad(Vector<float> u)
     {
         var s = One / (One + Exp(-u));
