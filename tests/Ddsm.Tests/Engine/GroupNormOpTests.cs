@@ -8,7 +8,7 @@ namespace Ddsm.Tests.Engine;
 /// Tolerances: forward |err| ≤ 1e-4 + 1e-3·|ref|; gradients vs central differences in double
 /// ≤ 2e-3 + 2e-3·|ref| (float accumulation over groups of ≤ 512 elements stays well inside).
 /// </summary>
-public abstract class GroupNormOpTests : BackendFixture
+public abstract partial class GroupNormOpTests : BackendFixture
 {
     /// <summary>
     /// y = act((xhat·γ[:C] + β[:C])·(1+scale) + shift) in double; x (N, C, S), γ/β (CMax), scale/shift (N, C).
