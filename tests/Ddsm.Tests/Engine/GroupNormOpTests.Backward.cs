@@ -65,15 +65,13 @@ public abstract partial class GroupNormOpTests
         var dsc = new double[n * c]; var dsh = new double[n * c];
         int cpg = c / groups, len = cpg * s;
         var xh = new double[len]; var dxh = new double[len];
+        var xd = x.Select(v => (double)v).ToArray();
         for (int b = 0; b < n; b++)
             for (int g = 0; g < groups; g++)
             {
                 int off = (b * c + g * cpg) * s;
-                double mu = 0, v = 0;
-                for (int i = 0; i < len; i++) mu += x[off + i];
-                mu /= len;
-                for (int i = 0; i < len; i++) v += (x[off + i] - mu) * (x[off + i] - mu);
-                double rs = 1 / Math.Sqrt(v / len + eps), m1 = 0, m2 = 0;
+                var (mu, rs) = GroupStats(xd.AsSpan(off, len), eps);
+                double m1 = 0, m2 = 0;
                 for (int i = 0; i < len; i++)
                 {
                     int ch = g * cpg + i / s, nc = b * c + ch;
