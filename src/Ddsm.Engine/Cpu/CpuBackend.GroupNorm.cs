@@ -70,7 +70,8 @@ public sealed partial class CpuBackend
                 // u = xhat·γ(1+scale) + β(1+scale) + shift, recomputed for du = dy·silu'(u).
                 float zs = (float)(ga[c] * s1), zb = (float)(ba[c] * s1 + (sha is null ? 0.0 : sha[nc]));
                 var (sumDu, sumDuXh) = GroupNormRows.Reduce(xa.AsSpan(off + j * s, s), rf, b0, silu, zs, zb,
-                    gya.AsSpan(off + j * s, s), duAll.Slice(j * s, s));
+                    gya.AsSpan(off + j * s, s), duAll.Slice(j * s, s),
+                    dxa is null ? default : dxa.AsSpan(off + j * s, s));
                 if (dsha is not null) dsha[nc] += (float)sumDu;
                 // ∂u/∂scale = z = xhat·γ + β.
                 if (dsca is not null) dsca[nc] += (float)(ga[c] * sumDuXh + ba[c] * sumDu);
