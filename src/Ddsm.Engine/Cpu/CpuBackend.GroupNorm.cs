@@ -1,12 +1,9 @@
-using System.Numerics;
-using System.Numerics.Tensors;
-
 namespace Ddsm.Engine.Cpu;
 
 // GroupNorm with ADM's fused scale-shift norm and SiLU, in one pass over x per (sample, group):
 //   xhat = (x − μ_ng)·rstd_ng,  z = xhat·γ_c + β_c,  u = z·(1 + scale_nc) + shift_nc,  y = act(u).
 // The group of (n, g) is one contiguous block of C/G channel rows of S floats, so each task owns its
-// block of x, y, dx, dscale, dshift outright: no atomics. Statistics are two-pass in double lanes.
+// block of x, y, dx, dscale, dshift outright: no atomics. Statistics are two-pass (DoubleSums).
 // dγ/dβ sum over samples, so each task writes per-(n, c) partials that are reduced afterwards in a
 // fixed order: results are bit-identical whatever the thread schedule.
 public sealed partial class CpuBackend
@@ -34,9 +31,8 @@ public sealed partial class CpuBackend
                 double s1 = 1.0 + (sca is null ? 0.0 : sca[nc]);
                 double a = r * ga[c] * s1;
                 double b = (ba[c] - mu * r * ga[c]) * s1 + (sha is null ? 0.0 : sha[nc]);
-                var yr = ya.AsSpan(off + j * s, s);
-                Affine(xa.AsSpan(off + j * s, s), (float)a, (float)b, yr);
-                if (g.SiLU) VecMath.SiLUInPlace(yr);
+                var xr = xa.AsSpan(off + j * s, s);
+                GroupNormRows.AffineAct(xr, (float)a, (float)b, g.SiLU, ya.AsSpan(off + j * s, s));
             }
         });
     }
@@ -52,40 +48,30 @@ public sealed partial class CpuBackend
         var dsca = dscale is null ? null : A(dscale); var dsha = dshift is null ? null : A(dshift);
         var g = d;
         int cpg = d.C / d.G, s = d.S, groupLen = cpg * s;
-        // du = ∂L/∂u differs from dy only through the activation or scale/shift path; without them
-        // dy is used in place.
-        bool needDu = d.SiLU;
+        // du = ∂L/∂u differs from dy only through the activation; without it dy is used in place.
+        bool silu = d.SiLU;
         // (N, C) per-sample partials of Σ_s dz and Σ_s dz·xhat, for dβ and dγ.
         var partB = dbeta is null ? null : new double[d.N * d.C];
         var partG = dgamma is null ? null : new double[d.N * d.C];
-        // Scratch: xhat (group), du (group, when needed), one row of temporaries.
-        long scratchLen = groupLen * (needDu ? 2L : 1L) + s;
         Parallel.For(0, d.N * d.G, Par, ng =>
         {
-            var buf = Scratch.Take(Scratch.Use.Norm, scratchLen);
+            // Scratch: du of the group (with SiLU); xhat = x·r − μ·r is recomputed from x where needed.
+            var duBuf = silu ? Scratch.Take(Scratch.Use.Norm, groupLen) : null;
             int n = ng / g.G, c0 = ng % g.G * cpg;
             int off = (n * g.C + c0) * s;
             double mu = ma[ng], r = ra[ng];
-            var xh = buf.AsSpan(0, groupLen);
-            var duAll = needDu ? buf.AsSpan(groupLen, groupLen) : gya.AsSpan(off, groupLen);
-            int tOff = groupLen * (needDu ? 2 : 1);
-            var t1 = buf.AsSpan(tOff, s);
-            Affine(xa.AsSpan(off, groupLen), (float)r, (float)(-mu * r), xh);
+            float rf = (float)r, b0 = (float)(-mu * r);
+            var duAll = silu ? duBuf.AsSpan(0, groupLen) : gya.AsSpan(off, groupLen);
             double m1 = 0, m2 = 0; // Σ_c k_c·Σ_s du, Σ_c k_c·Σ_s du·xhat with k_c = γ_c(1+scale)
             for (int j = 0; j < cpg; j++)
             {
                 int c = c0 + j, nc = n * g.C + c;
                 double s1 = 1.0 + (sca is null ? 0.0 : sca[nc]);
-                var xhr = xh.Slice(j * s, s);
-                var du = duAll.Slice(j * s, s);
-                if (needDu)
-                {
-                    // Recompute u, then du = dy·silu'(u) with silu'(u) = σ(u)·(1 + u·(1 − σ(u))).
-                    float zs = (float)(ga[c] * s1), zb = (float)(ba[c] * s1 + (sha is null ? 0.0 : sha[nc]));
-                    Affine(xhr, zs, zb, t1); // u
-                    VecMath.SiLUBackward(t1, gya.AsSpan(off + j * s, s), du);
-                }
-                double sumDu = DoubleSums.Sum(du), sumDuXh = DoubleSums.Dot(du, xhr);
+                // u = xhat·γ(1+scale) + β(1+scale) + shift, recomputed for du = dy·silu'(u).
+                float zs = (float)(ga[c] * s1), zb = (float)(ba[c] * s1 + (sha is null ? 0.0 : sha[nc]));
+                var (sumDu, sumDuXh) = GroupNormRows.Reduce(xa.AsSpan(off + j * s, s), rf, b0, silu, zs, zb,
+                    gya.AsSpan(off + j * s, s), duAll.Slice(j * s, s),
+                    dxa is null ? default : dxa.AsSpan(off + j * s, s));
                 if (dsha is not null) dsha[nc] += (float)sumDu;
                 // ∂u/∂scale = z = xhat·γ + β.
                 if (dsca is not null) dsca[nc] += (float)(ga[c] * sumDuXh + ba[c] * sumDu);
@@ -102,10 +88,8 @@ public sealed partial class CpuBackend
                 {
                     int c = c0 + j, nc = n * g.C + c;
                     double k = ga[c] * (1.0 + (sca is null ? 0.0 : sca[nc]));
-                    Affine(duAll.Slice(j * s, s), (float)(r * k), (float)(-r * m1), t1);
-                    TensorPrimitives.MultiplyAdd(xh.Slice(j * s, s), (float)(-r * m2), t1, t1);
-                    var dxr = dxa.AsSpan(off + j * s, s);
-                    TensorPrimitives.Add(dxr, t1, dxr);
+                    GroupNormRows.AddDx(xa.AsSpan(off + j * s, s), rf, b0, duAll.Slice(j * s, s),
+                        (float)(r * k), (float)(-r * m1), (float)(-r * m2), dxa.AsSpan(off + j * s, s));
                 }
             }
         });
@@ -113,15 +97,6 @@ public sealed partial class CpuBackend
         // Fixed-order reduction over samples: deterministic dγ, dβ on the active prefix only.
         if (partG is not null) ReduceOverSamples(partG, A(dgamma!), d.N, d.C);
         if (partB is not null) ReduceOverSamples(partB, A(dbeta!), d.N, d.C);
-    }
-
-    /// <summary>dst = a·x + b in one SIMD pass (TensorPrimitives has no span·scalar + scalar form).</summary>
-    private static void Affine(ReadOnlySpan<float> x, float a, float b, Span<float> dst)
-    {
-        var av = new Vector<float>(a); var bv = new Vector<float>(b);
-        int w = Vector<float>.Count, i = 0;
-        for (; i <= x.Length - w; i += w) (new Vector<float>(x.Slice(i)) * av + bv).CopyTo(dst.Slice(i));
-        for (; i < x.Length; i++) dst[i] = x[i] * a + b;
     }
 
     private static void ReduceOverSamples(double[] part, float[] dst, int n, int c)

@@ -8,7 +8,7 @@ namespace Ddsm.Tests.Engine;
 /// Tolerances: forward |err| ≤ 1e-4 + 1e-3·|ref|; gradients vs central differences in double
 /// ≤ 2e-3 + 2e-3·|ref| (float accumulation over groups of ≤ 512 elements stays well inside).
 /// </summary>
-public abstract class GroupNormOpTests : BackendFixture
+public abstract partial class GroupNormOpTests : BackendFixture
 {
     /// <summary>
     /// y = act((xhat·γ[:C] + β[:C])·(1+scale) + shift) in double; x (N, C, S), γ/β (CMax), scale/shift (N, C).
@@ -22,11 +22,7 @@ public abstract class GroupNormOpTests : BackendFixture
             for (int g = 0; g < groups; g++)
             {
                 int off = (b * c + g * cpg) * s;
-                double mu = 0, v = 0;
-                for (int i = 0; i < len; i++) mu += x[off + i];
-                mu /= len;
-                for (int i = 0; i < len; i++) v += (x[off + i] - mu) * (x[off + i] - mu);
-                double r = 1 / Math.Sqrt(v / len + eps);
+                var (mu, r) = GroupStats(x.AsSpan(off, len), eps);
                 for (int i = 0; i < len; i++)
                 {
                     int ch = g * cpg + i / s;
@@ -36,6 +32,16 @@ public abstract class GroupNormOpTests : BackendFixture
                 }
             }
         return y;
+    }
+
+    /// <summary>Two-pass mean and 1/√(var + eps) of one group, in double.</summary>
+    internal static (double Mean, double Rstd) GroupStats(ReadOnlySpan<double> x, double eps)
+    {
+        double mu = 0, v = 0;
+        foreach (var e in x) mu += e;
+        mu /= x.Length;
+        foreach (var e in x) v += (e - mu) * (e - mu);
+        return (mu, 1 / Math.Sqrt(v / x.Length + eps));
     }
 
     // (cMax, c, groups): the slim cases 2/8 width with 4 groups, and true slim widths with 16 groups

@@ -46,7 +46,8 @@ public class VecMathTests
         var y = (float[])u.Clone();
         VecMath.SiLUInPlace(y);
         var du = new float[n];
-        VecMath.SiLUBackward(u, dy, du);
+        VecMath.SiLUGrad(u, du);
+        for (int i = 0; i < n; i++) du[i] *= dy[i];
         var wantY = u.Select(v => v / (1 + Math.Exp(-(double)v))).ToArray();
         var wantDu = u.Select((v, i) =>
         {
