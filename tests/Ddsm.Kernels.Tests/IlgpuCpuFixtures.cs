@@ -94,3 +94,10 @@ public class ResampleOpTestsIlgpuCpu : ResampleOpTests
     protected override (Backend?, string) MakeBackend() => (IlgpuBackend.CpuAccelerator, "");
     protected override bool Small => true;
 }
+
+[TestFixture]
+public class StepScalarOpTestsIlgpuCpu : StepScalarOpTests
+{
+    protected override (Backend?, string) MakeBackend() => (IlgpuBackend.CpuAccelerator, "");
+    protected override bool Small => true;
+}
