@@ -70,6 +70,7 @@ internal static class SampleCommand
             {
                 Common.PrintProfile();
                 Console.WriteLine(Profiler.TransferReport(r.Transfers, r.Steps, "sample step"));
+                Console.WriteLine($"step graphs: {r.Graphs} ({r.GraphKind}) over {r.Steps} steps");
             }
             return 0;
         }));

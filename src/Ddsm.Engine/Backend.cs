@@ -194,6 +194,53 @@ public abstract class Backend : IDisposable
     /// </summary>
     public abstract void GatherRows(in GatherDesc d, DeviceBuffer src, DeviceBuffer index, DeviceBuffer dst);
 
+    // ---- per-step scalars (kernels/StepScalars.cs) -------------------------------------------
+    // The few ops of a sampling step whose scalars change from step to step, reading them from the current row of
+    // a StepTable in device memory instead of taking them as arguments, so a captured step replays correctly.
+    // Each computes what its plain twin (Axpby, Fill, Normal) computes with those values as arguments.
+    /// <summary>y = α·x + β·y with α, β from the step table (one table for both); x may be y.</summary>
+    public abstract void AxpbyStep(DeviceBuffer x, DeviceBuffer y, long n, StepScalar alpha, StepScalar beta);
+    /// <summary>x[0, count) = the table's value.</summary>
+    public abstract void FillStep(DeviceBuffer x, long count, StepScalar value);
+    /// <summary>
+    /// <see cref="Normal"/> at offset high·2^24 + low, both read from the table (<see cref="StepTable.SplitOffset"/>).
+    /// </summary>
+    public abstract void NormalStep(DeviceBuffer y, long n, ulong seed, StepScalar offsetHigh, StepScalar offsetLow);
+    /// <summary>Moves a step table (<see cref="StepTable.Buffer"/>) to its next row: element 0 += 1.</summary>
+    public abstract void AdvanceStep(DeviceBuffer table);
+
+    /// <summary>The one table two step scalars share (a kernel reads both from one buffer).</summary>
+    protected static StepTable OneTable(StepScalar a, StepScalar b) =>
+        ReferenceEquals(a.Table, b.Table) ? a.Table
+            : throw new ArgumentException("step scalars of one call must come from one step table");
+
+    // ---- step graphs -------------------------------------------------------------------------
+    private long _graphsCaptured, _graphsReplayed;
+
+    /// <summary>
+    /// Captures one step of a loop without running it; <see cref="StepGraph.Replay"/> runs it (the first time
+    /// too). Host copies inside <paramref name="step"/> are refused where the capture is real, and buffers it
+    /// frees are held by the graph. See <see cref="StepGraph"/>.
+    /// </summary>
+    public StepGraph CaptureStep(Action step)
+    {
+        ArgumentNullException.ThrowIfNull(step);
+        var (replay, release) = CaptureCore(step);
+        Interlocked.Increment(ref _graphsCaptured);
+        return new StepGraph(this, replay, release);
+    }
+
+    /// <summary>How this backend replays a step: here by running it again (nothing to capture).</summary>
+    protected virtual (Action Replay, Action? Release) CaptureCore(Action step) => (step, null);
+
+    /// <summary>What a replay is here ("CUDA graph", "recorded launches", "re-run step"), for reports.</summary>
+    public virtual string StepGraphKind => "re-run step";
+
+    public StepGraphCounts StepGraphs =>
+        new(Interlocked.Read(ref _graphsCaptured), Interlocked.Read(ref _graphsReplayed));
+
+    internal void CountReplay() => Interlocked.Increment(ref _graphsReplayed);
+
     // ---- losses -----------------------------------------------------------------------------
     /// <summary>
     /// Per row i of logits (N, K) and its label y_i (labels (N) hold integers as floats): loss[i] =

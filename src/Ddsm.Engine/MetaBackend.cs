@@ -55,6 +55,11 @@ public sealed class MetaBackend : Backend
     public override void TimestepEmbedding(DeviceBuffer t, DeviceBuffer output, int n, int dim, float maxPeriod) { }
     public override void Dropout(DeviceBuffer x, DeviceBuffer y, DeviceBuffer mask, long n, float p, ulong seed) { }
     public override void Normal(DeviceBuffer y, long n, ulong seed, ulong offset) { }
+    public override void AxpbyStep(DeviceBuffer x, DeviceBuffer y, long n, StepScalar alpha, StepScalar beta) { }
+    public override void FillStep(DeviceBuffer x, long count, StepScalar value) { }
+    public override void NormalStep(DeviceBuffer y, long n, ulong seed, StepScalar offsetHigh,
+        StepScalar offsetLow) { }
+    public override void AdvanceStep(DeviceBuffer table) { }
     public override void CrossEntropy(DeviceBuffer logits, DeviceBuffer labels, DeviceBuffer loss,
         DeviceBuffer dlogits, int n, int k) { }
     public override void AdamStep(DeviceBuffer param, DeviceBuffer grad, DeviceBuffer m, DeviceBuffer v, long n,

@@ -21,6 +21,18 @@ public sealed class NoiseStream(ulong seed, ulong position = 0)
         Position += (ulong)t.Length;
     }
 
+    /// <summary>
+    /// Skips the next <paramref name="count"/> normals and returns the offset of the first: a loop that draws them
+    /// later from device memory (<see cref="Backend.NormalStep"/>) reserves its draws up front, in order.
+    /// </summary>
+    public ulong Reserve(long count)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(count);
+        var first = Position;
+        Position += (ulong)count;
+        return first;
+    }
+
     /// <summary>A new tensor of the next normals.</summary>
     public Tensor Next(Backend backend, params int[] shape)
     {

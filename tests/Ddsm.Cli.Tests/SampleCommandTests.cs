@@ -29,14 +29,17 @@ public class SampleCommandTests
     }
 
     [Test]
-    public void ProfilePrintsTheHostTransfersPerStep()
+    public void ProfilePrintsTheHostTransfersAndStepGraphsPerStep()
     {
         try
         {
             var r = Ddsm.Ok(Args(Path.Combine(Shared.Root, "sample", "profiled.png"), "--profile"));
-            // 3 images in batches of 2, 2 steps each: 4 steps; each batch's images come back once at its end.
+            // 3 images in batches of 2, 2 steps each: 4 steps; each batch's step table goes up once before its
+            // first step and its images come back once at its end.
             Assert.That(r.Out,
-                Does.Contain("host transfers per sample step: 0 copies in, 0.5 copies out, 0 syncs (over 4 steps"));
+                Does.Contain("host transfers per sample step: 0.5 copies in, 0.5 copies out, 0 syncs (over 4 steps"));
+            // Per batch: the first step runs as it is, the second (same width and shape) is captured and replayed.
+            Assert.That(r.Out, Does.Contain("step graphs: 2 captured, 2 replayed (re-run step) over 4 steps"));
         }
         finally { Engine.Profiler.Enabled = false; }
     }

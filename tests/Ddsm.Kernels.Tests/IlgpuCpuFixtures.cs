@@ -101,3 +101,10 @@ public class TrainStepKernelTestsIlgpuCpu : TrainStepKernelTests
     protected override (Backend?, string) MakeBackend() => (IlgpuBackend.CpuAccelerator, "");
     protected override bool Small => true;
 }
+
+[TestFixture]
+public class StepScalarOpTestsIlgpuCpu : StepScalarOpTests
+{
+    protected override (Backend?, string) MakeBackend() => (IlgpuBackend.CpuAccelerator, "");
+    protected override bool Small => true;
+}

@@ -30,7 +30,11 @@ public sealed partial class IlgpuBackend
         if (count == 0) return;
         _acc.Bind();
         // +0 (most fills: fresh gradients) is the runtime's memset; other values (−0 too) need the kernel.
-        if (BitConverter.SingleToInt32Bits(value) == 0) b.Slice(offset, count).MemSetToZero(_stream);
+        if (BitConverter.SingleToInt32Bits(value) == 0)
+        {
+            var zeroed = b.Slice(offset, count);
+            RunOrRecord(() => zeroed.MemSetToZero(_stream));
+        }
         else LaunchFlat("fill", count, new FillArgs { Y = b.Slice(offset, count), Value = value });
     }
 

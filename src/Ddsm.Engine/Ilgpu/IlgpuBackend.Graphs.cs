@@ -1,10 +1,93 @@
+using ILGPU.Runtime.CPU;
 using ILGPU.Runtime.Cuda;
 
 namespace Ddsm.Engine.Ilgpu;
 
-// CUDA graphs (capture a step once, replay it with one call), device timing and memory info.
+// Step graphs (capture a step once, replay it): CUDA graphs on a GPU, a launch recorder on the CPU accelerator;
+// device timing and memory info.
 public sealed partial class IlgpuBackend
 {
+    public override string StepGraphKind =>
+        IsCuda ? "CUDA graph" : _acc is CPUAccelerator ? "recorded launches" : base.StepGraphKind;
+
+    /// <summary>
+    /// On CUDA, the step captured into a graph; on the CPU accelerator, the step's stream work (each launch with
+    /// its kernel, grid, group, argument struct and shared size; device copies and memsets) recorded without
+    /// running, as CUDA capture does, and re-issued as recorded by each replay. Either way a replay sees only the
+    /// arguments baked at capture, so a step that passes a per-step host value as an argument replays wrongly
+    /// here too: graph safety, testable without a GPU. Host copies are refused and freed buffers held alike.
+    /// </summary>
+    protected override (Action Replay, Action? Release) CaptureCore(Action step)
+    {
+        if (IsCuda)
+        {
+            BeginCapture();
+            try { step(); }
+            catch
+            {
+                try { EndCapture().Dispose(); }
+                catch (DeviceException) { /* the step's own error is the one to report */ }
+                throw;
+            }
+            var graph = EndCapture();
+            return (graph.Launch, graph.Dispose);
+        }
+        if (_acc is not CPUAccelerator) return base.CaptureCore(step);
+        var recorded = new List<Action>();
+        StartHolding();
+        _recording = recorded;
+        try { step(); }
+        catch
+        {
+            _recording = null;
+            ReleaseAll(StopHolding());
+            throw;
+        }
+        _recording = null;
+        var held = StopHolding();
+        return (() =>
+        {
+            _acc.Bind();
+            foreach (var op in recorded) op();
+        }, () => ReleaseAll(held));
+    }
+
+    /// <summary>Runs stream work (a device copy, a memset) now, or records it while a step is being captured.</summary>
+    private void RunOrRecord(Action op)
+    {
+        if (_recording is { } recording) recording.Add(op);
+        else op();
+    }
+
+    private void StartHolding()
+    {
+        lock (_gate)
+        {
+            if (_captureHeld is not null) throw new InvalidOperationException($"{Name}: already capturing");
+            _captureHeld = new List<IlgpuBuffer>();
+        }
+    }
+
+    private List<IlgpuBuffer> StopHolding()
+    {
+        lock (_gate)
+        {
+            var held = _captureHeld ?? throw new InvalidOperationException($"{Name}: not capturing");
+            _captureHeld = null;
+            return held;
+        }
+    }
+
+    /// <summary>
+    /// Gives buffers a graph held back to the pool (no wait: the one stream orders their next use after the
+    /// replays queued before).
+    /// </summary>
+    private void ReleaseAll(List<IlgpuBuffer> held)
+    {
+        foreach (var b in held) ReleaseHeld(b);
+        held.Clear();
+    }
+
     private CudaStream CudaStreamOrThrow(string what) =>
         _stream as CudaStream ?? throw new NotSupportedException($"{Name}: {what} needs a CUDA device");
 
@@ -17,16 +100,12 @@ public sealed partial class IlgpuBackend
     {
         var s = CudaStreamOrThrow("graph capture");
         _acc.Bind();
-        lock (_gate)
-        {
-            if (_captureHeld is not null) throw new InvalidOperationException($"{Name}: already capturing");
-            _captureHeld = new List<IlgpuBuffer>();
-        }
+        StartHolding();
         DrainKernelTimes();
         int r = CudaDriver.cuStreamBeginCapture(s.StreamPtr, CudaDriver.StreamCaptureModeRelaxed);
         if (r != CudaDriver.Success)
         {
-            lock (_gate) _captureHeld = null;
+            StopHolding();
             CudaDriver.Check(r, "cuStreamBeginCapture_v2");
         }
     }
@@ -35,12 +114,7 @@ public sealed partial class IlgpuBackend
     {
         var s = CudaStreamOrThrow("graph capture");
         _acc.Bind();
-        List<IlgpuBuffer> held;
-        lock (_gate)
-        {
-            held = _captureHeld ?? throw new InvalidOperationException($"{Name}: EndCapture without BeginCapture");
-            _captureHeld = null;
-        }
+        var held = StopHolding();
         CudaDriver.Check(CudaDriver.cuStreamEndCapture(s.StreamPtr, out var graph), "cuStreamEndCapture");
         int r = CudaDriver.cuGraphInstantiateWithFlags(out var exec, graph, 0);
         if (r != CudaDriver.Success)

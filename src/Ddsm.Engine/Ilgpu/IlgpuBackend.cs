@@ -26,7 +26,8 @@ public sealed partial class IlgpuBackend : Backend
     private readonly BufferPool _pool;
     private readonly object _gate = new();
     private readonly List<(string Kernel, ProfilingMarker Start, ProfilingMarker End)> _pendingTimes = new();
-    private List<IlgpuBuffer>? _captureHeld;   // non-null while a CUDA graph is being captured
+    private List<IlgpuBuffer>? _captureHeld;   // non-null while a step graph is being captured
+    private List<Action>? _recording;           // non-null while the CPU accelerator records a step's stream work
     private bool _disposed;
 
     public override string Name { get; }
@@ -230,7 +231,8 @@ public sealed partial class IlgpuBackend : Backend
         CheckRange(d, dstOffset, count, "Copy(dst)");
         if (count == 0) return;
         _acc.Bind();
-        s.Slice(srcOffset, count).CopyTo(_stream, d.Slice(dstOffset, count));
+        var (from, to) = (s.Slice(srcOffset, count), d.Slice(dstOffset, count));
+        RunOrRecord(() => from.CopyTo(_stream, to));
     }
 
     protected override void SynchronizeCore()
@@ -268,6 +270,13 @@ public sealed partial class IlgpuBackend : Backend
         var cfg = sharedFloats > 0
             ? new KernelConfig(grid, new Index3D(threads, 1, 1), SharedMemoryConfig.RequestDynamic<float>(sharedFloats))
             : new KernelConfig(grid, new Index3D(threads, 1, 1));
+        if (_recording is { } recording)   // a step being captured on the CPU accelerator: record, do not run
+        {
+            kernel.Count();
+            var (stream, recorded) = (_stream, args);
+            recording.Add(() => fn(stream, cfg, recorded));
+            return;
+        }
         bool timed = Profiler.Enabled && _captureHeld is null;
         var start = timed ? _stream.AddProfilingMarker() : null;
         kernel.Count();

@@ -14,50 +14,57 @@ public sealed class DpmSolver2MSampler : Sampler
     public override IReadOnlyList<double> EvaluationTimes(NoiseSchedule s, SamplerOptions o) =>
         LogSnrSpacedTimesteps(s, o.Steps).Select(t => (double)t).ToArray();
 
+    // The step table's columns: t, x̂0's two coefficients, D's two (second order), x_{i+1}'s two.
+    private const int T = 0, X0 = 1, DA = 3, DB = 4, NextA = 5, NextB = 6, Stride = 7;
+
     protected override void Run(IDenoiser model, NoiseSchedule s, StepStrategy strategy, Tensor x,
         NoiseStream noise, SamplerOptions o, Action<int, int>? progress)
     {
         var seq = LogSnrSpacedTimesteps(s, o.Steps);
-        Tensor? prevX0 = null;
+        var rows = new StepRows(seq.Length, Stride);
         double prevH = 0;
-        try
+        for (int i = 0; i < seq.Length; i++)
         {
-            for (int i = 0; i < seq.Length; i++)
+            double ab = s.AlphaBars[seq[i]];
+            rows[i, T] = seq[i];
+            X0Columns(rows, i, X0, ab);
+            if (i + 1 == seq.Length) break;                // the last step: x = x̂0
+            double abN = s.AlphaBars[seq[i + 1]];
+            double lam = Lambda(ab), lamN = Lambda(abN), h = lamN - lam;
+            double sigma = Math.Sqrt(1 - ab), sigmaN = Math.Sqrt(1 - abN), alphaN = Math.Sqrt(abN);
+            // D = (1 + 1/(2r))·x̂0_i − 1/(2r)·x̂0_{i−1}, r = h_{i−1}/h_i (from the second step)
+            if (i > 0)
             {
-                int t = seq[i];
-                double ab = s.AlphaBars[t];
-                Tensor x0;
-                using (var scope = new TensorScope())
-                {
-                    var eps = model.PredictEps(x, t, strategy[t]);
-                    x0 = TensorScope.Escape(PredictX0(x, eps, ab, o.ClipDenoised));
-                }
-                if (i + 1 == seq.Length)
+                double r = prevH / h;
+                (rows[i, DA], rows[i, DB]) = (1 + 1 / (2 * r), -1 / (2 * r));
+            }
+            // x_{i+1} = (σ'/σ)·x − α'·(e^{−h} − 1)·D
+            (rows[i, NextA], rows[i, NextB]) = (sigmaN / sigma, -alphaN * (Math.Exp(-h) - 1));
+            prevH = h;
+        }
+        using var steps = new SamplerSteps(x.Backend, rows, o.StepGraphs);
+        using var prevX0 = Tensor.Empty(x.Backend, x.Shape);   // x̂0 of the step before: state across steps
+        string Shape(int i) => i + 1 == seq.Length ? "last" : i == 0 ? "first" : "second-order";
+        for (int i = 0; i < seq.Length; i++)
+        {
+            int t = seq[i];
+            steps.Run(i, SamplerSteps.Key(Shape(i), model.Route(t, strategy[t])), step =>
+            {
+                int ts = seq[step];
+                var eps = model.PredictEps(x, new Timestep(ts, steps[T]), strategy[ts]);
+                var x0 = PredictX0(x, eps, steps[X0], o.ClipDenoised);
+                if (step + 1 == seq.Length)
                 {
                     x.CopyFrom(x0);                      // to σ = 0: x = x̂0
+                    return;
                 }
-                else
-                {
-                    double abN = s.AlphaBars[seq[i + 1]];
-                    double lam = Lambda(ab), lamN = Lambda(abN), h = lamN - lam;
-                    double sigma = Math.Sqrt(1 - ab), sigmaN = Math.Sqrt(1 - abN), alphaN = Math.Sqrt(abN);
-                    // D = (1 + 1/(2r))·x̂0_i − 1/(2r)·x̂0_{i−1}, r = h_{i−1}/h_i
-                    using var d = x0.Clone();
-                    if (prevX0 is not null)
-                    {
-                        double r = prevH / h;
-                        Lin(d, 1 + 1 / (2 * r), prevX0, -1 / (2 * r));
-                    }
-                    // x_{i+1} = (σ'/σ)·x − α'·(e^{−h} − 1)·D
-                    Lin(x, sigmaN / sigma, d, -alphaN * (Math.Exp(-h) - 1));
-                    prevH = h;
-                }
-                prevX0?.Dispose();
-                prevX0 = x0;
-                progress?.Invoke(i + 1, seq.Length);
-            }
+                var d = x0.Clone();
+                if (step > 0) Lin(d, steps[DA], prevX0, steps[DB]);
+                Lin(x, steps[NextA], d, steps[NextB]);
+                prevX0.CopyFrom(x0);
+            });
+            progress?.Invoke(i + 1, seq.Length);
         }
-        finally { prevX0?.Dispose(); }
     }
 
     /// <summary>Distinct integer timesteps from T−1 to 0, uniform in λ = log(α/σ) before rounding.</summary>

@@ -32,49 +32,77 @@ public sealed class EdmHeunSampler : Sampler
         return sig;
     }
 
+    // The step table's columns: 1, 0, σ_{i+1} − σ_i, then per evaluation (at σ_i, at σ_{i+1}) five: its t, √ᾱ,
+    // −σ, 1/σ, −1/σ.
+    private const int One = 0, Zero = 1, Ds = 2, First = 3, Second = 8, Stride = 13;
+    private const int EvalT = 0, EvalSqrtAb = 1, EvalNegSigma = 2, EvalInvSigma = 3, EvalNegInvSigma = 4;
+
     protected override void Run(IDenoiser model, NoiseSchedule s, StepStrategy strategy, Tensor x,
         NoiseStream noise, SamplerOptions o, Action<int, int>? progress)
     {
         var sig = KarrasSigmas(s, o.Steps, o.Rho);
-        // x_T ~ N(0, I) is x_t at σ_max; in the EDM variable that is x·√(1+σ²).
-        Lin(x, Math.Sqrt(1 + sig[0] * sig[0]), x, 0);
+        var rows = new StepRows(o.Steps, Stride);
         for (int i = 0; i < o.Steps; i++)
         {
-            using var scope = new TensorScope();
-            double si = sig[i], sn = sig[i + 1];
-            var d = Eps(model, s, strategy, x, si, o.ClipDenoised);      // dx/dσ = ε
-            if (sn == 0)
+            (rows[i, One], rows[i, Zero], rows[i, Ds]) = (1, 0, sig[i + 1] - sig[i]);
+            EvalColumns(rows, i, First, s, sig[i]);
+            if (sig[i + 1] != 0) EvalColumns(rows, i, Second, s, sig[i + 1]);
+        }
+        // x_T ~ N(0, I) is x_t at σ_max; in the EDM variable that is x·√(1+σ²).
+        Lin(x, Math.Sqrt(1 + sig[0] * sig[0]), x, 0);
+        using var steps = new SamplerSteps(x.Backend, rows, o.StepGraphs);
+        (int, double) Route(double sigma) => model.Route(s.SigmaToT(sigma), strategy.At(s.SigmaToT(sigma)));
+        for (int i = 0; i < o.Steps; i++)
+        {
+            string key = sig[i + 1] == 0 ? SamplerSteps.Key("euler", Route(sig[i]))
+                : SamplerSteps.Key("heun", Route(sig[i]), Route(sig[i + 1]));
+            steps.Run(i, key, step =>
             {
-                Lin(x, 1, d, sn - si);                                     // Euler to σ = 0
-            }
-            else
-            {
-                var xe = x.Clone();
-                Lin(xe, 1, d, sn - si);
-                var d2 = Eps(model, s, strategy, xe, sn, o.ClipDenoised);
-                Lin(d, 0.5, d2, 0.5);
-                Lin(x, 1, d, sn - si);
-            }
+                var d = Eps(model, steps, First, strategy, x, s.SigmaToT(sig[step]), o.ClipDenoised); // dx/dσ = ε
+                if (sig[step + 1] == 0)
+                {
+                    Lin(x, steps[One], d, steps[Ds]);                                     // Euler to σ = 0
+                }
+                else
+                {
+                    var xe = x.Clone();
+                    Lin(xe, steps[One], d, steps[Ds]);
+                    var d2 = Eps(model, steps, Second, strategy, xe, s.SigmaToT(sig[step + 1]), o.ClipDenoised);
+                    Lin(d, 0.5, d2, 0.5);
+                    Lin(x, steps[One], d, steps[Ds]);
+                }
+            });
             progress?.Invoke(i + 1, o.Steps);
         }
     }
 
-    /// <summary>ε̂ at noise level σ for x in the EDM variable (the ODE slope (x − D)/σ).</summary>
-    private static Tensor Eps(IDenoiser model, NoiseSchedule s, StepStrategy strategy, Tensor x, double sigma,
-                              bool clip)
+    /// <summary>The columns of one evaluation at noise level σ (from <paramref name="col"/>).</summary>
+    private static void EvalColumns(StepRows rows, int step, int col, NoiseSchedule s, double sigma)
     {
-        double t = s.SigmaToT(sigma);
-        double ab = 1 / (1 + sigma * sigma);
+        rows[step, col + EvalT] = s.SigmaToT(sigma);
+        rows[step, col + EvalSqrtAb] = Math.Sqrt(1 / (1 + sigma * sigma));
+        rows[step, col + EvalNegSigma] = -sigma;
+        rows[step, col + EvalInvSigma] = 1 / sigma;
+        rows[step, col + EvalNegInvSigma] = -1 / sigma;
+    }
+
+    /// <summary>
+    /// ε̂ at the noise level of the evaluation whose columns start at <paramref name="col"/>, for x in the EDM
+    /// variable (the ODE slope (x − D)/σ); <paramref name="t"/> is its timestep on the host (route and width).
+    /// </summary>
+    private static Tensor Eps(IDenoiser model, SamplerSteps steps, int col, StepStrategy strategy, Tensor x,
+        double t, bool clip)
+    {
         var xt = x.Clone();
-        Lin(xt, Math.Sqrt(ab), xt, 0);
-        var eps = model.PredictEps(xt, t, strategy.At(t));
+        Lin(xt, steps[col + EvalSqrtAb], xt, steps[Zero]);
+        var eps = model.PredictEps(xt, new Timestep(t, steps[col + EvalT]), strategy.At(t));
         if (!clip) return eps;
         // Clip the denoised D = x − σε to [−1, 1] and return the slope consistent with it.
         var den = x.Clone();
-        Lin(den, 1, eps, -sigma);
+        Lin(den, steps[One], eps, steps[col + EvalNegSigma]);
         Clamp(den);
         var e = x.Clone();
-        Lin(e, 1 / sigma, den, -1 / sigma);
+        Lin(e, steps[col + EvalInvSigma], den, steps[col + EvalNegInvSigma]);
         return e;
     }
 }

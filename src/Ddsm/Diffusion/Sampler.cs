@@ -3,15 +3,19 @@ namespace Ddsm.Diffusion;
 public enum SamplerKind { Ddpm, Ddim, EdmHeun, DpmSolver2M }
 
 /// <summary>Options shared by the samplers (each reads what applies to it).</summary>
-public sealed record SamplerOptions(int Steps = 50, double Eta = 0.0, bool ClipDenoised = true, double Rho = 7.0);
+/// <param name="StepGraphs">replay captured steps (<see cref="StepGraph"/>); false runs every step as it is, the
+/// reference the replays are tested against. The images are the same either way.</param>
+public sealed record SamplerOptions(int Steps = 50, double Eta = 0.0, bool ClipDenoised = true, double Rho = 7.0,
+    bool StepGraphs = true);
 
 /// <summary>
 /// A sampler turns x_T ~ N(0, I) into a sample by calling the denoiser at the width the step
 /// strategy gives for each call's own timestep. All randomness comes from the given device
 /// <see cref="NoiseStream"/>, so a fixed seed gives identical images; widths change nothing but the
-/// network call. A step runs entirely on the device: the noise is drawn there, x̂0 is clipped there and
-/// the per-step coefficients are kernel arguments, so after the first step (which may load labels) a
-/// step makes no host transfer and no sync (the sampler tests count them).
+/// network call. A step runs entirely on the device: the noise is drawn there, x̂0 is clipped there, and the
+/// per-step coefficients, timesteps and noise offsets are read from a table uploaded once before the first step
+/// (<see cref="SamplerSteps"/>), so after the first step (which may load labels) a step makes no host transfer
+/// and no sync (the sampler tests count them), and a step captured once replays for every step of its shape.
 /// </summary>
 public abstract class Sampler
 {
@@ -86,23 +90,45 @@ public abstract class Sampler
     }
 
     // ---- small in-place helpers on tensors (no autograd) ----------------------------------------
-    /// <summary>y = a·y + b·x.</summary>
+    // Inside a step every per-step scalar is a StepScalar (read from the step table on the device); constants
+    // may stay host values (the same in every replay).
+    /// <summary>y = a·y + b·x, with constants.</summary>
     protected static void Lin(Tensor y, double a, Tensor x, double b)
         => y.Backend.Axpby(x.Buffer, y.Buffer, y.Length, (float)b, (float)a);
 
-    /// <summary>y += std·z with z ~ N(0, I), the next draws of the device noise stream.</summary>
-    protected static void AddNoise(Tensor y, double std, NoiseStream noise)
+    /// <summary>y = a·y + b·x, with the current step's a and b.</summary>
+    protected static void Lin(Tensor y, StepScalar a, Tensor x, StepScalar b)
+        => y.Backend.AxpbyStep(x.Buffer, y.Buffer, y.Length, b, a);
+
+    /// <summary>
+    /// y += std·z with z ~ N(0, I): the step's normals of stream <paramref name="seed"/>, at the offset the step
+    /// reserved (<see cref="StepRows.Noise"/>: columns offset, offset + 1); <paramref name="one"/> holds 1.
+    /// </summary>
+    protected static void AddNoise(Tensor y, StepScalar std, StepScalar one, ulong seed, StepScalar offset)
     {
-        using var z = Tensor.Empty(y.Backend, y.Shape);
-        noise.Fill(z);
-        Lin(y, 1, z, std);
+        var be = y.Backend;
+        using var z = Tensor.Empty(be, y.Shape);
+        // No FLOPs counted: a sampler's cost is its model calls (Sampler.Cost), as in NoiseStream.Fill.
+        using (Profiler.Op("normal", 0, be))
+            be.NormalStep(z.Buffer, z.Length, seed, offset, offset.Table[offset.Column + 1]);
+        Lin(y, one, z, std);
     }
 
-    /// <summary>x̂_0 = (x_t − √(1−ᾱ)·ε)/√ᾱ, optionally clipped to [−1, 1]; a new tensor.</summary>
-    protected static Tensor PredictX0(Tensor xt, Tensor eps, double alphaBar, bool clip)
+    /// <summary>Columns col, col + 1 of x̂_0's coefficients at ᾱ (for <see cref="PredictX0"/>).</summary>
+    private protected static void X0Columns(StepRows rows, int step, int col, double alphaBar)
+    {
+        rows[step, col] = 1 / Math.Sqrt(alphaBar);
+        rows[step, col + 1] = -Math.Sqrt((1 - alphaBar) / alphaBar);
+    }
+
+    /// <summary>
+    /// x̂_0 = (x_t − √(1−ᾱ)·ε)/√ᾱ with the coefficients of columns col, col + 1 (<see cref="X0Columns"/>),
+    /// optionally clipped to [−1, 1]; a new tensor.
+    /// </summary>
+    protected static Tensor PredictX0(Tensor xt, Tensor eps, StepScalar coefficients, bool clip)
     {
         var x0 = xt.Clone();
-        Lin(x0, 1 / Math.Sqrt(alphaBar), eps, -Math.Sqrt((1 - alphaBar) / alphaBar));
+        Lin(x0, coefficients, eps, coefficients.Table[coefficients.Column + 1]);
         if (clip) Clamp(x0);
         return x0;
     }

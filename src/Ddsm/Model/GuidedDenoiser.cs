@@ -38,7 +38,7 @@ public sealed class GuidedDenoiser : IDenoiser
     /// combining arithmetic is not counted.</summary>
     public long FlopsPerImage(double t, double width) => 2 * Model.FlopsPerImage(t, width);
 
-    public Tensor PredictEps(Tensor x, double t, double width)
+    public Tensor PredictEps(Tensor x, Timestep t, double width)
     {
         int n = x.Shape[0];
         if (n != _labels.Length)
@@ -47,7 +47,7 @@ public sealed class GuidedDenoiser : IDenoiser
         // [x; x] (2N, C, H, W): concatenating the flattened batch on dim 1 of a (1, N·D) view.
         var flat = x.Reshape(1, (int)(n * d));
         var xx = F.ConcatChannels(flat, flat).Reshape([2 * n, .. x.Shape[1..]]);
-        var tt = Tensor.Full(x.Backend, (float)t, 2 * n);
+        var tt = t.Fill(x.Backend, 2 * n);
         var y = Model.Forward(xx, tt, width, _doubled).Reshape(1, (int)(2 * n * d));
         var cond = F.SliceChannels(y, 0, (int)(n * d));
         var uncond = F.SliceChannels(y, (int)(n * d), (int)(n * d));

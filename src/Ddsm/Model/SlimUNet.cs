@@ -176,9 +176,9 @@ public sealed class SlimUNet : Module, IDenoiser
     public long FlopsPerImage(double t, double width) => UNetFlops.Forward(Config, width).Total;
 
     /// <summary>IDenoiser: the whole batch at one timestep (filled on the device), no dropout.</summary>
-    public Tensor PredictEps(Tensor x, double t, double width)
+    public Tensor PredictEps(Tensor x, Timestep t, double width)
     {
-        using var tt = Tensor.Full(x.Backend, (float)t, x.Shape[0]);
+        using var tt = t.Fill(x.Backend, x.Shape[0]);
         return Forward(x, tt, width);
     }
 }

@@ -11,9 +11,10 @@ public sealed record SampleRequest(SampleSpec Spec, string? ClassSpec = null, do
 /// <param name="AttentionShare">the attention matmuls' share of the FLOPs the ops counted while sampling.</param>
 /// <param name="Transfers">host round trips of the whole sampling (each batch: its last images out, and the
 /// labels in at its first step), over <paramref name="Steps"/> sampler steps.</param>
+/// <param name="Graphs">step graphs captured and replayed meanwhile, and what a replay is on this backend.</param>
 public sealed record SampleResult(string GridPath, string RawPath, double Gflops, int Evaluations,
     double AttentionShare, double MsPerImage, int[]? Labels, double GuidanceScale, TransferCounts Transfers = default,
-    long Steps = 0);
+    long Steps = 0, StepGraphCounts Graphs = default, string GraphKind = "");
 
 /// <summary>
 /// Images from a loaded model with its strategy: sampled in batches from the seed, written as a PNG grid and
@@ -48,6 +49,7 @@ public static class SampleRun
         var sw = Stopwatch.StartNew();
         using var counter = new FlopCounter();
         var before = denoiser.Backend.Transfers;
+        var graphsBefore = denoiser.Backend.StepGraphs;
         long steps = 0;
         var images = BatchSampler.Sample(denoiser, model.Schedule, model.Strategy, spec, perBatch, pr =>
         {
@@ -55,6 +57,7 @@ public static class SampleRun
             progress?.Invoke(pr);
         });
         var transfers = denoiser.Backend.Transfers - before;
+        var graphs = denoiser.Backend.StepGraphs - graphsBefore;
         double ms = sw.Elapsed.TotalMilliseconds / spec.Count;
         double attention = (double)counter.ByOp.GetValueOrDefault("attention") / counter.Forward;
 
@@ -68,7 +71,8 @@ public static class SampleRun
             ["guidance"] = labels is null ? "" : scale.ToString(CultureInfo.InvariantCulture),
         };
         SampleFile.Write(raw, images, n, c, s, meta);
-        return new SampleResult(outPath, raw, gflops, nfe, attention, ms, labels, scale, transfers, steps);
+        return new SampleResult(outPath, raw, gflops, nfe, attention, ms, labels, scale, transfers, steps, graphs,
+                                denoiser.Backend.StepGraphKind);
     }
 
     /// <summary>Where the raw samples go: beside the grid, as .safetensors.</summary>

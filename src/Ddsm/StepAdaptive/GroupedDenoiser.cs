@@ -75,11 +75,14 @@ public sealed class GroupedDenoiser : IDenoiser
         return (g, Mode == GroupWidthMode.FixedPerGroup ? _widths[g] : Math.Min(width, _widths[g]));
     }
 
-    public Tensor PredictEps(Tensor x, double t, double width)
+    public Tensor PredictEps(Tensor x, Timestep t, double width)
     {
-        var (g, w) = Dispatch(t, width);
+        var (g, w) = Dispatch(t.Value, width);
         return _models[g].PredictEps(x, t, w);
     }
+
+    /// <summary>A step's graph is its group's model at the dispatched width.</summary>
+    public (int Model, double Width) Route(double t, double width) => Dispatch(t, width);
 
     public long FlopsPerImage(double t, double width)
     {

@@ -17,10 +17,10 @@ internal sealed class GaussianDenoiser(NoiseSchedule schedule, double[] mu, doub
     /// <summary>A cost that depends on t and width, so a sum over the wrong calls shows.</summary>
     public long FlopsPerImage(double t, double width) => (long)Math.Round(1000 * width) + (long)Math.Round(t);
 
-    public Tensor PredictEps(Tensor x, double t, double width)
+    public Tensor PredictEps(Tensor x, Timestep t, double width)
     {
-        Calls.Add((t, width));
-        double ab = schedule.AlphaBarAt(t);
+        Calls.Add((t.Value, width));
+        double ab = schedule.AlphaBarAt(t.Value);
         var a = x.ToArray();
         int d = mu.Length;
         for (int i = 0; i < a.Length; i++)

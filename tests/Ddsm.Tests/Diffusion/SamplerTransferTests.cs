@@ -12,7 +12,9 @@ namespace Ddsm.Tests.Diffusion;
 /// no host transfer and no sync (copies in, copies out, synchronisations all 0), plain, with classifier-free
 /// guidance, with a width per step and with a step-adaptive grouped model. The CPU backend counts what
 /// would be a transfer on a device (its CopyIn/CopyOut/Item/ToArray), so a host round trip anywhere in a
-/// step (the old host noise, host clamp, host timestep array or per-call label upload) fails these.
+/// step (the old host noise, host clamp, host timestep array or per-call label upload) fails these. A run
+/// uploads one thing before its first step: the step table (every step's coefficients, timesteps and noise
+/// offsets), so that no step passes them as kernel arguments.
 /// </summary>
 public class SamplerTransferTests
 {
@@ -66,7 +68,8 @@ public class SamplerTransferTests
         using var m = new SlimUNet(Cpu, Conditional, 1);
         var steps = PerStep(new GuidedDenoiser(m, [0, 2], 2.0), kind, StepStrategy.Uniform(1.0, T));
         AssertNoTransfersAfterFirstStep(steps, $"{kind}, guided");
-        Assert.That(steps[0].CopiesIn, Is.EqualTo(1), $"{kind}: the labels' one-hot goes up once, at the first step");
+        Assert.That(steps[0].CopiesIn, Is.EqualTo(2),
+                    $"{kind}: the step table, and the labels' one-hot once, at the first step");
     }
 
     [TestCaseSource(nameof(Kinds))]
@@ -75,7 +78,8 @@ public class SamplerTransferTests
         using var m = new SlimUNet(Cpu, Conditional, 1);
         var steps = PerStep(m, kind, StepStrategy.Uniform(0.5, T));
         AssertNoTransfersAfterFirstStep(steps, $"{kind}, null class");
-        Assert.That(steps[0], Is.EqualTo(default(TransferCounts)), $"{kind}: not even the first step uploads");
+        Assert.That((steps[0].CopiesIn, steps[0].CopiesOut, steps[0].Syncs), Is.EqualTo((1L, 0L, 0L)),
+                    $"{kind}: the first step uploads the step table and nothing else");
     }
 
     [TestCaseSource(nameof(Kinds))]
@@ -88,12 +92,13 @@ public class SamplerTransferTests
     }
 
     [Test]
-    public void BatchSamplerReadsEachBatchOnceAndUploadsNothing()
+    public void BatchSamplerReadsEachBatchOnceAndUploadsOnlyItsStepTable()
     {
         using var m = new SlimUNet(Cpu, SlimUNetTests.TestConfig, 1);
         var before = Cpu.Transfers;
         BatchSampler.Sample(m, Sched, StepStrategy.Uniform(1.0, T), new SampleSpec(SamplerKind.Ddpm, Options, 5, 2, 3));
         var d = Cpu.Transfers - before;
-        Assert.That((d.CopiesIn, d.CopiesOut, d.Syncs), Is.EqualTo((0L, 3L, 0L)), "3 batches: 3 reads, no uploads");
+        Assert.That((d.CopiesIn, d.CopiesOut, d.Syncs), Is.EqualTo((3L, 3L, 0L)),
+                    "3 batches: 3 step tables up, 3 reads");
     }
 }

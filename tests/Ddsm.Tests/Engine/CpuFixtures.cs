@@ -107,3 +107,9 @@ public class GroupNormOpTestsCpu : GroupNormOpTests
         }
     }
 }
+
+[TestFixture]
+public class StepScalarOpTestsCpu : StepScalarOpTests
+{
+    protected override (Backend?, string) MakeBackend() => (CpuBackend.Instance, "");
+}

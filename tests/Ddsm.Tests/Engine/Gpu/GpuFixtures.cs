@@ -128,3 +128,9 @@ public class ComposedBackwardTestsCuda : ComposedBackwardTests
 {
     protected override (Backend?, string) MakeBackend() => (CudaDevice.Backend, CudaDevice.Reason);
 }
+
+[TestFixtureSource(typeof(CudaDevice), nameof(CudaDevice.Fixtures))]
+public class StepScalarOpTestsCuda : StepScalarOpTests
+{
+    protected override (Backend?, string) MakeBackend() => (CudaDevice.Backend, CudaDevice.Reason);
+}
