@@ -22,34 +22,40 @@ internal static partial class Im2Col
                            Avx2.CompareGreaterThan(Vector256.Create(limit), lane)).AsSingle();
     }
 
-    /// <summary>What im2col and col2im do with one column-matrix row and the input row ih it maps to.</summary>
-    private interface IRowOp
+    /// <summary>
+    /// What im2col and col2im do with one column-matrix row (Wo floats at <paramref name="colRow"/>) and the
+    /// input row it maps to (W floats at <paramref name="imageRow"/>; null where that row is padding).
+    /// </summary>
+    private unsafe interface IRowOp
     {
-        void Row(int colOffset, int ci, int ih, int kw);
+        void Row(float* colRow, float* imageRow, int kw);
     }
 
     /// <summary>
-    /// The loop nest im2col and col2im share: column-matrix row (ci, kh, kw), output row oh, the input row
-    /// ih = oh·S − P + kh (maybe outside the image: the op decides what that means, zeros or nothing).
-    /// Stride 1 with AVX2 takes each op's vector path: the row is a run of the input row shifted by kw − P,
-    /// moved 8 lanes at a time; masked loads zero (and never touch) the lanes in the padding, a masked store
-    /// writes a ragged tail. Small images (16 wide) are dominated by per-row overhead otherwise.
+    /// The loop nest im2col and col2im share: column-matrix row (ci, kh, kw), output row oh, and the input row
+    /// ih = oh·S − P + kh it reads. The ops hold every per-call constant and inline into this loop: at 16² a
+    /// row is two vectors, so anything done per row (a pin, a call, a recomputed mask) is measurable.
     /// </summary>
-    private static void ForEachRow<TOp>(in ConvDesc d, TOp op) where TOp : IRowOp, allows ref struct
+    private static unsafe void ForEachRow<TOp>(in ConvDesc d, float* image, float* col, TOp op)
+        where TOp : struct, IRowOp
     {
-        if ((long)d.Cin * d.K * d.K * d.Ho * d.Wo > int.MaxValue)
-            throw new ArgumentException($"im2col: the column matrix of {d} exceeds 2³¹ floats");
-        int k = d.K, ho = d.Ho, wo = d.Wo, hw = ho * wo;
+        int k = d.K, s = d.Stride, p = d.Pad, h = d.H, w = d.W, ho = d.Ho, wo = d.Wo;
+        float* colRow = col;
         for (int ci = 0; ci < d.Cin; ci++)
         for (int kh = 0; kh < k; kh++)
         for (int kw = 0; kw < k; kw++)
         {
-            int row = ((ci * k + kh) * k + kw) * hw;
-            for (int oh = 0; oh < ho; oh++) op.Row(row + oh * wo, ci, oh * d.Stride - d.Pad + kh, kw);
+            float* plane = image + (long)ci * h * w;
+            for (int oh = 0, ih = kh - p; oh < ho; oh++, ih += s, colRow += wo)
+                op.Row(colRow, (uint)ih < (uint)h ? plane + (long)ih * w : null, kw);
         }
     }
 
-    /// <summary>Both spans hold what <paramref name="d"/> needs of them (the vector paths do not check).</summary>
+    /// <summary>
+    /// Both spans hold what <paramref name="d"/> needs of them (the row ops do not check); true where the
+    /// AVX2 stride-1 path applies: the row is a run of the input row shifted by kw − P, moved 8 lanes at a time;
+    /// masked loads zero (and never touch) the lanes in the padding, a masked store writes a ragged tail.
+    /// </summary>
     private static bool CheckSpans(in ConvDesc d, int image, int col, string what)
     {
         if ((long)d.Cin * d.H * d.W > image || (long)d.Cin * d.K * d.K * d.Ho * d.Wo > col)
@@ -58,124 +64,105 @@ internal static partial class Im2Col
     }
 
     /// <summary>im2col: the row's pixels inside the image copied, the rest zeroed.</summary>
-    private readonly ref struct ToColumns(ConvDesc d, ReadOnlySpan<float> x, Span<float> col) : IRowOp
+    private readonly unsafe struct ToColumns(ConvDesc d, bool vector) : IRowOp
     {
-        private readonly ReadOnlySpan<float> _x = x;
-        private readonly Span<float> _col = col;
-        private readonly bool _vector = CheckSpans(d, x.Length, col.Length, "im2col");
+        private readonly int _w = d.W, _wo = d.Wo, _pad = d.Pad, _stride = d.Stride;
+        private readonly Vector256<float> _tail = vector ? InRange(0, d.Wo & 7) : default;   // first wo % 8 lanes
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public void Row(int colOffset, int ci, int ih, int kw)
+        public void Row(float* colRow, float* imageRow, int kw)
         {
-            if (_vector) VectorRow(colOffset, ci, ih, kw);
-            else AnyStrideRow(colOffset, ci, ih, kw);
-        }
-
-        private unsafe void VectorRow(int colOffset, int ci, int ih, int kw)
-        {
-            int wo = d.Wo, w = d.W, iw0 = kw - d.Pad, c = 0;
-            var tail = InRange(0, wo & 7);   // the first wo % 8 lanes
-            fixed (float* px = _x, pc = _col)
+            if (!vector) { AnyStrideRow(colRow, imageRow, kw); return; }
+            int wo = _wo, w = _w, iw0 = kw - _pad, c = 0;
+            if (imageRow == null)
             {
-                float* dst = pc + colOffset;
-                if ((uint)ih >= (uint)d.H)
-                {
-                    for (; c + 8 <= wo; c += 8) Vector256.Store(Vector256<float>.Zero, dst + c);
-                    if (c < wo) Avx.MaskStore(dst + c, tail, Vector256<float>.Zero);
-                    return;
-                }
-                float* src = px + (ci * d.H + ih) * w + iw0;
-                for (; c + 8 <= wo; c += 8)
-                {
-                    int first = iw0 + c;
-                    var v = first >= 0 &&
-                        first + 8 <= w ? Vector256.Load(src + c) : Avx.MaskLoad(src + c, InRange(first, w));
-                    Vector256.Store(v, dst + c);
-                }
-                if (c < wo) Avx.MaskStore(dst + c, tail, Avx.MaskLoad(src + c, Avx.And(InRange(iw0 + c, w), tail)));
+                for (; c + 8 <= wo; c += 8) Vector256.Store(Vector256<float>.Zero, colRow + c);
+                if (c < wo) Avx.MaskStore(colRow + c, _tail, Vector256<float>.Zero);
+                return;
             }
+            float* src = imageRow + iw0;
+            for (; c + 8 <= wo; c += 8)
+            {
+                int first = iw0 + c;
+                var v = first >= 0 &&
+                    first + 8 <= w ? Vector256.Load(src + c) : Avx.MaskLoad(src + c, InRange(first, w));
+                Vector256.Store(v, colRow + c);
+            }
+            if (c < wo) Avx.MaskStore(colRow + c, _tail, Avx.MaskLoad(src + c, Avx.And(InRange(iw0 + c, w), _tail)));
         }
 
-        private void AnyStrideRow(int colOffset, int ci, int ih, int kw)
+        private void AnyStrideRow(float* colRow, float* imageRow, int kw)
         {
-            var row = _col.Slice(colOffset, d.Wo);
-            var (lo, hi) = ValidColumns(kw, d.Stride, d.Pad, d.W, d.Wo);
-            if ((uint)ih >= (uint)d.H || lo >= hi) { row.Clear(); return; }
-            var src = _x.Slice((ci * d.H + ih) * d.W, d.W);
+            var row = new Span<float>(colRow, _wo);
+            var (lo, hi) = ValidColumns(kw, _stride, _pad, _w, _wo);
+            if (imageRow == null || lo >= hi) { row.Clear(); return; }
             row[..lo].Clear();
             row[hi..].Clear();
-            int iw0 = lo * d.Stride - d.Pad + kw;
-            if (d.Stride == 1) src.Slice(iw0, hi - lo).CopyTo(row[lo..hi]);
+            int iw0 = lo * _stride - _pad + kw;
+            if (_stride == 1) new ReadOnlySpan<float>(imageRow + iw0, hi - lo).CopyTo(row[lo..hi]);
             else
-                for (int ow = lo, iw = iw0; ow < hi; ow++, iw += d.Stride) row[ow] = src[iw];
+                for (int ow = lo, iw = iw0; ow < hi; ow++, iw += _stride) row[ow] = imageRow[iw];
         }
     }
 
     /// <summary>col2im, the adjoint of <see cref="ToColumns"/>: the row's pixels inside the image added back.</summary>
-    private readonly ref struct FromColumns(ConvDesc d, ReadOnlySpan<float> col, Span<float> dx) : IRowOp
+    private readonly unsafe struct FromColumns(ConvDesc d, bool vector) : IRowOp
     {
-        private readonly bool _vector = CheckSpans(d, dx.Length, col.Length, "col2im");
-        private readonly Span<float> _dx = dx;
-        private readonly ReadOnlySpan<float> _col = col;
+        private readonly Vector256<float> _tail = vector ? InRange(0, d.Wo & 7) : default;
+        private readonly int _stride = d.Stride, _pad = d.Pad, _wo = d.Wo, _w = d.W;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public void Row(int colOffset, int ci, int ih, int kw)
+        public void Row(float* colRow, float* imageRow, int kw)
         {
-            if ((uint)ih >= (uint)d.H) return;
-            if (_vector) VectorRow(colOffset, (ci * d.H + ih) * d.W, kw - d.Pad);
-            else AnyStrideRow(colOffset, (ci * d.H + ih) * d.W, kw);
-        }
-
-        private unsafe void VectorRow(int colOffset, int dxRow, int iw0)
-        {
-            int wo = d.Wo, w = d.W, c = 0;
-            fixed (float* pc = _col, px = _dx)
+            if (imageRow == null) return;
+            if (!vector) { AnyStrideRow(colRow, imageRow, kw); return; }
+            int wo = _wo, w = _w, iw0 = kw - _pad, c = 0;
+            float* dst = imageRow + iw0;
+            for (; c + 8 <= wo; c += 8)
             {
-                float* src = pc + colOffset, dst = px + dxRow + iw0;
-                for (; c + 8 <= wo; c += 8)
+                int first = iw0 + c;
+                if (first >= 0 && first + 8 <= w)
+                    Vector256.Store(Vector256.Load(dst + c) + Vector256.Load(colRow + c), dst + c);
+                else
                 {
-                    int first = iw0 + c;
-                    if (first >= 0 && first + 8 <= w)
-                        Vector256.Store(Vector256.Load(dst + c) + Vector256.Load(src + c), dst + c);
-                    else
-                    {
-                        var m = InRange(first, w);
-                        Avx.MaskStore(dst + c, m, Avx.MaskLoad(dst + c, m) + Vector256.Load(src + c));
-                    }
+                    var m = InRange(first, w);
+                    Avx.MaskStore(dst + c, m, Avx.MaskLoad(dst + c, m) + Vector256.Load(colRow + c));
                 }
-                if (c < wo)
-                {
-                    var tail = InRange(0, wo & 7);
-                    var m = Avx.And(InRange(iw0 + c, w), tail);
-                    Avx.MaskStore(dst + c, m, Avx.MaskLoad(dst + c, m) + Avx.MaskLoad(src + c, tail));
-                }
+            }
+            if (c < wo)
+            {
+                var m = Avx.And(InRange(iw0 + c, w), _tail);
+                Avx.MaskStore(dst + c, m, Avx.MaskLoad(dst + c, m) + Avx.MaskLoad(colRow + c, _tail));
             }
         }
 
-        private void AnyStrideRow(int colOffset, int dxRow, int kw)
+        private void AnyStrideRow(float* colRow, float* imageRow, int kw)
         {
-            var (lo, hi) = ValidColumns(kw, d.Stride, d.Pad, d.W, d.Wo);
-            if (lo >= hi) return;
-            var row = _col.Slice(colOffset, d.Wo);
-            var dst = _dx.Slice(dxRow, d.W);
-            int iw0 = lo * d.Stride - d.Pad + kw;
-            if (d.Stride == 1)
+            var (lo, hi) = ValidColumns(kw, _stride, _pad, _w, _wo);
+            int iw0 = lo * _stride - _pad + kw;
+            if (_stride == 1)
             {
-                var dseg = dst.Slice(iw0, hi - lo);
-                TensorPrimitives.Add(dseg, row[lo..hi], dseg);
+                var dst = new Span<float>(imageRow + iw0, hi - lo);
+                TensorPrimitives.Add(dst, new ReadOnlySpan<float>(colRow + lo, hi - lo), dst);
             }
             else
-                for (int ow = lo, iw = iw0; ow < hi; ow++, iw += d.Stride) dst[iw] += row[ow];
+                for (int ow = lo, iw = iw0; ow < hi; ow++, iw += _stride) imageRow[iw] += colRow[ow];
         }
     }
 
     /// <summary>col (Cin·K·K, Ho·Wo) = im2col(x (Cin, H, W)).</summary>
-    public static void Forward(in ConvDesc d, ReadOnlySpan<float> x, Span<float> col) =>
-        ForEachRow(d, new ToColumns(d, x, col));
+    public static unsafe void Forward(in ConvDesc d, ReadOnlySpan<float> x, Span<float> col)
+    {
+        bool vector = CheckSpans(d, x.Length, col.Length, "im2col");
+        fixed (float* px = x, pc = col) ForEachRow(d, px, pc, new ToColumns(d, vector));
+    }
 
     /// <summary>dx (Cin, H, W) += col2im(col (Cin·K·K, Ho·Wo)): the adjoint of <see cref="Forward"/>.</summary>
-    public static void BackwardAdd(in ConvDesc d, ReadOnlySpan<float> col, Span<float> dx) =>
-        ForEachRow(d, new FromColumns(d, col, dx));
+    public static unsafe void BackwardAdd(in ConvDesc d, ReadOnlySpan<float> col, Span<float> dx)
+    {
+        bool vector = CheckSpans(d, dx.Length, col.Length, "col2im");
+        fixed (float* pc = col, px = dx) ForEachRow(d, px, pc, new FromColumns(d, vector));
+    }
 
     /// <summary>Output columns [lo, hi) whose input column ow·S − P + kw lies inside [0, W).</summary>
     private static (int lo, int hi) ValidColumns(int kw, int s, int p, int w, int wo)
