@@ -31,10 +31,7 @@ public sealed partial class IlgpuBackend
         _acc.Bind();
         // +0 (most fills: fresh gradients) is the runtime's memset; other values (−0 too) need the kernel.
         if (BitConverter.SingleToInt32Bits(value) == 0)
-        {
-            var zeroed = b.Slice(offset, count);
-            RunOrRecord(() => zeroed.MemSetToZero(_stream));
-        }
+            RunOrRecord(b.Slice(offset, count), static (zeroed, stream) => zeroed.MemSetToZero(stream));
         else LaunchFlat("fill", count, new FillArgs { Y = b.Slice(offset, count), Value = value });
     }
 

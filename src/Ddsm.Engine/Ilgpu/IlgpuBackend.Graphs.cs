@@ -1,3 +1,4 @@
+using ILGPU.Runtime;
 using ILGPU.Runtime.CPU;
 using ILGPU.Runtime.Cuda;
 
@@ -52,11 +53,18 @@ public sealed partial class IlgpuBackend
         }, () => ReleaseAll(held));
     }
 
-    /// <summary>Runs stream work (a device copy, a memset) now, or records it while a step is being captured.</summary>
-    private void RunOrRecord(Action op)
+    /// <summary>
+    /// Runs stream work (a device copy, a memset) now, or records it while a step is being captured. The work is a
+    /// static lambda over a state struct, so the common path (not recording) allocates nothing per call.
+    /// </summary>
+    private void RunOrRecord<TState>(TState state, Action<TState, AcceleratorStream> op)
     {
-        if (_recording is { } recording) recording.Add(op);
-        else op();
+        if (_recording is { } recording)
+        {
+            var stream = _stream;
+            recording.Add(() => op(state, stream));
+        }
+        else op(state, _stream);
     }
 
     private void StartHolding()

@@ -231,8 +231,8 @@ public sealed partial class IlgpuBackend : Backend
         CheckRange(d, dstOffset, count, "Copy(dst)");
         if (count == 0) return;
         _acc.Bind();
-        var (from, to) = (s.Slice(srcOffset, count), d.Slice(dstOffset, count));
-        RunOrRecord(() => from.CopyTo(_stream, to));
+        RunOrRecord((From: s.Slice(srcOffset, count), To: d.Slice(dstOffset, count)),
+                    static (v, stream) => v.From.CopyTo(stream, v.To));
     }
 
     protected override void SynchronizeCore()
