@@ -11,7 +11,8 @@ namespace Ddsm.Bench;
 /// Prints ms per call, median (min) of the reps, and the median of per-rep ratios first / second column.
 /// Args: `reps=N` (default 7), `rows=fwd,bwd,gemm` (default all), `n=N` (batch, default 32), `compare=panel`
 /// (instead of the paths: the best path with B packed per panel against the old whole-block packing),
-/// `compare=direct` (stride-1 convs reading B in place against packing it),
+/// `compare=direct` (stride-1 convs reading B in place against packing it), `compare=wgrad` (3×3 weight gradients
+/// without a column matrix against the GEMM form),
 /// `threads=N` (default 2), `clock=cpu` (the process's CPU time instead of wall time: with threads=1 a
 /// measure that a loaded machine disturbs far less than wall time).
 /// </summary>
@@ -29,6 +30,9 @@ public static class PathsBench
         var paths = Arg("compare", "paths") == "panel"
             ? new (string, Action)[] { ("panel-wise B", () => Sgemm.PackBPerPanel = true),
                                        ("block B", () => Sgemm.PackBPerPanel = false) }
+            : Arg("compare", "paths") == "wgrad"
+            ? new (string, Action)[] { ("direct wgrad", () => CpuBackend.WeightGradDirectOn = true),
+                                       ("GEMM wgrad", () => CpuBackend.WeightGradDirectOn = false) }
             : Arg("compare", "paths") == "direct"
             ? new (string, Action)[] { ("direct conv", () => CpuBackend.ConvDirectOn = true),
                                        ("packed conv", () => CpuBackend.ConvDirectOn = false) }
@@ -101,7 +105,11 @@ public static class PathsBench
                     if (rep >= 0) ms[i][rep] = Now() - t0;
                 }
         }
-        finally { Sgemm.Cap = null; Sgemm.PackBPerPanel = true; CpuBackend.ConvDirectOn = true; }
+        finally
+        {
+            Sgemm.Cap = null; Sgemm.PackBPerPanel = true;
+            CpuBackend.ConvDirectOn = CpuBackend.WeightGradDirectOn = true;
+        }
         static double Median(IEnumerable<double> v) { var s = v.OrderBy(t => t).ToArray(); return s[s.Length / 2]; }
         var cells = ms.Select(m => $"{Median(m),9:F2} ({m.Min(),6:F2})");
         string ratio = paths.Length > 1 ? $"{Median(ms[0].Select((t, r) => t / ms[1][r])),7:F2}" : "      -";

@@ -9,7 +9,8 @@ namespace Ddsm.Engine.Cpu;
 /// Forward: y_n = W · im2col(x_n), with the weight packed once per call and the im2col fused into the
 /// GEMM's B packing (no column matrix). Backward data: col = Wᵀ · dy_n, then col2im adds into dx_n.
 /// (At stride 1 backward data instead runs as a forward conv with flipped, transposed weights.)
-/// Backward weight: dW += dy_n · im2col(x_n)ᵀ summed per chunk of images, chunks reduced in order.
+/// Backward weight: dW += dy_n · im2col(x_n)ᵀ summed per chunk of images, chunks reduced in order (3×3 stride 1
+/// on the AVX-512 path: <see cref="ConvWeightGrad"/>, no column matrix).
 /// Images go to threads when there are enough of them (column and packing buffers are each thread's
 /// <see cref="Scratch"/>); a small batch instead splits each GEMM across threads.
 /// </summary>
@@ -72,6 +73,10 @@ public sealed partial class CpuBackend
 
     /// <summary>Stride-1 convs on the AVX-512 path read B in place (ConvDirect); off only to time packing.</summary>
     internal static bool ConvDirectOn { get; set; } = true;
+
+    /// <summary>3×3 weight gradients on the AVX-512 path skip the column matrix (ConvWeightGrad); off only to time
+    /// the GEMM form against it.</summary>
+    internal static bool WeightGradDirectOn { get; set; } = true;
 
     /// <summary>
     /// y (Cout, Ho·Wo) = W · im2col(x) with the im2col fused into the GEMM's B packing (no column
@@ -170,6 +175,12 @@ public sealed partial class CpuBackend
         CheckConvBuffers("conv2d backward weight", d, x, dw, dy);
         var xa = A(x); var ga = A(dy); var dwa = A(dw);
         var (kk, ldw, hw, xImg, yImg, pointwise) = ConvSizes.Of(d);
+        if (Sgemm.Path == SgemmPath.Avx512 && WeightGradDirectOn && ConvWeightGrad.Fits(d))
+        {
+            ConvWeightGrad.Run(d, xa, ga, dwa, Threads);
+            if (dbias is not null) BiasGradient(d, ga, A(dbias), hw, yImg);
+            return;
+        }
 
         // dW_part (Cout, Cin·K·K) (+)= dy_n (Cout, Ho·Wo) · col_nᵀ (Ho·Wo, Cin·K·K)
         void Accumulate(int n, float[] dst, long dstOff, int ldDst, float beta, int threads)
@@ -210,17 +221,16 @@ public sealed partial class CpuBackend
             });
         }
 
-        if (dbias is not null)
-        {
-            var dba = A(dbias);
-            // dbias[co] += Σ_n Σ_hw dy[n, co]: images summed in order, so deterministic too.
-            Parallel.For(0, dd.Cout, Par, co =>
-            {
-                double s = 0;
-                for (int n = 0; n < dd.N; n++)
-                    s += TensorPrimitives.Sum(ga.AsSpan((int)(n * yImg + (long)co * hw), hw));
-                dba[co] += (float)s;
-            });
-        }
+        if (dbias is not null) BiasGradient(d, ga, A(dbias), hw, yImg);
     }
+
+    /// <summary>dbias[co] += Σ_n Σ_hw dy[n, co]: images summed in order, so deterministic too.</summary>
+    private void BiasGradient(ConvDesc d, float[] ga, float[] dba, int hw, long yImg) =>
+        Parallel.For(0, d.Cout, Par, co =>
+        {
+            double s = 0;
+            for (int n = 0; n < d.N; n++)
+                s += TensorPrimitives.Sum(ga.AsSpan((int)(n * yImg + (long)co * hw), hw));
+            dba[co] += (float)s;
+        });
 }

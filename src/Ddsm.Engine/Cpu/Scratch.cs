@@ -19,7 +19,9 @@ internal static unsafe class Scratch
         ConvWeight,
         /// <summary>The flipped, transposed weight of the stride-1 data gradient.</summary>
         ConvFlippedWeight,
-        /// <summary>An im2col column matrix (backward passes).</summary>
+        /// <summary>
+        /// An im2col column matrix (backward passes); the direct weight gradient's zero-bordered images.
+        /// </summary>
         ConvColumns,
         /// <summary>The weight gradient's per-chunk partial sums.</summary>
         WeightGradPartials,

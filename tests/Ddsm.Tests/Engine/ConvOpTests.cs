@@ -81,6 +81,8 @@ public abstract class ConvOpTests : BackendFixture
         new(2, 3, 7, 6, 4, 5, 1, 2, 4, 6),       // 5×5 pad 2: general odd K
         new(1, 48, 4, 4, 12, 3, 1, 1, 48, 16),   // Cin·K·K = 432 > one GEMM K block (KC = 384)
         new(1, 2, 3, 34, 3, 3, 1, 1, 2, 4),      // wide rows: 16-pixel panels at the left edge, inside, and across rows
+        new(2, 5, 3, 16, 7, 3, 1, 1, 6, 9),      // rows of 16: direct weight gradient, 7 = 3 + 3 + 1 output channels
+        new(2, 2, 3, 1024, 4, 3, 1, 1, 2, 4),    // rows of 64 vectors; one image per 4096-pixel weight-gradient block
     ];
 
     private static IEnumerable<TestCaseData> Cases()
