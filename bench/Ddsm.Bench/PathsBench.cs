@@ -12,7 +12,8 @@ namespace Ddsm.Bench;
 /// Args: `reps=N` (default 7), `rows=fwd,bwd,gemm` (default all), `n=N` (batch, default 32), `compare=panel`
 /// (instead of the paths: the best path with B packed per panel against the old whole-block packing),
 /// `compare=direct` (stride-1 convs reading B in place against packing it), `compare=wgrad` (3×3 weight gradients
-/// without a column matrix against the GEMM form),
+/// without a column matrix against the GEMM form), `compare=bordered` (direct convs reading a zero-bordered copy of
+/// x against masked loads),
 /// `threads=N` (default 2), `clock=cpu` (the process's CPU time instead of wall time: with threads=1 a
 /// measure that a loaded machine disturbs far less than wall time).
 /// </summary>
@@ -30,6 +31,9 @@ public static class PathsBench
         var paths = Arg("compare", "paths") == "panel"
             ? new (string, Action)[] { ("panel-wise B", () => Sgemm.PackBPerPanel = true),
                                        ("block B", () => Sgemm.PackBPerPanel = false) }
+            : Arg("compare", "paths") == "bordered"
+            ? new (string, Action)[] { ("bordered x", () => ConvDirect.BorderedOn = true),
+                                       ("masked loads", () => ConvDirect.BorderedOn = false) }
             : Arg("compare", "paths") == "wgrad"
             ? new (string, Action)[] { ("direct wgrad", () => CpuBackend.WeightGradDirectOn = true),
                                        ("GEMM wgrad", () => CpuBackend.WeightGradDirectOn = false) }
@@ -108,7 +112,7 @@ public static class PathsBench
         finally
         {
             Sgemm.Cap = null; Sgemm.PackBPerPanel = true;
-            CpuBackend.ConvDirectOn = CpuBackend.WeightGradDirectOn = true;
+            CpuBackend.ConvDirectOn = CpuBackend.WeightGradDirectOn = ConvDirect.BorderedOn = true;
         }
         static double Median(IEnumerable<double> v) { var s = v.OrderBy(t => t).ToArray(); return s[s.Length / 2]; }
         var cells = ms.Select(m => $"{Median(m),9:F2} ({m.Min(),6:F2})");

@@ -40,7 +40,12 @@ internal static unsafe class ConvWeightGrad
             fixed (float* px = x)
             {
                 float* src = px + first * xImg;
-                Parallel.For(0, nb * cin, par, plane => Border(src + (long)plane * hw, xp + (long)plane * padded, h, w));
+                Parallel.For(0, nb * cin, par, plane =>
+                {
+                    for (int r = 0; r < h + 2; r++)
+                        ConvDirect.BorderRow(src + (long)plane * hw + (long)(r - 1) * w,
+                            xp + (long)plane * padded + (long)r * stride, w, 1, (uint)(r - 1) < (uint)h);
+                });
             }
             Parallel.For(0, tiles, par, t =>
             {
@@ -53,21 +58,6 @@ internal static unsafe class ConvWeightGrad
                             (long)cin * padded, nb, h, w, pdw + (long)co * ldw + ci * 9, ldw);
                 }
             });
-        }
-    }
-
-    /// <summary>One channel plane into its zero-bordered copy (row stride W + 2).</summary>
-    private static void Border(float* src, float* dst, int h, int w)
-    {
-        int stride = w + 2;
-        new Span<float>(dst, stride).Clear();
-        new Span<float>(dst + (long)(h + 1) * stride, stride).Clear();
-        for (int r = 0; r < h; r++)
-        {
-            float* row = dst + (long)(r + 1) * stride;
-            row[0] = 0f;
-            new ReadOnlySpan<float>(src + (long)r * w, w).CopyTo(new Span<float>(row + 1, w));
-            row[w + 1] = 0f;
         }
     }
 

@@ -27,6 +27,8 @@ internal static unsafe class Scratch
         WeightGradPartials,
         /// <summary>The direct convolution's per-K-row input offsets and taps (ints in a float array).</summary>
         ConvTaps,
+        /// <summary>The direct convolution's zero-bordered copy of one image.</summary>
+        ConvBordered,
         /// <summary>GroupNorm backward's x̂, du and row temporaries; attention's P (and dS) of one head.</summary>
         Norm, Attention,
     }
