@@ -16,7 +16,7 @@ namespace Ddsm.Engine.Cpu;
 /// (images narrower than 8) it is packed as before. The weight
 /// is the conv's <see cref="Sgemm.PackWholeA"/> pack.
 /// </summary>
-internal static unsafe class ConvDirect
+internal static unsafe partial class ConvDirect
 {
     /// <summary>y[:, lo:hi] = W · im2col(x)[:, lo:hi] + beta·y (y rows of stride Ho·Wo).</summary>
     public static void Run(in ConvDesc d, Sgemm.PackedA w, float* x, int lo, int hi, float beta, float* y)
@@ -24,7 +24,7 @@ internal static unsafe class ConvDirect
         const int NR = Sgemm.NR, MR = Sgemm.MR512;
         int k = d.K, kk = d.Cin * k * k, hw = d.Ho * d.Wo, wo = d.Wo, h = d.H, wi = d.W, pad = d.Pad, m = d.Cout;
         int mPadded = Sgemm.RoundUp(m, MR), kcStep = Sgemm.KcStep(kk);
-        if (wo % NR == 0 && BorderedOn)
+        if (FitsBordered(d))
         {
             RunBordered(d, w, x, lo, hi, beta, y);
             return;
@@ -78,76 +78,8 @@ internal static unsafe class ConvDirect
         }
     }
 
-    /// <summary>Rows of whole panels read from a zero-bordered copy of x (off only to time the masked form).</summary>
-    internal static bool BorderedOn { get; set; } = true;
-
-    /// <summary>
-    /// <see cref="Run"/> when every 16-pixel panel lies inside one output row (Wo a multiple of 16): x's rows that
-    /// [lo, hi) reads are first copied into a zero-bordered image ((H + 2P) × (W + 2P) per channel), where B row p
-    /// of the panel at output (oh, ow0) is 16 contiguous floats at (oh·(W + 2P) + ow0) + delta[p]: a plain load,
-    /// no mask to load and convert per k step (which took an FP port slot beside the 16 FMAs).
-    /// </summary>
-    private static void RunBordered(in ConvDesc d, Sgemm.PackedA w, float* x, int lo, int hi, float beta, float* y)
-    {
-        const int NR = Sgemm.NR, MR = Sgemm.MR512;
-        int k = d.K, kk = d.Cin * k * k, hw = d.Ho * d.Wo, wo = d.Wo, pad = d.Pad, m = d.Cout;
-        int mPadded = Sgemm.RoundUp(m, MR), kcStep = Sgemm.KcStep(kk);
-        int stride = d.W + 2 * pad, rows = d.H + 2 * pad;
-        // Padded rows [r0, r1) hold every input row the output rows of [lo, hi) read.
-        int r0 = lo / wo, r1 = (hi - 1) / wo + k;
-        float* xb = Scratch.TakeAligned(Scratch.Use.ConvBordered, (long)d.Cin * rows * stride + NR);
-        for (int ci = 0; ci < d.Cin; ci++)
-        for (int r = r0; r < r1; r++)
-            BorderRow(x + ((long)ci * d.H + r - pad) * d.W, xb + ((long)ci * rows + r) * stride, d.W, pad,
-                (uint)(r - pad) < (uint)d.H);
-        var delta = (int*)Scratch.TakeAligned(Scratch.Use.ConvTaps, kk);
-        for (int ci = 0, p = 0; ci < d.Cin; ci++)
-        for (int kh = 0; kh < k; kh++)
-        for (int kw = 0; kw < k; kw++, p++)
-            delta[p] = (ci * rows + kh) * stride + kw;
-        for (int pc = 0; pc < kk; pc += kcStep)
-        {
-            int kc = Math.Min(kcStep, kk - pc);
-            float betaEff = pc == 0 ? beta : 1f;
-            float* aBlock = (float*)w.Data + (long)pc * mPadded;
-            for (int j0 = lo; j0 < hi; j0 += NR)
-            {
-                var rowsIn = new BorderedRows(xb + (long)(j0 / wo) * stride + j0 % wo, delta + pc);
-                Tiles(kc, aBlock, rowsIn, m, y + j0, hw, betaEff, NR);
-            }
-        }
-    }
-
-    /// <summary>
-    /// One row of a zero-bordered copy: pad zeros, the input row (zeros for a row outside the image), pad zeros.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static void BorderRow(float* src, float* dst, int w, int pad, bool inside)
-    {
-        for (int i = 0; i < pad; i++) dst[i] = dst[pad + w + i] = 0f;
-        dst += pad;
-        int j = 0;
-        if (inside)
-        {
-            for (; j + 16 <= w; j += 16) Vector512.Store(Vector512.Load(src + j), dst + j);
-            for (; j < w; j++) dst[j] = src[j];
-        }
-        else
-        {
-            for (; j + 16 <= w; j += 16) Vector512.Store(Vector512<float>.Zero, dst + j);
-            for (; j < w; j++) dst[j] = 0f;
-        }
-    }
-
-    /// <summary>B row p read in place from the zero-bordered copy: 16 floats at origin + delta[p].</summary>
-    private readonly struct BorderedRows(float* origin, int* delta) : Sgemm.IBRows
-    {
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public Vector512<float> Row(int p) => Vector512.Load(origin + delta[p]);
-    }
-
     /// <summary>The panel's column of C tiles, all of W's 16-row panels against the same B rows.</summary>
-    private static void Tiles<TB>(int kc, float* aBlock, TB rows, int m, float* y, int ldy, float beta, int nr)
+    internal static void Tiles<TB>(int kc, float* aBlock, TB rows, int m, float* y, int ldy, float beta, int nr)
         where TB : struct, Sgemm.IBRows
     {
         for (int ir = 0; ir < m; ir += Sgemm.MR512)

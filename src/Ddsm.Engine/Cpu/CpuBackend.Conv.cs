@@ -71,7 +71,10 @@ public sealed partial class CpuBackend
         });
     }
 
-    /// <summary>Stride-1 convs on the AVX-512 path read B in place (ConvDirect); off only to time packing.</summary>
+    /// <summary>
+    /// Stride-1 convs read B in place (ConvDirect: any width on the AVX-512 path, whole 16-pixel panels per output
+    /// row on the AVX2 path); off only to time packing.
+    /// </summary>
     internal static bool ConvDirectOn { get; set; } = true;
 
     /// <summary>3×3 weight gradients on the AVX-512 path skip the column matrix (ConvWeightGrad); off only to time
@@ -98,6 +101,11 @@ public sealed partial class CpuBackend
                 if (packedW.Path == SgemmPath.Avx512 && d.Stride == 1 && ConvDirectOn)
                 {
                     ConvDirect.Run(d, packedW, px + xOff, lo, hi, beta, py + yOff);
+                    return;
+                }
+                if (packedW.Path == SgemmPath.Avx2 && ConvDirectOn && ConvDirect.FitsBordered(d))
+                {
+                    ConvDirect.RunBordered(d, packedW, px + xOff, lo, hi, beta, py + yOff);
                     return;
                 }
                 var pack = new Im2Col.PackB(px + xOff, d, lo);

@@ -12,8 +12,30 @@ public static unsafe partial class Sgemm
     /// <summary>
     /// C[6×16] = alpha·Σ_p a[p,0:6]ᵀ·b[p,0:16] + beta·C. a: kc×6 packed, b: kc×16 packed.
     /// </summary>
+    private static void Kernel6x16(int kc, float* a, float* b, float* c, long ldc, float alpha, float beta) =>
+        Kernel6x16(kc, a, new PackedRows256(b), c, ldc, alpha, beta);
+
+    /// <summary>Where the 6×16 kernel reads row p of its B panel, as two ymm halves (a struct: the JIT specialises).
+    /// </summary>
+    internal interface IBRows256
+    {
+        Vector256<float> Lo(int p);
+        Vector256<float> Hi(int p);
+    }
+
+    /// <summary>A packed panel: kc rows of 16 contiguous floats.</summary>
+    internal readonly struct PackedRows256(float* b) : IBRows256
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public Vector256<float> Lo(int p) => Avx.LoadVector256(b + (long)p * NR);
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public Vector256<float> Hi(int p) => Avx.LoadVector256(b + (long)p * NR + 8);
+    }
+
+    /// <summary>The tile with B rows from <paramref name="b"/> (packed, or read in place by a direct conv).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Kernel6x16(int kc, float* a, float* b, float* c, long ldc, float alpha, float beta)
+    internal static void Kernel6x16<TB>(int kc, float* a, TB b, float* c, long ldc, float alpha, float beta)
+        where TB : struct, IBRows256
     {
         // C is touched only after the k loop: prefetch its 6 rows now so a tile that lives in L3 (big
         // GEMMs) arrives while the FMAs run instead of stalling the stores.
@@ -27,9 +49,9 @@ public static unsafe partial class Sgemm
         Vector256<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
         // One k per trip: 12 FMAs against 2 loads and 6 broadcasts keep the FMA ports busy; unrolling by two
         // measured no faster on the AVX2 path (bench paths rows=gemm) and wrote the step out twice.
-        for (int p = 0; p < kc; p++, a += MR, b += NR)
+        for (int p = 0; p < kc; p++, a += MR)
         {
-            var b0 = Avx.LoadVector256(b); var b1 = Avx.LoadVector256(b + 8);
+            var b0 = b.Lo(p); var b1 = b.Hi(p);
             var av = Avx.BroadcastScalarToVector256(a);
             c00 = Fma.MultiplyAdd(av, b0, c00); c01 = Fma.MultiplyAdd(av, b1, c01);
             av = Avx.BroadcastScalarToVector256(a + 1);
