@@ -16,16 +16,30 @@ namespace Ddsm.Engine.Cpu;
 /// 3-channel tiles go to threads, and each dW element is summed by one thread in a fixed order: the result does
 /// not depend on the thread count.
 /// </summary>
-internal static unsafe class ConvWeightGrad
+internal static unsafe partial class ConvWeightGrad
 {
     private const int Lanes = 16, CoTile = 3;
 
-    /// <summary>Whether this kernel computes the conv's weight gradient (rows whole multiples of 16 pixels).</summary>
-    public static bool Fits(in ConvDesc d) =>
-        d.K == 3 && d.Stride == 1 && d.Pad == 1 && d.W % Lanes == 0 && d.H >= 1;
+    /// <summary>
+    /// The lanes of the kernel that computes this conv's weight gradient on <paramref name="path"/>: 16 (rows of
+    /// 16·k pixels, AVX-512 path), 8 (AVX2 path: rows of 8·k pixels, where the form beats the GEMM one), 0 (the
+    /// GEMM form). On AVX2 (`bench paths rows=bwd compare=wgrad`, 1 thread, CPU time, direct/GEMM) the 8-lane
+    /// form measured 0.65–0.90 at 32² and 0.86 at C32 16², but 1.05–1.11 at C128–256 16² and 1.3–1.45 at 8²,
+    /// where three passes over short rows cost more than the GEMM's column matrix.
+    /// </summary>
+    public static int LanesFor(in ConvDesc d, SgemmPath path)
+    {
+        if (d.K != 3 || d.Stride != 1 || d.Pad != 1) return 0;
+        if (path == SgemmPath.Avx512) return d.W % Lanes == 0 ? Lanes : 0;
+        bool pays = d.W >= 32 || d.Cin * d.Cout <= 32 * 32;
+        return path == SgemmPath.Avx2 && d.W % 8 == 0 && pays ? 8 : 0;
+    }
 
-    /// <summary>dW[:Cout, :Cin] (row stride CinMax·9) += the gradient of the batch (x, dy read in place).</summary>
-    public static void Run(in ConvDesc d, float[] x, float[] dy, float[] dw, int threads)
+    /// <summary>
+    /// dW[:Cout, :Cin] (row stride CinMax·9) += the gradient of the batch (x, dy read in place), with the
+    /// <paramref name="lanes"/>-lane kernel (<see cref="LanesFor"/>).
+    /// </summary>
+    public static void Run(in ConvDesc d, float[] x, float[] dy, float[] dw, int threads, int lanes)
     {
         int h = d.H, w = d.W, hw = h * w, stride = w + 2, padded = (h + 2) * stride;
         int block = Math.Clamp(4096 / hw, 1, d.N);
@@ -54,8 +68,13 @@ internal static unsafe class ConvWeightGrad
                     int co = t * CoTile;
                     float* dyBlock = pdy + first * yImg;
                     for (int ci = 0; ci < cin; ci++)
-                        Tile(dyBlock, yImg, hw, co, Math.Min(CoTile, cout - co), xp + (long)ci * padded,
-                            (long)cin * padded, nb, h, w, pdw + (long)co * ldw + ci * 9, ldw);
+                    {
+                        float* plane = xp + (long)ci * padded, dwTile = pdw + (long)co * ldw + ci * 9;
+                        int rows = Math.Min(CoTile, cout - co);
+                        if (lanes == Lanes) Tile(dyBlock, yImg, hw, co, rows, plane, (long)cin * padded, nb, h, w,
+                            dwTile, ldw);
+                        else Tile8(dyBlock, yImg, hw, co, rows, plane, (long)cin * padded, nb, h, w, dwTile, ldw);
+                    }
                 }
             });
         }

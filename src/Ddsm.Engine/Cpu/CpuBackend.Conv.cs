@@ -183,9 +183,10 @@ public sealed partial class CpuBackend
         CheckConvBuffers("conv2d backward weight", d, x, dw, dy);
         var xa = A(x); var ga = A(dy); var dwa = A(dw);
         var (kk, ldw, hw, xImg, yImg, pointwise) = ConvSizes.Of(d);
-        if (Sgemm.Path == SgemmPath.Avx512 && WeightGradDirectOn && ConvWeightGrad.Fits(d))
+        int lanes = WeightGradDirectOn ? ConvWeightGrad.LanesFor(d, Sgemm.Path) : 0;
+        if (lanes > 0)
         {
-            ConvWeightGrad.Run(d, xa, ga, dwa, Threads);
+            ConvWeightGrad.Run(d, xa, ga, dwa, Threads, lanes);
             if (dbias is not null) BiasGradient(d, ga, A(dbias), hw, yImg);
             return;
         }
