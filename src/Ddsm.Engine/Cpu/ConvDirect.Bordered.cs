@@ -30,11 +30,13 @@ internal static unsafe partial class ConvDirect
         int stride = d.W + 2 * pad, rows = d.H + 2 * pad;
         // Padded rows [r0, r1) hold every input row the output rows of [lo, hi) read.
         int r0 = lo / wo, r1 = (hi - 1) / wo + k;
-        float* xb = Scratch.TakeAligned(Scratch.Use.ConvBordered, (long)d.Cin * rows * stride + NR);
-        for (int ci = 0; ci < d.Cin; ci++)
-        for (int r = r0; r < r1; r++)
-            BorderRow(x + ((long)ci * d.H + r - pad) * d.W, xb + ((long)ci * rows + r) * stride, d.W, pad,
-                (uint)(r - pad) < (uint)d.H);
+        // Without padding the bordered image is x itself.
+        float* xb = pad == 0 ? x : Scratch.TakeAligned(Scratch.Use.ConvBordered, (long)d.Cin * rows * stride + NR);
+        if (pad > 0)
+            for (int ci = 0; ci < d.Cin; ci++)
+            for (int r = r0; r < r1; r++)
+                BorderRow(x + ((long)ci * d.H + r - pad) * d.W, xb + ((long)ci * rows + r) * stride, d.W, pad,
+                    (uint)(r - pad) < (uint)d.H);
         var delta = (int*)Scratch.TakeAligned(Scratch.Use.ConvTaps, kk);
         for (int ci = 0, p = 0; ci < d.Cin; ci++)
         for (int kh = 0; kh < k; kh++)

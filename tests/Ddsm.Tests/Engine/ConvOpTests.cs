@@ -76,6 +76,7 @@ public abstract class ConvOpTests : BackendFixture
         new(2, 8, 6, 6, 8, 3, 1, 1, 32, 32),     // narrowest slim case: 2/8 of a (32, 32, 3, 3) weight
         new(3, 7, 7, 9, 5, 3, 2, 1, 10, 12),     // 3×3 stride 2, odd non-square image, N > threads
         new(1, 9, 5, 4, 11, 1, 1, 0, 12, 16),    // 1×1 pointwise (the image is the column matrix), N = 1
+        new(2, 9, 4, 8, 11, 1, 1, 0, 12, 16),    // 1×1 over whole 16-pixel panels: direct, the image as one row
         new(2, 6, 8, 8, 4, 1, 2, 0, 6, 4),       // 1×1 stride 2 (not pointwise: goes through im2col)
         new(2, 5, 6, 7, 3, 3, 1, 0, 5, 3),       // 3×3 no padding, full width
         new(2, 3, 7, 6, 4, 5, 1, 2, 4, 6),       // 5×5 pad 2: general odd K
