@@ -92,7 +92,7 @@ public sealed partial class CpuBackend
     private static bool PointwiseDirect(in ConvDesc d) =>
         ConvDirectOn && Sgemm.Path >= SgemmPath.Avx2 && d.H * d.W % Sgemm.NR == 0;
 
-    /// <summary>A pointwise conv's image seen as one row of H·W pixels (its column matrix is the image itself).</summary>
+    /// <summary>A pointwise conv's image as one row of H·W pixels (its column matrix is the image itself).</summary>
     private static ConvDesc Flat(in ConvDesc d) => d with { H = 1, W = d.H * d.W };
 
     /// <summary>
