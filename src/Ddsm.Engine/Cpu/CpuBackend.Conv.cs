@@ -11,7 +11,7 @@ namespace Ddsm.Engine.Cpu;
 /// (At stride 1 backward data instead runs as a forward conv with flipped, transposed weights.) On the SIMD paths a
 /// 1×1 conv over whole 16-pixel panels is a direct conv too, its image one row of H·W pixels.
 /// Backward weight: dW += dy_n · im2col(x_n)ᵀ summed per chunk of images, chunks reduced in order (3×3 stride 1
-/// on the AVX-512 path: <see cref="ConvWeightGrad"/>, no column matrix).
+/// on the SIMD paths where it is faster: <see cref="ConvWeightGrad"/>, no column matrix).
 /// Images go to threads when there are enough of them (column and packing buffers are each thread's
 /// <see cref="Scratch"/>); a small batch instead splits each GEMM across threads.
 /// </summary>
@@ -80,8 +80,8 @@ public sealed partial class CpuBackend
     /// </summary>
     internal static bool ConvDirectOn { get; set; } = true;
 
-    /// <summary>3×3 weight gradients on the AVX-512 path skip the column matrix (ConvWeightGrad); off only to time
-    /// the GEMM form against it.</summary>
+    /// <summary>3×3 weight gradients skip the column matrix where ConvWeightGrad.LanesFor finds it faster; off only
+    /// to time the GEMM form against it.</summary>
     internal static bool WeightGradDirectOn { get; set; } = true;
 
     /// <summary>
