@@ -233,7 +233,9 @@ public abstract class Backend : IDisposable
     /// </summary>
     public abstract void AdamStep(DeviceBuffer param, DeviceBuffer grad, DeviceBuffer m, DeviceBuffer v, long n,
         in AdamHyper h, DeviceBuffer guard, StepScalar lr);
-    /// <summary>A training step's values from the counters of a one-row table (<see cref="Ddsm.Kernels.TrainMath.StepScalars"/>).
+    /// <summary>
+    /// A training step's values from the counters of a one-row table
+    /// (<see cref="Ddsm.Kernels.TrainMath.StepScalars"/>).
     /// </summary>
     public abstract void TrainStepScalars(StepTable state, in Ddsm.Kernels.TrainStepScalarsArgs a);
     /// <summary>A width pass's values from the counters (<see cref="Ddsm.Kernels.TrainMath.PassScalars"/>).</summary>
@@ -264,11 +266,7 @@ public abstract class Backend : IDisposable
     protected virtual (Action Replay, Action? Release) CaptureCore(Action step) => (step, null);
 
     /// <summary>What a replay is here ("CUDA graph", "recorded launches", "re-run step"), for reports.</summary>
-    public virtual string StepGraphKind => RerunGraphKind;
-
-    /// <summary>The <see cref="StepGraphKind"/> of a backend with no real capture: a replay runs the step again.
-    /// </summary>
-    public const string RerunGraphKind = "re-run step";
+    public virtual string StepGraphKind => "re-run step";
 
     public StepGraphCounts StepGraphs =>
         new(Interlocked.Read(ref _graphsCaptured), Interlocked.Read(ref _graphsReplayed));

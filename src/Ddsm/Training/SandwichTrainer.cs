@@ -59,9 +59,10 @@ public sealed class SandwichTrainer : IDisposable
     internal IReadOnlyList<float> LastTimesteps => _inputs.T.ToArray();
 
     /// <summary>
-    /// Capture each part of a step once per key and replay it (<see cref="StepGraphCache"/>). On by default where
-    /// the backend really captures (a CUDA graph, the CPU accelerator's recorder); off on the CPU backend, where a
-    /// replay would only rerun the same code. Training is bit-identical either way.
+    /// Capture each part of a step once per key and replay it (<see cref="StepGraphCache"/>); on by default, as in
+    /// sampling (<see cref="SamplerOptions.StepGraphs"/>): a CUDA graph per part on a GPU, the recorder on ILGPU's
+    /// CPU accelerator, and on the CPU backend a replay runs the same code again (no cost, one code path for all).
+    /// Off, every part runs as it is. Training is bit-identical either way.
     /// </summary>
     public bool StepGraphs
     {
@@ -111,7 +112,7 @@ public sealed class SandwichTrainer : IDisposable
         _inputs = new StepInputs(_resident, _state, options.BatchSize,
             [options.BatchSize, c.ImageChannels, c.ImageSize, c.ImageSize]);
         using (TensorScope.Suspend()) _losses = Tensor.Zeros(be, options.SandwichN);
-        _graphs = new StepGraphCache(be, be.StepGraphKind != Backend.RerunGraphKind);
+        _graphs = new StepGraphCache(be, enabled: true);
     }
 
     /// <summary>Separates the noise stream's seed from the host generator's (same user seed).</summary>
