@@ -148,7 +148,7 @@ public sealed class SandwichTrainer : IDisposable
     /// <summary>One step, then a read of its losses (and of any queued before it): the last step's result.</summary>
     public StepResult TrainStep()
     {
-        if (_log.Capacity == 0) _log.Reserve(1);
+        if (_log.Capacity == 0) ReserveLog(1);
         QueueStep();
         var (good, diverged) = ReadSteps();
         if (diverged is not null) throw diverged;
