@@ -179,7 +179,7 @@ public sealed class SandwichTrainer : IDisposable
     /// </summary>
     public void QueueStep()
     {
-        if (_state.Sync(HostState())) _graphs.Clear();   // their baked seeds may be the old run's
+        if (_state.Sync(HostState())) _graphs.Clear();   // they baked the old run's noise seed and data key
         // The host's draws (its Rng, checkpointed): the widths, the passes' keys, then each pass's dropout seed,
         // which the device draws from its copy of the generator (train_pass_scalars) and the host only skips.
         var widths = PickWidths();

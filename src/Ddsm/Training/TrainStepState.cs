@@ -42,15 +42,17 @@ internal sealed class TrainStepState : IDisposable
     }
 
     /// <summary>
-    /// Uploads the counters when <paramref name="host"/> is not the state the device holds (one copy in): true then,
-    /// and graphs that baked the old seeds must go.
+    /// Uploads the counters when <paramref name="host"/> is not the state the device holds (one copy in). True when
+    /// the noise seed changed (another run's state): graphs that baked it (the noise's seed, the data key) must go;
+    /// any other change is read from the table by graphs as they are.
     /// </summary>
     public bool Sync(ulong[] host)
     {
         if (host.AsSpan().SequenceEqual(_synced)) return false;
         _table.Refill(Row(host));
+        bool reseeded = host[2] != _synced[2];
         _synced = host;
-        return true;
+        return reseeded;
     }
 
     /// <summary>Notes that a step moved the device's counters to <paramref name="host"/> (no transfer).</summary>

@@ -139,8 +139,8 @@ public abstract class TrainStepOpTests : BackendFixture
         for (int i = 0; i < widthDraws + 1; i++) rng.NextULong();   // the widths, then pass 0's seed
         Assert.That(TrainMath.Get64(s, TrainState.DropoutSeed), Is.EqualTo(rng.NextULong()), "pass 1's dropout seed");
         Assert.That(TrainMath.Get48(s, TrainState.NoiseOffset), Is.EqualTo(noise + 1000), "pass 1's noise offset");
-        Assert.That((s[TrainState.TOffset], s[TrainState.LossSlot], s[TrainState.Pass]), Is.EqualTo((2f * batch, 1f, 2f)),
-            "pass 1's timestep offset and loss slot, then the next pass");
+        Assert.That((s[TrainState.TOffset], s[TrainState.LossSlot], s[TrainState.Pass]),
+            Is.EqualTo((2f * batch, 1f, 2f)), "pass 1's timestep offset and loss slot, then the next pass");
         Assert.That(TrainMath.Get48(s, TrainState.Noise), Is.EqualTo(noise + 2000), "noise position after 2 passes");
         Assert.That((TrainMath.Get48(s, TrainState.Step), TrainMath.Get48(s, TrainState.AdamT)),
             Is.EqualTo(((ulong)step + 1, (ulong)t)), "the step counters moved on");
