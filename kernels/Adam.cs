@@ -4,7 +4,7 @@
 // in the CPU oracle's float operation order (ibc = 1/bias correction, computed on the host).
 // The training loop's variant takes the clip scale from a device guard (clip_guard: the global norm, the
 // scale, a sticky non-finite flag) and does nothing once the flag is set, so clipping and the NaN stop
-// need no read of the norm before the update.
+// need no read of the norm before the update. Its table form reads the rate and bias corrections too.
 using ILGPU;
 
 namespace Ddsm.Kernels;
@@ -24,6 +24,8 @@ public static class AdamKernels
         KernelEntry.Of<AdamArgs>(AdamStep, "adam_step", "adam", hot: false, "fused Adam(W) update of p, m, v"),
         KernelEntry.Of<AdamGuardedArgs>(AdamStepGuarded, "adam_step_guarded", "adam", hot: false,
             "the Adam(W) update, clip scale read from the guard; nothing once the guard says diverged"),
+        KernelEntry.Of<AdamTableArgs>(AdamStepTable, "adam_step_table", "adam", hot: false,
+            "adam_step_guarded with the rate and bias corrections read from the step table"),
         KernelEntry.Of<ClipGuardArgs>(ClipGuardKernel, "clip_guard", "adam", hot: false,
             "global gradient norm, clip scale and sticky non-finite flag into the guard (one thread)"),
     ];
@@ -43,6 +45,20 @@ public static class AdamKernels
         if (a.Guard[ClipGuard.Diverged] != 0f) return;
         float scale = a.Adam.GradScale * a.Guard[ClipGuard.Scale];
         for (long i = Dev.GlobalId; i < a.Adam.N; i += Dev.GridStride) Update(a.Adam, i, scale);
+    }
+
+    /// <summary>
+    /// <see cref="AdamStepGuarded"/> with Lr, 1/bias correction 1 and 2 from columns ColLr, ColLr + 1, ColLr + 2 of
+    /// the table's current row (the training step's, so a captured step replays the next update's).
+    /// </summary>
+    public static void AdamStepTable(AdamTableArgs a)
+    {
+        var row = DeviceCells.Current(a.Table, a.Stride);
+        var g = a.Guarded;
+        g.Adam.Lr = row[a.ColLr];
+        g.Adam.InvBc1 = 1f / row[a.ColLr + 1];
+        g.Adam.InvBc2 = 1f / row[a.ColLr + 2];
+        AdamStepGuarded(g);
     }
 
     /// <summary>One thread: the oracle's sequential double sum, so every backend writes the same bits.</summary>
@@ -77,6 +93,14 @@ public struct AdamGuardedArgs
 {
     public AdamArgs Adam;
     public ArrayView<float> Guard;
+}
+
+/// <summary>The guarded step's arguments and where its per-step hyper-parameters are read.</summary>
+public struct AdamTableArgs
+{
+    public AdamGuardedArgs Guarded;
+    public ArrayView<float> Table;
+    public int Stride, ColLr;
 }
 
 /// <summary>

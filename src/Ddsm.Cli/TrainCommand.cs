@@ -148,6 +148,9 @@ internal static class TrainCommand
         {
             Common.PrintProfile();
             Console.WriteLine(Profiler.TransferReport(loop.StepTransfers, loop.StepsRun, "training step"));
+            Console.WriteLine($"step graphs: {loop.StepGraphs} (" +
+                              (trainer.StepGraphs ? session.Backend.StepGraphKind : "off") +
+                              $") over {loop.StepsRun} steps");
         }
         if (stop.Requested && trainer.Step < run.Steps)
         {

@@ -209,6 +209,38 @@ public abstract class Backend : IDisposable
     /// <summary>Moves a step table (<see cref="StepTable.Buffer"/>) to its next row: element 0 += 1.</summary>
     public abstract void AdvanceStep(DeviceBuffer table);
 
+    // The training step's (kernels/StepDraws.cs, TrainScalars.cs, Adam.cs): draws whose 64-bit seed is read from
+    // three columns of the table (TrainMath.Get64), a copy to a slot read there, Adam's table form, and the two
+    // one-thread kernels that compute a step's and a pass's values from the counters of the trainer's table.
+    /// <summary><see cref="UniformInts"/> with the seed at <paramref name="seed"/> (3 columns) and the offset
+    /// <paramref name="offset"/> plus the value at <paramref name="offsetAdd"/> when given.</summary>
+    public abstract void UniformIntsStep(DeviceBuffer y, long n, StepScalar seed, ulong offset, StepScalar? offsetAdd,
+        int lo, int hi);
+    /// <summary><see cref="GatherRows"/> with the draws' seed at <paramref name="seed"/> (3 columns; d.Seed unused).
+    /// </summary>
+    public abstract void GatherRowsStep(in GatherDesc d, DeviceBuffer src, DeviceBuffer index, DeviceBuffer dst,
+        StepScalar seed);
+    /// <summary><see cref="Dropout"/> with the seed (the value at <paramref name="seed"/>, 3 columns) ⊕ salt.</summary>
+    public abstract void DropoutStep(DeviceBuffer x, DeviceBuffer y, DeviceBuffer mask, long n, float p,
+        StepScalar seed, ulong salt);
+    /// <summary><see cref="Copy"/> to dstOffset + (the value at <paramref name="slot"/>)·scale.</summary>
+    public abstract void CopyStep(DeviceBuffer src, long srcOffset, DeviceBuffer dst, long dstOffset, long count,
+        StepScalar slot, long scale);
+    /// <summary>
+    /// The guarded <see cref="AdamStep(DeviceBuffer, DeviceBuffer, DeviceBuffer, DeviceBuffer, long, in AdamHyper,
+    /// DeviceBuffer)"/> with h.Lr, h.BiasCorrection1, h.BiasCorrection2 replaced by the values at
+    /// <paramref name="lr"/> and the two columns after it.
+    /// </summary>
+    public abstract void AdamStep(DeviceBuffer param, DeviceBuffer grad, DeviceBuffer m, DeviceBuffer v, long n,
+        in AdamHyper h, DeviceBuffer guard, StepScalar lr);
+    /// <summary>
+    /// A training step's values from the counters of a one-row table
+    /// (<see cref="Ddsm.Kernels.TrainMath.StepScalars"/>).
+    /// </summary>
+    public abstract void TrainStepScalars(StepTable state, in Ddsm.Kernels.TrainStepScalarsArgs a);
+    /// <summary>A width pass's values from the counters (<see cref="Ddsm.Kernels.TrainMath.PassScalars"/>).</summary>
+    public abstract void TrainPassScalars(StepTable state, in Ddsm.Kernels.TrainPassScalarsArgs a);
+
     /// <summary>The one table two step scalars share (a kernel reads both from one buffer).</summary>
     protected static StepTable OneTable(StepScalar a, StepScalar b) =>
         ReferenceEquals(a.Table, b.Table) ? a.Table

@@ -60,6 +60,18 @@ public sealed class MetaBackend : Backend
     public override void NormalStep(DeviceBuffer y, long n, ulong seed, StepScalar offsetHigh,
         StepScalar offsetLow) { }
     public override void AdvanceStep(DeviceBuffer table) { }
+    public override void UniformIntsStep(DeviceBuffer y, long n, StepScalar seed, ulong offset,
+        StepScalar? offsetAdd, int lo, int hi) { }
+    public override void GatherRowsStep(in GatherDesc d, DeviceBuffer src, DeviceBuffer index, DeviceBuffer dst,
+        StepScalar seed) { }
+    public override void DropoutStep(DeviceBuffer x, DeviceBuffer y, DeviceBuffer mask, long n, float p,
+        StepScalar seed, ulong salt) { }
+    public override void CopyStep(DeviceBuffer src, long srcOffset, DeviceBuffer dst, long dstOffset, long count,
+        StepScalar slot, long scale) { }
+    public override void AdamStep(DeviceBuffer param, DeviceBuffer grad, DeviceBuffer m, DeviceBuffer v, long n,
+        in AdamHyper h, DeviceBuffer guard, StepScalar lr) { }
+    public override void TrainStepScalars(StepTable state, in Ddsm.Kernels.TrainStepScalarsArgs a) { }
+    public override void TrainPassScalars(StepTable state, in Ddsm.Kernels.TrainPassScalarsArgs a) { }
     public override void CrossEntropy(DeviceBuffer logits, DeviceBuffer labels, DeviceBuffer loss,
         DeviceBuffer dlogits, int n, int k) { }
     public override void AdamStep(DeviceBuffer param, DeviceBuffer grad, DeviceBuffer m, DeviceBuffer v, long n,

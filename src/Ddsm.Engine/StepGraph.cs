@@ -43,5 +43,8 @@ public readonly record struct StepGraphCounts(long Captured, long Replayed)
     public static StepGraphCounts operator -(StepGraphCounts a, StepGraphCounts b) =>
         new(a.Captured - b.Captured, a.Replayed - b.Replayed);
 
+    public static StepGraphCounts operator +(StepGraphCounts a, StepGraphCounts b) =>
+        new(a.Captured + b.Captured, a.Replayed + b.Replayed);
+
     public override string ToString() => $"{Captured} captured, {Replayed} replayed";
 }

@@ -35,10 +35,21 @@ public sealed class StepTable : IDisposable
         Rows = rows.Length / stride;
         if (Rows >= ExactInt) throw new ArgumentException($"step table: {Rows} rows (at most {ExactInt - 1})");
         Stride = stride;
+        Buffer = backend.Allocate(rows.Length + 1);
+        Refill(rows);
+    }
+
+    /// <summary>
+    /// Overwrites the rows (as many as the table holds) and moves back to row 0: one copy in, into the same buffer,
+    /// so graphs captured over the table stay valid.
+    /// </summary>
+    public void Refill(ReadOnlySpan<float> rows)
+    {
+        if (rows.Length != Rows * Stride)
+            throw new ArgumentException($"step table: refill with {rows.Length} values for {Rows} rows of {Stride}");
         var staged = new float[rows.Length + 1];   // [row index 0, rows…]: the loop's one copy in
         rows.CopyTo(staged.AsSpan(1));
-        Buffer = backend.Allocate(staged.Length);
-        backend.CopyIn(Buffer, 0, staged);
+        Buffer.Backend.CopyIn(Buffer, 0, staged);
     }
 
     public StepScalar this[int column] => column >= 0 && column < Stride ? new(this, column)

@@ -38,6 +38,13 @@ public class TrainCommandTests
             Assert.That(r.Out,
                 Does.Contain("host transfers per training step: 0 copies in, 0.5 copies out, 0 syncs (over 4 steps"));
             Assert.That(File.ReadAllLines(Path.Combine(dir, "metrics.jsonl")), Has.Length.EqualTo(4));
+            // The head and the tail come every step: captured at step 2, replayed at steps 2, 3 and 4 (here a
+            // replay reruns the step), and so does each pass width that comes twice or more.
+            var graphs = System.Text.RegularExpressions.Regex.Match(r.Out,
+                @"step graphs: (\d+) captured, (\d+) replayed \(re-run step\) over 4 steps");
+            Assert.That(graphs.Success, r.Out);
+            Assert.That(int.Parse(graphs.Groups[1].Value), Is.GreaterThanOrEqualTo(2), "captured: head, tail, …");
+            Assert.That(int.Parse(graphs.Groups[2].Value), Is.GreaterThanOrEqualTo(6), "replayed: 3 heads, 3 tails, …");
         }
         finally { Engine.Profiler.Enabled = false; }
     }

@@ -108,3 +108,10 @@ public class StepScalarOpTestsIlgpuCpu : StepScalarOpTests
     protected override (Backend?, string) MakeBackend() => (IlgpuBackend.CpuAccelerator, "");
     protected override bool Small => true;
 }
+
+[TestFixture]
+public class TrainStepOpTestsIlgpuCpu : TrainStepOpTests
+{
+    protected override (Backend?, string) MakeBackend() => (IlgpuBackend.CpuAccelerator, "");
+    protected override bool Small => true;
+}

@@ -33,7 +33,18 @@ public static partial class F
     /// so the caller owns and may dispose it exactly like any other op result without harming x, and
     /// gradients still flow through it to x.</para>
     /// </summary>
-    public static Tensor Dropout(Tensor x, float p, ulong seed, bool training)
+    public static Tensor Dropout(Tensor x, float p, ulong seed, bool training) =>
+        Dropout(x, p, training, (be, y, mask) => be.Dropout(x.Buffer, y, mask, x.Length, p, seed));
+
+    /// <summary>
+    /// <see cref="Dropout(Tensor, float, ulong, bool)"/> with the seed read on the device: the value at
+    /// <paramref name="seed"/> (three columns of a step table) ⊕ <paramref name="salt"/>, so that a captured training
+    /// pass draws the next step's mask when replayed.
+    /// </summary>
+    public static Tensor Dropout(Tensor x, float p, StepScalar seed, ulong salt, bool training) =>
+        Dropout(x, p, training, (be, y, mask) => be.DropoutStep(x.Buffer, y, mask, x.Length, p, seed, salt));
+
+    private static Tensor Dropout(Tensor x, float p, bool training, Action<Backend, DeviceBuffer, DeviceBuffer> launch)
     {
         const string name = "dropout";
         // Written so that NaN fails too.
@@ -43,7 +54,7 @@ public static partial class F
         var be = x.Backend;
         var y = Tensor.Empty(be, x.Shape);
         var mask = Tensor.Empty(be, x.Shape); // 0 or 1/(1−p) per element
-        using (Profiler.Op(name, x.Length, be)) be.Dropout(x.Buffer, y.Buffer, mask.Buffer, x.Length, p, seed);
+        using (Profiler.Op(name, x.Length, be)) launch(be, y.Buffer, mask.Buffer);
         if (Tape.Needs(x))
             Tape.Record(name, y, [x], g => AccumulateTemp(be, x.EnsureGrad().Buffer, x.Length, 1f,
                 t => be.Binary(BinaryOp.Mul, mask.Buffer, g.Buffer, t, x.Length)));

@@ -181,8 +181,16 @@ public sealed class Adam : IDisposable
         return r;
     }
 
+    /// <summary>
+    /// <see cref="StepOnDevice"/> with the rate and the bias corrections 1 − β1^t, 1 − β2^t read on the device, at
+    /// <paramref name="lr"/> and the two columns after it (a step table's), so that a captured training step
+    /// replays the next update. The launches do not depend on <see cref="StepCount"/>, which this leaves alone: the
+    /// caller advances it with the step (a replay runs no host code).
+    /// </summary>
+    public void StepOnDevice(Tensor? check, StepScalar lr) => Launch(check, lr);
+
     /// <summary>Σg² per parameter, the guard, then the guarded update of every parameter with a gradient.</summary>
-    private (long T, float Lr) Launch(Tensor? check)
+    private (long T, float Lr) Launch(Tensor? check, StepScalar? lrAt = null)
     {
         EnsureState();
         var o = _options;
@@ -218,7 +226,9 @@ public sealed class Adam : IDisposable
             {
                 var q = _params[i];
                 if (q.Grad is null) continue;
-                be.AdamStep(q.Buffer, q.Grad.Buffer, _m![i].Buffer, _v![i].Buffer, q.Length, h, _guard.Buffer);
+                if (lrAt is { } at)
+                    be.AdamStep(q.Buffer, q.Grad.Buffer, _m![i].Buffer, _v![i].Buffer, q.Length, h, _guard.Buffer, at);
+                else be.AdamStep(q.Buffer, q.Grad.Buffer, _m![i].Buffer, _v![i].Buffer, q.Length, h, _guard.Buffer);
             }
         return (t, lr);
     }

@@ -33,6 +33,18 @@ public sealed class Ema : IDisposable
     public void Update(float decay)
     {
         if (!(decay >= 0f && decay <= 1f)) throw new ArgumentException($"ema: decay must be in [0, 1], got {decay}");
+        Update((be, p, s, n) => be.Axpby(p, s, n, 1f - decay, decay));
+    }
+
+    /// <summary>
+    /// shadow = β·shadow + α·p with α = 1 − decay and β = decay read on the device (a step table's columns), so a
+    /// captured training step applies the next step's decay when replayed.
+    /// </summary>
+    public void Update(StepScalar alpha, StepScalar beta) =>
+        Update((be, p, s, n) => be.AxpbyStep(p, s, n, alpha, beta));
+
+    private void Update(Action<Backend, DeviceBuffer, DeviceBuffer, long> axpby)
+    {
         // Averaging the shadows into themselves would silently stall the average.
         if (_swapped) throw new InvalidOperationException("ema: Update while the averaged weights are swapped in");
         if (_params.Length == 0) return;
@@ -41,7 +53,7 @@ public sealed class Ema : IDisposable
         var be = _params[0].Backend;
         using (Profiler.Op("ema", 3 * total, be))
             for (int i = 0; i < _params.Length; i++)
-                _params[i].Backend.Axpby(_params[i].Buffer, _shadow[i].Buffer, _params[i].Length, 1f - decay, decay);
+                axpby(_params[i].Backend, _params[i].Buffer, _shadow[i].Buffer, _params[i].Length);
     }
 
     /// <summary>Overwrites <paramref name="targets"/> (same count, shapes and device) with the shadows.</summary>

@@ -38,16 +38,14 @@ internal sealed class StepRows(int steps, int stride)
 /// </summary>
 internal sealed class SamplerSteps : IDisposable
 {
-    private readonly Backend _backend;
-    private readonly bool _graphs;
-    private readonly Dictionary<string, StepGraph?> _byKey = new();
+    private readonly StepGraphCache _graphs;
     private int _current;
 
     public StepTable Table { get; }
 
     public SamplerSteps(Backend backend, StepRows rows, bool graphs)
     {
-        (_backend, _graphs) = (backend, graphs);
+        _graphs = new StepGraphCache(backend, graphs);
         Table = new StepTable(backend, rows.Values, rows.Stride);
     }
 
@@ -62,16 +60,8 @@ internal sealed class SamplerSteps : IDisposable
     public void Run(int step, string key, Action<int> body)
     {
         _current = step;
-        if (!_graphs) { Once(body, step); return; }
-        if (!_byKey.TryGetValue(key, out var graph))
-        {
-            _byKey[key] = null;
-            Once(body, step);
-            return;
-        }
-        // A backend without real graphs reruns this closure: it reads the step being replayed, not the captured one.
-        graph ??= _byKey[key] = _backend.CaptureStep(() => Once(body, _current));
-        graph.Replay();
+        // A backend without real graphs reruns the captured closure: it reads the step being run, not the captured one.
+        _graphs.Run(key, () => Once(body, _current));
     }
 
     private void Once(Action<int> body, int step)
@@ -82,8 +72,7 @@ internal sealed class SamplerSteps : IDisposable
 
     public void Dispose()
     {
-        foreach (var g in _byKey.Values) g?.Dispose();
-        _byKey.Clear();
+        _graphs.Dispose();
         Table.Dispose();
     }
 }

@@ -2,8 +2,12 @@ using Ddsm.Engine.Nn;
 
 namespace Ddsm.Model;
 
-/// <summary>Per-forward settings every block sees.</summary>
-public sealed record ForwardContext(double Width, bool Training, ulong DropoutSeed, UNetConfig Config)
+/// <summary>
+/// Per-forward settings every block sees. The dropout seed is <see cref="DropoutSeed"/>, or when
+/// <see cref="DropoutSeedAt"/> is given the value the device reads there (a captured training pass's).
+/// </summary>
+public sealed record ForwardContext(double Width, bool Training, ulong DropoutSeed, UNetConfig Config,
+    StepScalar? DropoutSeedAt = null)
 {
     public int Ch(int cMax) => Config.Channels(cMax, Width);
 }
@@ -66,7 +70,11 @@ public sealed class ResBlock : UNetLayer
             h = _outNorm.Forward(h, silu: true);
         }
         if (ctx.Training && _dropout > 0)
-            h = F.Dropout(h, _dropout, ctx.DropoutSeed ^ ((ulong)_id * 0x9E3779B97F4A7C15UL), true);
+        {
+            ulong salt = (ulong)_id * 0x9E3779B97F4A7C15UL;
+            h = ctx.DropoutSeedAt is { } at ? F.Dropout(h, _dropout, at, salt, true)
+                : F.Dropout(h, _dropout, ctx.DropoutSeed ^ salt, true);
+        }
         h = _outConv.Forward(h, cout);
         return F.Add(_skip is null ? x : _skip.Forward(x, cout), h);
     }

@@ -129,7 +129,7 @@ public sealed class SlimUNet : Module, IDenoiser
     /// so that no call uploads labels.
     /// </summary>
     public Tensor Forward(Tensor x, Tensor t, double width, Tensor? oneHotLabels, bool training = false,
-        ulong dropoutSeed = 0)
+        ulong dropoutSeed = 0, StepScalar? dropoutSeedAt = null)
     {
         var cfg = Config;
         width = cfg.CheckWidth(width);
@@ -140,7 +140,7 @@ public sealed class SlimUNet : Module, IDenoiser
         if (t.Rank != 1 || t.Shape[0] != x.Shape[0])
             throw new ArgumentException(
                 $"unet '{cfg.Name}': timesteps {ShapeUtil.Str(t.Shape)} do not match batch {x.Shape[0]}");
-        var ctx = new ForwardContext(width, training, dropoutSeed, cfg);
+        var ctx = new ForwardContext(width, training, dropoutSeed, cfg, dropoutSeedAt);
         int e = ctx.Ch(cfg.TimeEmbedChannels);
         var emb = _t2.Forward(F.SiLU(_t0.Forward(F.TimestepEmbedding(t, cfg.ModelChannels), e)), e);
         if (_labelEmb is not null)

@@ -1,4 +1,5 @@
 using Ddsm.Engine.Optim;
+using Ddsm.Kernels;
 
 namespace Ddsm.Training;
 
@@ -15,11 +16,16 @@ public sealed class TrainingDivergedException(long step,
 /// <summary>
 /// DDSM supernet training with the sandwich rule: each step runs the largest width, the smallest,
 /// and n−2 random middle widths on the same batch, each pass with its own timesteps and noise,
-/// accumulating gradients; then one clipped Adam step and an EMA update. The widths and dropout seeds come from
-/// the host's <see cref="Rng"/> (kernel arguments, not copies); the batch, flips, labels and timesteps are drawn
-/// on the device from the data set uploaded once (<see cref="ResidentData"/>, <see cref="StepInputs"/>, keyed by
-/// the run and the step), the noise ε from a device <see cref="NoiseStream"/>; the Rng and the stream are
-/// checkpointed, so a resumed run repeats the same steps.
+/// accumulating gradients; then one clipped Adam step and an EMA update. The widths come from the host's
+/// <see cref="Rng"/>; everything else that changes from step to step is read on the device from the trainer's step
+/// table (<see cref="TrainStepState"/>), whose counters mirror the host's: the batch, flips, labels and timesteps
+/// drawn from the data set uploaded once (<see cref="ResidentData"/>, <see cref="StepInputs"/>, keyed by the run
+/// and the step), the noise ε at the <see cref="NoiseStream"/>'s offset, each pass's dropout seed (the device
+/// draws it from its copy of the Rng), Adam's rate and bias corrections, the EMA decay, the log's row. The Rng and
+/// the stream are checkpointed, so a resumed run repeats the same steps.
+/// <para>So a step is a head (the draws), one pass per width and a tail (guard, Adam, EMA, log), none taking a
+/// per-step argument: with <see cref="StepGraphs"/> each is captured once per key (the pass's key is its width)
+/// and replayed (<see cref="StepGraphCache"/>): a CUDA graph each on a GPU.</para>
 /// <para>Host transfers per step: none. Clipping and the non-finite stop happen on the device (Adam's guard);
 /// the per-width losses and the gradient norm go to a device <see cref="StepLog"/> that the host reads once per
 /// logged interval (<see cref="QueueStep"/> then <see cref="ReadSteps"/>; <see cref="TrainStep"/> reads every
@@ -41,14 +47,40 @@ public sealed class SandwichTrainer : IDisposable
     private readonly ResidentData _resident;
     private readonly StepLog _log;
     private readonly (int First, int Last) _tRange;
-    private readonly Tensor _lastT;          // (B) timesteps of the last width pass
-    private readonly Tensor? _lastOneHot;    // (B, K+1) labels of the last batch; null when unconditional
+    private readonly TrainStepState _state;
+    private readonly StepInputs _inputs;
+    private readonly Tensor _losses;         // (passes) ε-MSE per width of the current step
+    private StepGraphCache _graphs;
 
     /// <summary>The data set on the device (tests poison it to check the non-finite stop).</summary>
     internal ResidentData Resident => _resident;
 
     /// <summary>Timesteps of the last width pass (one per image), for tests and diagnostics (a read).</summary>
-    internal IReadOnlyList<float> LastTimesteps => _lastT.ToArray();
+    internal IReadOnlyList<float> LastTimesteps => _inputs.T.ToArray();
+
+    /// <summary>
+    /// Capture each part of a step once per key and replay it (<see cref="StepGraphCache"/>); on by default, as in
+    /// sampling (<see cref="SamplerOptions.StepGraphs"/>): a CUDA graph per part on a GPU, the recorder on ILGPU's
+    /// CPU accelerator, and on the CPU backend a replay runs the same code again (no cost, one code path for all).
+    /// Off, every part runs as it is. Training is bit-identical either way.
+    /// </summary>
+    public bool StepGraphs
+    {
+        get => _graphs.Enabled;
+        set
+        {
+            if (value == _graphs.Enabled) return;
+            _graphs.Dispose();
+            _graphs = new StepGraphCache(Model.Backend, value);
+        }
+    }
+
+    /// <summary>
+    /// For the graph-safety test only: passes give the model the host's dropout seed as a kernel argument (what
+    /// the trainer once did) instead of the device's, which a replayed pass gets wrong.
+    /// </summary>
+    internal bool HostDropoutSeeds { get; set; }
+    private ulong _hostDropoutSeed;
 
     public SandwichTrainer(SlimUNet model, ImageDataset data, TrainOptions options, ulong seed)
     {
@@ -76,11 +108,11 @@ public sealed class SandwichTrainer : IDisposable
         var be = model.Backend;
         _resident = new ResidentData(be, data, Schedule, c.NumClasses);
         _log = new StepLog(be, options.SandwichN);
-        using (TensorScope.Suspend())
-        {
-            _lastT = Tensor.Zeros(be, options.BatchSize);
-            if (c.NumClasses > 0) _lastOneHot = Tensor.Zeros(be, options.BatchSize, _resident.OneHotWidth);
-        }
+        _state = new TrainStepState(be, Optimizer.Options, HostState());
+        _inputs = new StepInputs(_resident, _state, options.BatchSize,
+            [options.BatchSize, c.ImageChannels, c.ImageSize, c.ImageSize]);
+        using (TensorScope.Suspend()) _losses = Tensor.Zeros(be, options.SandwichN);
+        _graphs = new StepGraphCache(be, enabled: true);
     }
 
     /// <summary>Separates the noise stream's seed from the host generator's (same user seed).</summary>
@@ -102,10 +134,21 @@ public sealed class SandwichTrainer : IDisposable
         return list.ToArray();
     }
 
+    /// <summary>Rng draws <see cref="PickWidths"/> makes (one each, whatever the widths): the device skips them.
+    /// </summary>
+    private int WidthDraws
+    {
+        get
+        {
+            var w = Model.Config.Widths;
+            return Options.SandwichN - (Options.SandwichN >= 2 && w.Min() != w.Max() ? 2 : 1);
+        }
+    }
+
     /// <summary>One step, then a read of its losses (and of any queued before it): the last step's result.</summary>
     public StepResult TrainStep()
     {
-        if (_log.Capacity == 0) _log.Reserve(1);
+        if (_log.Capacity == 0) ReserveLog(1);
         QueueStep();
         var (good, diverged) = ReadSteps();
         if (diverged is not null) throw diverged;
@@ -113,7 +156,10 @@ public sealed class SandwichTrainer : IDisposable
     }
 
     /// <summary>Makes the step log hold <paramref name="steps"/> unread steps (between reads).</summary>
-    public void ReserveLog(int steps) => _log.Reserve(steps);
+    public void ReserveLog(int steps)
+    {
+        if (_log.Reserve(steps)) _graphs.Clear();   // the tails wrote the old log
+    }
 
     /// <summary>Steps queued since the last <see cref="ReadSteps"/>.</summary>
     public int UnreadSteps => _log.Pending;
@@ -124,42 +170,66 @@ public sealed class SandwichTrainer : IDisposable
     /// </summary>
     public (StepResult[] Good, TrainingDivergedException? Diverged) ReadSteps() => _log.Read();
 
+    private ulong[] HostState() => TrainStepState.Host(Step, Optimizer.StepCount, Noise, Rng);
+
     /// <summary>
     /// One sandwich step with no host transfer: its losses and gradient norm wait in the step log (room for one
-    /// more step is needed: <see cref="ReserveLog"/>, <see cref="ReadSteps"/>).
+    /// more step is needed: <see cref="ReserveLog"/>, <see cref="ReadSteps"/>). The first step after the host's
+    /// state was set from outside (a resume) uploads the device's counters first: one copy in.
     /// </summary>
     public void QueueStep()
     {
-        var be = Model.Backend;
-        var c = Model.Config;
-        int b = Options.BatchSize;
-        // The host draws of the step (kernel arguments): the widths, then each pass's dropout seed.
+        if (_state.Sync(HostState())) _graphs.Clear();   // they baked the old run's noise seed and data key
+        // The host's draws (its Rng, checkpointed): the widths, the passes' keys, then each pass's dropout seed,
+        // which the device draws from its copy of the generator (train_pass_scalars) and the host only skips.
         var widths = PickWidths();
-        var dropoutSeeds = new ulong[widths.Length];
-        for (int p = 0; p < widths.Length; p++) dropoutSeeds[p] = Rng.NextULong();
-
-        using var stepScope = new TensorScope();
-        var dev = StepInputs.Draw(_resident, Step, DataKey, b, widths.Length, _tRange,
-            [b, c.ImageChannels, c.ImageSize, c.ImageSize], Options.HorizontalFlip, Options.LabelDropout);
-        var losses = Tensor.Empty(be, widths.Length);   // (passes) ε-MSE per width, logged on the device
+        var hostSeeds = widths.Select(_ => Rng.NextULong()).ToArray();
+        long t = Optimizer.StepCount + 1;
+        _log.Add(Step + 1, widths, LrSchedule.LinearWarmup(t, Options.WarmupSteps, Options.Lr));
+        _graphs.Run("head", Head);
+        long passFloats = _inputs.Eps.Length;
         for (int p = 0; p < widths.Length; p++)
         {
-            using var scope = new TensorScope();
-            var eps = Noise.Next(be, dev.X0.Shape);
-            var xt = dev.Noised(p, eps);
-            var (loss, mse) = WidthPassLossOnDevice(Model, xt, eps, dev.Passes[p].T, widths[p], dev.OneHot,
-                dropoutSeeds[p], Options.InplaceDistill);
-            be.Copy(mse.Buffer, 0, losses.Buffer, p, 1);
-            Tape.Backward(loss);
+            Noise.Reserve(passFloats);
+            _hostDropoutSeed = hostSeeds[p];
+            double w = widths[p];
+            _graphs.Run(FormattableString.Invariant($"pass@{w:R}"), () => Pass(w));
         }
-        // Clipping and the non-finite stop (of the gradients and the losses) on the device: no read here.
-        var (_, lr) = Optimizer.StepOnDevice(losses);
-        Optimizer.ZeroGrad();
-        Ema.Update(EmaDecayAt(Step));
+        _graphs.Run("tail", Tail);
         Step++;
-        _log.Write(Step, widths, lr, losses, Optimizer.Guard);
-        _lastT.CopyFrom(dev.Passes[^1].T);
-        if (dev.OneHot is not null) _lastOneHot!.CopyFrom(dev.OneHot);
+        Optimizer.StepCount = t;
+        _state.Moved(HostState());
+    }
+
+    private void Head() => _inputs.DrawBatch(new TrainStepScalarsArgs
+    {
+        DataKey = DataKey, Lr = Options.Lr, EmaDecay = Options.EmaDecay, WarmupSteps = Options.WarmupSteps,
+        Bias1 = _state.Bias1, Bias2 = _state.Bias2, WidthDraws = WidthDraws,
+    }, Options.HorizontalFlip, Options.LabelDropout);
+
+    /// <summary>One width pass: its draws, the loss into its slot of the step's losses, backward.</summary>
+    private void Pass(double width)
+    {
+        var be = Model.Backend;
+        using var scope = new TensorScope();
+        _inputs.DrawPass(new TrainPassScalarsArgs { PassFloats = _inputs.Eps.Length, Batch = Options.BatchSize },
+            _tRange, Noise.Seed);
+        var xt = _inputs.Noised();
+        var seedAt = HostDropoutSeeds ? (StepScalar?)null : _state[TrainState.DropoutSeed];
+        var (loss, mse) = WidthPassLossOnDevice(Model, xt, _inputs.Eps, _inputs.T, width, _inputs.OneHot,
+            _hostDropoutSeed, Options.InplaceDistill, seedAt);
+        be.CopyStep(mse.Buffer, 0, _losses.Buffer, 0, 1, _state[TrainState.LossSlot], 1);
+        Tape.Backward(loss);
+    }
+
+    /// <summary>Clipping and the non-finite stop (of the gradients and the losses) on the device, Adam, EMA, log.
+    /// </summary>
+    private void Tail()
+    {
+        Optimizer.StepOnDevice(_losses, _state[TrainState.Lr]);
+        Optimizer.ZeroGrad();
+        Ema.Update(_state[TrainState.EmaAlpha], _state[TrainState.EmaBeta]);
+        _log.Write(_losses, Optimizer.Guard);
     }
 
     /// <summary>
@@ -176,10 +246,13 @@ public sealed class SandwichTrainer : IDisposable
     }
 
     /// <summary><see cref="WidthPassLoss"/> with the labels' one-hot on the device and the ε MSE left there.</summary>
+    /// <param name="dropoutSeedAt">Where the device reads the dropout seed instead of <paramref name="dropoutSeed"/>
+    /// (the trainer's step table), or null.</param>
     public static (Tensor Loss, Tensor EpsMse) WidthPassLossOnDevice(SlimUNet model, Tensor xt, Tensor eps, Tensor t,
-        double width, Tensor? oneHot, ulong dropoutSeed, bool inplaceDistill)
+        double width, Tensor? oneHot, ulong dropoutSeed, bool inplaceDistill, StepScalar? dropoutSeedAt = null)
     {
-        var pred = model.Forward(xt, t, width, oneHot, training: true, dropoutSeed: dropoutSeed);
+        var pred = model.Forward(xt, t, width, oneHot, training: true, dropoutSeed: dropoutSeed,
+            dropoutSeedAt: dropoutSeedAt);
         var mse = F.MseLoss(pred, eps);
         var loss = mse;
         double maxW = model.Config.MaxWidth;
@@ -200,8 +273,8 @@ public sealed class SandwichTrainer : IDisposable
     {
         get
         {
-            if (_lastOneHot is null) return null;
-            var oh = _lastOneHot.ToArray();
+            if (_inputs.OneHot is null) return null;
+            var oh = _inputs.OneHot.ToArray();
             int k1 = _resident.OneHotWidth;
             return Enumerable.Range(0, Options.BatchSize).Select(i => Array.IndexOf(oh, 1f, i * k1, k1) - i * k1)
                 .ToArray();
@@ -212,16 +285,19 @@ public sealed class SandwichTrainer : IDisposable
     /// EMA decay with warm-up, min(decay, (1+t)/(10+t)): without it a short run's EMA keeps a large
     /// share of the zero-initialised output convs, ε̂ comes out under-scaled and samples stay noisy
     /// (seen: 300 steps at 0.995 kept 22 % of the initial weights and sampled pure noise).
+    /// (The device computes it: <see cref="TrainMath.EmaDecay"/>.)
     /// </summary>
-    public float EmaDecayAt(long step) => Math.Min(Options.EmaDecay, (1f + step) / (10f + step));
+    public float EmaDecayAt(long step) => TrainMath.EmaDecay(step, Options.EmaDecay);
 
     public void Dispose()
     {
+        _graphs.Dispose();
         Optimizer.Dispose();
         Ema.Dispose();
         _resident.Dispose();
         _log.Dispose();
-        _lastT.Dispose();
-        _lastOneHot?.Dispose();
+        _inputs.Dispose();
+        _losses.Dispose();
+        _state.Dispose();
     }
 }

@@ -30,6 +30,8 @@ public sealed class TrainRun(SandwichTrainer trainer, RunOptions options)
     /// Host transfers made inside the training steps of <see cref="Run"/> (not by saves or sample grids).
     /// </summary>
     public TransferCounts StepTransfers { get; private set; }
+    /// <summary>Step graphs the training steps of <see cref="Run"/> captured and replayed.</summary>
+    public StepGraphCounts StepGraphs { get; private set; }
     /// <summary>Training steps <see cref="Run"/> has taken.</summary>
     public long StepsRun { get; private set; }
 
@@ -115,7 +117,9 @@ public sealed class TrainRun(SandwichTrainer trainer, RunOptions options)
         {
             long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
             var before = trainer.Model.Backend.Transfers;
+            var graphsBefore = trainer.Model.Backend.StepGraphs;
             trainer.QueueStep();
+            StepGraphs += trainer.Model.Backend.StepGraphs - graphsBefore;
             StepsRun++;
             long step = trainer.Step;
             bool checkpoint = options.CheckpointEvery > 0 && step % options.CheckpointEvery == 0;

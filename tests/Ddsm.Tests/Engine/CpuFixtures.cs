@@ -113,3 +113,9 @@ public class StepScalarOpTestsCpu : StepScalarOpTests
 {
     protected override (Backend?, string) MakeBackend() => (CpuBackend.Instance, "");
 }
+
+[TestFixture]
+public class TrainStepOpTestsCpu : TrainStepOpTests
+{
+    protected override (Backend?, string) MakeBackend() => (CpuBackend.Instance, "");
+}

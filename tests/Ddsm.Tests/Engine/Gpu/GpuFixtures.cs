@@ -134,3 +134,9 @@ public class StepScalarOpTestsCuda : StepScalarOpTests
 {
     protected override (Backend?, string) MakeBackend() => (CudaDevice.Backend, CudaDevice.Reason);
 }
+
+[TestFixtureSource(typeof(CudaDevice), nameof(CudaDevice.Fixtures))]
+public class TrainStepOpTestsCuda : TrainStepOpTests
+{
+    protected override (Backend?, string) MakeBackend() => (CudaDevice.Backend, CudaDevice.Reason);
+}
