@@ -59,7 +59,7 @@ internal static unsafe partial class ConvDirect
 
     /// <summary>
     /// The AVX2 column of C tiles: 6-row tiles, the last (m not a multiple of 6) computed into
-    /// <paramref name="edge"/> (6×16) and added row by row.
+    /// <paramref name="edge"/> (6×16) and stored as the GEMM stores its edge tiles.
     /// </summary>
     private static void Tiles6(int kc, float* aBlock, BorderedRows256 rows, int m, float* y, int ldy, float beta,
         float* edge)
@@ -70,13 +70,7 @@ internal static unsafe partial class ConvDirect
             Sgemm.Kernel6x16(kc, aBlock + (long)ir * kc, rows, y + (long)ir * ldy, ldy, 1f, beta);
         if (ir == m) return;
         Sgemm.Kernel6x16(kc, aBlock + (long)ir * kc, rows, edge, NR, 1f, 0f);
-        for (int r = 0; r < m - ir; r++)
-        {
-            var dst = new Span<float>(y + (long)(ir + r) * ldy, NR);
-            var src = new ReadOnlySpan<float>(edge + r * NR, NR);
-            if (beta == 0f) src.CopyTo(dst);
-            else System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(dst, beta, src, dst);
-        }
+        Sgemm.StoreEdge(edge, y + (long)ir * ldy, ldy, m - ir, NR, 1f, beta);
     }
 
     /// <summary>

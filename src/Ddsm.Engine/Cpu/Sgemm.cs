@@ -279,6 +279,13 @@ public static unsafe partial class Sgemm
         // Edge tile: compute the whole padded tile into scratch, store the valid part.
         if (avx2) Kernel6x16(kc, a, b, edge, NR, 1f, 0f);
         else KernelPortable(kc, a, b, edge, NR, 1f, 0f, MR, NR);
+        StoreEdge(edge, c, ldc, mr, nr, alpha, beta);
+    }
+
+    /// <summary>C[0:mr, 0:nr] = alpha·edge + beta·C, from a tile computed whole into <paramref name="edge"/> (MR×NR).
+    /// </summary>
+    internal static void StoreEdge(float* edge, float* c, long ldc, int mr, int nr, float alpha, float beta)
+    {
         for (int r = 0; r < mr; r++)
         for (int j = 0; j < nr; j++)
         {
