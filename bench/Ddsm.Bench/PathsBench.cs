@@ -9,11 +9,11 @@ namespace Ddsm.Bench;
 /// process, interleaved rep by rep (so both see the same machine load): the peer benchmark's conv rows (N32,
 /// 3×3 pad 1) forward and backward (data + weight + bias), and square / conv-shaped Sgemm. 2 threads.
 /// Prints ms per call, median (min) of the reps, and the median of per-rep ratios first / second column.
-/// Args: `reps=N` (default 7), `rows=fwd,bwd,gemm` (default all), `n=N` (batch, default 32), `compare=panel`
+/// Args: `reps=N` (default 7), `rows=fwd,bwd,gemm` (default; also `data`, `wgrad`: backward's two halves), `n=N` (batch, default 32), `compare=panel`
 /// (instead of the paths: the best path with B packed per panel against the old whole-block packing),
 /// `compare=direct` (stride-1 convs reading B in place against packing it), `compare=wgrad` (3×3 weight gradients
 /// without a column matrix against the GEMM form), `compare=bordered` (direct convs reading a zero-bordered copy of
-/// x against masked loads),
+/// x against masked loads), `compare=winograd` (3×3 convs by Winograd F(2×2, 3×3) against the direct conv),
 /// `threads=N` (default 2), `clock=cpu` (the process's CPU time instead of wall time: with threads=1 a
 /// measure that a loaded machine disturbs far less than wall time).
 /// </summary>
@@ -31,6 +31,9 @@ public static class PathsBench
         var paths = Arg("compare", "paths") == "panel"
             ? new (string, Action)[] { ("panel-wise B", () => Sgemm.PackBPerPanel = true),
                                        ("block B", () => Sgemm.PackBPerPanel = false) }
+            : Arg("compare", "paths") == "winograd"
+            ? new (string, Action)[] { ("winograd", () => Winograd.On = true),
+                                       ("direct", () => Winograd.On = false) }
             : Arg("compare", "paths") == "bordered"
             ? new (string, Action)[] { ("bordered x", () => ConvDirect.BorderedOn = true),
                                        ("masked loads", () => ConvDirect.BorderedOn = false) }
@@ -51,6 +54,8 @@ public static class PathsBench
         Console.WriteLine($"{"row",-22} {string.Join(" ", paths.Select(p => $"{p.Item1,18}"))} {"ratio",7}");
         var rng = new Rng(1);
         var convs = new[] { (64, 32), (128, 32), (128, 16), (256, 16), (16, 32), (32, 16), (128, 8), (256, 8) };
+        if (Arg("shapes", "") is { Length: > 0 } shapes)   // e.g. shapes=32-32,48-16: channels-size pairs
+            convs = shapes.Split(',').Select(p => p.Split('-')).Select(p => (int.Parse(p[0]), int.Parse(p[1]))).ToArray();
         foreach (var (c, hw) in convs)
         {
             var d = new ConvDesc(batch, c, hw, hw, c, 3, 1, 1, c, c);
@@ -65,6 +70,10 @@ public static class PathsBench
                     be.Conv2dBackwardData(d, y, w, dx);
                     be.Conv2dBackwardWeight(d, x, y, dw, db);
                 });
+            if (parts.Contains("data"))
+                Row($"conv_data/c{c}-{hw}", reps, paths, () => be.Conv2dBackwardData(d, y, w, dx));
+            if (parts.Contains("wgrad"))
+                Row($"conv_wgrad/c{c}-{hw}", reps, paths, () => be.Conv2dBackwardWeight(d, x, y, dw, null));
             foreach (var buf in new[] { x, y, w, bias, dx, dw, db }) be.Free(buf);
         }
         if (parts.Contains("gemm"))
@@ -112,7 +121,7 @@ public static class PathsBench
         finally
         {
             Sgemm.Cap = null; Sgemm.PackBPerPanel = true;
-            CpuBackend.ConvDirectOn = CpuBackend.WeightGradDirectOn = ConvDirect.BorderedOn = true;
+            CpuBackend.ConvDirectOn = CpuBackend.WeightGradDirectOn = ConvDirect.BorderedOn = Winograd.On = true;
         }
         static double Median(IEnumerable<double> v) { var s = v.OrderBy(t => t).ToArray(); return s[s.Length / 2]; }
         var cells = ms.Select(m => $"{Median(m),9:F2} ({m.Min(),6:F2})");

@@ -61,8 +61,8 @@ internal static unsafe partial class ConvDirect
     /// The AVX2 column of C tiles: 6-row tiles, the last (m not a multiple of 6) computed into
     /// <paramref name="edge"/> (6×16) and stored as the GEMM stores its edge tiles.
     /// </summary>
-    private static void Tiles6(int kc, float* aBlock, BorderedRows256 rows, int m, float* y, int ldy, float beta,
-        float* edge)
+    internal static void Tiles6<TB>(int kc, float* aBlock, TB rows, int m, float* y, int ldy, float beta, float* edge)
+        where TB : struct, Sgemm.IBRows256
     {
         const int MR = Sgemm.MR, NR = Sgemm.NR;
         int ir = 0;

@@ -12,6 +12,8 @@ namespace Ddsm.Engine.Cpu;
 /// 1×1 conv over whole 16-pixel panels is a direct conv too, its image one row of H·W pixels.
 /// Backward weight: dW += dy_n · im2col(x_n)ᵀ summed per chunk of images, chunks reduced in order (3×3 stride 1
 /// on the SIMD paths where it is faster: <see cref="ConvWeightGrad"/>, no column matrix).
+/// Most 3×3 stride-1 pad-1 convs (all three directions) run as Winograd F(2×2, 3×3) instead (<see cref="Winograd"/>,
+/// where <see cref="Winograd.Fits"/> measured it faster).
 /// Images go to threads when there are enough of them (column and packing buffers are each thread's
 /// <see cref="Scratch"/>); a small batch instead splits each GEMM across threads.
 /// </summary>
@@ -48,6 +50,15 @@ public sealed partial class CpuBackend
         CheckConvBuffers("conv2d forward", d, x, w, y);
         var xa = A(x); var wa = A(w); var ya = A(y); var ba = bias is null ? null : A(bias);
         var (kk, ldw, hw, xImg, yImg, pointwise) = ConvSizes.Of(d);
+        if (Winograd.Fits(d, Sgemm.Path, Threads))
+        {
+            unsafe
+            {
+                fixed (float* px = xa, pw = wa, pb = ba, py = ya)
+                    Winograd.Forward(d.N, d.Cin, d.H, d.W, d.Cout, px, pw, ldw, 9, false, pb, 0f, py, Par);
+            }
+            return;
+        }
         // A pointwise conv reads its B rows in place like any direct conv, as one row of H·W pixels.
         if (pointwise && PointwiseDirect(d)) (dd, pointwise) = (Flat(d), false);
         // The weight prefix is packed once for all images (read-only while the images run).
@@ -140,6 +151,13 @@ public sealed partial class CpuBackend
     {
         int k = d.K, k2 = k * k, ldw = d.CinMax * k2, kkT = d.Cout * k2;
         var t = new ConvDesc(d.N, d.Cout, d.Ho, d.Wo, d.Cin, k, 1, k - 1 - d.Pad, d.Cout, d.Cin);
+        if (Winograd.Fits(t, Sgemm.Path, Threads, Winograd.Kind.Data))
+        {
+            // The flipped, transposed weight read in place: W′[ci, co, q] = W[co, ci, 8 − q].
+            fixed (float* pg = ga, pw = wa, pdx = dxa)
+                Winograd.Forward(t.N, t.Cin, t.H, t.W, t.Cout, pg, pw, 9, ldw, true, null, 1f, pdx, Par);
+            return;
+        }
         var wt = Scratch.Take(Scratch.Use.ConvFlippedWeight, (long)d.Cin * kkT);
         for (int ci = 0; ci < d.Cin; ci++)
         for (int co = 0; co < d.Cout; co++)
@@ -202,6 +220,16 @@ public sealed partial class CpuBackend
         CheckConvBuffers("conv2d backward weight", d, x, dw, dy);
         var xa = A(x); var ga = A(dy); var dwa = A(dw);
         var (kk, ldw, hw, xImg, yImg, pointwise) = ConvSizes.Of(d);
+        if (Winograd.Fits(d, Sgemm.Path, Threads, Winograd.Kind.Weight))
+        {
+            unsafe
+            {
+                fixed (float* px = xa, pg = ga, pdw = dwa)
+                    Winograd.WeightGrad(d.N, d.Cin, d.H, d.W, d.Cout, px, pg, pdw, ldw, Threads, Par);
+            }
+            if (dbias is not null) BiasGradient(d, ga, A(dbias), hw, yImg);
+            return;
+        }
         int lanes = WeightGradDirectOn ? ConvWeightGrad.LanesFor(d, Sgemm.Path) : 0;
         if (lanes > 0)
         {

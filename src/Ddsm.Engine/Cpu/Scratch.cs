@@ -29,6 +29,11 @@ internal static unsafe class Scratch
         ConvTaps,
         /// <summary>The direct convolution's zero-bordered copy of one image.</summary>
         ConvBordered,
+        /// <summary>
+        /// Winograd convolution: one band's transformed input tiles (V) and transformed outputs (M), and the
+        /// weight gradient's transformed output gradients (dM).
+        /// </summary>
+        WinogradV, WinogradM, WinogradDm,
         /// <summary>GroupNorm backward's x̂, du and row temporaries; attention's P (and dS) of one head.</summary>
         Norm, Attention,
     }

@@ -71,6 +71,15 @@ public static unsafe partial class Sgemm
         }
     }
 
+    /// <summary><see cref="Run"/> on raw pointers (the caller owns the bounds), single-threaded.</summary>
+    internal static void Run(bool transA, bool transB, int m, int n, int k, float alpha, float* a, int lda, float* b,
+        int ldb, float beta, float* c, int ldc)
+    {
+        if (m == 0 || n == 0) return;
+        var packB = new StridedPackB(transB, b, ldb);
+        Core(Path, transA, m, n, k, alpha, a, lda, null, ref packB, beta, c, ldc);
+    }
+
     /// <summary>Fills packed B panels: op(B)[pc:pc+kc, jc:jc+nc] as NR-column panels of kc rows × NR values.</summary>
     internal interface IPackB
     {
@@ -108,12 +117,22 @@ public static unsafe partial class Sgemm
     internal static PackedA PackWholeA(bool transA, float* a, int lda, int m, int k)
     {
         var path = Path;
+        float* p = Scratch.TakeAligned(Scratch.Use.ConvWeight, PackedASize(path, m, k));
+        return PackWholeAInto(path, transA, a, lda, m, k, p);
+    }
+
+    /// <summary>The floats a <see cref="PackWholeA"/> pack of an M×K op(A) takes on <paramref name="path"/>.</summary>
+    internal static long PackedASize(SgemmPath path, int m, int k) => (long)RoundUp(m, PanelHeight(path)) * k;
+
+    /// <summary><see cref="PackWholeA"/> into the caller's <paramref name="dst"/> (<see cref="PackedASize"/> floats).
+    /// </summary>
+    internal static PackedA PackWholeAInto(SgemmPath path, bool transA, float* a, int lda, int m, int k, float* dst)
+    {
         int mr = RoundUp(m, PanelHeight(path));
-        float* p = Scratch.TakeAligned(Scratch.Use.ConvWeight, (long)mr * k);
         int kcStep = KcStep(k);
         for (int pc = 0; pc < k; pc += kcStep)
-            PackA(path, transA, a, lda, 0, m, pc, Math.Min(kcStep, k - pc), p + (long)pc * mr);
-        return new PackedA((nint)p, path);
+            PackA(path, transA, a, lda, 0, m, pc, Math.Min(kcStep, k - pc), dst + (long)pc * mr);
+        return new PackedA((nint)dst, path);
     }
 
     /// <summary>

@@ -40,14 +40,14 @@ public abstract class GpuKernelTests : BackendFixture
         return b;
     }
 
-    private static float[] Down(DeviceBuffer b)
+    internal static float[] Down(DeviceBuffer b)
     {
         var a = new float[b.Length];
         b.Backend.CopyOut(b, 0, a);
         return a;
     }
 
-    private static float[] Rand(Rng r, long n, float std = 1f)
+    internal static float[] Rand(Rng r, long n, float std = 1f)
     {
         var a = new float[n];
         r.FillNormal(a, std);
@@ -55,7 +55,7 @@ public abstract class GpuKernelTests : BackendFixture
     }
 
     private static double[] D(float[] a) => a.Select(v => (double)v).ToArray();
-    private static float[] Delta(float[] after, float[] before) => after.Select((v, i) => v - before[i]).ToArray();
+    internal static float[] Delta(float[] after, float[] before) => after.Select((v, i) => v - before[i]).ToArray();
 
     private static double RelErr(float[] got, double[] want)
     {
