@@ -9,8 +9,9 @@ namespace Ddsm.Bench;
 /// process, interleaved rep by rep (so both see the same machine load): the peer benchmark's conv rows (N32,
 /// 3×3 pad 1) forward and backward (data + weight + bias), and square / conv-shaped Sgemm. 2 threads.
 /// Prints ms per call, median (min) of the reps, and the median of per-rep ratios first / second column.
-/// Args: `reps=N` (default 7), `rows=fwd,bwd,gemm` (default; also `data`, `wgrad`: backward's two halves), `n=N` (batch, default 32), `compare=panel`
-/// (instead of the paths: the best path with B packed per panel against the old whole-block packing),
+/// Args: `reps=N` (default 7), `rows=fwd,bwd,gemm` (default; also `data`, `wgrad`: backward's two halves), `n=N`
+/// (batch, default 32), `shapes=C-HW,…` (conv rows Cin = Cout = C at HW×HW instead of the peer bench's),
+/// `compare=panel` (instead of the paths: the best path with B packed per panel against the old whole-block packing),
 /// `compare=direct` (stride-1 convs reading B in place against packing it), `compare=wgrad` (3×3 weight gradients
 /// without a column matrix against the GEMM form), `compare=bordered` (direct convs reading a zero-bordered copy of
 /// x against masked loads), `compare=winograd` (3×3 convs by Winograd F(2×2, 3×3) against the direct conv),
@@ -55,7 +56,8 @@ public static class PathsBench
         var rng = new Rng(1);
         var convs = new[] { (64, 32), (128, 32), (128, 16), (256, 16), (16, 32), (32, 16), (128, 8), (256, 8) };
         if (Arg("shapes", "") is { Length: > 0 } shapes)   // e.g. shapes=32-32,48-16: channels-size pairs
-            convs = shapes.Split(',').Select(p => p.Split('-')).Select(p => (int.Parse(p[0]), int.Parse(p[1]))).ToArray();
+            convs = shapes.Split(',').Select(p => p.Split('-'))
+                .Select(p => (int.Parse(p[0]), int.Parse(p[1]))).ToArray();
         foreach (var (c, hw) in convs)
         {
             var d = new ConvDesc(batch, c, hw, hw, c, 3, 1, 1, c, c);

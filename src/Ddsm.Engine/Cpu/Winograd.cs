@@ -18,13 +18,19 @@ namespace Ddsm.Engine.Cpu;
 /// <para>Accuracy: the transforms add and subtract up to 9 terms per value before the channel sum, so rounding
 /// grows a few times over the direct conv's (the op tests' tolerances, 1e-4 + 1e-3·|y|, hold with room).</para>
 /// </summary>
-internal static unsafe class Winograd
+internal static unsafe partial class Winograd
 {
     /// <summary>Off only to time the direct conv against it, and to test both.</summary>
     internal static bool On { get; set; } = true;
 
     /// <summary>Transform positions (4×4) and tiles per GEMM panel (the microkernels' NR).</summary>
     private const int Xi = 16, Lanes = Sgemm.NR;
+
+    /// <summary>
+    /// Padding between the 16 ξ blocks of U, V and M: a block length that is a multiple of 4 KiB would put the 16
+    /// rows a transform reads or writes together in one L1 set (8 ways), evicting each other's lines.
+    /// </summary>
+    private const int Skew = 16;
 
     /// <summary>Tiles per band: V (16 × Cin × 64 floats) of a 128-channel band is 512 KiB.</summary>
     private const int BandTiles = 64;
@@ -40,9 +46,10 @@ internal static unsafe class Winograd
     /// desc has Cin and Cout swapped): 3×3, stride 1, pad 1, even H and W, at least 16 channels in and out, a SIMD
     /// path, and enough image groups to keep <paramref name="threads"/> threads busy. By size, where it measured
     /// faster than the direct conv (`paths compare=winograd`, single thread, N8): at 8×8 and below always (the
-    /// direct forms are at their weakest there); at 16×16 and above from Cin·Cout = 48², except the weight
-    /// gradient of images above 16×16, from 96²: the direct weight gradient runs near peak there (C64 at 32²:
-    /// Winograd 1.34× slower, C128: 0.69×).
+    /// direct forms are at their weakest there); above, the forward conv and the data gradient from Cin·Cout = 32²
+    /// (C16 at 32²: 0.99–1.47× of the direct time, C32: 0.63–0.98×), the weight gradient from 96²: the direct
+    /// weight gradient runs near peak there, and the Winograd one, with its larger buffers, varied most with the
+    /// machine's state (C64: 0.78–1.24×, C128: 0.56–0.80×).
     /// </summary>
     public static bool Fits(in ConvDesc d, SgemmPath path, int threads, Kind kind = Kind.Forward)
     {
@@ -52,7 +59,7 @@ internal static unsafe class Winograd
             return false;
         long pixels = (long)d.H * d.W, channels = (long)d.Cin * d.Cout;
         if (pixels <= 64) return true;
-        return channels >= (kind == Kind.Weight && pixels > 256 ? 96 * 96 : 48 * 48);
+        return channels >= (kind == Kind.Weight ? 96 * 96 : 32 * 32);
     }
 
     /// <summary>Images per group: one, or as many as fill a 16-tile panel.</summary>
@@ -78,7 +85,7 @@ internal static unsafe class Winograd
     {
         var path = Sgemm.Path;
         int mPadded = Sgemm.RoundUp(cout, Sgemm.PanelHeight(path));
-        long packLen = (long)mPadded * cin;
+        long packLen = (long)mPadded * cin + Skew;
         float* up = Scratch.TakeAligned(Scratch.Use.ConvWeight, Xi * packLen);
         TransformWeights(path, cin, cout, w, so, si, flip, up, par);
         var up0 = (nint)up;
@@ -100,24 +107,26 @@ internal static unsafe class Winograd
         float* up, ParallelOptions par)
     {
         int mr = Sgemm.PanelHeight(path), mPadded = Sgemm.RoundUp(cout, mr), kcStep = Sgemm.KcStep(cin);
-        int halves = (mr + 7) / 8;
-        long packLen = (long)mPadded * cin;
+        long packLen = (long)mPadded * cin + Skew;
         var up0 = (nint)up; var w0 = (nint)w;
-        Parallel.For(0, mPadded / mr * halves, par, job =>
+        Parallel.For(0, mPadded / mr, par, job =>
         {
-            int o0 = job / halves * mr, h8 = job % halves * 8, width = Math.Min(8, mr - h8);
-            // Lane l: output channel o0 + h8 + l, gathered from l·so; lanes past Cout gather nothing (zero rows).
-            var lanes = Vector256<int>.Indices;
-            var valid = Vector256.LessThan(lanes, Vector256.Create(Math.Min(width, cout - o0 - h8))).AsSingle();
-            var store = Vector256.LessThan(lanes, Vector256.Create(width)).AsSingle();
-            var idx = lanes * (int)so;
+            int o0 = job * mr;
             var g = stackalloc Vector256<float>[9];
             var u = stackalloc Vector256<float>[Xi];
+            var lanes = Vector256<int>.Indices;
+            var idx = lanes * (int)so;
             for (int pc = 0; pc < cin; pc += kcStep)
             {
                 int kc = Math.Min(kcStep, cin - pc);
                 for (int i = pc; i < pc + kc; i++)
+                for (int h8 = 0; h8 < mr; h8 += 8)
                 {
+                    // Lane l: output channel o0 + h8 + l, gathered from l·so; lanes past Cout gather nothing (zero
+                    // rows). Both halves of a 16-row panel step in turn: one whole cache line per ξ.
+                    int width = Math.Min(8, mr - h8);
+                    var valid = Vector256.LessThan(lanes, Vector256.Create(Math.Min(width, cout - o0 - h8))).AsSingle();
+                    var store = Vector256.LessThan(lanes, Vector256.Create(width)).AsSingle();
                     float* src = (float*)w0 + (o0 + h8) * so + i * si;
                     for (int q = 0; q < 9; q++)
                         g[q] = Avx2.GatherMaskVector256(Vector256<float>.Zero, src + (flip ? 8 - q : q), idx, valid, 4);
@@ -169,15 +178,16 @@ internal static unsafe class Winograd
             ConvDirect.BorderRow(x + (((long)(n0 + i) * cin + ci) * h + r - 1) * wd, xb + i * isz + ci * cs + r * bs,
                 wd, 1, (uint)(r - 1) < (uint)h);
         int tb = Math.Min(BandTiles, Sgemm.RoundUp(tiles, Lanes));
-        float* v = Scratch.TakeAligned(Scratch.Use.WinogradV, (long)Xi * tb * cin);
-        float* m = Scratch.TakeAligned(Scratch.Use.WinogradM, (long)Xi * tb * cout);
+        float* v = Scratch.TakeAligned(Scratch.Use.WinogradV, Xi * ((long)tb * cin + Skew));
+        float* m = Scratch.TakeAligned(Scratch.Use.WinogradM, Xi * ((long)tb * cout + Skew));
         int* offs = stackalloc int[BandTiles];
         float* edge = stackalloc float[Sgemm.MR * Lanes];
         int kcStep = Sgemm.KcStep(cin);
-        bool rowRuns = tw2 % 8 == 0;
+        bool rowRuns = tw2 % 8 == 0, runs16 = path == SgemmPath.Avx512 && tw2 % Lanes == 0;
         for (int b0 = 0; b0 < tiles; b0 += tb)
         {
             int nt = Math.Min(tb, tiles - b0), panels = (nt + Lanes - 1) / Lanes, ld = panels * Lanes;
+            long vStride = (long)ld * cin + Skew, mStride = (long)ld * cout + Skew;
             // Patch origin of each tile in xb (bordered row 2·th is input row 2·th − 1); lanes past the group
             // read its first patch and are never stored.
             for (int l = 0; l < ld; l++)
@@ -187,20 +197,22 @@ internal static unsafe class Winograd
                 int i = t / tp, r = t % tp;
                 offs[l] = (int)(i * isz) + 2 * (r / tw2) * bs + 2 * (r % tw2);
             }
-            InputTransform(xb, offs, panels, cin, cs, bs, rowRuns, v);
+            if (runs16) InputRuns512(xb, offs, panels, cin, cs, bs, v, vStride);
+            else InputTransform(xb, offs, panels, cin, cs, bs, rowRuns, v, vStride);
             for (int xi = 0; xi < Xi; xi++)
             for (int pnl = 0; pnl < panels; pnl++)
             for (int pc = 0; pc < cin; pc += kcStep)
             {
                 int kc = Math.Min(kcStep, cin - pc);
                 float* a = up + xi * packLen + (long)pc * mPadded;
-                float* b = v + (((long)xi * panels + pnl) * cin + pc) * Lanes;
-                float* c = m + (long)xi * cout * ld + pnl * Lanes;
+                float* b = v + xi * vStride + ((long)pnl * cin + pc) * Lanes;
+                float* c = m + xi * mStride + pnl * Lanes;
                 float bt = pc == 0 ? 0f : 1f;
                 if (path == SgemmPath.Avx512) ConvDirect.Tiles(kc, a, new Sgemm.PackedRows(b), cout, c, ld, bt, Lanes);
                 else ConvDirect.Tiles6(kc, a, new Sgemm.PackedRows256(b), cout, c, ld, bt, edge);
             }
-            OutputTransform(m, ld, b0, tiles, n0, tp, tw2, h, wd, cout, bias, beta, y, rowRuns);
+            if (runs16) OutputRuns512(m, ld, mStride, b0, tiles, n0, tp, tw2, h, wd, cout, bias, beta, y);
+            else OutputTransform(m, ld, mStride, b0, tiles, n0, tp, tw2, h, wd, cout, bias, beta, y, rowRuns);
         }
     }
 
@@ -211,35 +223,35 @@ internal static unsafe class Winograd
     /// deinterleaved runs of 16 floats; otherwise (small images) it is gathered.
     /// </summary>
     private static void InputTransform(float* xb, int* offs, int panels, int cin, int cs, int bs, bool rowRuns,
-        float* v)
+        float* v, long xiStride)
     {
-        long xiStride = (long)panels * cin * Lanes;
         var d = stackalloc Vector256<float>[16];
         for (int pnl = 0; pnl < panels; pnl++)
+        for (int ci = 0; ci < cin; ci++)
         for (int half = 0; half < 2; half++)
         {
+            // Both halves of a panel row in turn: one whole cache line per ξ.
             int* o = offs + pnl * Lanes + half * 8;
-            var idx = Avx.LoadVector256(o);
-            for (int ci = 0; ci < cin; ci++)
+            float* b = xb + (long)ci * cs;
+            if (rowRuns)
             {
-                float* b = xb + (long)ci * cs;
-                if (rowRuns)
+                float* p = b + o[0];
+                for (int r = 0; r < 4; r++, p += bs)
                 {
-                    float* p = b + o[0];
-                    for (int r = 0; r < 4; r++, p += bs)
-                    {
-                        (d[r * 4], d[r * 4 + 1]) = Deinterleave(p);
-                        (d[r * 4 + 2], d[r * 4 + 3]) = Deinterleave(p + 2);
-                    }
+                    (d[r * 4], d[r * 4 + 1]) = Deinterleave(p);
+                    (d[r * 4 + 2], d[r * 4 + 3]) = Deinterleave(p + 2);
                 }
-                else
-                    for (int r = 0; r < 4; r++)
-                    for (int c = 0; c < 4; c++)
-                        d[r * 4 + c] = Avx2.GatherVector256(b + r * bs + c, idx, 4);
-                DataTransform(d);
-                float* dst = v + ((long)pnl * cin + ci) * Lanes + half * 8;
-                for (int xi = 0; xi < Xi; xi++) Avx.Store(dst + xi * xiStride, d[xi]);
             }
+            else
+            {
+                var idx = Avx.LoadVector256(o);
+                for (int r = 0; r < 4; r++)
+                for (int c = 0; c < 4; c++)
+                    d[r * 4 + c] = Avx2.GatherVector256(b + r * bs + c, idx, 4);
+            }
+            DataTransform(d);
+            float* dst = v + ((long)pnl * cin + ci) * Lanes + half * 8;
+            for (int xi = 0; xi < Xi; xi++) Avx.Store(dst + xi * xiStride, d[xi]);
         }
     }
 
@@ -283,10 +295,10 @@ internal static unsafe class Winograd
     /// Cout rows of <paramref name="ld"/> tiles. Eight tiles of one tile row store two runs of 16 floats; other
     /// tiles are stored one 2×2 block at a time.
     /// </summary>
-    private static void OutputTransform(float* m, int ld, int b0, int tiles, int n0, int tp, int tw2, int h, int wd,
-        int cout, float* bias, float beta, float* y, bool rowRuns)
+    private static void OutputTransform(float* m, int ld, long xiStride, int b0, int tiles, int n0, int tp, int tw2,
+        int h, int wd, int cout, float* bias, float beta, float* y, bool rowRuns)
     {
-        long xiStride = (long)cout * ld, img = (long)cout * h * wd;
+        long img = (long)cout * h * wd;
         var s = stackalloc Vector256<float>[8];
         float* tmp = stackalloc float[32];
         for (int co = 0; co < cout; co++)
@@ -337,7 +349,8 @@ internal static unsafe class Winograd
         }
     }
 
-    /// <summary>16 floats at o: the lanes of <paramref name="left"/> and <paramref name="right"/> interleaved.</summary>
+    /// <summary>16 floats at o: the lanes of <paramref name="left"/> and <paramref name="right"/> interleaved.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void StoreRun(float* o, Vector256<float> left, Vector256<float> right, float beta)
     {
@@ -370,13 +383,13 @@ internal static unsafe class Winograd
         int threads, ParallelOptions par)
     {
         int chunks = Math.Max(1, Math.Min(n, threads));
-        long uLen = (long)cout * cin, partLen = Xi * uLen;
+        long uLen = (long)cout * cin + Skew, partLen = Xi * uLen;
         float* parts = Scratch.TakeAligned(Scratch.Use.WeightGradPartials, chunks * partLen);
         var p0 = (nint)parts;
         Parallel.For(0, chunks, par, t =>
         {
             int lo = (int)((long)n * t / chunks), hi = (int)((long)n * (t + 1) / chunks);
-            WeightGradChunk(lo, hi, cin, h, wd, cout, x, dy, (float*)p0 + t * partLen);
+            WeightGradChunk(lo, hi, cin, h, wd, cout, x, dy, (float*)p0 + t * partLen, uLen);
         });
         for (int t = 1; t < chunks; t++)
             for (long o = 0; o < partLen; o += int.MaxValue / 2)
@@ -391,12 +404,12 @@ internal static unsafe class Winograd
 
     /// <summary>dU of images [lo, hi): band by band, V and dM of whole images, then the 16 GEMMs.</summary>
     private static void WeightGradChunk(int lo, int hi, int cin, int h, int wd, int cout, float* x, float* dy,
-        float* du)
+        float* du, long uLen)
     {
         int tw2 = wd / 2, tp = h / 2 * tw2, bs = wd + 2, cs = (h + 2) * bs, hw = h * wd;
         int perBand = Math.Max(1, GradBandTiles / tp), bandTiles = perBand * tp;
         float* xb = Scratch.TakeAligned(Scratch.Use.ConvBordered, (long)cin * cs + Lanes);
-        long vXi = (long)bandTiles * cin, mXi = (long)bandTiles * cout;
+        long vXi = (long)bandTiles * cin + Skew, mXi = (long)bandTiles * cout + Skew;
         float* v = Scratch.TakeAligned(Scratch.Use.WinogradV, Xi * vXi);
         float* dm = Scratch.TakeAligned(Scratch.Use.WinogradDm, Xi * mXi);
         for (int b0 = lo; b0 < hi; b0 += perBand)
@@ -415,7 +428,7 @@ internal static unsafe class Winograd
             float beta = b0 == lo ? 0f : 1f;
             for (int xi = 0; xi < Xi; xi++)
                 Sgemm.Run(true, false, cout, cin, nb * tp, 1f, dm + xi * mXi, cout, v + xi * vXi, cin, beta,
-                    du + (long)xi * cout * cin, cin);
+                    du + xi * uLen, cin);
         }
     }
 
@@ -500,7 +513,7 @@ internal static unsafe class Winograd
 
     /// <summary>
     /// dw[co, i, :] += Gᵀ dU[:, co, i] G (3×3 from 4×4) for every input channel i, eight at a time;
-    /// dU_ξ is Cout × Cin at ξ·uLen.
+    /// dU_ξ is Cout × Cin at ξ·uLen (uLen: Cout·Cin + <see cref="Skew"/>).
     /// </summary>
     private static void InverseFilterTransform(float* du, int co, int cin, long uLen, float* dwRow)
     {

@@ -5,11 +5,12 @@ namespace Ddsm.Tests.Engine;
 
 /// <summary>
 /// The CPU backend's Winograd F(2×2, 3×3) convolution (forward, data gradient, weight gradient) against a float64
-/// direct convolution, on each SIMD path and on 1 and 2 threads, at shapes that reach each of its cases: 8-tile row
-/// runs and gathered patches, bands of 64 tiles, several small images per 16-tile panel with a partial last group,
-/// two K blocks, slimmed weights. Each case first asserts that the shape takes the Winograd path, so a change to
-/// its conditions cannot turn the test into one of the direct conv. Gradients accumulate into random prior
-/// contents, as autograd's do; weight elements outside the active prefix must be untouched.
+/// direct convolution, on each SIMD path and on 1 and 2 threads, at shapes that reach each of its cases: row runs
+/// of 8 tiles (16 on the AVX-512 path) and gathered patches, bands of 64 tiles, several small images per 16-tile
+/// panel with a partial last group, two K blocks, slimmed weights. Each case first asserts that the shape takes the
+/// Winograd path, so a change to its conditions cannot turn the test into one of the direct conv. Gradients
+/// accumulate into random prior contents, as autograd's do; weight elements outside the active prefix must be
+/// untouched.
 /// </summary>
 [TestFixture, NonParallelizable]
 public class WinogradTests
@@ -27,7 +28,7 @@ public class WinogradTests
 
     private static readonly ConvDesc[] Shapes =
     [
-        new(N: 2, Cin: 96, H: 32, W: 16, Cout: 100, K: 3, Stride: 1, Pad: 1, CinMax: 96, CoutMax: 104), // 2 bands
+        new(N: 2, Cin: 96, H: 16, W: 32, Cout: 100, K: 3, Stride: 1, Pad: 1, CinMax: 96, CoutMax: 104), // 2 bands
         new(N: 3, Cin: 24, H: 8, W: 8, Cout: 20, K: 3, Stride: 1, Pad: 1, CinMax: 32, CoutMax: 24),     // gathered
         new(N: 5, Cin: 16, H: 4, W: 4, Cout: 32, K: 3, Stride: 1, Pad: 1, CinMax: 16, CoutMax: 32),     // 4 a panel
         new(N: 4, Cin: 400, H: 6, W: 10, Cout: 16, K: 3, Stride: 1, Pad: 1, CinMax: 400, CoutMax: 16),  // 2 K blocks
@@ -105,7 +106,8 @@ public class WinogradTests
         var direct = Run(false);
         var wino = Run(true);
         OpCheck.AssertClose("winograd vs direct", wino, direct.Select(v => (double)v).ToArray(), 1e-4, 1e-4);
-        Assert.That(wino, Is.Not.EqualTo(direct), "the two paths are different sums: bit-equal means one path ran twice");
+        Assert.That(wino, Is.Not.EqualTo(direct),
+            "the two paths are different sums: bit-equal means one path ran twice");
     }
 
     private static (double[] y, double[] dx, double[] dw) Reference(ConvDesc d, float[] x, float[] w, float[] bias,
