@@ -87,7 +87,8 @@ public sealed partial class CpuBackend
 
     /// <summary>
     /// Stride-1 convs read B in place (ConvDirect: any width on the AVX-512 path, whole 16-pixel panels per output
-    /// row on the AVX2 path); off only to time packing.
+    /// row on the AVX2 path), and so do 3×3 stride-2 ones with output rows of 8 or 16·k (both paths, from a copy of x
+    /// split by column parity); off only to time packing.
     /// </summary>
     internal static bool ConvDirectOn { get; set; } = true;
 
@@ -123,6 +124,11 @@ public sealed partial class CpuBackend
             if (lo >= hi) return;
             fixed (float* px = xa, py = ya)
             {
+                if (packedW.Path >= SgemmPath.Avx2 && ConvDirectOn && ConvDirect.FitsStride2(d))
+                {
+                    ConvDirect.RunStride2(d, packedW, px + xOff, lo, hi, beta, py + yOff);
+                    return;
+                }
                 if (packedW.Path == SgemmPath.Avx512 && d.Stride == 1 && ConvDirectOn)
                 {
                     ConvDirect.Run(d, packedW, px + xOff, lo, hi, beta, py + yOff);

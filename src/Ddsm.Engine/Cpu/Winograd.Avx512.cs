@@ -85,7 +85,8 @@ internal static unsafe partial class Winograd
         }
     }
 
-    /// <summary>32 floats at o: the lanes of <paramref name="left"/> and <paramref name="right"/> interleaved.</summary>
+    /// <summary>32 floats at o: the lanes of <paramref name="left"/> and <paramref name="right"/> interleaved.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void StoreRun512(float* o, Vector512<float> left, Vector512<float> right, float beta)
     {

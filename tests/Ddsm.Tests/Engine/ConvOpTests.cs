@@ -84,6 +84,8 @@ public abstract class ConvOpTests : BackendFixture
         new(1, 2, 3, 34, 3, 3, 1, 1, 2, 4),      // wide rows: 16-pixel panels at the left edge, inside, and across rows
         new(2, 5, 3, 16, 7, 3, 1, 1, 6, 9),      // rows of 16: direct weight gradient, 7 = 3 + 3 + 1 output channels
         new(2, 2, 3, 1024, 4, 3, 1, 1, 2, 4),    // rows of 64 vectors; one image per 4096-pixel weight-gradient block
+        new(2, 5, 16, 16, 7, 3, 2, 1, 6, 9),     // stride 2 direct: output rows of 8, two per 16-pixel panel
+        new(1, 3, 4, 64, 5, 3, 2, 1, 4, 6),      // stride 2 direct: output rows of 32 (two panels each)
     ];
 
     private static IEnumerable<TestCaseData> Cases()
