@@ -66,7 +66,8 @@ internal static unsafe partial class ConvDirect
                 float* origin = ph + (long)(2 * (j0 / wo)) * rowLen + j0 % wo;
                 var runs = new Stride2Rows(origin, wo % NR == 0 ? 8 : 2L * rowLen, delta + pc);
                 if (!avx512) Tiles6(kc, aBlock, runs, m, y + j0, hw, betaEff, edge);
-                else if (wo % NR == 0) Tiles(kc, aBlock, new BorderedRows(origin, delta + pc), m, y + j0, hw, betaEff, NR);
+                else if (wo % NR == 0)
+                    Tiles(kc, aBlock, new BorderedRows(origin, delta + pc), m, y + j0, hw, betaEff, NR);
                 else Tiles(kc, aBlock, runs, m, y + j0, hw, betaEff, NR);
             }
         }
