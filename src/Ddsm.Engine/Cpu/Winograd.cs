@@ -10,13 +10,15 @@ namespace Ddsm.Engine.Cpu;
 /// V = Bᵀ d B and U = G g Gᵀ, and at each of the 16 transform positions ξ the channels are summed by a GEMM,
 /// M_ξ (Cout × tiles) = U_ξ (Cout × Cin) · V_ξ (Cin × tiles); each tile's output is then Y = Aᵀ M A. That is 16
 /// multiplies per tile and channel pair where the direct conv does 36 (2.25× fewer FLOPs); the transforms are
-/// additions and halvings, O(channels × tiles), run vectorised over 8 tiles.
+/// additions and halvings, O(channels × tiles), run vectorised over 8 tiles (16 on the AVX-512 path,
+/// Winograd.Avx512.cs) or, for the weight gradient, over 8 channels.
 /// <para>The GEMMs are the direct conv's microkernels (16×16 AVX-512, 6×16 AVX2) over V panels of 16 tiles,
 /// written in the packed-B layout by the input transform, against U packed once per call. Work goes to threads
 /// by groups of images (one image, or as many whole small images as fill 16 tiles), and within a group by
 /// bands of at most 64 tiles so that V and M of a band stay in L2.</para>
 /// <para>Accuracy: the transforms add and subtract up to 9 terms per value before the channel sum, so rounding
-/// grows a few times over the direct conv's (the op tests' tolerances, 1e-4 + 1e-3·|y|, hold with room).</para>
+/// grows a few times over the direct conv's; WinogradTests hold it to the op tests' float64 tolerances
+/// (1e-4 + 1e-3·|y| forward, 1e-3 + 1e-3·|g| gradients).</para>
 /// </summary>
 internal static unsafe partial class Winograd
 {
