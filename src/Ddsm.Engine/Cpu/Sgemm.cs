@@ -117,22 +117,12 @@ public static unsafe partial class Sgemm
     internal static PackedA PackWholeA(bool transA, float* a, int lda, int m, int k)
     {
         var path = Path;
-        float* p = Scratch.TakeAligned(Scratch.Use.ConvWeight, PackedASize(path, m, k));
-        return PackWholeAInto(path, transA, a, lda, m, k, p);
-    }
-
-    /// <summary>The floats a <see cref="PackWholeA"/> pack of an M×K op(A) takes on <paramref name="path"/>.</summary>
-    internal static long PackedASize(SgemmPath path, int m, int k) => (long)RoundUp(m, PanelHeight(path)) * k;
-
-    /// <summary><see cref="PackWholeA"/> into the caller's <paramref name="dst"/> (<see cref="PackedASize"/> floats).
-    /// </summary>
-    internal static PackedA PackWholeAInto(SgemmPath path, bool transA, float* a, int lda, int m, int k, float* dst)
-    {
         int mr = RoundUp(m, PanelHeight(path));
+        float* p = Scratch.TakeAligned(Scratch.Use.ConvWeight, (long)mr * k);
         int kcStep = KcStep(k);
         for (int pc = 0; pc < k; pc += kcStep)
-            PackA(path, transA, a, lda, 0, m, pc, Math.Min(kcStep, k - pc), dst + (long)pc * mr);
-        return new PackedA((nint)dst, path);
+            PackA(path, transA, a, lda, 0, m, pc, Math.Min(kcStep, k - pc), p + (long)pc * mr);
+        return new PackedA((nint)p, path);
     }
 
     /// <summary>
