@@ -85,6 +85,16 @@ internal static unsafe partial class ConvDirect
         else new Span<float>(dst, w).Clear();
     }
 
+    /// <summary>
+    /// One h × w plane into its zero-bordered (h + 2) × (w + 2) copy (a pad of 1): the 3×3 weight gradient's and the
+    /// Winograd transforms' input.
+    /// </summary>
+    internal static void BorderPlane(float* src, float* dst, int h, int w)
+    {
+        for (int r = 0; r < h + 2; r++)
+            BorderRow(src + (long)(r - 1) * w, dst + (long)r * (w + 2), w, 1, (uint)(r - 1) < (uint)h);
+    }
+
     /// <summary>B row p read in place from the zero-bordered copy: 16 floats at origin + delta[p].</summary>
     private readonly struct BorderedRows(float* origin, int* delta) : Sgemm.IBRows
     {

@@ -54,12 +54,8 @@ internal static unsafe partial class ConvWeightGrad
             fixed (float* px = x)
             {
                 float* src = px + first * xImg;
-                Parallel.For(0, nb * cin, par, plane =>
-                {
-                    for (int r = 0; r < h + 2; r++)
-                        ConvDirect.BorderRow(src + (long)plane * hw + (long)(r - 1) * w,
-                            xp + (long)plane * padded + (long)r * stride, w, 1, (uint)(r - 1) < (uint)h);
-                });
+                Parallel.For(0, nb * cin, par,
+                    plane => ConvDirect.BorderPlane(src + (long)plane * hw, xp + (long)plane * padded, h, w));
             }
             Parallel.For(0, tiles, par, t =>
             {

@@ -176,9 +176,7 @@ internal static unsafe partial class Winograd
         float* xb = Scratch.TakeAligned(Scratch.Use.ConvBordered, gn * isz + Lanes);
         for (int i = 0; i < gn; i++)
         for (int ci = 0; ci < cin; ci++)
-        for (int r = 0; r < h + 2; r++)
-            ConvDirect.BorderRow(x + (((long)(n0 + i) * cin + ci) * h + r - 1) * wd, xb + i * isz + ci * cs + r * bs,
-                wd, 1, (uint)(r - 1) < (uint)h);
+            ConvDirect.BorderPlane(x + ((long)(n0 + i) * cin + ci) * h * wd, xb + i * isz + ci * cs, h, wd);
         int tb = Math.Min(BandTiles, Sgemm.RoundUp(tiles, Lanes));
         float* v = Scratch.TakeAligned(Scratch.Use.WinogradV, Xi * ((long)tb * cin + Skew));
         float* m = Scratch.TakeAligned(Scratch.Use.WinogradM, Xi * ((long)tb * cout + Skew));
@@ -393,14 +391,13 @@ internal static unsafe partial class Winograd
             int lo = (int)((long)n * t / chunks), hi = (int)((long)n * (t + 1) / chunks);
             WeightGradChunk(lo, hi, cin, h, wd, cout, x, dy, (float*)p0 + t * partLen, uLen);
         });
+        // The partials live in one scratch array, so each fits an int-length span.
+        var sum = new Span<float>(parts, (int)partLen);
         for (int t = 1; t < chunks; t++)
-            for (long o = 0; o < partLen; o += int.MaxValue / 2)
-            {
-                int len = (int)Math.Min(int.MaxValue / 2, partLen - o);
-                var acc = new Span<float>(parts + o, len);
-                System.Numerics.Tensors.TensorPrimitives.Add(acc, new ReadOnlySpan<float>(parts + t * partLen + o, len),
-                    acc);
-            }
+        {
+            var part = new ReadOnlySpan<float>(parts + t * partLen, (int)partLen);
+            System.Numerics.Tensors.TensorPrimitives.Add(sum, part, sum);
+        }
         Parallel.For(0, cout, par, co => InverseFilterTransform((float*)p0, co, cin, uLen, dw + co * ldw));
     }
 
@@ -421,9 +418,7 @@ internal static unsafe partial class Winograd
             {
                 long img = b0 + i;
                 for (int ci = 0; ci < cin; ci++)
-                for (int r = 0; r < h + 2; r++)
-                    ConvDirect.BorderRow(x + ((img * cin + ci) * h + r - 1) * wd, xb + ci * cs + r * bs, wd, 1,
-                        (uint)(r - 1) < (uint)h);
+                    ConvDirect.BorderPlane(x + (img * cin + ci) * h * wd, xb + ci * cs, h, wd);
                 InputTransformByChannel(xb, cin, cs, bs, tw2, tp, v + (long)i * tp * cin, vXi);
                 GradTransformByChannel(dy + img * cout * hw, cout, hw, wd, tw2, tp, dm + (long)i * tp * cout, mXi);
             }
