@@ -9,7 +9,9 @@ namespace Ddsm.Bench;
 /// process, interleaved rep by rep (so both see the same machine load): the peer benchmark's conv rows (N32,
 /// 3×3 pad 1) forward and backward (data + weight + bias), and square / conv-shaped Sgemm. 2 threads.
 /// Prints ms per call, median (min) of the reps, and the median of per-rep ratios first / second column.
-/// Args: `reps=N` (default 7), `rows=fwd,bwd,gemm` (default; also `data`, `wgrad`: backward's two halves), `n=N`
+/// Args: `reps=N` (default 7), `rows=fwd,bwd,gemm` (default; also `data`, `wgrad`: backward's two halves; `gn`:
+/// GroupNorm(16) + SiLU forward and backward at the conv rows' shapes; `attn`: attention forward and backward with
+/// 32-channel heads at the rows of 16² and below), `n=N`
 /// (batch, default 32), `shapes=C-HW,…` (conv rows Cin = Cout = C at HW×HW instead of the peer bench's),
 /// `compare=panel` (instead of the paths: the best path with B packed per panel against the old whole-block packing),
 /// `compare=direct` (stride-1 convs reading B in place against packing it), `compare=wgrad` (3×3 weight gradients
@@ -76,6 +78,33 @@ public static class PathsBench
                 Row($"conv_data/c{c}-{hw}", reps, paths, () => be.Conv2dBackwardData(d, y, w, dx));
             if (parts.Contains("wgrad"))
                 Row($"conv_wgrad/c{c}-{hw}", reps, paths, () => be.Conv2dBackwardWeight(d, x, y, dw, null));
+            if (parts.Contains("gn"))
+            {
+                var gd = new GroupNormDesc(batch, c, hw * hw, 16, c, 1e-5f, SiLU: true);
+                var (mean, rstd) = (be.Allocate(batch * 16), be.Allocate(batch * 16));
+                Row($"gn_silu_fwd/c{c}-{hw}", reps, paths, () =>
+                {
+                    for (int i = 0; i < 10; i++) be.GroupNormForward(gd, x, w, bias, null, null, y, mean, rstd);
+                }, 10);
+                Row($"gn_silu_bwd/c{c}-{hw}", reps, paths, () =>
+                {
+                    for (int i = 0; i < 10; i++)
+                        be.GroupNormBackward(gd, x, w, bias, null, null, mean, rstd, y, dx, dw, db, null, null);
+                }, 10);
+                be.Free(mean); be.Free(rstd);
+            }
+            if (parts.Contains("attn") && c % 32 == 0 && hw <= 16)
+            {
+                // The UNet's heads: 32 channels each, T = hw² tokens; qkv (N, 3C, T), output (N, C, T).
+                var ad = new AttentionDesc(batch, c / 32, 32, hw * hw);
+                var qkv = Filled(be, rng, 3L * batch * c * hw * hw);
+                var o = be.Allocate((long)batch * c * hw * hw);
+                var lse = be.Allocate((long)batch * (c / 32) * hw * hw);
+                var dqkv = be.Allocate(qkv.Length);
+                Row($"attn_fwd/c{c}-{hw}", reps, paths, () => be.AttentionForward(ad, qkv, o, lse));
+                Row($"attn_bwd/c{c}-{hw}", reps, paths, () => be.AttentionBackward(ad, qkv, o, lse, o, dqkv));
+                foreach (var buf in new[] { qkv, o, lse, dqkv }) be.Free(buf);
+            }
             foreach (var buf in new[] { x, y, w, bias, dx, dw, db }) be.Free(buf);
         }
         if (parts.Contains("gemm"))
@@ -106,7 +135,9 @@ public static class PathsBench
         return buf;
     }
 
-    private static void Row(string name, int reps, (string, Action)[] paths, Action run)
+    /// <summary>One row. A run makes <paramref name="calls"/> kernel calls: short kernels are timed ten at a time.
+    /// </summary>
+    private static void Row(string name, int reps, (string, Action)[] paths, Action run, int calls = 1)
     {
         var ms = paths.Select(_ => new double[reps]).ToArray();
         try
@@ -117,7 +148,7 @@ public static class PathsBench
                     paths[i].Item2();
                     double t0 = Now();
                     run();
-                    if (rep >= 0) ms[i][rep] = Now() - t0;
+                    if (rep >= 0) ms[i][rep] = (Now() - t0) / calls;
                 }
         }
         finally

@@ -6,6 +6,7 @@ namespace Ddsm.Engine.Cpu;
 // are each a (d, T) row-major block of qkv (N, 3C, T), so every product is a plain strided GEMM on
 // the buffers with ld = T, no transposing copies:
 //   S = α·QᵀK (T×T),  P = softmax_rows(S),  O = V·Pᵀ (d×T),  α = 1/√d.
+// The forward divides O's columns by the row sums instead of P's rows (d·T instead of T² multiplies).
 // Only the row log-sum-exp (N·heads, T) is kept; backward recomputes P = exp(S − lse) from it
 // (T² floats per head would be the largest activation of the model otherwise).
 // The T×T score scratch is rented per worker, so steady-state calls allocate nothing.
@@ -21,20 +22,27 @@ public sealed partial class CpuBackend
         long tt = (long)t * t;
         Parallel.For(0, d.N * d.Heads, Par, nh =>
         {
-            var p = Scratch.Take(Scratch.Use.Attention, tt);
+            var p = Scratch.Take(Scratch.Use.Attention, tt + t);
+            var inv = p.AsSpan((int)tt, t);
             var (qOff, kOff, vOff, oOff) = HeadOffsets(g, nh);
-            // P (T×T) row t = scores of query t against every key.
+            // P (T×T) row t = scores of query t against every key, then e^(s − max) in place, unnormalised.
             Sgemm.Run(true, false, t, t, hd, alpha, qa, qOff, t, qa, kOff, t, 0f, p, 0, t);
             for (int i = 0; i < t; i++)
             {
                 var row = p.AsSpan(i * t, t);
                 float mx = TensorPrimitives.Max(row);
                 float sum = VecMath.ExpShifted(row, mx);
-                TensorPrimitives.Multiply(row, 1f / sum, row);
+                inv[i] = 1f / sum;
                 la[(long)nh * t + i] = mx + MathF.Log(sum);
             }
-            // O (d×T) = V (d×T) · Pᵀ.
+            // O (d×T) = V (d×T) · Pᵀ, then column i (query i) divided by its row sum: d·T multiplies where
+            // normalising P took T·T.
             Sgemm.Run(false, true, hd, t, t, 1f, qa, vOff, t, p, 0, t, 0f, oa, oOff, t);
+            for (int c = 0; c < hd; c++)
+            {
+                var orow = oa.AsSpan((int)(oOff + (long)c * t), t);
+                TensorPrimitives.Multiply(orow, inv, orow);
+            }
         });
     }
 

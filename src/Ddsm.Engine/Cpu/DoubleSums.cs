@@ -1,6 +1,7 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 
 namespace Ddsm.Engine.Cpu;
 
@@ -23,6 +24,14 @@ internal static class DoubleSums
         ref float xr = ref MemoryMarshal.GetReference(x);
         int n = x.Length, w = Vector<float>.Count, i = 0;
         double s = 0;
+        if (VecMath.Wide)
+            while (i <= n - 16)
+            {
+                int last = Math.Min(n - 16, i + (BlockVectors - 1) * 16);
+                var a = Vector512<float>.Zero;
+                for (; i <= last; i += 16) a += Vector512.LoadUnsafe(ref xr, (nuint)i);
+                s += Sum(a);
+            }
         while (i <= n - w)
         {
             int last = Math.Min(n - w, i + (BlockVectors - 1) * w);
@@ -42,6 +51,21 @@ internal static class DoubleSums
         var mv = new Vector<float>((float)m);
         int n = x.Length, w = Vector<float>.Count, i = 0;
         double s = 0;
+        if (VecMath.Wide)
+        {
+            var mv16 = Vector512.Create((float)m);
+            while (i <= n - 16)
+            {
+                int last = Math.Min(n - 16, i + (BlockVectors - 1) * 16);
+                var a = Vector512<float>.Zero;
+                for (; i <= last; i += 16)
+                {
+                    var d = Vector512.LoadUnsafe(ref xr, (nuint)i) - mv16;
+                    a = Vector512.FusedMultiplyAdd(d, d, a);
+                }
+                s += Sum(a);
+            }
+        }
         while (i <= n - w)
         {
             int last = Math.Min(n - w, i + (BlockVectors - 1) * w);
@@ -55,6 +79,14 @@ internal static class DoubleSums
         }
         for (; i < n; i++) { double d = x[i] - m; s += d * d; }
         return s;
+    }
+
+    /// <summary>The lanes of one 16-lane block added in double.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static double Sum(Vector512<float> lanes)
+    {
+        var (lo, hi) = Vector512.Widen(lanes);
+        return Vector512.Sum(lo + hi);
     }
 
     /// <summary>The lanes of one block added in double.</summary>

@@ -112,6 +112,52 @@ public class SimdPathTests
         }
     }
 
+    // (n, c, hw, scale-shift): GroupNorm(16) + SiLU, then attention with 32-channel heads over the hw² tokens. Rows
+    // of 64 (16-lane loops only), 36 (16 + 16 + 4 scalars), 25 (16 + 8 + 1).
+    [TestCase(2, 32, 8, false)]
+    [TestCase(1, 64, 6, true)]
+    [TestCase(2, 32, 5, true)]
+    public void GroupNormAndAttentionAgreeAcrossPaths(int n, int c, int hw, bool scaleShift)
+    {
+        var rng = new Rng((ulong)(n * 13 + c * 7 + hw));
+        var xd = new float[n * c * hw * hw]; rng.FillNormal(xd, 2f);
+        var gd = new float[c]; rng.FillNormal(gd);
+        var bd = new float[c]; rng.FillNormal(bd);
+        var sd = new float[n * c]; rng.FillNormal(sd, 0.3f);
+        var wd = new float[3 * c * c]; rng.FillNormal(wd, 1f / MathF.Sqrt(c));
+        float[][]? first = null;
+        foreach (var path in Paths())
+        {
+            Sgemm.Cap = path;
+            var be = CpuBackend.Instance;
+            using var scope = new TensorScope();
+            var x = Tensor.FromArray(be, xd, n, c, hw, hw); x.RequiresGrad = true;
+            var gamma = Tensor.FromArray(be, gd, c); gamma.RequiresGrad = true;
+            var beta = Tensor.FromArray(be, bd, c); beta.RequiresGrad = true;
+            var ss = Tensor.FromArray(be, sd, n, c); ss.RequiresGrad = true;
+            var h = F.GroupNorm(x, gamma, beta, 16, 1e-5f, scaleShift ? ss : null, scaleShift ? ss : null, silu: true);
+            // qkv = W·h per token (a 1×1 conv), then attention.
+            var w = Tensor.FromArray(be, wd, 3 * c, c, 1, 1); w.RequiresGrad = true;
+            var qkv = F.Conv2d(h, w, null, 3 * c, 1, 0).Reshape(n, 3 * c, hw * hw);
+            var y = F.Attention(qkv, 32);
+            var g = new float[y.Length]; new Rng(6).FillNormal(g);
+            Tape.Backward(F.Sum(F.Mul(y, Tensor.FromArray(be, g, y.Shape))));
+            float[][] got = [h.ToArray(), y.ToArray(), x.Grad!.ToArray(), gamma.Grad!.ToArray(), beta.Grad!.ToArray(),
+                ss.Grad?.ToArray() ?? [], w.Grad!.ToArray()];
+            if (first is null) { first = got; continue; }
+            string[] names = ["norm", "attention", "dx", "dγ", "dβ", "dscale+dshift", "dW"];
+            for (int q = 0; q < got.Length; q++)
+            {
+                if (got[q].Length == 0) continue;   // no scale/shift
+                // Outputs: reassociated sums, ~1e-6 of their RMS. Gradients: GroupNorm's dx subtracts two group means
+                // from du, which cancels most of it, so the float rounding shows ~10× larger relative to the RMS.
+                double scale = Math.Sqrt(first[q].Average(v => (double)v * v)) + 1e-3, tol = q < 2 ? 1e-5 : 1e-4;
+                OpCheck.AssertClose($"{path} vs {Sgemm.BestPath} {names[q]}", got[q],
+                    first[q].Select(v => (double)v).ToArray(), tol * scale, tol);
+            }
+        }
+    }
+
     /// <summary>Every path this machine can run, best first.</summary>
     private static IEnumerable<SgemmPath> Paths()
     {

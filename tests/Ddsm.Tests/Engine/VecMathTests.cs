@@ -3,9 +3,18 @@ using Ddsm.Engine.Cpu;
 
 namespace Ddsm.Tests.Engine;
 
-/// <summary>The CPU backend's SIMD exp/SiLU (used by the fused GroupNorm) against double math.</summary>
+/// <summary>
+/// The CPU backend's SIMD exp/SiLU (used by the fused GroupNorm and attention's softmax) against double math, on
+/// each SIMD path: the AVX-512 path's span loops take 16 lanes first, then 8, then scalars.
+/// </summary>
 public class VecMathTests
 {
+    [TearDown]
+    public void Uncap() => Sgemm.Cap = null;
+
+    /// <summary>The paths this machine can run, best first (the 16-lane loops need AVX-512).</summary>
+    private static IEnumerable<SgemmPath> Paths() => new[] { Sgemm.BestPath, SgemmPath.Avx2 }.Distinct();
+
     [Test]
     public void ExpIsAccurateOverTheFloatRange()
     {
@@ -22,40 +31,54 @@ public class VecMathTests
         Assert.That(worst, Is.LessThan(4e-7), $"worst relative error at x = {at}");
     }
 
-    [Test]
-    public void ExpShiftedReturnsTheSumOfItsOutputs()
+    [TestCase(45)]   // 16 + 16 + 8 + 5 on the AVX-512 path, 5·8 + 5 on AVX2
+    [TestCase(7)]    // scalars only
+    public void ExpShiftedReturnsTheSumOfItsOutputs(int n)
     {
-        var r = new Rng(52);
-        var x = new float[45]; r.FillNormal(x, 3f);
-        float shift = x.Max();
-        var want = x.Select(v => Math.Exp(v - (double)shift)).ToArray();
-        float sum = VecMath.ExpShifted(x, shift);
-        // Per element a few ulp (4e-7 relative); the float sum of 45 terms in [0, 1] within 1e-5.
-        OpCheck.AssertClose("exp(x − shift)", x, want, 1e-7, 4e-7);
-        Assert.That(sum, Is.EqualTo(want.Sum()).Within(1e-5));
+        foreach (var path in Paths())
+        {
+            Sgemm.Cap = path;
+            var r = new Rng(52);
+            var x = new float[n]; r.FillNormal(x, 3f);
+            float shift = x.Max();
+            var want = x.Select(v => Math.Exp(v - (double)shift)).ToArray();
+            float sum = VecMath.ExpShifted(x, shift);
+            // Per element a few ulp (4e-7 relative); the float sum of 45 terms in [0, 1] within 1e-5.
+            OpCheck.AssertClose($"exp(x − shift) on {path}", x, want, 1e-7, 4e-7);
+            Assert.That(sum, Is.EqualTo(want.Sum()).Within(1e-5), path.ToString());
+        }
     }
 
     [TestCase(37)]   // a vector body plus a scalar tail
+    [TestCase(29)]   // 16 + 8 + 5 on the AVX-512 path
     [TestCase(5)]    // tail only
     public void SiLUAndItsDerivativeMatchDouble(int n)
     {
-        var r = new Rng((ulong)n);
-        var u = new float[n]; r.FillNormal(u, 6f);
-        u[0] = -100f; u[1] = 100f; // saturated ends: silu → 0 and → u, derivative → 0 and → 1
-        var dy = new float[n]; r.FillNormal(dy);
-        var y = (float[])u.Clone();
-        VecMath.SiLUInPlace(y);
-        var du = new float[n];
-        VecMath.SiLUGrad(u, du);
-        for (int i = 0; i < n; i++) du[i] *= dy[i];
-        var wantY = u.Select(v => v / (1 + Math.Exp(-(double)v))).ToArray();
-        var wantDu = u.Select((v, i) =>
+        float[]? firstY = null, firstDu = null;
+        foreach (var path in Paths())
         {
-            double s = 1 / (1 + Math.Exp(-(double)v));
-            return dy[i] * s * (1 + v * (1 - s));
-        }).ToArray();
-        // Float rounding of a handful of operations: 1e-6 absolute + 1e-6 relative.
-        OpCheck.AssertClose("silu", y, wantY, 1e-6, 1e-6);
-        OpCheck.AssertClose("silu backward", du, wantDu, 1e-6, 1e-6);
+            Sgemm.Cap = path;
+            var r = new Rng((ulong)n);
+            var u = new float[n]; r.FillNormal(u, 6f);
+            u[0] = -100f; u[1] = 100f; // saturated ends: silu → 0 and → u, derivative → 0 and → 1
+            var dy = new float[n]; r.FillNormal(dy);
+            var y = (float[])u.Clone();
+            VecMath.SiLUInPlace(y);
+            var du = new float[n];
+            VecMath.SiLUGrad(u, du);
+            for (int i = 0; i < n; i++) du[i] *= dy[i];
+            var wantY = u.Select(v => v / (1 + Math.Exp(-(double)v))).ToArray();
+            var wantDu = u.Select((v, i) =>
+            {
+                double s = 1 / (1 + Math.Exp(-(double)v));
+                return dy[i] * s * (1 + v * (1 - s));
+            }).ToArray();
+            // Float rounding of a handful of operations: 1e-6 absolute + 1e-6 relative.
+            OpCheck.AssertClose($"silu on {path}", y, wantY, 1e-6, 1e-6);
+            OpCheck.AssertClose($"silu backward on {path}", du, wantDu, 1e-6, 1e-6);
+            // The same operations per lane on every path: bit-identical results.
+            if (firstY is null) (firstY, firstDu) = (y, du);
+            else Assert.That(y.Concat(du), Is.EqualTo(firstY.Concat(firstDu!)), $"{path} vs {Sgemm.BestPath}");
+        }
     }
 }

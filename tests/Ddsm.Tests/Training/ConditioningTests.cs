@@ -129,9 +129,10 @@ public class ConditioningTests
                 Assert.That(r.Shape, Is.EqualTo(new[] { 3, 1, 8, 8 }));
                 return r.ToArray();
             }
-            // The doubled batch must equal two separate forwards (rows are independent).
-            Assert.That(MaxDiff(Guided(0), uncond), Is.LessThanOrEqualTo(1e-6), $"s = 0 at width {w}");
-            Assert.That(MaxDiff(Guided(1), cond), Is.LessThanOrEqualTo(1e-6), $"s = 1 at width {w}");
+            // The doubled batch must equal two separate forwards (rows are independent), up to float rounding: the
+            // batches of 6 and 3 are not bit-identical (measured 0.3–1.1e-6 at outputs ≤ 0.83, a few ulp).
+            Assert.That(MaxDiff(Guided(0), uncond), Is.LessThanOrEqualTo(2e-6), $"s = 0 at width {w}");
+            Assert.That(MaxDiff(Guided(1), cond), Is.LessThanOrEqualTo(2e-6), $"s = 1 at width {w}");
             var expect = uncond.Zip(cond, (u, c) => u + 2.5f * (c - u)).ToArray();
             Assert.That(MaxDiff(Guided(2.5), expect), Is.LessThanOrEqualTo(1e-5), $"s = 2.5 at width {w}");
             Assert.That(MaxDiff(cond, uncond), Is.GreaterThan(1e-3), "guidance must have something to do");
