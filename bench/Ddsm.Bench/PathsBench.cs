@@ -17,6 +17,7 @@ namespace Ddsm.Bench;
 /// `compare=direct` (stride-1 convs reading B in place against packing it), `compare=wgrad` (3×3 weight gradients
 /// without a column matrix against the GEMM form), `compare=bordered` (direct convs reading a zero-bordered copy of
 /// x against masked loads), `compare=winograd` (3×3 convs by Winograd F(2×2, 3×3) against the direct conv),
+/// `compare=edge4` (AVX2: the last 4 rows or fewer of a tile column on a 4-row kernel against the 6-row one),
 /// `threads=N` (default 2), `clock=cpu` (the process's CPU time instead of wall time: with threads=1 a
 /// measure that a loaded machine disturbs far less than wall time).
 /// </summary>
@@ -37,6 +38,9 @@ public static class PathsBench
             : Arg("compare", "paths") == "winograd"
             ? new (string, Action)[] { ("winograd", () => Winograd.On = true),
                                        ("direct", () => Winograd.On = false) }
+            : Arg("compare", "paths") == "edge4"
+            ? new (string, Action)[] { ("4-row edge", () => Sgemm.Edge4On = true),
+                                       ("6-row edge", () => Sgemm.Edge4On = false) }
             : Arg("compare", "paths") == "bordered"
             ? new (string, Action)[] { ("bordered x", () => ConvDirect.BorderedOn = true),
                                        ("masked loads", () => ConvDirect.BorderedOn = false) }
@@ -153,7 +157,7 @@ public static class PathsBench
         }
         finally
         {
-            Sgemm.Cap = null; Sgemm.PackBPerPanel = true;
+            Sgemm.Cap = null; Sgemm.PackBPerPanel = Sgemm.Edge4On = true;
             CpuBackend.ConvDirectOn = CpuBackend.WeightGradDirectOn = ConvDirect.BorderedOn = Winograd.On = true;
         }
         static double Median(IEnumerable<double> v) { var s = v.OrderBy(t => t).ToArray(); return s[s.Length / 2]; }

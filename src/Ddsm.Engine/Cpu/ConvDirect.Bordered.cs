@@ -58,8 +58,9 @@ internal static unsafe partial class ConvDirect
     }
 
     /// <summary>
-    /// The AVX2 column of C tiles: 6-row tiles, the last (m not a multiple of 6) computed into
-    /// <paramref name="edge"/> (6×16) and stored as the GEMM stores its edge tiles.
+    /// The AVX2 column of C tiles: 6-row tiles, then the last (m not a multiple of 6): 4 rows straight into y, fewer
+    /// through <paramref name="edge"/> (6×16) on the 4-row kernel, 5 on the 6-row kernel, stored as the GEMM stores
+    /// its edge tiles.
     /// </summary>
     internal static void Tiles6<TB>(int kc, float* aBlock, TB rows, int m, float* y, int ldy, float beta, float* edge)
         where TB : struct, Sgemm.IBRows256
@@ -68,9 +69,17 @@ internal static unsafe partial class ConvDirect
         int ir = 0;
         for (; ir + MR <= m; ir += MR)
             Sgemm.Kernel6x16(kc, aBlock + (long)ir * kc, rows, y + (long)ir * ldy, ldy, 1f, beta);
-        if (ir == m) return;
-        Sgemm.Kernel6x16(kc, aBlock + (long)ir * kc, rows, edge, NR, 1f, 0f);
-        Sgemm.StoreEdge(edge, y + (long)ir * ldy, ldy, m - ir, NR, 1f, beta);
+        int left = m - ir;
+        if (left == 0) return;
+        float* a = aBlock + (long)ir * kc;
+        if (left == 4 && Sgemm.Edge4On)
+        {
+            Sgemm.Kernel4x16(kc, a, rows, y + (long)ir * ldy, ldy, 1f, beta);
+            return;
+        }
+        if (left < 4 && Sgemm.Edge4On) Sgemm.Kernel4x16(kc, a, rows, edge, NR, 1f, 0f);
+        else Sgemm.Kernel6x16(kc, a, rows, edge, NR, 1f, 0f);
+        Sgemm.StoreEdge(edge, y + (long)ir * ldy, ldy, left, NR, 1f, beta);
     }
 
     /// <summary>

@@ -73,6 +73,44 @@ public static unsafe partial class Sgemm
         StoreRow(c + 5 * ldc, c50, c51, alpha, beta);
     }
 
+    /// <summary>
+    /// Rows 0–3 of the 6-row tile only (a still packed 6 per k): the last tile of a column whose height leaves 4
+    /// rows or fewer. With 16 output channels the 6×16 kernel computed 6 + 6 + 6 rows for 16; this one makes it
+    /// 6 + 6 + 4, with its 8 accumulators still enough chains to fill both FMA ports (latency 4).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static void Kernel4x16<TB>(int kc, float* a, TB b, float* c, long ldc, float alpha, float beta)
+        where TB : struct, IBRows256
+    {
+        if (Sse.IsSupported)
+            for (int r = 0; r < 4; r++)
+            {
+                Sse.Prefetch0(c + r * ldc);
+                Sse.Prefetch0(c + r * ldc + 15);
+            }
+        Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default;
+        Vector256<float> c20 = default, c21 = default, c30 = default, c31 = default;
+        for (int p = 0; p < kc; p++, a += MR)
+        {
+            var b0 = b.Lo(p); var b1 = b.Hi(p);
+            var av = Avx.BroadcastScalarToVector256(a);
+            c00 = Fma.MultiplyAdd(av, b0, c00); c01 = Fma.MultiplyAdd(av, b1, c01);
+            av = Avx.BroadcastScalarToVector256(a + 1);
+            c10 = Fma.MultiplyAdd(av, b0, c10); c11 = Fma.MultiplyAdd(av, b1, c11);
+            av = Avx.BroadcastScalarToVector256(a + 2);
+            c20 = Fma.MultiplyAdd(av, b0, c20); c21 = Fma.MultiplyAdd(av, b1, c21);
+            av = Avx.BroadcastScalarToVector256(a + 3);
+            c30 = Fma.MultiplyAdd(av, b0, c30); c31 = Fma.MultiplyAdd(av, b1, c31);
+        }
+        StoreRow(c, c00, c01, alpha, beta);
+        StoreRow(c + ldc, c10, c11, alpha, beta);
+        StoreRow(c + 2 * ldc, c20, c21, alpha, beta);
+        StoreRow(c + 3 * ldc, c30, c31, alpha, beta);
+    }
+
+    /// <summary>Use <see cref="Kernel4x16{TB}"/> for the short last tiles (off only to time the 6-row edge).</summary>
+    internal static bool Edge4On { get; set; } = true;
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void StoreRow(float* c, Vector256<float> v0, Vector256<float> v1, float alpha, float beta)
     {

@@ -285,8 +285,9 @@ public static unsafe partial class Sgemm
             else KernelPortable(kc, a, b, c, ldc, alpha, beta, MR, NR);
             return;
         }
-        // Edge tile: compute the whole padded tile into scratch, store the valid part.
-        if (avx2) Kernel6x16(kc, a, b, edge, NR, 1f, 0f);
+        // Edge tile: compute the whole padded tile (4 rows where that covers it) into scratch, store the valid part.
+        if (avx2 && mr <= 4 && Edge4On) Kernel4x16(kc, a, new PackedRows256(b), edge, NR, 1f, 0f);
+        else if (avx2) Kernel6x16(kc, a, b, edge, NR, 1f, 0f);
         else KernelPortable(kc, a, b, edge, NR, 1f, 0f, MR, NR);
         StoreEdge(edge, c, ldc, mr, nr, alpha, beta);
     }

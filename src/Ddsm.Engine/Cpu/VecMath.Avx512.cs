@@ -9,7 +9,8 @@ internal static partial class VecMath
 {
     private static readonly Vector512<float> Hi16 = Vector512.Create(88.3762626647949f),
         Lo16 = Vector512.Create(-87.3365478515625f), Log2E16 = Vector512.Create(1.44269504088896341f),
-        Half16 = Vector512.Create(0.5f), C1n16 = Vector512.Create(-0.693359375f), C2n16 = Vector512.Create(2.12194440e-4f),
+        Half16 = Vector512.Create(0.5f), C1n16 = Vector512.Create(-0.693359375f),
+        C2n16 = Vector512.Create(2.12194440e-4f),
         P016 = Vector512.Create(1.9875691500e-4f), P116 = Vector512.Create(1.3981999507e-3f),
         P216 = Vector512.Create(8.3334519073e-3f), P316 = Vector512.Create(4.1665795894e-2f),
         P416 = Vector512.Create(1.6666665459e-1f), P516 = Vector512.Create(5.0000001201e-1f);
