@@ -1,4 +1,7 @@
+using System.Numerics;
 using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 
 namespace Ddsm.Engine.Cpu;
 
@@ -20,6 +23,19 @@ public sealed partial class CpuBackend
         int t = d.T, hd = d.HeadDim;
         float alpha = 1f / MathF.Sqrt(hd);
         long tt = (long)t * t;
+        if (FusedAttentionOn && t % Sgemm.NR == 0 && Sgemm.Path >= SgemmPath.Avx2)
+        {
+            Parallel.For(0, d.N * d.Heads, Par, nh =>
+            {
+                var (qOff, kOff, vOff, oOff) = HeadOffsets(g, nh);
+                unsafe
+                {
+                    fixed (float* pq = qa, po = oa, pl = la)
+                        HeadForward(t, hd, alpha, pq + qOff, pq + kOff, pq + vOff, po + oOff, pl + (long)nh * t);
+                }
+            });
+            return;
+        }
         Parallel.For(0, d.N * d.Heads, Par, nh =>
         {
             var p = Scratch.Take(Scratch.Use.Attention, tt + t);
@@ -81,6 +97,107 @@ public sealed partial class CpuBackend
             Sgemm.Run(false, true, hd, t, t, alpha, qa, kOff, t, buf, tt, t, 1f, da, qOff, t);
             Sgemm.Run(false, false, hd, t, t, alpha, qa, qOff, t, buf, tt, t, 1f, da, kOff, t);
         });
+    }
+
+    /// <summary>The forward by blocks of 16 queries (<see cref="HeadForward"/>); off only to time and test the
+    /// whole-matrix form, which also serves T not a multiple of 16 and the portable path.</summary>
+    internal static bool FusedAttentionOn { get; set; } = true;
+
+    /// <summary>
+    /// One head's forward, 16 queries at a time, with the block's scores in L1 instead of the whole T×T in L2:
+    /// Sᵀ (T keys × 16 queries) = (α·Kᵀ) · Q[:, q0:q0+16] comes out of the microkernels in the packed-B layout
+    /// (rows of 16 query lanes), so the softmax over keys is lane-wise (no horizontal max or sum) and
+    /// O[:, q0:q0+16] = V · Pᵀ reads it in place: no transposing pack of P. Kᵀ (scaled by α) and V are packed
+    /// once per head as the kernels' A panels. O's 16 columns are divided by their row sums at the end.
+    /// </summary>
+    private static unsafe void HeadForward(int t, int hd, float alpha, float* q, float* k, float* v, float* o,
+        float* lse)
+    {
+        const int NR = Sgemm.NR;
+        var path = Sgemm.Path;
+        int mr = Sgemm.PanelHeight(path), tPad = Sgemm.RoundUp(t, mr), dPad = Sgemm.RoundUp(hd, mr);
+        long kLen = (long)tPad * hd, vLen = (long)dPad * t;
+        float* kT = Scratch.TakeAligned(Scratch.Use.Attention, kLen + vLen + (long)t * NR + Sgemm.MR * NR);
+        float* vA = kT + kLen, sT = vA + vLen, edge = sT + (long)t * NR;
+        Sgemm.PackA(path, true, k, t, 0, t, 0, hd, kT);
+        var kSpan = new Span<float>(kT, (int)kLen);
+        TensorPrimitives.Multiply(kSpan, alpha, kSpan);
+        Sgemm.PackA(path, false, v, t, 0, hd, 0, t, vA);
+        float* inv = stackalloc float[NR];
+        for (int q0 = 0; q0 < t; q0 += NR)
+        {
+            var qRows = new StridedRows(q + q0, t);
+            if (path == SgemmPath.Avx512)
+            {
+                ConvDirect.Tiles(hd, kT, qRows, t, sT, NR, 0f, NR);
+                SoftmaxLanes512(sT, t, lse + q0, inv);
+                ConvDirect.Tiles(t, vA, new Sgemm.PackedRows(sT), hd, o + q0, t, 0f, NR);
+            }
+            else
+            {
+                ConvDirect.Tiles6(hd, kT, qRows, t, sT, NR, 0f, edge);
+                SoftmaxLanes(sT, t, lse + q0, inv);
+                ConvDirect.Tiles6(t, vA, new Sgemm.PackedRows256(sT), hd, o + q0, t, 0f, edge);
+            }
+            for (int c = 0; c < hd; c++)
+            {
+                var row = new Span<float>(o + (long)c * t + q0, NR);
+                TensorPrimitives.Multiply(row, new ReadOnlySpan<float>(inv, NR), row);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Each of the 16 lanes of s (<paramref name="t"/> rows of 16) becomes e^(s − max) over its column; writes
+    /// lse = max + log Σ and 1/Σ per lane.
+    /// </summary>
+    private static unsafe void SoftmaxLanes512(float* s, int t, float* lse, float* inv)
+    {
+        var mx = Vector512.Create(float.NegativeInfinity);
+        for (int r = 0; r < t; r++) mx = Vector512.Max(mx, Vector512.Load(s + r * Sgemm.NR));
+        var sum = Vector512<float>.Zero;
+        for (int r = 0; r < t; r++)
+        {
+            var e = VecMath.Exp(Vector512.Load(s + r * Sgemm.NR) - mx);
+            sum += e;
+            Vector512.Store(e, s + r * Sgemm.NR);
+        }
+        Vector512.Store(Vector512<float>.One / sum, inv);
+        for (int l = 0; l < Sgemm.NR; l++) lse[l] = mx[l] + MathF.Log(sum[l]);
+    }
+
+    /// <summary><see cref="SoftmaxLanes512"/> in Vector&lt;float&gt; steps (the AVX2 path).</summary>
+    private static unsafe void SoftmaxLanes(float* s, int t, float* lse, float* inv)
+    {
+        int w = Vector<float>.Count;
+        for (int l0 = 0; l0 < Sgemm.NR; l0 += w)
+        {
+            var mx = new Vector<float>(float.NegativeInfinity);
+            for (int r = 0; r < t; r++) mx = Vector.Max(mx, Vector.Load(s + r * Sgemm.NR + l0));
+            var sum = Vector<float>.Zero;
+            for (int r = 0; r < t; r++)
+            {
+                var e = VecMath.Exp(Vector.Load(s + r * Sgemm.NR + l0) - mx);
+                sum += e;
+                Vector.Store(e, s + r * Sgemm.NR + l0);
+            }
+            for (int l = 0; l < w; l++)
+            {
+                inv[l0 + l] = 1f / sum[l];
+                lse[l0 + l] = mx[l] + MathF.Log(sum[l]);
+            }
+        }
+    }
+
+    /// <summary>B rows read in place from a row-major matrix: row p is the 16 floats at b + p·ld.</summary>
+    private readonly unsafe struct StridedRows(float* b, int ld) : Sgemm.IBRows, Sgemm.IBRows256
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public Vector512<float> Row(int p) => Vector512.Load(b + (long)p * ld);
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public Vector256<float> Lo(int p) => Vector256.Load(b + (long)p * ld);
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public Vector256<float> Hi(int p) => Vector256.Load(b + (long)p * ld + 8);
     }
 
     /// <summary>Element offsets of head (n, h)'s q, k, v blocks in qkv and of its rows in out.</summary>

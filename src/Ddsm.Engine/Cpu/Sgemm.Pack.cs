@@ -11,7 +11,7 @@ public static unsafe partial class Sgemm
     /// Packs op(A)[ic:ic+mc, pc:pc+kc] into <paramref name="mr"/>-row panels, each kc steps of mr contiguous
     /// values (rows past mc are zero so the microkernel never branches). mr is the path's panel height.
     /// </summary>
-    private static void PackA(SgemmPath path, bool transA, float* a, int lda, int ic, int mc, int pc, int kc,
+    internal static void PackA(SgemmPath path, bool transA, float* a, int lda, int ic, int mc, int pc, int kc,
         float* dst)
     {
         int mrTile = PanelHeight(path);

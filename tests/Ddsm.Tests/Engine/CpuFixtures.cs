@@ -10,6 +10,45 @@ namespace Ddsm.Tests.Engine;
 public class AttentionOpTestsCpu : AttentionOpTests
 {
     protected override (Backend?, string) MakeBackend() => (CpuBackend.Instance, "");
+
+    [TearDown]
+    public void Restore() => CpuBackend.FusedAttentionOn = true;
+
+    /// <summary>
+    /// The CPU forward's two forms against the float64 reference: by 16-query blocks (T a multiple of 16, 32-channel
+    /// heads as in the UNet) and the whole-matrix form (switched off, or T = 40), plus their lse agreeing.
+    /// </summary>
+    [TestCase(64, true)]
+    [TestCase(64, false)]
+    [TestCase(48, true)]
+    [TestCase(40, true)]
+    public void ForwardFormsMatchTheReference(int t, bool blocks)
+    {
+        const int n = 2, heads = 2, d = 32;
+        var r = new Rng((ulong)(t * 3 + (blocks ? 1 : 0)));
+        var qkv = new float[n * 3 * heads * d * t];
+        r.FillNormal(qkv, 0.6f);
+        var be = CpuBackend.Instance;
+        var desc = new AttentionDesc(n, heads, d, t);
+        float[] Run(bool on, out float[] lse)
+        {
+            CpuBackend.FusedAttentionOn = on;
+            var (x, y, l) = (be.Allocate(qkv.Length), be.Allocate(n * heads * d * t), be.Allocate(n * heads * t));
+            be.CopyIn(x, 0, qkv);
+            be.AttentionForward(desc, x, y, l);
+            var outY = new float[n * heads * d * t];
+            lse = new float[n * heads * t];
+            be.CopyOut(y, 0, outY);
+            be.CopyOut(l, 0, lse);
+            foreach (var buf in new[] { x, y, l }) be.Free(buf);
+            return outY;
+        }
+        var got = Run(blocks, out var lseGot);
+        var want = Reference(qkv.Select(v => (double)v).ToArray(), n, heads, d, t);
+        OpCheck.AssertClose($"attention T={t} {(blocks ? "blocks" : "whole")}", got, want, 1e-5, 1e-4);
+        Run(!blocks, out var lseOther);
+        OpCheck.AssertClose("lse of both forms", lseGot, lseOther.Select(v => (double)v).ToArray(), 1e-5, 1e-5);
+    }
 }
 
 [TestFixture]
