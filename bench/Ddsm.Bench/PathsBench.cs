@@ -19,6 +19,8 @@ namespace Ddsm.Bench;
 /// x against masked loads), `compare=winograd` (3×3 convs by Winograd F(2×2, 3×3) against the direct conv),
 /// `compare=edge4` (AVX2: the last 4 rows or fewer of a tile column on a 4-row kernel against the 6-row one),
 /// `compare=attn` (attention's forward by blocks of 16 queries against the whole T×T score matrix),
+/// `compare=inplace` (Winograd's row runs reading x in place against a zero-bordered copy; at W = 32·k the AVX-512
+/// path's copy takes 8-tile runs, not 16),
 /// `threads=N` (default 2), `clock=cpu` (the process's CPU time instead of wall time: with threads=1 a
 /// measure that a loaded machine disturbs far less than wall time).
 /// </summary>
@@ -39,6 +41,9 @@ public static class PathsBench
             : Arg("compare", "paths") == "winograd"
             ? new (string, Action)[] { ("winograd", () => Winograd.On = true),
                                        ("direct", () => Winograd.On = false) }
+            : Arg("compare", "paths") == "inplace"
+            ? new (string, Action)[] { ("x in place", () => Winograd.InPlaceOn = true),
+                                       ("bordered copy", () => Winograd.InPlaceOn = false) }
             : Arg("compare", "paths") == "attn"
             ? new (string, Action)[] { ("16-query blocks", () => CpuBackend.FusedAttentionOn = true),
                                        ("whole T×T", () => CpuBackend.FusedAttentionOn = false) }
@@ -163,7 +168,7 @@ public static class PathsBench
         {
             Sgemm.Cap = null; Sgemm.PackBPerPanel = Sgemm.Edge4On = true;
             CpuBackend.ConvDirectOn = CpuBackend.WeightGradDirectOn = ConvDirect.BorderedOn = Winograd.On = true;
-            CpuBackend.FusedAttentionOn = true;
+            CpuBackend.FusedAttentionOn = Winograd.InPlaceOn = true;
         }
         static double Median(IEnumerable<double> v) { var s = v.OrderBy(t => t).ToArray(); return s[s.Length / 2]; }
         var cells = ms.Select(m => $"{Median(m),9:F2} ({m.Min(),6:F2})");

@@ -17,41 +17,61 @@ internal static unsafe partial class Winograd
     private static readonly Vector512<int> ZipLo = Vector512.Create(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22,
         7, 23), ZipHi = ZipLo + Vector512.Create(8);
 
-    /// <summary><see cref="InputTransform"/> for panels of 16 tiles of one tile row.</summary>
-    private static void InputRuns512(float* xb, int* offs, int panels, int cin, int cs, int bs, float* v,
+    /// <summary>
+    /// <see cref="InputRuns"/> for panels of 16 tiles of one tile row (W a multiple of 32): patch row r is x row
+    /// 2·th − 1 + r, columns 2·tw0 − 1 to 2·tw0 + 32, the first and last masked off at the image's edges.
+    /// </summary>
+    private static void InputRuns512(float* x, int b0, int panels, int cin, int h, int wd, int tp, int tw2, float* v,
         long xiStride)
     {
         var d = stackalloc Vector512<float>[Xi];
+        var all = Vector512<float>.AllBitsSet;
+        var noFirst = Vector512.GreaterThan(Vector512<int>.Indices, Vector512<int>.Zero).AsSingle();
+        var noLast = Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(15)).AsSingle();
         for (int pnl = 0; pnl < panels; pnl++)
-        for (int ci = 0; ci < cin; ci++)
         {
-            float* p = xb + (long)ci * cs + offs[pnl * Lanes];
-            for (int r = 0; r < 4; r++, p += bs)
+            int t = b0 + pnl * Lanes, i = t / tp, r0 = t % tp, th = r0 / tw2, c0 = 2 * (r0 % tw2);
+            var left = c0 == 0 ? noFirst : all;
+            var right = c0 + 32 == wd ? noLast : all;
+            for (int ci = 0; ci < cin; ci++)
             {
-                Vector512<float> a = Vector512.Load(p), b = Vector512.Load(p + 16);
-                Vector512<float> a2 = Vector512.Load(p + 2), b2 = Vector512.Load(p + 18);
-                d[r * 4] = Avx512F.PermuteVar16x32x2(a, Evens, b);
-                d[r * 4 + 1] = Avx512F.PermuteVar16x32x2(a, Odds, b);
-                d[r * 4 + 2] = Avx512F.PermuteVar16x32x2(a2, Evens, b2);
-                d[r * 4 + 3] = Avx512F.PermuteVar16x32x2(a2, Odds, b2);
-            }
-            for (int c = 0; c < 4; c++)
-            {
-                Vector512<float> d0 = d[c], d1 = d[4 + c], d2 = d[8 + c], d3 = d[12 + c];
-                d[c] = d0 - d2;
-                d[4 + c] = d1 + d2;
-                d[8 + c] = d2 - d1;
-                d[12 + c] = d1 - d3;
-            }
-            float* dst = v + ((long)pnl * cin + ci) * Lanes;
-            for (int r = 0; r < 4; r++)
-            {
-                Vector512<float> t0 = d[r * 4], t1 = d[r * 4 + 1], t2 = d[r * 4 + 2], t3 = d[r * 4 + 3];
-                float* row = dst + r * 4 * xiStride;
-                Vector512.Store(t0 - t2, row);
-                Vector512.Store(t1 + t2, row + xiStride);
-                Vector512.Store(t2 - t1, row + 2 * xiStride);
-                Vector512.Store(t1 - t3, row + 3 * xiStride);
+                float* plane = x + ((long)i * cin + ci) * h * wd;
+                for (int r = 0; r < 4; r++)
+                {
+                    int ih = 2 * th - 1 + r;
+                    if ((uint)ih >= (uint)h)
+                    {
+                        d[r * 4] = d[r * 4 + 1] = d[r * 4 + 2] = d[r * 4 + 3] = Vector512<float>.Zero;
+                        continue;
+                    }
+                    // p[0] is column c0 − 1.
+                    float* p = plane + (long)ih * wd + c0 - 1;
+                    Vector512<float> a = Avx512F.MaskLoad(p, left, Vector512<float>.Zero), b = Vector512.Load(p + 16);
+                    Vector512<float> a2 = Vector512.Load(p + 2);
+                    Vector512<float> b2 = Avx512F.MaskLoad(p + 18, right, Vector512<float>.Zero);
+                    d[r * 4] = Avx512F.PermuteVar16x32x2(a, Evens, b);
+                    d[r * 4 + 1] = Avx512F.PermuteVar16x32x2(a, Odds, b);
+                    d[r * 4 + 2] = Avx512F.PermuteVar16x32x2(a2, Evens, b2);
+                    d[r * 4 + 3] = Avx512F.PermuteVar16x32x2(a2, Odds, b2);
+                }
+                for (int c = 0; c < 4; c++)
+                {
+                    Vector512<float> d0 = d[c], d1 = d[4 + c], d2 = d[8 + c], d3 = d[12 + c];
+                    d[c] = d0 - d2;
+                    d[4 + c] = d1 + d2;
+                    d[8 + c] = d2 - d1;
+                    d[12 + c] = d1 - d3;
+                }
+                float* dst = v + ((long)pnl * cin + ci) * Lanes;
+                for (int r = 0; r < 4; r++)
+                {
+                    Vector512<float> t0 = d[r * 4], t1 = d[r * 4 + 1], t2 = d[r * 4 + 2], t3 = d[r * 4 + 3];
+                    float* row = dst + r * 4 * xiStride;
+                    Vector512.Store(t0 - t2, row);
+                    Vector512.Store(t1 + t2, row + xiStride);
+                    Vector512.Store(t2 - t1, row + 2 * xiStride);
+                    Vector512.Store(t1 - t3, row + 3 * xiStride);
+                }
             }
         }
     }

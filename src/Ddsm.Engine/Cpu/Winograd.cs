@@ -13,7 +13,8 @@ namespace Ddsm.Engine.Cpu;
 /// additions and halvings, O(channels × tiles), run vectorised over 8 tiles (16 on the AVX-512 path,
 /// Winograd.Avx512.cs) or, for the weight gradient, over 8 channels.
 /// <para>The GEMMs are the direct conv's microkernels (16×16 AVX-512, 6×16 AVX2) over V panels of 16 tiles,
-/// written in the packed-B layout by the input transform, against U packed once per call. Work goes to threads
+/// written in the packed-B layout by the input transform (which reads x in place, masked at the image's edges,
+/// where 8 or 16 tiles are a run of one tile row), against U packed once per call. Work goes to threads
 /// by groups of images (one image, or as many whole small images as fill 16 tiles), and within a group by
 /// bands of at most 64 tiles so that V and M of a band stay in L2.</para>
 /// <para>Accuracy: the transforms add and subtract up to 9 terms per value before the channel sum, so rounding
@@ -166,24 +167,33 @@ internal static unsafe partial class Winograd
         }
     }
 
-    /// <summary>One group of images [n0, n0 + gn): bordered copy, then band by band: V, the 16 GEMMs, Y.</summary>
+    /// <summary>
+    /// One group of images [n0, n0 + gn), band by band: V, the 16 GEMMs, Y. Row runs read x in place; gathered
+    /// patches (small images) read a zero-bordered copy of the group, made first.
+    /// </summary>
     private static void Group(SgemmPath path, int n0, int gn, int cin, int h, int wd, int cout, float* x,
         float* up, long packLen, int mPadded, float* bias, float beta, float* y)
     {
         int tw2 = wd / 2, tp = h / 2 * tw2, tiles = gn * tp;
         int bs = wd + 2, cs = (h + 2) * bs;
         long isz = (long)cin * cs;
-        float* xb = Scratch.TakeAligned(Scratch.Use.ConvBordered, gn * isz + Lanes);
-        for (int i = 0; i < gn; i++)
-        for (int ci = 0; ci < cin; ci++)
-            ConvDirect.BorderPlane(x + ((long)(n0 + i) * cin + ci) * h * wd, xb + i * isz + ci * cs, h, wd);
+        bool rowRuns = tw2 % 8 == 0, runs16 = path == SgemmPath.Avx512 && tw2 % Lanes == 0;
+        // Row runs read x in place (masked loads at the image's edges); gathered patches read a bordered copy.
+        bool inPlace = rowRuns && InPlaceOn;
+        float* xg = x + (long)n0 * cin * h * wd, xb = null;
+        if (!inPlace)
+        {
+            xb = Scratch.TakeAligned(Scratch.Use.ConvBordered, gn * isz + Lanes);
+            for (int i = 0; i < gn; i++)
+            for (int ci = 0; ci < cin; ci++)
+                ConvDirect.BorderPlane(xg + ((long)i * cin + ci) * h * wd, xb + i * isz + ci * cs, h, wd);
+        }
         int tb = Math.Min(BandTiles, Sgemm.RoundUp(tiles, Lanes));
         float* v = Scratch.TakeAligned(Scratch.Use.WinogradV, Xi * ((long)tb * cin + Skew));
         float* m = Scratch.TakeAligned(Scratch.Use.WinogradM, Xi * ((long)tb * cout + Skew));
         int* offs = stackalloc int[BandTiles];
         float* edge = stackalloc float[Sgemm.MR * Lanes];
         int kcStep = Sgemm.KcStep(cin);
-        bool rowRuns = tw2 % 8 == 0, runs16 = path == SgemmPath.Avx512 && tw2 % Lanes == 0;
         for (int b0 = 0; b0 < tiles; b0 += tb)
         {
             int nt = Math.Min(tb, tiles - b0), panels = (nt + Lanes - 1) / Lanes, ld = panels * Lanes;
@@ -197,7 +207,8 @@ internal static unsafe partial class Winograd
                 int i = t / tp, r = t % tp;
                 offs[l] = (int)(i * isz) + 2 * (r / tw2) * bs + 2 * (r % tw2);
             }
-            if (runs16) InputRuns512(xb, offs, panels, cin, cs, bs, v, vStride);
+            if (inPlace && runs16) InputRuns512(xg, b0, panels, cin, h, wd, tp, tw2, v, vStride);
+            else if (inPlace) InputRuns(xg, b0, tiles, panels, cin, h, wd, tp, tw2, v, vStride);
             else InputTransform(xb, offs, panels, cin, cs, bs, rowRuns, v, vStride);
             for (int xi = 0; xi < Xi; xi++)
             for (int pnl = 0; pnl < panels; pnl++)
@@ -255,6 +266,58 @@ internal static unsafe partial class Winograd
         }
     }
 
+    /// <summary>Row runs read x in place (off only to time and test the bordered copy they replaced).</summary>
+    internal static bool InPlaceOn { get; set; } = true;
+
+    /// <summary>
+    /// <see cref="InputTransform"/> for row runs (tw2 a multiple of 8), reading x in place: patch row r of the run of
+    /// 8 tiles from tile (th, tw0) is x row 2·th − 1 + r (zeros above and below the image), columns 2·tw0 − 1 to
+    /// 2·tw0 + 16, of which the first and last are masked off at the image's left and right edges.
+    /// </summary>
+    private static void InputRuns(float* x, int b0, int tiles, int panels, int cin, int h, int wd, int tp, int tw2,
+        float* v, long xiStride)
+    {
+        var d = stackalloc Vector256<float>[16];
+        var all = Vector256<float>.AllBitsSet;
+        var noFirst = Vector256.GreaterThan(Vector256<int>.Indices, Vector256<int>.Zero).AsSingle();
+        var noLast = Vector256.LessThan(Vector256<int>.Indices, Vector256.Create(7)).AsSingle();
+        for (int pnl = 0; pnl < panels; pnl++)
+        for (int half = 0; half < 2; half++)
+        {
+            int t = b0 + pnl * Lanes + half * 8;
+            float* dst = v + (long)pnl * cin * Lanes + half * 8;
+            if (t >= tiles)
+            {
+                // Lanes past the group: never stored, but the GEMM reads them.
+                for (int ci = 0; ci < cin; ci++)
+                for (int xi = 0; xi < Xi; xi++) Avx.Store(dst + ci * Lanes + xi * xiStride, Vector256<float>.Zero);
+                continue;
+            }
+            int i = t / tp, r0 = t % tp, th = r0 / tw2, c0 = 2 * (r0 % tw2);
+            var left = c0 == 0 ? noFirst : all;
+            var right = c0 + 16 == wd ? noLast : all;
+            for (int ci = 0; ci < cin; ci++)
+            {
+                float* plane = x + ((long)i * cin + ci) * h * wd;
+                for (int r = 0; r < 4; r++)
+                {
+                    int ih = 2 * th - 1 + r;
+                    if ((uint)ih >= (uint)h)
+                    {
+                        d[r * 4] = d[r * 4 + 1] = d[r * 4 + 2] = d[r * 4 + 3] = Vector256<float>.Zero;
+                        continue;
+                    }
+                    // p[0] is column c0 − 1.
+                    float* p = plane + (long)ih * wd + c0 - 1;
+                    (d[r * 4], d[r * 4 + 1]) = Deinterleave(Avx.MaskLoad(p, left), Avx.LoadVector256(p + 8));
+                    (d[r * 4 + 2], d[r * 4 + 3]) = Deinterleave(Avx.LoadVector256(p + 2), Avx.MaskLoad(p + 10, right));
+                }
+                DataTransform(d);
+                for (int xi = 0; xi < Xi; xi++) Avx.Store(dst + ci * Lanes + xi * xiStride, d[xi]);
+            }
+        }
+    }
+
     /// <summary>d (4×4 patches, row-major) becomes V = Bᵀ d B in place, lane by lane.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void DataTransform(Vector256<float>* d)
@@ -280,10 +343,13 @@ internal static unsafe partial class Winograd
 
     /// <summary>(p[0], p[2], …, p[14]) and (p[1], p[3], …, p[15]).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static (Vector256<float> Even, Vector256<float> Odd) Deinterleave(float* p)
+    private static (Vector256<float> Even, Vector256<float> Odd) Deinterleave(float* p) =>
+        Deinterleave(Avx.LoadVector256(p), Avx.LoadVector256(p + 8));
+
+    /// <summary>The even and odd elements of the 16 floats a, b.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static (Vector256<float> Even, Vector256<float> Odd) Deinterleave(Vector256<float> a, Vector256<float> b)
     {
-        var a = Avx.LoadVector256(p);
-        var b = Avx.LoadVector256(p + 8);
         // Shuffle picks within 128-bit lanes ([a0 a2 b0 b2 | a4 a6 b4 b6]); the 64-bit permute restores the order.
         var even = Avx2.Permute4x64(Avx.Shuffle(a, b, 0x88).AsDouble(), 0xD8).AsSingle();
         var odd = Avx2.Permute4x64(Avx.Shuffle(a, b, 0xDD).AsDouble(), 0xD8).AsSingle();

@@ -23,7 +23,7 @@ public class WinogradTests
     public void Reset()
     {
         Sgemm.Cap = null;
-        Winograd.On = true;
+        Winograd.On = Winograd.InPlaceOn = true;
     }
 
     private static readonly ConvDesc[] Shapes =
@@ -33,6 +33,7 @@ public class WinogradTests
         new(N: 5, Cin: 16, H: 4, W: 4, Cout: 32, K: 3, Stride: 1, Pad: 1, CinMax: 16, CoutMax: 32),     // 4 a panel
         new(N: 4, Cin: 400, H: 6, W: 10, Cout: 16, K: 3, Stride: 1, Pad: 1, CinMax: 400, CoutMax: 16),  // 2 K blocks
         new(N: 2, Cin: 100, H: 8, W: 48, Cout: 97, K: 3, Stride: 1, Pad: 1, CinMax: 100, CoutMax: 100), // 24-tile rows
+        new(N: 3, Cin: 16, H: 2, W: 16, Cout: 16, K: 3, Stride: 1, Pad: 1, CinMax: 16, CoutMax: 16),    // half panels
     ];
 
     private static IEnumerable<TestCaseData> Cases()
@@ -84,6 +85,44 @@ public class WinogradTests
         foreach (var buf in new[] { yb, xb, wb, bb, dyb, dxb, dwb }) be.Free(buf);
     }
 
+    /// <summary>
+    /// Row runs read x in place, with masked loads at the image's edges and zero rows above and below it: the same
+    /// values the bordered copy held, through the same per-lane arithmetic, so the outputs are bit-identical.
+    /// </summary>
+    [TestCase(2, 32, 16, 32)]   // 16-tile runs on the AVX-512 path (both edges in one run), 8-tile runs on AVX2
+    [TestCase(2, 32, 8, 64)]    // two 16-tile runs a row: one edge each
+    [TestCase(3, 16, 2, 16)]    // 8-tile runs, two images a panel, a half-empty last panel
+    public void InPlaceRowRunsMatchTheBorderedCopy(int n, int c, int h, int w)
+    {
+        var d = new ConvDesc(n, c, h, w, c, 3, 1, 1, c, c);
+        var r = new Rng((ulong)(n * 100 + h * 10 + w));
+        var x = Rand(r, d.N * d.Cin * d.H * d.W);
+        var wt = Rand(r, d.CoutMax * d.CinMax * 9, 0.3f);
+        using var be = new CpuBackend { Threads = 2 };
+        var (xb, wb) = (Up(be, x), Up(be, wt));
+        foreach (var path in new[] { Sgemm.BestPath, SgemmPath.Avx2 }.Distinct())
+        {
+            Sgemm.Cap = path;
+            Assert.That(Winograd.Fits(d, path, be.Threads), Is.True, "the shape must take the Winograd path");
+            Winograd.InPlaceOn = true;
+            var inPlace = Forward(be, d, xb, wb);
+            Winograd.InPlaceOn = false;
+            Assert.That(inPlace, Is.EqualTo(Forward(be, d, xb, wb)), $"{path}: in place vs bordered copy");
+            Assert.That(inPlace.Count(v => v != 0f), Is.GreaterThan(inPlace.Length / 2), "a real output");
+        }
+        be.Free(xb); be.Free(wb);
+    }
+
+    /// <summary>y = conv(x, w) without bias, copied out.</summary>
+    private static float[] Forward(CpuBackend be, ConvDesc d, DeviceBuffer xb, DeviceBuffer wb)
+    {
+        var yb = be.Allocate((long)d.N * d.Cout * d.H * d.W);
+        be.Conv2dForward(d, xb, wb, null, yb);
+        var y = Down(yb);
+        be.Free(yb);
+        return y;
+    }
+
     /// <summary>The Winograd and the direct conv agree closely (both are float32 sums of the same products).</summary>
     [Test]
     public void AgreesWithTheDirectConv()
@@ -94,17 +133,10 @@ public class WinogradTests
         var w = Rand(r, d.CoutMax * d.CinMax * 9, 0.2f);
         using var be = new CpuBackend { Threads = 2 };
         var (xb, wb) = (Up(be, x), Up(be, w));
-        float[] Run(bool winograd)
-        {
-            Winograd.On = winograd;
-            var yb = be.Allocate((long)d.N * d.Cout * d.H * d.W);
-            be.Conv2dForward(d, xb, wb, null, yb);
-            var y = Down(yb);
-            be.Free(yb);
-            return y;
-        }
-        var direct = Run(false);
-        var wino = Run(true);
+        Winograd.On = false;
+        var direct = Forward(be, d, xb, wb);
+        Winograd.On = true;
+        var wino = Forward(be, d, xb, wb);
         OpCheck.AssertClose("winograd vs direct", wino, direct.Select(v => (double)v).ToArray(), 1e-4, 1e-4);
         Assert.That(wino, Is.Not.EqualTo(direct),
             "the two paths are different sums: bit-equal means one path ran twice");
