@@ -10,9 +10,11 @@ namespace Ddsm.Bench;
 /// Does the FLOPs saving of a step strategy become wall-clock saving? Samples with DDIM at full
 /// width and with the shape of the DDSM release's CIFAR-10 schedule (full width for the last 27 %
 /// of the denoising, 0.75 next, 0.5 for the noisiest 53 %), interleaved in one run, and reports the
-/// median wall time per image of each, both savings, and their ratio (target ≥ 0.8); also uniform ½ and ¼
+/// median wall time per image of each, both savings, and their ratio (target ≥ 0.8), also as the median of
+/// per-rep ratios against the full-width run of the same rep (paired); also uniform ½ and ¼
 /// width, whose wall saving must stay ≥ 0.9 of their FLOPs saving (issue 16).
-/// Args: [preset=fmnist32] [steps=20] [batch=16] [reps=5].
+/// Args: [preset=fmnist32] [steps=20] [batch=16] [reps=7] [profile] (`profile`: then each strategy's op and kernel
+/// profile over one more run).
 /// </summary>
 public static class SampleBench
 {
@@ -21,9 +23,10 @@ public static class SampleBench
 
     private static int Run(string[] args)
     {
-        var cfg = UNetConfig.Preset(args.Length > 0 ? args[0] : "fmnist32");
-        int steps = args.Length > 1 ? int.Parse(args[1]) : 20, batch = args.Length > 2 ? int.Parse(args[2]) : 16;
-        int reps = args.Length > 3 ? int.Parse(args[3]) : 5;
+        var pos = args.Where(a => a != "profile").ToArray();
+        var cfg = UNetConfig.Preset(pos.Length > 0 ? pos[0] : "fmnist32");
+        int steps = pos.Length > 1 ? int.Parse(pos[1]) : 20, batch = pos.Length > 2 ? int.Parse(pos[2]) : 16;
+        int reps = pos.Length > 3 ? int.Parse(pos[3]) : 7;
         var be = CpuBackend.Instance;
         using var model = new SlimUNet(be, cfg, 1);
         var sched = NoiseSchedule.Linear();
@@ -61,11 +64,26 @@ public static class SampleBench
         for (int i = 0; i < strategies.Length; i++)
         {
             double m = Median(times[i]), flopSave = 1 - gflops[i] / gflops[0], wallSave = 1 - m / mf;
-            string save = i == 0 ? "" : $"  FLOPs {flopSave:P1}, wall {wallSave:P1}, ratio {wallSave / flopSave:F2}";
+            // Paired: each rep's saving against the full-width run just before it, so that the machine's speed
+            // drifting between reps (±20 % on a shared VM) cancels; the median of those.
+            double paired = Median(times[i].Select((t, r) => 1 - t / times[0][r]).ToList()) / flopSave;
+            string save = i == 0 ? "" : $"  FLOPs {flopSave:P1}, wall {wallSave:P1}, ratio {wallSave / flopSave:F2}" +
+                                        $" (paired {paired:F2})";
             Console.WriteLine($"{strategies[i].name,-14} {gflops[i],11:F2} {m,16:F1} " +
                               $"{string.Join(" ", times[i].Select(v => v.ToString("F0"))),30}{save}");
         }
         Console.WriteLine("targets: DDSM-shaped ratio ≥ 0.80 (issue 4), uniform ½ and ¼ ratio ≥ 0.90 (issue 16)");
+        if (args.Contains("profile"))
+            foreach (var st in strategies)
+            {
+                // One more sampling run per strategy with the op profiler on: where its time goes.
+                Profiler.Reset();
+                Profiler.Enabled = true;
+                try { TimeOne(st.s); }
+                finally { Profiler.Enabled = false; }
+                Console.WriteLine($"\n{st.name}: one run of batch {batch}");
+                Console.WriteLine($"{Profiler.Report()}\n{Profiler.KernelReport()}");
+            }
         return 0;
     }
 
