@@ -35,32 +35,16 @@ public static class PathsBench
             args.FirstOrDefault(a => a.StartsWith(key + "="))?[(key.Length + 1)..] ?? def;
         int reps = int.Parse(Arg("reps", "7")), batch = int.Parse(Arg("n", "32"));
         var parts = Arg("rows", "fwd,bwd,gemm").Split(',');
-        var paths = Arg("compare", "paths") == "panel"
-            ? new (string, Action)[] { ("panel-wise B", () => Sgemm.PackBPerPanel = true),
-                                       ("block B", () => Sgemm.PackBPerPanel = false) }
-            : Arg("compare", "paths") == "winograd"
-            ? new (string, Action)[] { ("winograd", () => Winograd.On = true),
-                                       ("direct", () => Winograd.On = false) }
-            : Arg("compare", "paths") == "inplace"
-            ? new (string, Action)[] { ("x in place", () => Winograd.InPlaceOn = true),
-                                       ("bordered copy", () => Winograd.InPlaceOn = false) }
-            : Arg("compare", "paths") == "attn"
-            ? new (string, Action)[] { ("16-query blocks", () => CpuBackend.FusedAttentionOn = true),
-                                       ("whole T×T", () => CpuBackend.FusedAttentionOn = false) }
-            : Arg("compare", "paths") == "edge4"
-            ? new (string, Action)[] { ("4-row edge", () => Sgemm.Edge4On = true),
-                                       ("6-row edge", () => Sgemm.Edge4On = false) }
-            : Arg("compare", "paths") == "bordered"
-            ? new (string, Action)[] { ("bordered x", () => ConvDirect.BorderedOn = true),
-                                       ("masked loads", () => ConvDirect.BorderedOn = false) }
-            : Arg("compare", "paths") == "wgrad"
-            ? new (string, Action)[] { ("direct wgrad", () => CpuBackend.WeightGradDirectOn = true),
-                                       ("GEMM wgrad", () => CpuBackend.WeightGradDirectOn = false) }
-            : Arg("compare", "paths") == "direct"
-            ? new (string, Action)[] { ("direct conv", () => CpuBackend.ConvDirectOn = true),
-                                       ("packed conv", () => CpuBackend.ConvDirectOn = false) }
-            : new[] { Sgemm.BestPath, SgemmPath.Avx2 }.Distinct()
+        string compare = Arg("compare", "paths");
+        (string, Action)[] paths;
+        if (compare == "paths")
+            paths = new[] { Sgemm.BestPath, SgemmPath.Avx2 }.Distinct()
                 .Select(p => (p.ToString(), (Action)(() => Sgemm.Cap = p))).ToArray();
+        else if (Switches.TryGetValue(compare, out var sw))
+            paths = [(sw.On, () => sw.Set(true)), (sw.Off, () => sw.Set(false))];
+        else
+            throw new ArgumentException(
+                $"paths: compare={compare}: one of paths, {string.Join(", ", Switches.Keys)}");
         var be = new CpuBackend { Threads = int.Parse(Arg("threads", "2")) };
         _cpuClock = Arg("clock", "wall") == "cpu";
         Console.WriteLine($"paths bench: {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, {Environment.ProcessorCount} cores, " +
@@ -71,8 +55,11 @@ public static class PathsBench
         var rng = new Rng(1);
         var convs = new[] { (64, 32), (128, 32), (128, 16), (256, 16), (16, 32), (32, 16), (128, 8), (256, 8) };
         if (Arg("shapes", "") is { Length: > 0 } shapes)   // e.g. shapes=32-32,48-16: channels-size pairs
-            convs = shapes.Split(',').Select(p => p.Split('-'))
-                .Select(p => (int.Parse(p[0]), int.Parse(p[1]))).ToArray();
+            convs = shapes.Split(',').Select(p => p.Split('-') is [var c, var hw] && int.TryParse(c, out int ci) &&
+                    int.TryParse(hw, out int hi) && ci > 0 && hi > 0
+                    ? (ci, hi)
+                    : throw new ArgumentException($"paths: shapes={shapes}: '{p}' is not CHANNELS-SIZE, e.g. 32-16"))
+                .ToArray();
         foreach (var (c, hw) in convs)
         {
             var d = new ConvDesc(batch, c, hw, hw, c, 3, 1, 1, c, c);
@@ -132,6 +119,19 @@ public static class PathsBench
         return 0;
     }
 
+    /// <summary>`compare=` switches: the column with the switch on (the default), then off.</summary>
+    private static readonly Dictionary<string, (string On, string Off, Action<bool> Set)> Switches = new()
+    {
+        ["panel"] = ("panel-wise B", "block B", on => Sgemm.PackBPerPanel = on),
+        ["winograd"] = ("winograd", "direct", on => Winograd.On = on),
+        ["inplace"] = ("x in place", "bordered copy", on => Winograd.InPlaceOn = on),
+        ["attn"] = ("16-query blocks", "whole T×T", on => CpuBackend.FusedAttentionOn = on),
+        ["edge4"] = ("4-row edge", "6-row edge", on => Sgemm.Edge4On = on),
+        ["bordered"] = ("bordered x", "masked loads", on => ConvDirect.BorderedOn = on),
+        ["wgrad"] = ("direct wgrad", "GEMM wgrad", on => CpuBackend.WeightGradDirectOn = on),
+        ["direct"] = ("direct conv", "packed conv", on => CpuBackend.ConvDirectOn = on),
+    };
+
     private static bool _cpuClock;
 
     private static double Now() => _cpuClock
@@ -166,9 +166,8 @@ public static class PathsBench
         }
         finally
         {
-            Sgemm.Cap = null; Sgemm.PackBPerPanel = Sgemm.Edge4On = true;
-            CpuBackend.ConvDirectOn = CpuBackend.WeightGradDirectOn = ConvDirect.BorderedOn = Winograd.On = true;
-            CpuBackend.FusedAttentionOn = Winograd.InPlaceOn = true;
+            Sgemm.Cap = null;
+            foreach (var sw in Switches.Values) sw.Set(true);
         }
         static double Median(IEnumerable<double> v) { var s = v.OrderBy(t => t).ToArray(); return s[s.Length / 2]; }
         var cells = ms.Select(m => $"{Median(m),9:F2} ({m.Min(),6:F2})");

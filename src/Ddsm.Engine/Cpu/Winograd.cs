@@ -198,18 +198,21 @@ internal static unsafe partial class Winograd
         {
             int nt = Math.Min(tb, tiles - b0), panels = (nt + Lanes - 1) / Lanes, ld = panels * Lanes;
             long vStride = (long)ld * cin + Skew, mStride = (long)ld * cout + Skew;
-            // Patch origin of each tile in xb (bordered row 2·th is input row 2·th − 1); lanes past the group
-            // read its first patch and are never stored.
-            for (int l = 0; l < ld; l++)
-            {
-                int t = b0 + l;
-                if (t >= tiles) { offs[l] = 0; continue; }
-                int i = t / tp, r = t % tp;
-                offs[l] = (int)(i * isz) + 2 * (r / tw2) * bs + 2 * (r % tw2);
-            }
             if (inPlace && runs16) InputRuns512(xg, b0, panels, cin, h, wd, tp, tw2, v, vStride);
             else if (inPlace) InputRuns(xg, b0, tiles, panels, cin, h, wd, tp, tw2, v, vStride);
-            else InputTransform(xb, offs, panels, cin, cs, bs, rowRuns, v, vStride);
+            else
+            {
+                // Patch origin of each tile in xb (bordered row 2·th is input row 2·th − 1); lanes past the group
+                // read its first patch and are never stored.
+                for (int l = 0; l < ld; l++)
+                {
+                    int t = b0 + l;
+                    if (t >= tiles) { offs[l] = 0; continue; }
+                    int i = t / tp, r = t % tp;
+                    offs[l] = (int)(i * isz) + 2 * (r / tw2) * bs + 2 * (r % tw2);
+                }
+                InputTransform(xb, offs, panels, cin, cs, bs, rowRuns, v, vStride);
+            }
             for (int xi = 0; xi < Xi; xi++)
             for (int pnl = 0; pnl < panels; pnl++)
             for (int pc = 0; pc < cin; pc += kcStep)
