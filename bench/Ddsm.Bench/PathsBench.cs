@@ -20,7 +20,8 @@ namespace Ddsm.Bench;
 /// `compare=edge4` (AVX2: the last 4 rows or fewer of a tile column on a 4-row kernel against the 6-row one),
 /// `compare=attn` (attention's forward by blocks of 16 queries against the whole T×T score matrix),
 /// `compare=inplace` (Winograd's row runs reading x in place against a zero-bordered copy; at W = 32·k the AVX-512
-/// path's copy takes 8-tile runs, not 16),
+/// path's copy takes 8-tile runs, not 16), `compare=panels512` (AVX-512 Winograd panels of 2 or 4 tile rows at
+/// W = 16 and 8 against the 8-tile runs and gathered patches),
 /// `threads=N` (default 2), `clock=cpu` (the process's CPU time instead of wall time: with threads=1 a
 /// measure that a loaded machine disturbs far less than wall time).
 /// </summary>
@@ -122,6 +123,7 @@ public static class PathsBench
     /// <summary>`compare=` switches: the column with the switch on (the default), then off.</summary>
     private static readonly Dictionary<string, (string On, string Off, Action<bool> Set)> Switches = new()
     {
+        ["panels512"] = ("16-lane panels", "8-lane", on => Winograd.Panels512On = on),
         ["panel"] = ("panel-wise B", "block B", on => Sgemm.PackBPerPanel = on),
         ["winograd"] = ("winograd", "direct", on => Winograd.On = on),
         ["inplace"] = ("x in place", "bordered copy", on => Winograd.InPlaceOn = on),

@@ -78,13 +78,16 @@ internal static unsafe partial class ConvDirect
         }
     }
 
-    /// <summary>The panel's column of C tiles, all of W's 16-row panels against the same B rows.</summary>
-    internal static void Tiles<TB>(int kc, float* aBlock, TB rows, int m, float* y, int ldy, float beta, int nr)
-        where TB : struct, Sgemm.IBRows
+    /// <summary>
+    /// The panel's column of C tiles, all of W's 16-row panels against the same B rows (C's rows prefetched unless
+    /// <paramref name="prefetchC"/> is false, see <see cref="Sgemm.Kernel16x16{TB}"/>).
+    /// </summary>
+    internal static void Tiles<TB>(int kc, float* aBlock, TB rows, int m, float* y, int ldy, float beta, int nr,
+        bool prefetchC = true) where TB : struct, Sgemm.IBRows
     {
         for (int ir = 0; ir < m; ir += Sgemm.MR512)
             Sgemm.Kernel16x16(kc, aBlock + (long)ir * kc, rows, y + (long)ir * ldy, ldy, 1f, beta,
-                Math.Min(Sgemm.MR512, m - ir), nr);
+                Math.Min(Sgemm.MR512, m - ir), nr, prefetchC);
     }
 
     /// <summary>

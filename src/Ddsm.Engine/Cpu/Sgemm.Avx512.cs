@@ -37,17 +37,23 @@ public static unsafe partial class Sgemm
         public Vector512<float> Row(int p) => Vector512.Load(b + (long)p * NR);
     }
 
-    /// <summary>The tile with B rows from <paramref name="b"/> (packed, or read in place by a direct conv).</summary>
+    /// <summary>
+    /// The tile with B rows from <paramref name="b"/> (packed, or read in place by a direct conv). C's rows are
+    /// prefetched unless <paramref name="prefetchC"/> is false: Winograd's M tiles, a scratch block in L1/L2 written
+    /// with beta 0 on the first K block, gain nothing from it, and at 32–64 channels (K steps per call) the 32
+    /// prefetches cost 4–5 % of the conv.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void Kernel16x16<TB>(int kc, float* a, TB b, float* c, long ldc, float alpha, float beta,
-        int rows, int cols) where TB : struct, IBRows
+        int rows, int cols, bool prefetchC = true) where TB : struct, IBRows
     {
         // C is touched only after the k loop: prefetch its rows now (a 16-float row spans at most two lines).
-        for (int r = 0; r < rows; r++)
-        {
-            Sse.Prefetch0(c + r * ldc);
-            Sse.Prefetch0(c + r * ldc + 15);
-        }
+        if (prefetchC)
+            for (int r = 0; r < rows; r++)
+            {
+                Sse.Prefetch0(c + r * ldc);
+                Sse.Prefetch0(c + r * ldc + 15);
+            }
         Vector512<float> c0 = default, c1 = default, c2 = default, c3 = default;
         Vector512<float> c4 = default, c5 = default, c6 = default, c7 = default;
         Vector512<float> c8 = default, c9 = default, c10 = default, c11 = default;

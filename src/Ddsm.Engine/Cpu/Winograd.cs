@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
@@ -14,7 +15,8 @@ namespace Ddsm.Engine.Cpu;
 /// Winograd.Avx512.cs) or, for the weight gradient, over 8 channels.
 /// <para>The GEMMs are the direct conv's microkernels (16×16 AVX-512, 6×16 AVX2) over V panels of 16 tiles,
 /// written in the packed-B layout by the input transform (which reads x in place, masked at the image's edges,
-/// where 8 or 16 tiles are a run of one tile row), against U packed once per call. Work goes to threads
+/// where 8 or 16 tiles are a run of one tile row, or on the AVX-512 path 2 or 4 whole tile rows of a 16- or 8-wide
+/// image), against U packed once per call. Work goes to threads
 /// by groups of images (one image, or as many whole small images as fill 16 tiles), and within a group by
 /// bands of at most 64 tiles so that V and M of a band stay in L2.</para>
 /// <para>Accuracy: the transforms add and subtract up to 9 terms per value before the channel sum, so rounding
@@ -37,6 +39,12 @@ internal static unsafe partial class Winograd
 
     /// <summary>Tiles per band: V (16 × Cin × 64 floats) of a 128-channel band is 512 KiB.</summary>
     private const int BandTiles = 64;
+
+    /// <summary>
+    /// Zeros from ZeroRow[−8] to ZeroRow[55]: the patch rows above and below an image, read with the same loads as a
+    /// row of x (from column −1 to 33).
+    /// </summary>
+    private static readonly float* ZeroRow = (float*)NativeMemory.AllocZeroed(64 * sizeof(float)) + 8;
 
     /// <summary>Below 16 channels on either side the GEMMs are too thin to pay for the transforms.</summary>
     private const int MinChannels = 16;
@@ -180,6 +188,10 @@ internal static unsafe partial class Winograd
         bool rowRuns = tw2 % 8 == 0, runs16 = path == SgemmPath.Avx512 && tw2 % Lanes == 0;
         // Row runs read x in place (masked loads at the image's edges); gathered patches read a bordered copy.
         bool inPlace = rowRuns && InPlaceOn;
+        // On the AVX-512 path 16-tile panels of 2 or 4 whole tile rows (W = 16, 8) read x in place too.
+        bool panels512 = path == SgemmPath.Avx512 && InPlaceOn && Panels512On &&
+                         (wd == 16 && h % 4 == 0 || wd == 8 && h % 8 == 0);
+        inPlace |= panels512;
         float* xg = x + (long)n0 * cin * h * wd, xb = null;
         if (!inPlace)
         {
@@ -199,6 +211,7 @@ internal static unsafe partial class Winograd
             int nt = Math.Min(tb, tiles - b0), panels = (nt + Lanes - 1) / Lanes, ld = panels * Lanes;
             long vStride = (long)ld * cin + Skew, mStride = (long)ld * cout + Skew;
             if (inPlace && runs16) InputRuns512(xg, b0, panels, cin, h, wd, tp, tw2, v, vStride);
+            else if (panels512) InputPanels512(xg, b0, panels, cin, h, wd, tp, tw2, v, vStride);
             else if (inPlace) InputRuns(xg, b0, tiles, panels, cin, h, wd, tp, tw2, v, vStride);
             else
             {
@@ -222,10 +235,11 @@ internal static unsafe partial class Winograd
                 float* b = v + xi * vStride + ((long)pnl * cin + pc) * Lanes;
                 float* c = m + xi * mStride + pnl * Lanes;
                 float bt = pc == 0 ? 0f : 1f;
-                if (path == SgemmPath.Avx512) ConvDirect.Tiles(kc, a, new Sgemm.PackedRows(b), cout, c, ld, bt, Lanes);
+                if (path == SgemmPath.Avx512)
+                    ConvDirect.Tiles(kc, a, new Sgemm.PackedRows(b), cout, c, ld, bt, Lanes, prefetchC: false);
                 else ConvDirect.Tiles6(kc, a, new Sgemm.PackedRows256(b), cout, c, ld, bt, edge);
             }
-            if (runs16) OutputRuns512(m, ld, mStride, b0, tiles, n0, tp, tw2, h, wd, cout, bias, beta, y);
+            if (runs16 || panels512) OutputRuns512(m, ld, mStride, b0, tiles, n0, tp, tw2, h, wd, cout, bias, beta, y);
             else OutputTransform(m, ld, mStride, b0, tiles, n0, tp, tw2, h, wd, cout, bias, beta, y, rowRuns);
         }
     }
@@ -268,6 +282,12 @@ internal static unsafe partial class Winograd
             for (int xi = 0; xi < Xi; xi++) Avx.Store(dst + xi * xiStride, d[xi]);
         }
     }
+
+    /// <summary>
+    /// AVX-512 panels of whole tile rows at W = 16 and 8 (off only to time and test the 8-tile row runs and gathered
+    /// patches they replaced).
+    /// </summary>
+    internal static bool Panels512On { get; set; } = true;
 
     /// <summary>Row runs read x in place (off only to time and test the bordered copy they replaced).</summary>
     internal static bool InPlaceOn { get; set; } = true;

@@ -23,7 +23,7 @@ public class WinogradTests
     public void Reset()
     {
         Sgemm.Cap = null;
-        Winograd.On = Winograd.InPlaceOn = true;
+        Winograd.On = Winograd.InPlaceOn = Winograd.Panels512On = true;
     }
 
     private static readonly ConvDesc[] Shapes =
@@ -34,6 +34,8 @@ public class WinogradTests
         new(N: 4, Cin: 400, H: 6, W: 10, Cout: 16, K: 3, Stride: 1, Pad: 1, CinMax: 400, CoutMax: 16),  // 2 K blocks
         new(N: 2, Cin: 100, H: 8, W: 48, Cout: 97, K: 3, Stride: 1, Pad: 1, CinMax: 100, CoutMax: 100), // 24-tile rows
         new(N: 3, Cin: 16, H: 2, W: 16, Cout: 16, K: 3, Stride: 1, Pad: 1, CinMax: 16, CoutMax: 16),    // half panels
+        new(N: 2, Cin: 100, H: 12, W: 16, Cout: 96, K: 3, Stride: 1, Pad: 1, CinMax: 104, CoutMax: 100), // 2-row pnls
+        new(N: 2, Cin: 96, H: 16, W: 8, Cout: 100, K: 3, Stride: 1, Pad: 1, CinMax: 96, CoutMax: 112),  // 4-row panels
     ];
 
     private static IEnumerable<TestCaseData> Cases()
@@ -111,6 +113,50 @@ public class WinogradTests
             Assert.That(inPlace.Count(v => v != 0f), Is.GreaterThan(inPlace.Length / 2), "a real output");
         }
         be.Free(xb); be.Free(wb);
+    }
+
+    /// <summary>
+    /// On the AVX-512 path, 16-tile panels of 2 (W = 16) or 4 (W = 8) tile rows read x in place and permute each
+    /// patch column out of two zmm: the values and per-lane arithmetic of the 8-tile runs and gathered patches they
+    /// replaced, so forward (with bias) and data gradient (flipped weight, accumulated) are bit-identical to them.
+    /// </summary>
+    [TestCase(2, 32, 16, 16)]   // 4 panels an image: top, middle, bottom tile rows
+    [TestCase(3, 16, 4, 16)]    // one panel an image: both the top and the bottom edge
+    [TestCase(2, 24, 8, 8)]     // 8×8: the whole image one panel
+    [TestCase(2, 32, 24, 8)]    // three panels of four tile rows
+    public void TileRowPanelsMatchTheEightLaneForms(int n, int c, int h, int w)
+    {
+        if (Sgemm.BestPath != SgemmPath.Avx512) Assert.Ignore("no AVX-512 on this machine");
+        var d = new ConvDesc(n, c, h, w, c + 16, 3, 1, 1, c, c + 16);
+        var r = new Rng((ulong)(n * 1000 + h * 10 + w));
+        var x = Rand(r, d.N * d.Cin * d.H * d.W);
+        var wt = Rand(r, d.CoutMax * d.CinMax * 9, 0.3f);
+        var bias = Rand(r, d.CoutMax);
+        var dy = Rand(r, d.N * d.Cout * d.H * d.W);
+        var dx0 = Rand(r, x.Length);
+        using var be = new CpuBackend { Threads = 2 };
+        var (xb, wb, bb, dyb) = (Up(be, x), Up(be, wt), Up(be, bias), Up(be, dy));
+        var dataDesc = new ConvDesc(d.N, d.Cout, d.H, d.W, d.Cin, 3, 1, 1, d.Cout, d.Cin);
+        Assert.That(Winograd.Fits(d, SgemmPath.Avx512, be.Threads) &&
+                    Winograd.Fits(dataDesc, SgemmPath.Avx512, be.Threads, Winograd.Kind.Data), Is.True,
+            "the shape must take the Winograd path forward and backward");
+        (float[] y, float[] dx) Run(bool panels)
+        {
+            Winograd.Panels512On = panels;
+            var yb = be.Allocate((long)d.N * d.Cout * d.H * d.W);
+            var dxb = Up(be, dx0);
+            be.Conv2dForward(d, xb, wb, bb, yb);
+            be.Conv2dBackwardData(d, dyb, wb, dxb);
+            var res = (Down(yb), Down(dxb));
+            be.Free(yb); be.Free(dxb);
+            return res;
+        }
+        var (yPanels, dxPanels) = Run(true);
+        var (y8, dx8) = Run(false);
+        Assert.That(yPanels, Is.EqualTo(y8), "forward: panels vs 8-lane forms");
+        Assert.That(dxPanels, Is.EqualTo(dx8), "data gradient: panels vs 8-lane forms");
+        Assert.That(yPanels.Count(v => v != 0f), Is.GreaterThan(yPanels.Length / 2), "a real output");
+        foreach (var buf in new[] { xb, wb, bb, dyb }) be.Free(buf);
     }
 
     /// <summary>y = conv(x, w) without bias, copied out.</summary>
