@@ -21,7 +21,10 @@ namespace Ddsm.Bench;
 /// `compare=attn` (attention's forward by blocks of 16 queries against the whole T×T score matrix),
 /// `compare=inplace` (Winograd's row runs reading x in place against a zero-bordered copy; at W = 32·k the AVX-512
 /// path's copy takes 8-tile runs, not 16), `compare=panels512` (AVX-512 Winograd panels of 2 or 4 tile rows at
-/// W = 16 and 8 against the 8-tile runs and gathered patches),
+/// W = 16 and 8 against the 8-tile runs and gathered patches), `compare=prefetch` (direct convs prefetching their B
+/// rows two panels ahead against not),
+/// `k=1` (the conv rows pointwise instead of 3×3), `cold=N` (the conv rows' forward and data-gradient inputs cycle
+/// through N copies, so that with N copies past the L3 they come from memory, as a UNet's skip conv reads its input),
 /// `threads=N` (default 2), `clock=cpu` (the process's CPU time instead of wall time: with threads=1 a
 /// measure that a loaded machine disturbs far less than wall time).
 /// </summary>
@@ -61,24 +64,35 @@ public static class PathsBench
                     ? (ci, hi)
                     : throw new ArgumentException($"paths: shapes={shapes}: '{p}' is not CHANNELS-SIZE, e.g. 32-16"))
                 .ToArray();
+        int kk = int.Parse(Arg("k", "3")), cold = int.Parse(Arg("cold", "1"));
+        if (kk is not (1 or 3) || cold < 1) throw new ArgumentException("paths: k=1 or k=3, cold=N with N >= 1");
         foreach (var (c, hw) in convs)
         {
-            var d = new ConvDesc(batch, c, hw, hw, c, 3, 1, 1, c, c);
-            var x = Filled(be, rng, (long)batch * c * hw * hw); var y = Filled(be, rng, x.Length);
-            var w = Filled(be, rng, (long)c * c * 9); var bias = Filled(be, rng, c);
+            var d = new ConvDesc(batch, c, hw, hw, c, kk, 1, kk / 2, c, c);
+            var xs = Enumerable.Range(0, cold).Select(_ => Filled(be, rng, (long)batch * c * hw * hw)).ToArray();
+            var ys = Enumerable.Range(0, cold).Select(_ => Filled(be, rng, xs[0].Length)).ToArray();
+            var (x, y) = (xs[0], ys[0]);
+            var w = Filled(be, rng, (long)c * c * kk * kk); var bias = Filled(be, rng, c);
             var dx = Filled(be, rng, x.Length); var dw = Filled(be, rng, w.Length); var db = Filled(be, rng, c);
+            string shape = $"c{c}-{hw}{(kk == 1 ? " k1" : "")}";
             if (parts.Contains("fwd"))
-                Row($"conv_fwd/c{c}-{hw}", reps, paths, () => be.Conv2dForward(d, x, w, bias, y));
+                Row($"conv_fwd/{shape}", reps, paths, () =>
+                {
+                    foreach (var xc in xs) be.Conv2dForward(d, xc, w, bias, y);
+                }, cold);
             if (parts.Contains("bwd"))
-                Row($"conv_bwd/c{c}-{hw}", reps, paths, () =>
+                Row($"conv_bwd/{shape}", reps, paths, () =>
                 {
                     be.Conv2dBackwardData(d, y, w, dx);
                     be.Conv2dBackwardWeight(d, x, y, dw, db);
                 });
             if (parts.Contains("data"))
-                Row($"conv_data/c{c}-{hw}", reps, paths, () => be.Conv2dBackwardData(d, y, w, dx));
+                Row($"conv_data/{shape}", reps, paths, () =>
+                {
+                    foreach (var yc in ys) be.Conv2dBackwardData(d, yc, w, dx);
+                }, cold);
             if (parts.Contains("wgrad"))
-                Row($"conv_wgrad/c{c}-{hw}", reps, paths, () => be.Conv2dBackwardWeight(d, x, y, dw, null));
+                Row($"conv_wgrad/{shape}", reps, paths, () => be.Conv2dBackwardWeight(d, x, y, dw, null));
             if (parts.Contains("gn"))
             {
                 var gd = new GroupNormDesc(batch, c, hw * hw, 16, c, 1e-5f, SiLU: true);
@@ -106,7 +120,7 @@ public static class PathsBench
                 Row($"attn_bwd/c{c}-{hw}", reps, paths, () => be.AttentionBackward(ad, qkv, o, lse, o, dqkv));
                 foreach (var buf in new[] { qkv, o, lse, dqkv }) be.Free(buf);
             }
-            foreach (var buf in new[] { x, y, w, bias, dx, dw, db }) be.Free(buf);
+            foreach (var buf in xs.Concat(ys).Concat([w, bias, dx, dw, db])) be.Free(buf);
         }
         if (parts.Contains("gemm"))
             foreach (var (m, n, k) in new[] { (1024, 1024, 1024), (128, 1024, 1152), (64, 256, 576), (16, 1024, 144) })
@@ -124,6 +138,7 @@ public static class PathsBench
     private static readonly Dictionary<string, (string On, string Off, Action<bool> Set)> Switches = new()
     {
         ["panels512"] = ("16-lane panels", "8-lane", on => Winograd.Panels512On = on),
+        ["prefetch"] = ("prefetch B", "no prefetch", on => ConvDirect.PrefetchOn = on),
         ["panel"] = ("panel-wise B", "block B", on => Sgemm.PackBPerPanel = on),
         ["winograd"] = ("winograd", "direct", on => Winograd.On = on),
         ["inplace"] = ("x in place", "bordered copy", on => Winograd.InPlaceOn = on),
