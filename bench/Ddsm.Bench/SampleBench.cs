@@ -13,8 +13,9 @@ namespace Ddsm.Bench;
 /// median wall time per image of each, both savings, and their ratio (target ≥ 0.8), also as the median of
 /// per-rep ratios against the full-width run of the same rep (paired); also uniform ½ and ¼
 /// width, whose wall saving must stay ≥ 0.9 of their FLOPs saving (issue 16).
-/// Args: [preset=fmnist32] [steps=20] [batch=16] [reps=7] [profile] (`profile`: then each strategy's op and kernel
-/// profile over one more run).
+/// Args: [preset=fmnist32] [steps=20] [batch=16] [reps=7] [profile] [threads=N] [clock=cpu] (`profile`: then each
+/// strategy's op and kernel profile over one more run; `threads=1 clock=cpu`: one thread timed by the process's CPU
+/// time, which a loaded or noisy machine disturbs far less than the default 2-thread wall time).
 /// </summary>
 public static class SampleBench
 {
@@ -23,11 +24,13 @@ public static class SampleBench
 
     private static int Run(string[] args)
     {
-        var pos = args.Where(a => a != "profile").ToArray();
+        var pos = args.Where(a => a != "profile" && !a.Contains('=')).ToArray();
+        bool cpuClock = args.Contains("clock=cpu");
         var cfg = UNetConfig.Preset(pos.Length > 0 ? pos[0] : "fmnist32");
         int steps = pos.Length > 1 ? int.Parse(pos[1]) : 20, batch = pos.Length > 2 ? int.Parse(pos[2]) : 16;
         int reps = pos.Length > 3 ? int.Parse(pos[3]) : 7;
         var be = CpuBackend.Instance;
+        if (args.FirstOrDefault(a => a.StartsWith("threads=")) is { } th) be.Threads = int.Parse(th[8..]);
         using var model = new SlimUNet(be, cfg, 1);
         var sched = NoiseSchedule.Linear();
         double Near(double w) => cfg.Widths.OrderBy(v => Math.Abs(v - w)).First();
@@ -49,7 +52,9 @@ public static class SampleBench
         double TimeOne(StepStrategy s)
         {
             var sw = Stopwatch.StartNew();
+            double c0 = Process.GetCurrentProcess().TotalProcessorTime.TotalMilliseconds;
             BatchSampler.Sample(model, sched, s, spec);
+            if (cpuClock) return (Process.GetCurrentProcess().TotalProcessorTime.TotalMilliseconds - c0) / batch;
             return sw.Elapsed.TotalMilliseconds / batch;
         }
         foreach (var st in strategies) TimeOne(st.s);          // warm-up (JIT, pools)
@@ -57,7 +62,8 @@ public static class SampleBench
         for (int r = 0; r < reps; r++)
             for (int i = 0; i < strategies.Length; i++) times[i].Add(TimeOne(strategies[i].s));
         Console.WriteLine($"model {cfg.Name}, DDIM {steps} steps, batch {batch}, {reps} interleaved reps, " +
-                          $"{Environment.ProcessorCount} threads, load {File.ReadAllText("/proc/loadavg").Trim()}");
+                          $"{be.Threads} threads, {(cpuClock ? "CPU" : "wall")} time, " +
+                          $"load {File.ReadAllText("/proc/loadavg").Trim()}");
         Console.WriteLine(
             $"{"strategy",-14} {"GFLOPs/img",11} {"ms/img (median)",16} {"all reps",30}  savings vs full");
         double mf = Median(times[0]);
