@@ -139,10 +139,26 @@ public sealed partial class CpuBackend
                 SoftmaxLanes(sT, t, lse + q0, inv);
                 ConvDirect.Tiles6(t, vA, new Sgemm.PackedRows256(sT), hd, o + q0, t, 0f, edge);
             }
-            for (int c = 0; c < hd; c++)
+            // O's 16 columns divided by their row sums: one vector per output channel (a library call per row
+            // cost more than the multiply).
+            if (path == SgemmPath.Avx512)
             {
-                var row = new Span<float>(o + (long)c * t + q0, NR);
-                TensorPrimitives.Multiply(row, new ReadOnlySpan<float>(inv, NR), row);
+                var iv = Vector512.Load(inv);
+                for (int c = 0; c < hd; c++)
+                {
+                    float* row = o + (long)c * t + q0;
+                    Vector512.Store(Vector512.Load(row) * iv, row);
+                }
+            }
+            else
+            {
+                Vector256<float> lo = Vector256.Load(inv), hi = Vector256.Load(inv + 8);
+                for (int c = 0; c < hd; c++)
+                {
+                    float* row = o + (long)c * t + q0;
+                    Vector256.Store(Vector256.Load(row) * lo, row);
+                    Vector256.Store(Vector256.Load(row + 8) * hi, row + 8);
+                }
             }
         }
     }

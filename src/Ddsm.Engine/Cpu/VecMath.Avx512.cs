@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Ddsm.Engine.Cpu;
 
@@ -29,8 +30,9 @@ internal static partial class VecMath
         y = Vector512.FusedMultiplyAdd(y, r, P416);
         y = Vector512.FusedMultiplyAdd(y, r, P516);
         y = Vector512.FusedMultiplyAdd(y, r2, r + Vector512<float>.One);
-        var pow2 = Vector512.ShiftLeft(Vector512.ConvertToInt32Native(fx) + Vector512.Create(127), 23);
-        return y * pow2.AsSingle();
+        // y·2^fx in one vscalefps, where the 256-bit form builds 2^fx from exponent bits (convert, add, shift) and
+        // multiplies: the same correctly rounded product (fx ≥ −126 after the clamp, so 2^fx is a normal float).
+        return Avx512F.Scale(y, fx);
     }
 
     /// <summary>u·σ(u), 16 lanes.</summary>
