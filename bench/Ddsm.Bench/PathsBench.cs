@@ -22,8 +22,10 @@ namespace Ddsm.Bench;
 /// `compare=inplace` (Winograd's row runs reading x in place against a zero-bordered copy; at W = 32·k the AVX-512
 /// path's copy takes 8-tile runs, not 16), `compare=panels512` (AVX-512 Winograd panels of 2 or 4 tile rows at
 /// W = 16 and 8 against the 8-tile runs and gathered patches), `compare=prefetch` (direct convs prefetching their B
-/// rows two panels ahead against not),
-/// `k=1` (the conv rows pointwise instead of 3×3), `cold=N` (the conv rows' forward and data-gradient inputs cycle
+/// rows two panels ahead against not), `compare=thin` (Cout ≤ 4 on the AVX-512 thin kernels against 16-row
+/// tiles),
+/// `k=1` (the conv rows pointwise instead of 3×3), `cout=N` (the conv rows' output channels, default Cin),
+/// `cold=N` (the conv rows' forward and data-gradient inputs cycle
 /// through N copies, so that with N copies past the L3 they come from memory, as a UNet's skip conv reads its input),
 /// `threads=N` (default 2), `clock=cpu` (the process's CPU time instead of wall time: with threads=1 a
 /// measure that a loaded machine disturbs far less than wall time).
@@ -64,17 +66,21 @@ public static class PathsBench
                     ? (ci, hi)
                     : throw new ArgumentException($"paths: shapes={shapes}: '{p}' is not CHANNELS-SIZE, e.g. 32-16"))
                 .ToArray();
-        int kk = int.Parse(Arg("k", "3")), cold = int.Parse(Arg("cold", "1"));
-        if (kk is not (1 or 3) || cold < 1) throw new ArgumentException("paths: k=1 or k=3, cold=N with N >= 1");
+        int kk = int.Parse(Arg("k", "3")), cold = int.Parse(Arg("cold", "1")), coutArg = int.Parse(Arg("cout", "0"));
+        if (kk is not (1 or 3) || cold < 1 || coutArg < 0)
+            throw new ArgumentException("paths: k=1 or k=3, cold=N with N >= 1, cout=N with N >= 1");
+        if (coutArg > 0 && (parts.Contains("gn") || parts.Contains("attn")))
+            throw new ArgumentException("paths: cout= applies to the conv rows only (not gn, attn)");
         foreach (var (c, hw) in convs)
         {
-            var d = new ConvDesc(batch, c, hw, hw, c, kk, 1, kk / 2, c, c);
+            int co = coutArg > 0 ? coutArg : c;
+            var d = new ConvDesc(batch, c, hw, hw, co, kk, 1, kk / 2, c, co);
             var xs = Enumerable.Range(0, cold).Select(_ => Filled(be, rng, (long)batch * c * hw * hw)).ToArray();
-            var ys = Enumerable.Range(0, cold).Select(_ => Filled(be, rng, xs[0].Length)).ToArray();
+            var ys = Enumerable.Range(0, cold).Select(_ => Filled(be, rng, (long)batch * co * hw * hw)).ToArray();
             var (x, y) = (xs[0], ys[0]);
-            var w = Filled(be, rng, (long)c * c * kk * kk); var bias = Filled(be, rng, c);
-            var dx = Filled(be, rng, x.Length); var dw = Filled(be, rng, w.Length); var db = Filled(be, rng, c);
-            string shape = $"c{c}-{hw}{(kk == 1 ? " k1" : "")}";
+            var w = Filled(be, rng, (long)co * c * kk * kk); var bias = Filled(be, rng, co);
+            var dx = Filled(be, rng, x.Length); var dw = Filled(be, rng, w.Length); var db = Filled(be, rng, co);
+            string shape = $"c{c}-{hw}{(co != c ? $"→{co}" : "")}{(kk == 1 ? " k1" : "")}";
             if (parts.Contains("fwd"))
                 Row($"conv_fwd/{shape}", reps, paths, () =>
                 {
@@ -139,6 +145,7 @@ public static class PathsBench
     {
         ["panels512"] = ("16-lane panels", "8-lane", on => Winograd.Panels512On = on),
         ["prefetch"] = ("prefetch B", "no prefetch", on => ConvDirect.PrefetchOn = on),
+        ["thin"] = ("thin kernels", "16-row tiles", on => ConvDirect.ThinOn = on),
         ["panel"] = ("panel-wise B", "block B", on => Sgemm.PackBPerPanel = on),
         ["winograd"] = ("winograd", "direct", on => Winograd.On = on),
         ["inplace"] = ("x in place", "bordered copy", on => Winograd.InPlaceOn = on),

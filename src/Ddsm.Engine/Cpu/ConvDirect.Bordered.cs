@@ -48,6 +48,20 @@ internal static unsafe partial class ConvDirect
             int kc = Math.Min(kcStep, kk - pc);
             float betaEff = pc == 0 ? beta : 1f;
             float* aBlock = (float*)w.Data + (long)pc * mPadded;
+            if (avx512 && m <= ThinRows && ThinOn)
+            {
+                // Four panels a k step (ConvDirect.Thin.cs); [lo, hi) is whole panels.
+                for (int j0 = lo; j0 < hi; j0 += 4 * NR)
+                {
+                    int np = Math.Min(4, (hi - j0) / NR);
+                    float* Origin(int j) => xb + (long)(j / wo) * stride + j % wo;
+                    float* o0 = Origin(j0);
+                    ThinTile(kc, aBlock, delta + pc, o0, np > 1 ? Origin(j0 + NR) : o0,
+                        np > 2 ? Origin(j0 + 2 * NR) : o0, np > 3 ? Origin(j0 + 3 * NR) : o0, m, np, y + j0, hw,
+                        betaEff);
+                }
+                continue;
+            }
             for (int j0 = lo; j0 < hi; j0 += NR)
             {
                 float* origin = xb + (long)(j0 / wo) * stride + j0 % wo;

@@ -86,6 +86,9 @@ public abstract class ConvOpTests : BackendFixture
         new(2, 2, 3, 1024, 4, 3, 1, 1, 2, 4),    // rows of 64 vectors; one image per 4096-pixel weight-gradient block
         new(2, 5, 16, 16, 7, 3, 2, 1, 6, 9),     // stride 2 direct: output rows of 8, two per 16-pixel panel
         new(1, 3, 4, 64, 5, 3, 2, 1, 4, 6),      // stride 2 direct: output rows of 32 (two panels each)
+        new(2, 6, 4, 32, 1, 3, 1, 1, 8, 2),      // one output channel (thin kernels): 8 panels, 4 a k step
+        new(2, 5, 5, 48, 3, 3, 1, 1, 6, 4),      // three (RGB): 15 panels, the last step 3
+        new(2, 9, 2, 40, 2, 1, 1, 0, 12, 4),     // 1×1, two: 5 panels, the last step 1
     ];
 
     private static IEnumerable<TestCaseData> Cases()

@@ -112,6 +112,44 @@ public class SimdPathTests
         }
     }
 
+    /// <summary>
+    /// Convs with at most 4 output channels take the thin kernels on the AVX-512 path: the same per-element FMA
+    /// chain over the same K order as the 16-row tiles, so the outputs are bit-identical to theirs.
+    /// </summary>
+    [TestCase(2, 6, 4, 32, 1, 3, 1)]    // 8 panels, 4 a step
+    [TestCase(2, 5, 5, 48, 3, 3, 1)]    // 15 panels: the last step 3
+    [TestCase(1, 400, 2, 16, 4, 3, 1)]  // Cin·9 = 3600: several K blocks (beta 1 after the first)
+    [TestCase(2, 9, 2, 40, 2, 1, 0)]    // 1×1: 5 panels, the last step 1
+    public void ThinConvsAreBitIdenticalToTheSixteenRowTiles(int n, int cin, int h, int w, int cout, int k, int pad)
+    {
+        if (Sgemm.BestPath != SgemmPath.Avx512) Assert.Ignore("no AVX-512 on this machine");
+        var rng = new Rng((ulong)(n * 11 + cin * 3 + w + cout));
+        var xd = new float[n * cin * h * w]; rng.FillNormal(xd);
+        var wd = new float[cout * cin * k * k]; rng.FillNormal(wd);
+        var bd = new float[cout]; rng.FillNormal(bd);
+        var be = CpuBackend.Instance;
+        var d = new ConvDesc(n, cin, h, w, cout, k, 1, pad, cin, cout);
+        float[] Run(bool thin)
+        {
+            ConvDirect.ThinOn = thin;
+            try
+            {
+                var (x, wt, b, y) = (be.Allocate(xd.Length), be.Allocate(wd.Length), be.Allocate(cout),
+                    be.Allocate((long)n * cout * h * w));
+                be.CopyIn(x, 0, xd); be.CopyIn(wt, 0, wd); be.CopyIn(b, 0, bd);
+                be.Conv2dForward(d, x, wt, b, y);
+                var got = new float[y.Length];
+                be.CopyOut(y, 0, got);
+                foreach (var buf in new[] { x, wt, b, y }) be.Free(buf);
+                return got;
+            }
+            finally { ConvDirect.ThinOn = true; }
+        }
+        var thin = Run(true);
+        Assert.That(thin, Is.EqualTo(Run(false)), "thin kernels vs 16-row tiles");
+        Assert.That(thin.Count(v => v != 0f), Is.GreaterThan(thin.Length / 2), "a real output");
+    }
+
     // (n, c, hw, scale-shift): GroupNorm(16) + SiLU, then attention with 32-channel heads over the hw² tokens. Rows
     // of 64 (16-lane loops only), 36 (16 + 16 + 4 scalars), 25 (16 + 8 + 1).
     [TestCase(2, 32, 8, false)]
