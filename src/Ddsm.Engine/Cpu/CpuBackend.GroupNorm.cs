@@ -1,3 +1,5 @@
+using System.Buffers;
+
 namespace Ddsm.Engine.Cpu;
 
 // GroupNorm with ADM's fused scale-shift norm and SiLU, in one pass over x per (sample, group):
@@ -50,9 +52,10 @@ public sealed partial class CpuBackend
         int cpg = d.C / d.G, s = d.S, groupLen = cpg * s;
         // du = ∂L/∂u differs from dy only through the activation; without it dy is used in place.
         bool silu = d.SiLU;
-        // (N, C) per-sample partials of Σ_s dz and Σ_s dz·xhat, for dβ and dγ.
-        var partB = dbeta is null ? null : new double[d.N * d.C];
-        var partG = dgamma is null ? null : new double[d.N * d.C];
+        // (N, C) per-sample partials of Σ_s dz and Σ_s dz·xhat, for dβ and dγ: every entry is written below, so
+        // pooled arrays serve (a new pair of N·C doubles per call was 128 KiB of garbage at N64 C128).
+        var partB = dbeta is null ? null : ArrayPool<double>.Shared.Rent(d.N * d.C);
+        var partG = dgamma is null ? null : ArrayPool<double>.Shared.Rent(d.N * d.C);
         Parallel.For(0, d.N * d.G, Par, ng =>
         {
             // Scratch: du of the group (with SiLU); xhat = x·r − μ·r is recomputed from x where needed.
@@ -95,8 +98,16 @@ public sealed partial class CpuBackend
         });
 
         // Fixed-order reduction over samples: deterministic dγ, dβ on the active prefix only.
-        if (partG is not null) ReduceOverSamples(partG, A(dgamma!), d.N, d.C);
-        if (partB is not null) ReduceOverSamples(partB, A(dbeta!), d.N, d.C);
+        if (partG is not null)
+        {
+            ReduceOverSamples(partG, A(dgamma!), d.N, d.C);
+            ArrayPool<double>.Shared.Return(partG);
+        }
+        if (partB is not null)
+        {
+            ReduceOverSamples(partB, A(dbeta!), d.N, d.C);
+            ArrayPool<double>.Shared.Return(partB);
+        }
     }
 
     private static void ReduceOverSamples(double[] part, float[] dst, int n, int c)
