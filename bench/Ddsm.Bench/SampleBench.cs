@@ -25,12 +25,19 @@ public static class SampleBench
     private static int Run(string[] args)
     {
         var pos = args.Where(a => a != "profile" && !a.Contains('=')).ToArray();
-        bool cpuClock = args.Contains("clock=cpu");
+        int threads = 0;
+        bool cpuClock = false;
+        foreach (var a in args.Where(a => a.Contains('=')))
+        {
+            if (a.StartsWith("threads=") && int.TryParse(a[8..], out threads) && threads >= 1) continue;
+            if (a is "clock=cpu" or "clock=wall") { cpuClock = a == "clock=cpu"; continue; }
+            throw new ArgumentException($"sample: '{a}': the options are threads=N (N >= 1) and clock=cpu|wall");
+        }
         var cfg = UNetConfig.Preset(pos.Length > 0 ? pos[0] : "fmnist32");
         int steps = pos.Length > 1 ? int.Parse(pos[1]) : 20, batch = pos.Length > 2 ? int.Parse(pos[2]) : 16;
         int reps = pos.Length > 3 ? int.Parse(pos[3]) : 7;
         var be = CpuBackend.Instance;
-        if (args.FirstOrDefault(a => a.StartsWith("threads=")) is { } th) be.Threads = int.Parse(th[8..]);
+        if (threads > 0) be.Threads = threads;
         using var model = new SlimUNet(be, cfg, 1);
         var sched = NoiseSchedule.Linear();
         double Near(double w) => cfg.Widths.OrderBy(v => Math.Abs(v - w)).First();
